@@ -1,0 +1,87 @@
+"""Quantization-aware training with Brevitas and QONNX export."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from quant_train.config import Config
+from quant_train.data import Dataset
+from quant_train.models import BinaryMLP
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_model(cfg: Config, data: Dataset) -> nn.Module:
+    return BinaryMLP(data.x_train.shape[1], list(cfg.model.hidden), data.num_classes, cfg.model.input_bits,
+                     cfg.model.dropout)
+
+
+def evaluate(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        return model(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
+
+
+def train(cfg: Config, data: Dataset, progress=None) -> tuple[nn.Module, dict]:
+    """Train with Adam and a cosine schedule. `progress(epoch, epochs, loss)` is called per epoch."""
+    seed_everything(cfg.train.seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = build_model(cfg, data)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.train.epochs)
+    x = torch.from_numpy(data.x_train)
+    y = torch.from_numpy(data.y_train)
+    gen = torch.Generator().manual_seed(cfg.train.seed)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(cfg.train.epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        total = 0.0
+        for start in range(0, len(x), cfg.train.batch_size):
+            idx = order[start:start + cfg.train.batch_size]
+            if len(idx) < 2:  # batch-norm needs two samples
+                continue
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        sched.step()
+        if progress:
+            progress(epoch + 1, cfg.train.epochs, total / len(x))
+    out = evaluate(model, data.x_test)
+    metrics = {"dataset": data.name, "n_test": int(len(data.y_test)),
+               "test_accuracy": float((out.argmax(1) == data.y_test).mean())}
+    return model, metrics
+
+
+def export_qonnx(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
+    """Brevitas -> QONNX, quietly (the exporter prints progress and warnings)."""
+    from brevitas.export import export_qonnx as brevitas_export
+
+    model.eval()
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        brevitas_export(model, torch.zeros((1, *input_shape)), export_path=str(path))
+
+
+def save_run(model: nn.Module, metrics: dict, cfg: Config, data: Dataset, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    export_qonnx(model, data.x_train.shape[1:], out / "model.onnx")
+    torch.save({"state_dict": model.state_dict(), "config": cfg.to_dict()}, out / "checkpoint.pt")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")

@@ -1,0 +1,146 @@
+"""The numeric contract of docs/numerics.md, implemented once.
+
+Every backend (golden model, RTL, C) relies on these rules through the IR; nothing else in the
+project may restate them. Exactness matters more than speed here: thresholds are derived with
+rational arithmetic from the exact values of the float32 parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from xnorkit.ir import BIPOLAR, IntType
+
+
+# ---- input quantization ---------------------------------------------------------------------------------
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: IntType) -> np.ndarray:
+    """Float to integer as Brevitas' IntQuant does it: float32 x / scale + zero_point, rounded half to even,
+    clamped to the type's range. Returns int64."""
+    y = np.asarray(x, dtype=np.float32) / np.float32(scale) + np.float32(zero_point)
+    return np.clip(np.rint(y), dtype.min, dtype.max).astype(np.int64)
+
+
+# ---- accumulators ---------------------------------------------------------------------------------------
+
+def accumulator_affine(in_dtype: IntType, row: np.ndarray, in_scale: Fraction, in_zero_point: int,
+                       weight_scale: Fraction) -> tuple[Fraction, Fraction]:
+    """(k, c) such that the real dot product of one output channel equals k * accumulator + c.
+
+    Bipolar input x = s_x * (2b - 1): the accumulator is popcount(XNOR) and dot = s_x s_w (2 pc - N).
+    Integer input x = s_x * (q - zp): the accumulator is sum q*w and dot = s_x s_w (acc - zp * sum w).
+    Negating a weight row negates k and leaves c unchanged (used to fold negative slopes).
+    """
+    sxw = in_scale * weight_scale
+    if in_dtype.bipolar:
+        return 2 * sxw, -len(row) * sxw
+    return sxw, -sxw * in_zero_point * int(row.sum())
+
+
+def accumulator_range(row: np.ndarray, in_dtype: IntType) -> tuple[int, int]:
+    """Exact (min, max) of one channel's accumulator over all inputs of `in_dtype`."""
+    if in_dtype.bipolar:
+        return 0, len(row)
+    w = row.astype(np.int64)
+    ends = np.stack([w * in_dtype.min, w * in_dtype.max])
+    return int(ends.min(axis=0).sum()), int(ends.max(axis=0).sum())
+
+
+def signed_type_for(lo: int, hi: int) -> IntType:
+    """Smallest two's complement type holding every integer in [lo, hi]."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return IntType(bits, signed=True)
+
+
+def accumulator_type(weights: np.ndarray, in_dtype: IntType) -> IntType:
+    """The accumulator type of a MatMul: wide enough for every channel's range and for its threshold,
+    which may be one past the largest accumulator (a channel that never fires)."""
+    ranges = [accumulator_range(r, in_dtype) for r in weights]
+    lo = min(r[0] for r in ranges)
+    hi = max(r[1] for r in ranges)
+    return signed_type_for(lo, hi + 1)
+
+
+# ---- batch-norm + sign folded into integer thresholds ---------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchNorm:
+    """y = gamma * (x - mean) / sqrt(var + eps) + beta, for one channel, with exact values."""
+
+    gamma: Fraction
+    beta: Fraction
+    mean: Fraction
+    var_eps: Fraction  # var + eps, > 0
+
+    @staticmethod
+    def from_floats(gamma: float, beta: float, mean: float, var: float, eps: float) -> BatchNorm:
+        # ONNX computes var + eps in float32; so does PyTorch. Take that float32 sum exactly.
+        var_eps = float(np.float32(var) + np.float32(eps))
+        return BatchNorm(Fraction(float(gamma)), Fraction(float(beta)), Fraction(float(mean)), Fraction(var_eps))
+
+
+IDENTITY_BN = BatchNorm(Fraction(1), Fraction(0), Fraction(0), Fraction(1))
+
+
+def _sign_of_a_plus_b_sqrt_r(a: Fraction, b: Fraction, r: Fraction) -> int:
+    """Exact sign of a + b * sqrt(r) for r > 0."""
+    if a >= 0 and b >= 0:
+        return 0 if (a == 0 and b == 0) else 1
+    if a <= 0 and b <= 0:
+        return -1
+    lhs, rhs = a * a, b * b * r
+    diff = lhs - rhs if a > 0 else rhs - lhs
+    return (diff > 0) - (diff < 0)
+
+
+def needs_negation(k: Fraction, bn: BatchNorm) -> bool:
+    """True when the pre-activation falls as the accumulator rises (gamma * k < 0): the compiler then
+    negates the channel's weight row so that every threshold reads `acc >= T`."""
+    return bn.gamma * k < 0
+
+
+def sign_threshold(k: Fraction, c: Fraction, bn: BatchNorm, lo: int, hi: int) -> int:
+    """Smallest integer accumulator T in [lo, hi + 1] with sign(bn(k * acc + c)) = +1 for every acc >= T.
+
+    Requires gamma * k >= 0 (see `needs_negation`). Binary sign maps y >= 0 to +1 (as Brevitas and
+    BipolarQuant do). The test is exact: gamma*(k*acc + c - mean) + beta*sqrt(var+eps) >= 0.
+    A channel with gamma = 0 or k = 0 is constant: T = lo (always +1) or hi + 1 (always -1).
+    """
+    assert bn.gamma * k >= 0
+
+    def fires(acc: int) -> bool:
+        a = bn.gamma * (k * acc + c - bn.mean)
+        return _sign_of_a_plus_b_sqrt_r(a, bn.beta, bn.var_eps) >= 0
+
+    first, last = lo, hi + 1  # the answer is in [first, last]; last means "never fires"
+    while first < last:
+        mid = (first + last) // 2
+        if fires(mid):
+            last = mid
+        else:
+            first = mid + 1
+    return first
+
+
+def output_affine(k: Fraction, c: Fraction, bn: BatchNorm) -> tuple[float, float]:
+    """(scale, offset), float64, such that the float output = scale * accumulator + offset."""
+    g = float(bn.gamma) / np.sqrt(float(bn.var_eps))
+    return g * float(k), g * (float(c) - float(bn.mean)) + float(bn.beta)
+
+
+# ---- the dot product from popcount ----------------------------------------------------------------------
+
+def popcount_to_dot(popcount: np.ndarray, n: int) -> np.ndarray:
+    """Bipolar dot product of two n-element vectors from the popcount of their XNOR: 2 * pc - n."""
+    return 2 * popcount - n
+
+
+__all__ = [
+    "BIPOLAR", "BatchNorm", "IDENTITY_BN", "accumulator_affine", "accumulator_range", "accumulator_type",
+    "needs_negation", "output_affine", "popcount_to_dot", "quantize", "sign_threshold", "signed_type_for",
+]

@@ -1,0 +1,83 @@
+"""The one packing module: how bits and small integers are laid into words.
+
+Used by the golden model, the RTL weight memories (.mem files), the C arrays and the testbench drivers.
+Rule (docs/numerics.md): element i of a vector goes to word i // W, bit position (i % W) * bits
+(least significant first); bipolar +1 is bit 1, -1 is bit 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def bipolar_to_bits(values: np.ndarray) -> np.ndarray:
+    """-1/+1 (or already 0/1 bits) to 0/1 uint8 bits: +1 -> 1, -1 -> 0."""
+    v = np.asarray(values)
+    return (v > 0).astype(np.uint8)
+
+
+def pack_bits(bits: np.ndarray, word_bits: int = 64) -> np.ndarray:
+    """Pack the last axis of a 0/1 array into unsigned words, element i at word i // W, bit i % W.
+    The last word is padded with 0 bits."""
+    bits = np.asarray(bits, dtype=np.uint8)
+    n = bits.shape[-1]
+    words = -(-n // word_bits)
+    padded = np.zeros(bits.shape[:-1] + (words * word_bits,), dtype=np.uint8)
+    padded[..., :n] = bits
+    as_bytes = np.packbits(padded, axis=-1, bitorder="little")  # bit i of a byte = element i
+    word_dtype = np.dtype(f"<u{word_bits // 8}")  # little-endian bytes inside a word
+    return as_bytes.view(word_dtype).astype(word_dtype.newbyteorder("="))
+
+
+def pack_fields(values: np.ndarray, bits: int) -> int:
+    """Pack a 1-D sequence of integers into one Python int, element i at bit position i * bits (two's
+    complement fields for negative values). Used for wide RTL words of any width."""
+    mask = (1 << bits) - 1
+    word = 0
+    for i, v in enumerate(np.asarray(values).tolist()):
+        word |= (int(v) & mask) << (i * bits)
+    return word
+
+
+def unpack_fields(word: int, count: int, bits: int, signed: bool) -> np.ndarray:
+    """Inverse of pack_fields."""
+    mask = (1 << bits) - 1
+    out = np.empty(count, dtype=np.int64)
+    for i in range(count):
+        v = (word >> (i * bits)) & mask
+        if signed and v >> (bits - 1):
+            v -= 1 << bits
+        out[i] = v
+    return out
+
+
+def mvtu_weight_words(weights: np.ndarray, pe: int, simd: int) -> list[int]:
+    """Weight memory of a matrix-vector unit with PE x SIMD folding: word (nf * SF + sf) holds, for PE
+    lane p, the SIMD weight bits of neuron nf * PE + p at inputs sf * SIMD .. sf * SIMD + SIMD - 1, at
+    bit position p * SIMD + s."""
+    out_features, in_features = weights.shape
+    nf_count, sf_count = out_features // pe, in_features // simd
+    bits = bipolar_to_bits(weights)
+    words = []
+    for nf in range(nf_count):
+        for sf in range(sf_count):
+            tile = bits[nf * pe:(nf + 1) * pe, sf * simd:(sf + 1) * simd]
+            words.append(pack_fields(tile.reshape(-1), 1))
+    return words
+
+
+def mvtu_threshold_words(thresholds: np.ndarray, pe: int, acc_bits: int) -> list[int]:
+    """Threshold memory: word nf holds the thresholds of neurons nf * PE + p at bit position p * acc_bits."""
+    return [pack_fields(thresholds[nf * pe:(nf + 1) * pe], acc_bits) for nf in range(len(thresholds) // pe)]
+
+
+def stream_words(values: np.ndarray, elems_per_word: int, bits: int) -> list[int]:
+    """Split one vector into stream beats of `elems_per_word` elements of `bits` bits each."""
+    values = np.asarray(values)
+    return [pack_fields(values[i:i + elems_per_word], bits) for i in range(0, len(values), elems_per_word)]
+
+
+def mem_file(words: list[int], width: int) -> str:
+    """$readmemh text: one hexadecimal word per line."""
+    digits = max(1, -(-width // 4))
+    return "".join(f"{w:0{digits}x}\n" for w in words)
