@@ -18,8 +18,6 @@ from xnorkit.ir import Dequantize, Graph, MatMul, Quantize, Threshold
 
 LIBRARY = ("xk_mvtu.sv", "xk_stream_fifo.sv", "xk_stream_dwc.sv")
 TOP = "xnorkit_top"
-FIFO_DEPTH = 2
-
 
 @dataclass(frozen=True)
 class Unit:
@@ -41,6 +39,28 @@ class Unit:
     @property
     def out_bits(self) -> int:
         return 1 if self.use_threshold else self.acc_bits
+
+
+@dataclass(frozen=True)
+class Link:
+    """The stream from one unit to the next. Narrow-to-wide gathers before the FIFO and wide-to-narrow
+    splits after it, so the FIFO always delivers one consumer beat per cycle; it holds one whole vector,
+    which lets a producer run ahead while its consumer works through its later neuron folds."""
+
+    src: Unit
+    dst: Unit
+
+    @property
+    def gather_first(self) -> bool:
+        return self.src.pe < self.dst.simd
+
+    @property
+    def fifo_width(self) -> int:
+        return max(self.src.pe, self.dst.simd)
+
+    @property
+    def fifo_depth(self) -> int:
+        return self.src.mh // self.fifo_width + 1
 
 
 _TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -77,23 +97,37 @@ module {{ top }} (
   );
 {% endfor %}
 
-  // ---- streams between layers: FIFO, then width conversion PE -> next SIMD
+  // ---- streams between layers: width conversion PE -> next SIMD around a FIFO of one vector
   assign l0_in_tdata = s_axis_tdata;
   assign l0_in_tvalid = s_axis_tvalid;
   assign s_axis_tready = l0_in_tready;
-{% for u in units[:-1] %}
-{% set n = units[loop.index] %}
-  logic [{{ u.pe - 1 }}:0] l{{ u.index }}_fifo_tdata;
-  logic l{{ u.index }}_fifo_tvalid, l{{ u.index }}_fifo_tready;
-  xk_stream_fifo #(.WIDTH({{ u.pe }}), .DEPTH({{ fifo_depth }})) u_fifo{{ u.index }} (
+{% for k in links %}
+{% set i = k.src.index %}
+  logic [{{ k.fifo_width - 1 }}:0] l{{ i }}_fifo_in_tdata, l{{ i }}_fifo_out_tdata;
+  logic l{{ i }}_fifo_in_tvalid, l{{ i }}_fifo_in_tready, l{{ i }}_fifo_out_tvalid, l{{ i }}_fifo_out_tready;
+{% if k.gather_first %}
+  xk_stream_dwc #(.IN_ELEMS({{ k.src.pe }}), .OUT_ELEMS({{ k.dst.simd }}), .ELEM_BITS(1)) u_dwc{{ i }} (
       .clk, .rst_n,
-      .s_tdata(l{{ u.index }}_out_tdata), .s_tvalid(l{{ u.index }}_out_tvalid), .s_tready(l{{ u.index }}_out_tready),
-      .m_tdata(l{{ u.index }}_fifo_tdata), .m_tvalid(l{{ u.index }}_fifo_tvalid), .m_tready(l{{ u.index }}_fifo_tready)
+      .s_tdata(l{{ i }}_out_tdata), .s_tvalid(l{{ i }}_out_tvalid), .s_tready(l{{ i }}_out_tready),
+      .m_tdata(l{{ i }}_fifo_in_tdata), .m_tvalid(l{{ i }}_fifo_in_tvalid), .m_tready(l{{ i }}_fifo_in_tready)
   );
-  xk_stream_dwc #(.IN_ELEMS({{ u.pe }}), .OUT_ELEMS({{ n.simd }}), .ELEM_BITS(1)) u_dwc{{ u.index }} (
+  assign l{{ k.dst.index }}_in_tdata = l{{ i }}_fifo_out_tdata;
+  assign l{{ k.dst.index }}_in_tvalid = l{{ i }}_fifo_out_tvalid;
+  assign l{{ i }}_fifo_out_tready = l{{ k.dst.index }}_in_tready;
+{% else %}
+  assign l{{ i }}_fifo_in_tdata = l{{ i }}_out_tdata;
+  assign l{{ i }}_fifo_in_tvalid = l{{ i }}_out_tvalid;
+  assign l{{ i }}_out_tready = l{{ i }}_fifo_in_tready;
+  xk_stream_dwc #(.IN_ELEMS({{ k.src.pe }}), .OUT_ELEMS({{ k.dst.simd }}), .ELEM_BITS(1)) u_dwc{{ i }} (
       .clk, .rst_n,
-      .s_tdata(l{{ u.index }}_fifo_tdata), .s_tvalid(l{{ u.index }}_fifo_tvalid), .s_tready(l{{ u.index }}_fifo_tready),
-      .m_tdata(l{{ n.index }}_in_tdata), .m_tvalid(l{{ n.index }}_in_tvalid), .m_tready(l{{ n.index }}_in_tready)
+      .s_tdata(l{{ i }}_fifo_out_tdata), .s_tvalid(l{{ i }}_fifo_out_tvalid), .s_tready(l{{ i }}_fifo_out_tready),
+      .m_tdata(l{{ k.dst.index }}_in_tdata), .m_tvalid(l{{ k.dst.index }}_in_tvalid), .m_tready(l{{ k.dst.index }}_in_tready)
+  );
+{% endif %}
+  xk_stream_fifo #(.WIDTH({{ k.fifo_width }}), .DEPTH({{ k.fifo_depth }})) u_fifo{{ i }} (
+      .clk, .rst_n,
+      .s_tdata(l{{ i }}_fifo_in_tdata), .s_tvalid(l{{ i }}_fifo_in_tvalid), .s_tready(l{{ i }}_fifo_in_tready),
+      .m_tdata(l{{ i }}_fifo_out_tdata), .m_tvalid(l{{ i }}_fifo_out_tvalid), .m_tready(l{{ i }}_fifo_out_tready)
   );
 {% endfor %}
 {% set last = units[-1] %}
@@ -158,7 +192,8 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
                 packing.mvtu_threshold_words(threshold.thresholds, unit.pe, unit.acc_bits), unit.pe * unit.acc_bits)
     info = design_info(graph, folding)
     files[f"{TOP}.sv"] = _TEMPLATE.render(
-        units=units, top=TOP, ii=info["initiation_interval"], fifo_depth=FIFO_DEPTH,
+        units=units, top=TOP, ii=info["initiation_interval"],
+        links=[Link(a, b) for a, b in zip(units, units[1:])],
         in_width=units[0].simd * units[0].in_bits, out_width=units[-1].pe * units[-1].out_bits)
     for name in LIBRARY:
         files[name] = resources.files("hw").joinpath("rtl", name).read_text()

