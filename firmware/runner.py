@@ -1,0 +1,67 @@
+"""Build and run the generated C: on the host with gcc, on a Cortex-M4 (MPS2-AN386) under QEMU."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from xnorkit import tools
+from xnorkit.errors import XnorkitError
+
+WARNINGS = ["-Wall", "-Wextra", "-Werror", "-std=c99", "-pedantic"]
+SOURCES = ["xk_model.c", "xk_kernels.c", "xk_runner.c"]
+M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-O2", "-ffunction-sections", "-fdata-sections"]
+QEMU_MACHINE = "mps2-an386"
+
+
+def _run(cmd: list[str], cwd: Path, what: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise XnorkitError(f"{what} timed out after {timeout:.0f} s in {cwd}") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise XnorkitError(f"{what} failed (exit {proc.returncode}): {detail[0] if detail else 'no output'}")
+    return proc
+
+
+def build_host(fw_dir: Path) -> Path:
+    gcc = tools.require("gcc")
+    exe = fw_dir / "xk_host"
+    _run([gcc, "-O2", *WARNINGS, *SOURCES, "-lm", "-o", exe.name], fw_dir, "host C build")
+    return exe
+
+
+def build_cortex_m4(fw_dir: Path) -> Path:
+    gcc = tools.require("arm-none-eabi-gcc")
+    elf = fw_dir / "xk_cortex_m4.elf"
+    _run([gcc, *M4_FLAGS, *WARNINGS, "--specs=rdimon.specs", "-T", "link.ld",
+          "-Wl,--gc-sections", "startup.c", *SOURCES, "-lc", "-lrdimon", "-lm", "-lgcc",
+          "-Wl,-Map,xk_cortex_m4.map", "-o", elf.name], fw_dir, "Cortex-M4 C build")
+    return elf
+
+
+def _exchange(fw_dir: Path, inputs: np.ndarray, output_size: int, command: list[str], what: str) -> np.ndarray:
+    (fw_dir / "outputs.bin").unlink(missing_ok=True)
+    np.ascontiguousarray(inputs, dtype="<f4").tofile(fw_dir / "inputs.bin")
+    proc = _run(command, fw_dir, what)
+    raw = np.fromfile(fw_dir / "outputs.bin", dtype="<i4") if (fw_dir / "outputs.bin").exists() else np.zeros(0)
+    if raw.size != len(inputs) * output_size:
+        raise XnorkitError(f"{what} wrote {raw.size} values, expected {len(inputs) * output_size}: "
+                           f"{proc.stdout.strip()[-200:]}")
+    return raw.reshape(len(inputs), output_size).astype(np.int64)
+
+
+def run_host(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
+    exe = build_host(fw_dir)
+    return _exchange(fw_dir, inputs.reshape(len(inputs), -1), output_size, [str(exe)], "host C run")
+
+
+def run_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
+    elf = build_cortex_m4(fw_dir)
+    qemu = tools.require("qemu-system-arm")
+    cmd = [qemu, "-M", QEMU_MACHINE, "-nographic", "-monitor", "none", "-serial", "none",
+           "-semihosting-config", "enable=on,target=native", "-kernel", elf.name]
+    return _exchange(fw_dir, inputs.reshape(len(inputs), -1), output_size, cmd, "Cortex-M4 run under QEMU")
