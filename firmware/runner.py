@@ -65,3 +65,11 @@ def run_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndar
     cmd = [qemu, "-M", QEMU_MACHINE, "-nographic", "-monitor", "none", "-serial", "none",
            "-semihosting-config", "enable=on,target=native", "-kernel", elf.name]
     return _exchange(fw_dir, inputs.reshape(len(inputs), -1), output_size, cmd, "Cortex-M4 run under QEMU")
+
+
+def size(elf: Path) -> dict[str, int]:
+    """text/data/bss of an ELF, from arm-none-eabi-size."""
+    tool = tools.require("arm-none-eabi-size")
+    proc = _run([tool, str(elf)], elf.parent, "arm-none-eabi-size")
+    text, data, bss = (int(v) for v in proc.stdout.splitlines()[1].split()[:3])
+    return {"text": text, "data": data, "bss": bss}

@@ -36,8 +36,11 @@ class SimResult:
 
 
 def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = None, simulator: str = "verilator",
-             stall_in: float = 0.0, stall_out: float = 0.0, seed: int = 0, waves: bool = False) -> SimResult:
-    """Stream integer `inputs` (N, features) through the design in `rtl_dir` and collect its outputs."""
+             stall_in: float = 0.0, stall_out: float = 0.0, seed: int = 0, waves: bool = False,
+             rebuild: bool = True) -> SimResult:
+    """Stream integer `inputs` (N, features) through the design in `rtl_dir` and collect its outputs.
+    With `expected`, the testbench's scoreboard checks every output (SimResult.mismatch). `rebuild=False`
+    reuses the simulator build of an earlier call on the same design."""
     if simulator not in SIMULATORS:
         raise XnorkitError(f"unknown simulator '{simulator}'; choose {' or '.join(SIMULATORS)}")
     tools.require("verilator" if simulator == "verilator" else "iverilog")
@@ -64,13 +67,14 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     build_args = ["-O3", "--x-assign", "fast", "--x-initial", "fast"] if simulator == "verilator" else []
     if waves and simulator == "verilator":
         build_args.append("--trace-fst")
-    runner.build(
-        sources=[rtl_dir / s for s in design["sources"]], hdl_toplevel=design["top"], build_dir=work,
-        build_args=build_args, waves=waves, timescale=("1ns", "1ps"), always=True, log_file=work / "build.log",
-    )
+    if rebuild or not (work / "results.xml").exists():
+        runner.build(
+            sources=[rtl_dir / s for s in design["sources"]], hdl_toplevel=design["top"], build_dir=work,
+            build_args=build_args, waves=waves, timescale=("1ns", "1ps"), always=True, log_file=work / "build.log",
+        )
     env = {"XNORKIT_SIM_SETTINGS": str(work / "settings.json"), "PYTHONPATH": os.pathsep.join(
         p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
-    xml = runner.test(test_module="sim.tb_network", hdl_toplevel=design["top"], build_dir=work, test_dir=rtl_dir,
+    xml = runner.test(test_module="sim.tb_network", hdl_toplevel=design["top"], hdl_toplevel_lang="verilog", build_dir=work, test_dir=rtl_dir,
                       extra_env=env, waves=waves, results_xml=str(work / "results.xml"), log_file=work / "sim.log")
     _, failed = get_results(Path(xml))
     log = (work / "sim.log").read_text(errors="replace") if (work / "sim.log").exists() else ""

@@ -1,0 +1,3 @@
+from xnorkit.cli import main
+
+main()

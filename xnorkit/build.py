@@ -1,0 +1,146 @@
+"""The BUILD folder: what `compile` writes and what `predict`, `hw`, `sim` and `firmware` read.
+
+    BUILD/ir.json, ir.npz   the integer IR (xnorkit.ir)
+    BUILD/model.onnx        the QONNX model it came from (for the qonnx backend)
+    BUILD/rtl/              SystemVerilog, .mem files, design.json (xnorkit hw)
+    BUILD/firmware/         C library and runners (xnorkit firmware)
+
+Every writer fills a temporary folder and renames it into place, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from xnorkit import compare, golden, ir
+from xnorkit.errors import XnorkitError
+from xnorkit.ir import Dequantize, Graph
+
+BACKENDS = ("qonnx", "golden", "rtl", "c", "cortex-m4")
+
+
+def write_tree(dest: Path, files: dict[str, str]) -> Path:
+    """Replace folder `dest` with exactly `files`, all or nothing."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        for rel, text in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text)
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return dest
+
+
+def compile_model(model: Path, build: Path) -> Graph:
+    from xnorkit.frontend import import_qonnx
+
+    graph = import_qonnx(model)  # fails before anything is written
+    build = Path(build)
+    build.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{build.name}-", dir=build.parent))
+    try:
+        ir.save(graph, tmp)
+        shutil.copy(model, tmp / "model.onnx")
+        if build.exists():
+            shutil.rmtree(build)
+        tmp.rename(build)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return graph
+
+
+def load(build: Path) -> Graph:
+    return ir.load(Path(build))
+
+
+def generate_hw(build: Path, folding=None, target_cycles: int = 128) -> dict:
+    from hw import emit_sv
+    from hw import folding as fold_mod
+
+    graph = load(build)
+    folding = folding or fold_mod.solve(graph, target_cycles)
+    write_tree(Path(build) / "rtl", emit_sv.emit(graph, folding))
+    return emit_sv.design_info(graph, folding)
+
+
+def generate_firmware(build: Path) -> Path:
+    from firmware import emit_c
+
+    return write_tree(Path(build) / "firmware", emit_c.emit(load(build)))
+
+
+def dequantize(graph: Graph, acc: np.ndarray) -> np.ndarray:
+    node = graph.producer(graph.float_output)
+    assert isinstance(node, Dequantize)
+    return golden.dequantize(node, acc)
+
+
+def _qonnx_float(build: Path, x: np.ndarray) -> np.ndarray:
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.util.cleanup import cleanup_model
+
+    model = cleanup_model(ModelWrapper(str(Path(build) / "model.onnx")))
+    # the export fixes the batch to 1: restate it as len(x) and infer the shapes again
+    for vi in list(model.graph.value_info):
+        model.graph.value_info.remove(vi)
+    name = model.graph.input[0].name
+    model.set_tensor_shape(name, [len(x), *model.get_tensor_shape(name)[1:]])
+    model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = len(x)
+    model = model.transform(InferShapes())
+    return execute_onnx(model, {name: np.asarray(x, dtype=np.float32)})[model.graph.output[0].name]
+
+
+def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = False,
+            simulator: str = "verilator") -> np.ndarray:
+    """Run float inputs through one backend: the integer outputs (int64), or float outputs with
+    `dequantize_output` (the IR's Dequantize applied to the backend's integers)."""
+    build = Path(build)
+    graph = load(build)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim < 2 or x.shape[1:] != tuple(graph.input_shape):
+        raise XnorkitError(f"input has shape {x.shape}; the model takes (N, {', '.join(map(str, graph.input_shape))})")
+    if backend == "qonnx":
+        if not dequantize_output:
+            raise XnorkitError("the qonnx backend computes in float; pass --dequantize")
+        return _qonnx_float(build, x)
+    if backend == "golden":
+        acc = golden.predict_int(graph, x)
+    elif backend == "rtl":
+        from sim import runner
+
+        if not (build / "rtl" / "design.json").exists():
+            generate_hw(build)
+        acc = runner.simulate(build / "rtl", golden.quantize_input(graph, x), simulator=simulator).outputs
+    elif backend in ("c", "cortex-m4"):
+        from firmware import runner as fw
+
+        if not (build / "firmware" / "xk_model.c").exists():
+            generate_firmware(build)
+        run = fw.run_host if backend == "c" else fw.run_cortex_m4
+        acc = run(build / "firmware", x, graph.producer(graph.output).out_features)
+    else:
+        raise XnorkitError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    return dequantize(graph, acc) if dequantize_output else acc
+
+
+def agreement(ours: np.ndarray, reference: np.ndarray, exact: bool) -> int:
+    rows = compare.int_rows_agree(ours, reference) if exact else compare.float_rows_agree(ours, reference)
+    return int(rows.sum())
+
+
+def save_json(path: Path, data: dict) -> None:
+    Path(path).write_text(json.dumps(data, indent=1) + "\n")

@@ -1,0 +1,146 @@
+"""The xnorkit command line. Every user-facing problem is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from xnorkit.errors import XnorkitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Binary and low-bit neural networks from Brevitas training to bit-exact RTL and firmware.")
+console = Console()
+
+Out = Annotated[Path, typer.Option("-o", "--out", help="output folder")]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="datasets folder (else $XNORKIT_DATA, "
+                                                                    "else ~/.cache/xnorkit)")]
+
+
+@app.command()
+def flow(config: Annotated[Path | None, typer.Argument(help="YAML config; the embedded default if omitted")] = None,
+         out: Out = Path("out/flow"), data_dir: DataDir = None) -> None:
+    """Train, compile, and prove every backend bit-exact on the test split; writes a report."""
+    from xnorkit.flow import run_flow
+
+    report = run_flow(config, out, data_dir, console)
+    if not report["ok"]:
+        console.print("[red]some backend disagrees with the golden model; see report.json[/red]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def train(config: Annotated[Path | None, typer.Argument(help="YAML config")] = None,
+          out: Out = Path("out/train"), data_dir: DataDir = None) -> None:
+    """Quantization-aware training with Brevitas; writes model.onnx (QONNX), checkpoint.pt, metrics.json."""
+    from quant_train import config as config_mod
+    from quant_train import data as data_mod
+    from quant_train import train as train_mod
+    from xnorkit.flow import _progress
+
+    cfg = config_mod.load(config)
+    data = data_mod.load(cfg.dataset, data_dir)
+    with _progress(console) as progress:
+        task = progress.add_task("train", total=cfg.train.epochs, info="")
+        model, metrics = train_mod.train(
+            cfg, data, lambda e, n, loss: progress.update(task, completed=e, info=f"loss {loss:.3f}"))
+    train_mod.save_run(model, metrics, cfg, data, out)
+    console.print(f"test accuracy {metrics['test_accuracy']:.2%}; wrote {out}/model.onnx")
+
+
+@app.command(name="compile")
+def compile_cmd(model: Annotated[Path, typer.Argument(help="QONNX model")], out: Out = Path("build")) -> None:
+    """QONNX to the integer IR and golden model in BUILD/."""
+    from xnorkit import build
+
+    graph = build.compile_model(model, out)
+    console.print(f"compiled {len(graph.nodes)} IR nodes into {out}/")
+
+
+@app.command()
+def predict(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
+            backend: Annotated[str, typer.Option(help="qonnx, golden, rtl, c or cortex-m4")] = "golden",
+            input: Annotated[Path, typer.Option("--input", help="float32 .npy, (N, *input shape)")] = Path("X.npy"),
+            output: Annotated[Path, typer.Option("--output", help="where to write Y.npy")] = Path("Y.npy"),
+            dequantize: Annotated[bool, typer.Option(help="float outputs instead of the integers")] = False,
+            simulator: Annotated[str, typer.Option(help="for --backend rtl: verilator or icarus")] = "verilator",
+            ) -> None:
+    """Run inputs through any backend; integers (int64) or, with --dequantize, float32 outputs."""
+    from xnorkit.flow import predict_cli
+
+    y = predict_cli(build_dir, backend, input, output, dequantize, simulator)
+    console.print(f"{backend}: {len(y)} outputs written to {output}")
+
+
+@app.command()
+def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
+       fold: Annotated[Path | None, typer.Option(help='folding JSON {"layer": {"pe": N, "simd": N}}')] = None,
+       target_cycles: Annotated[int, typer.Option(help="initiation interval the solver aims for")] = 128) -> None:
+    """SystemVerilog for the network into BUILD/rtl/."""
+    from hw import folding
+    from xnorkit import build
+
+    if target_cycles < 1:
+        raise XnorkitError("--target-cycles must be >= 1")
+    info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles)
+    console.print(f"wrote {build_dir}/rtl/: {len(info['layers'])} layers, {info['initiation_interval']} cycles "
+                  f"per inference; folding {json.dumps(info['folding'])}")
+
+
+@app.command()
+def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
+        input: Annotated[Path | None, typer.Option("--input", help="float32 .npy; else random inputs")] = None,
+        count: Annotated[int, typer.Option(help="random inputs when --input is not given")] = 64,
+        simulator: Annotated[str, typer.Option(help="verilator or icarus")] = "verilator",
+        stall: Annotated[float, typer.Option(help="probability of a stall per cycle on each side")] = 0.3,
+        waves: Annotated[bool, typer.Option(help="write a waveform file")] = False,
+        seed: int = 0) -> None:
+    """cocotb simulation of BUILD/rtl: bit-exact check against golden, cycles per inference."""
+    import numpy as np
+
+    from sim import runner
+    from xnorkit import build, golden
+
+    graph = build.load(build_dir)
+    if not (Path(build_dir) / "rtl" / "design.json").exists():
+        build.generate_hw(build_dir)
+    if input is not None:
+        x_int = golden.quantize_input(graph, np.load(input))
+    else:
+        q = graph.nodes[0].dtype
+        x_int = np.random.default_rng(seed).integers(q.min, q.max + 1, size=(count, *graph.input_shape))
+    expected = golden.run_from_int(graph, x_int)
+    if not 0.0 <= stall < 1.0:
+        raise XnorkitError("--stall must be in [0, 1)")
+    stalled = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, stall, stall, seed, waves)
+    clean = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, rebuild=False)
+    design = json.loads((Path(build_dir) / "rtl" / "design.json").read_text())
+    for name, result in (("with stalls", stalled), ("back to back", clean)):
+        if result.mismatch:
+            console.print(f"[red]MISMATCH ({name}): {result.mismatch}[/red]")
+            raise typer.Exit(1)
+    console.print(f"{len(x_int)} inputs bit-exact against golden ({simulator}, stalls {stall}); "
+                  f"{clean.steady_state_cycles:.1f} cycles per inference measured, "
+                  f"{design['initiation_interval']} analytical; latency {clean.latency} cycles")
+
+
+@app.command()
+def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")]) -> None:
+    """C library for microcontrollers into BUILD/firmware/."""
+    from xnorkit import build
+
+    path = build.generate_firmware(build_dir)
+    console.print(f"wrote {path}/ (xk_model.h, xk_model.c, kernels, Cortex-M4 start-up)")
+
+
+def main() -> None:
+    # typer's standalone mode already turns usage errors into one message and exit code 2
+    try:
+        app()
+    except XnorkitError as e:
+        print(f"xnorkit: error: {e}", file=sys.stderr)
+        sys.exit(2)
