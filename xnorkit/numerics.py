@@ -32,12 +32,19 @@ def accumulator_affine(in_dtype: IntType, row: np.ndarray, in_scale: Fraction, i
 
     Bipolar input x = s_x * (2b - 1): the accumulator is popcount(XNOR) and dot = s_x s_w (2 pc - N).
     Integer input x = s_x * (q - zp): the accumulator is sum q*w and dot = s_x s_w (acc - zp * sum w).
-    Negating a weight row negates k and leaves c unchanged (used to fold negative slopes).
     """
     sxw = in_scale * weight_scale
     if in_dtype.bipolar:
         return 2 * sxw, -len(row) * sxw
     return sxw, -sxw * in_zero_point * int(row.sum())
+
+
+def negated_affine(in_dtype: IntType, n_in: int, k: Fraction, c: Fraction) -> tuple[Fraction, Fraction]:
+    """(k, c) of a channel after its weight row is negated (to fold a negative slope into `acc >= T`).
+    Integer input: acc' = -acc, so (-k, c). Bipolar input: pc' = n - pc, so (-k, c + k n)."""
+    if in_dtype.bipolar:
+        return -k, c + k * n_in
+    return -k, c
 
 
 def accumulator_range(row: np.ndarray, in_dtype: IntType) -> tuple[int, int]:
@@ -142,5 +149,5 @@ def popcount_to_dot(popcount: np.ndarray, n: int) -> np.ndarray:
 
 __all__ = [
     "BIPOLAR", "BatchNorm", "IDENTITY_BN", "accumulator_affine", "accumulator_range", "accumulator_type",
-    "needs_negation", "output_affine", "popcount_to_dot", "quantize", "sign_threshold", "signed_type_for",
+    "needs_negation", "negated_affine", "output_affine", "popcount_to_dot", "quantize", "sign_threshold", "signed_type_for",
 ]

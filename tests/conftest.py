@@ -1,0 +1,77 @@
+"""Shared fixtures. A missing external tool skips locally and fails under CI=true."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xnorkit import numerics, tools
+from xnorkit.ir import BIPOLAR, Dequantize, Graph, IntType, MatMul, Quantize, Threshold, verify
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_tool(name: str) -> None:
+    if not tools.available(name):
+        message = f"required tool '{name}' is missing"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: a missing tool is a failure)")
+        pytest.skip(message)
+
+
+def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5) -> Graph:
+    """A seeded IR network: integer input -> [MatMul -> Threshold]* -> MatMul -> Dequantize, with thresholds
+    drawn inside each channel's accumulator range (so channels really switch) plus a few constant ones."""
+    rng = np.random.default_rng(seed)
+    in_dtype = IntType(input_bits, signed=False)
+    nodes: list = [Quantize("quant", "x", "q", 1.0, 0, in_dtype)]
+    types = {"q": in_dtype}
+    current = "q"
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        w = rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_out, n_in))
+        acc_type = numerics.accumulator_type(w, in_dtype)
+        nodes.append(MatMul(f"fc{i}", current, f"acc{i}", w, in_dtype, acc_type))
+        types[f"acc{i}"] = acc_type
+        if i < len(sizes) - 2:
+            ranges = np.array([numerics.accumulator_range(r, in_dtype) for r in w])
+            mid = ranges.mean(axis=1)
+            spread = (ranges[:, 1] - ranges[:, 0]) / 8 + 1
+            t = np.rint(mid + rng.normal(0, 1, n_out) * spread).astype(np.int64)
+            t[0], t[-1] = ranges[0, 0], ranges[-1, 1] + 1  # always fires / never fires
+            nodes.append(Threshold(f"sign{i}", f"acc{i}", f"act{i}", t))
+            types[f"act{i}"] = BIPOLAR
+            current, in_dtype = f"act{i}", BIPOLAR
+        else:
+            nodes.append(Dequantize("out", f"acc{i}", "y", rng.uniform(0.1, 1, n_out), rng.normal(0, 1, n_out)))
+    graph = Graph("x", (sizes[0],), tuple(nodes), f"acc{len(sizes) - 2}", "y", types)
+    verify(graph)
+    return graph
+
+
+def random_inputs(graph: Graph, count: int, seed: int = 1) -> np.ndarray:
+    q = graph.nodes[0].dtype
+    return np.random.default_rng(seed).integers(q.min, q.max + 1, size=(count, *graph.input_shape)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def small_graph() -> Graph:
+    return random_graph([16, 32, 32, 8], seed=3)
+
+
+@pytest.fixture(scope="session")
+def trained_build(tmp_path_factory) -> Path:
+    """A small binary MLP trained briefly on digits, exported and compiled (shared by CLI tests)."""
+    from quant_train import config, data, train
+    from xnorkit import build
+
+    out = tmp_path_factory.mktemp("trained")
+    cfg = config.Config(model=config.ModelConfig(hidden=[32, 32, 32]), train=config.TrainConfig(epochs=3))
+    digits = data.load_digits()
+    model, metrics = train.train(cfg, digits)
+    train.save_run(model, metrics, cfg, digits, out)
+    build.compile_model(out / "model.onnx", out / "build")
+    np.save(out / "x.npy", digits.x_test[:40])
+    return out

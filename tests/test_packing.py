@@ -1,0 +1,40 @@
+import numpy as np
+
+from xnorkit import packing
+
+
+def test_pack_bits_lsb_first_and_zero_padding():
+    bits = np.zeros((1, 70), dtype=np.uint8)
+    bits[0, [0, 2, 3, 64, 69]] = 1
+    words = packing.pack_bits(bits, 64)
+    assert words.tolist() == [[0b1101, 0b100001]]
+    assert packing.pack_bits(bits, 32).tolist() == [[0b1101, 0, 0b100001]]
+
+
+def test_bipolar_encoding_plus_one_is_bit_one():
+    assert packing.bipolar_to_bits(np.array([1, -1, -1, 1])).tolist() == [1, 0, 0, 1]
+
+
+def test_fields_round_trip_signed():
+    values = np.array([-3, 5, 0, -8, 7])
+    word = packing.pack_fields(values, 4)
+    assert packing.unpack_fields(word, 5, 4, signed=True).tolist() == values.tolist()
+
+
+def test_mvtu_weight_words_layout():
+    # neuron nf*PE + p, inputs sf*SIMD + s -> word nf*SF + sf, bit p*SIMD + s
+    w = -np.ones((4, 6), dtype=np.int8)
+    w[3, 4] = 1  # neuron 3 = fold 1 lane 1; input 4 = fold 1 (SIMD 3) lane 1
+    words = packing.mvtu_weight_words(w, pe=2, simd=3)
+    assert len(words) == 4
+    assert words == [0, 0, 0, 1 << (1 * 3 + 1)]
+
+
+def test_threshold_words_and_mem_file():
+    words = packing.mvtu_threshold_words(np.array([1, -1, 2, 3]), pe=2, acc_bits=4)
+    assert words == [0xF1, 0x32]
+    assert packing.mem_file(words, 8) == "f1\n32\n"
+
+
+def test_stream_words():
+    assert packing.stream_words(np.array([1, 2, 3, 4]), 2, 5) == [1 | 2 << 5, 3 | 4 << 5]
