@@ -68,15 +68,37 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     if waves and simulator == "verilator":
         build_args.append("--trace-fst")
     if rebuild or not (work / "results.xml").exists():
-        runner.build(
-            sources=[rtl_dir / s for s in design["sources"]], hdl_toplevel=design["top"], build_dir=work,
-            build_args=build_args, waves=waves, timescale=("1ns", "1ps"), always=True, log_file=work / "build.log",
-        )
+        fixes = tools.verilator_make_fixes() if simulator == "verilator" else {}
+        saved = {k: os.environ.get(k) for k in fixes}
+        os.environ.update(fixes)
+        try:
+            runner.build(
+                sources=[rtl_dir / s for s in design["sources"]], hdl_toplevel=design["top"], build_dir=work,
+                build_args=build_args, waves=waves, timescale=("1ns", "1ps"), always=True,
+                log_file=work / "build.log",
+            )
+        except Exception:
+            log = work / "build.log"
+            text = log.read_text(errors="replace") if log.exists() else ""
+            first = next((ln.strip() for ln in text.splitlines() if "error" in ln.lower()), "see the build log")
+            raise XnorkitError(f"{simulator} build of {rtl_dir} failed: {first} ({log})") from None
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     env = {"XNORKIT_SIM_SETTINGS": str(work / "settings.json"), "PYTHONPATH": os.pathsep.join(
         p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
-    xml = runner.test(test_module="sim.tb_network", hdl_toplevel=design["top"], hdl_toplevel_lang="verilog", build_dir=work, test_dir=rtl_dir,
-                      extra_env=env, waves=waves, results_xml=str(work / "results.xml"), log_file=work / "sim.log")
-    _, failed = get_results(Path(xml))
+    xml = work / "results.xml"
+    xml.unlink(missing_ok=True)
+    try:
+        runner.test(test_module="sim.tb_network", hdl_toplevel=design["top"], hdl_toplevel_lang="verilog",
+                    build_dir=work, test_dir=rtl_dir, extra_env=env, waves=waves, results_xml=str(xml),
+                    log_file=work / "sim.log")
+    except SystemExit:
+        pass  # cocotb's runner exits on a failed test; the scoreboard's report is read below
+    failed = get_results(xml)[1] if xml.exists() else 1
     log = (work / "sim.log").read_text(errors="replace") if (work / "sim.log").exists() else ""
     if not results.exists():
         line = next((ln.strip() for ln in log.splitlines() if "AssertionError" in ln or "Error" in ln), "no results")

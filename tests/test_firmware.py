@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from firmware import emit_c, runner
+from tests.conftest import random_graph, random_inputs, require_tool
+from xnorkit import golden
+from xnorkit.build import write_tree
+
+# sizes that are not multiples of 32 exercise the padding rule
+GRAPHS = {"padded": [20, 40, 70, 10], "digits_shape": [64, 256, 256, 256, 10]}
+
+
+@pytest.fixture(params=list(GRAPHS))
+def fw(request, tmp_path):
+    graph = random_graph(GRAPHS[request.param], seed=4)
+    write_tree(tmp_path / "fw", emit_c.emit(graph))
+    return graph, tmp_path / "fw"
+
+
+def test_host_c_is_bit_exact(fw):
+    require_tool("gcc")
+    graph, path = fw
+    x = random_inputs(graph, 300)
+    x[:5] += 0.5  # ties round half to even in C as in numpy
+    out = runner.run_host(path, x, graph.producer(graph.output).out_features)
+    assert np.array_equal(out, golden.predict_int(graph, x))
+
+
+def test_cortex_m4_under_qemu_is_bit_exact(fw):
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    graph, path = fw
+    x = random_inputs(graph, 100)
+    out = runner.run_cortex_m4(path, x, graph.producer(graph.output).out_features)
+    assert np.array_equal(out, golden.predict_int(graph, x))
+    size = runner.size(path / "xk_cortex_m4.elf")
+    assert size["text"] > 0
+
+
+def test_weights_are_packed_const_and_buffers_planned(fw):
+    graph, path = fw
+    source = (path / "xk_model.c").read_text()
+    weight_words = sum(m.out_features * ((m.in_features + 31) // 32) for m in graph.matmuls())
+    assert source.count("static const uint32_t") == len(graph.matmuls())
+    assert sum(int(line.split("[")[1].split("]")[0]) for line in source.splitlines()
+               if line.startswith("static const uint32_t")) == weight_words
+    plan = emit_c.plan_buffers(graph)
+    assert f"#define XK_ACTIVATION_BYTES {plan.bytes}u" in (path / "xk_model.h").read_text()

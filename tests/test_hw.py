@@ -1,0 +1,79 @@
+import subprocess
+
+import pytest
+
+from hw import emit_sv
+from hw import folding as fold_mod
+from hw.folding import Fold
+from tests.conftest import random_graph, require_tool
+from xnorkit import tools
+from xnorkit.build import write_tree
+from xnorkit.errors import XnorkitError
+
+FOLDINGS = {
+    "pe1_simd1": {"fc0": Fold(1, 1), "fc1": Fold(1, 1), "fc2": Fold(1, 1)},
+    "gather": {"fc0": Fold(2, 8), "fc1": Fold(4, 16), "fc2": Fold(2, 8)},
+    "split": {"fc0": Fold(16, 4), "fc1": Fold(8, 4), "fc2": Fold(1, 2)},
+    "full": {"fc0": Fold(32, 16), "fc1": Fold(32, 32), "fc2": Fold(8, 32)},
+}
+
+
+def lint(rtl_dir) -> str:
+    require_tool("verilator")
+    sources = sorted(str(p) for p in rtl_dir.glob("*.sv"))
+    proc = subprocess.run([tools.require("verilator"), "--lint-only", "-Wall", "--top-module", emit_sv.TOP, *sources],
+                          capture_output=True, text=True, cwd=rtl_dir)
+    return proc.stderr if proc.returncode else ""
+
+
+@pytest.mark.parametrize("name", FOLDINGS)
+def test_generated_design_is_lint_clean(tmp_path, small_graph, name):
+    write_tree(tmp_path / "rtl", emit_sv.emit(small_graph, FOLDINGS[name]))
+    assert lint(tmp_path / "rtl") == ""
+
+
+def test_lint_clean_with_a_wide_integer_first_layer(tmp_path):
+    g = random_graph([64, 256, 10], seed=0)
+    write_tree(tmp_path / "rtl", emit_sv.emit(g, fold_mod.solve(g, 64)))
+    assert lint(tmp_path / "rtl") == ""
+
+
+def test_analytical_cycles(small_graph):
+    assert fold_mod.initiation_interval(small_graph, FOLDINGS["pe1_simd1"]) == 32 * 32
+    assert fold_mod.initiation_interval(small_graph, FOLDINGS["full"]) == 1
+    assert fold_mod.initiation_interval(small_graph, FOLDINGS["gather"]) == 16 * 32 // (2 * 8)  # fc0 is slowest
+
+
+@pytest.mark.parametrize("target", [1, 16, 100, 4096])
+def test_solver_reaches_the_target_with_the_fewest_lanes(small_graph, target):
+    folding = fold_mod.solve(small_graph, target)
+    fold_mod.validate(small_graph, folding)
+    assert fold_mod.initiation_interval(small_graph, folding) <= max(target, 1)
+    for m in small_graph.matmuls():
+        f = folding[m.name]
+        fewer = [(p, s) for p in fold_mod.divisors(m.out_features) for s in fold_mod.divisors(m.in_features)
+                 if p * s < f.pe * f.simd]
+        assert all(m.in_features * m.out_features // (p * s) > target for p, s in fewer) or m.name != "fc0"
+
+
+@pytest.mark.parametrize("bad,match", [
+    ({"fc0": Fold(3, 1), "fc1": Fold(1, 1), "fc2": Fold(1, 1)}, "PE=3 must divide"),
+    ({"fc0": Fold(1, 5), "fc1": Fold(1, 1), "fc2": Fold(1, 1)}, "SIMD=5 must divide"),
+    ({"fc0": Fold(1, 1)}, "no entry for layer"),
+])
+def test_bad_foldings_are_refused(small_graph, bad, match):
+    with pytest.raises(XnorkitError, match=match):
+        fold_mod.validate(small_graph, bad)
+
+
+def test_folding_json_errors(tmp_path):
+    p = tmp_path / "fold.json"
+    p.write_text('{"fc0": {"pe": 1}}')
+    with pytest.raises(XnorkitError, match="must map each layer"):
+        fold_mod.load(p)
+
+
+def test_incompatible_neighbouring_widths_are_refused():
+    g = random_graph([16, 24, 8], seed=0)
+    with pytest.raises(XnorkitError, match="PE=3 must divide one another|divide one another"):
+        fold_mod.validate(g, {"fc0": Fold(3, 1), "fc1": Fold(1, 2)})
