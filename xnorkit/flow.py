@@ -168,7 +168,8 @@ def render_markdown(report: dict, out: Path) -> str:
     lines += ["", "## Accelerator", "",
               f"Cycles per inference: {report['cycles_per_inference']:.1f} measured back to back, "
               f"{report['cycles_analytical']} analytical; latency {report['latency_cycles']} cycles.", "",
-              "| layer | inputs x outputs | PE | SIMD | cycles/vector | accumulator bits |", "|---|---|---|---|---|---|"]
+              "| layer | inputs x outputs | PE | SIMD | cycles/vector | accumulator bits |",
+              "|---|---|---|---|---|---|"]
     lines += [f"| {ly['name']} | {ly['mw']} x {ly['mh']} | {ly['pe']} | {ly['simd']} | {ly['cycles']} | "
               f"{ly['acc_bits']} |" for ly in report["layers"]]
     size = report["firmware"]["cortex_m4_size"]

@@ -14,7 +14,6 @@ import numpy as np
 
 from xnorkit.ir import BIPOLAR, IntType
 
-
 # ---- input quantization ---------------------------------------------------------------------------------
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: IntType) -> np.ndarray:
@@ -149,5 +148,6 @@ def popcount_to_dot(popcount: np.ndarray, n: int) -> np.ndarray:
 
 __all__ = [
     "BIPOLAR", "BatchNorm", "IDENTITY_BN", "accumulator_affine", "accumulator_range", "accumulator_type",
-    "needs_negation", "negated_affine", "output_affine", "popcount_to_dot", "quantize", "sign_threshold", "signed_type_for",
+    "needs_negation", "negated_affine", "output_affine", "popcount_to_dot", "quantize", "sign_threshold",
+    "signed_type_for",
 ]

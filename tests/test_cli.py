@@ -1,0 +1,105 @@
+"""The command line as a user runs it: one process per command, exit codes, files."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import require_tool
+from xnorkit import build, compare, golden
+
+
+def xnorkit(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xnorkit", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=900)
+
+
+@pytest.mark.parametrize("backend,tools", [("golden", []), ("c", ["gcc"]), ("rtl", ["verilator"]),
+                                           ("cortex-m4", ["arm-none-eabi-gcc", "qemu-system-arm"])])
+def test_predict_every_integer_backend_equals_golden(trained_build, tmp_path, backend, tools):
+    for tool in tools:
+        require_tool(tool)
+    b = trained_build / "build"
+    proc = xnorkit("predict", b, "--backend", backend, "--input", trained_build / "x.npy",
+                   "--output", tmp_path / "y.npy")
+    assert proc.returncode == 0, proc.stderr
+    y = np.load(tmp_path / "y.npy")
+    assert y.dtype == np.int64
+    graph = build.load(b)
+    assert np.array_equal(y, golden.predict_int(graph, np.load(trained_build / "x.npy")))
+
+
+def test_predict_dequantized_qonnx_matches_golden(trained_build, tmp_path):
+    b = trained_build / "build"
+    for backend in ("qonnx", "golden"):
+        proc = xnorkit("predict", b, "--backend", backend, "--input", trained_build / "x.npy",
+                       "--output", tmp_path / f"{backend}.npy", "--dequantize")
+        assert proc.returncode == 0, proc.stderr
+    ours, theirs = np.load(tmp_path / "golden.npy"), np.load(tmp_path / "qonnx.npy")
+    assert ours.dtype == np.float32 and compare.float_rows_agree(ours, theirs).all()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--backend", "qonnx"], "pass --dequantize"),
+    (["--backend", "fpga"], "unknown backend 'fpga'"),
+])
+def test_predict_errors_are_one_line_exit_2(trained_build, tmp_path, args, message):
+    proc = xnorkit("predict", trained_build / "build", "--input", trained_build / "x.npy",
+                   "--output", tmp_path / "y.npy", *args)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_predict_wrong_input_shape(trained_build, tmp_path):
+    np.save(tmp_path / "bad.npy", np.zeros((3, 10), dtype=np.float32))
+    proc = xnorkit("predict", trained_build / "build", "--input", tmp_path / "bad.npy", "--output", tmp_path / "y.npy")
+    assert proc.returncode == 2 and "the model takes (N, 64)" in proc.stderr
+
+
+def test_hw_sim_firmware_commands(trained_build, tmp_path):
+    require_tool("verilator")
+    b = trained_build / "build"
+    (tmp_path / "fold.json").write_text(json.dumps({m: {"pe": 4, "simd": 8} for m in ("Gemm_0", "Gemm_1", "Gemm_2")}
+                                                   | {"Gemm_3": {"pe": 2, "simd": 4}}))
+    proc = xnorkit("hw", b, "--fold", tmp_path / "fold.json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((b / "rtl" / "design.json").read_text())
+    assert info["folding"]["Gemm_0"] == {"pe": 4, "simd": 8} and info["initiation_interval"] == 64 * 32 // 32
+    proc = xnorkit("sim", b, "--count", 12)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    said = " ".join(proc.stdout.split())  # rich wraps lines
+    assert "12 inputs bit-exact" in said and "64.0 cycles per inference measured, 64 analytical" in said
+    proc = xnorkit("firmware", b)
+    assert proc.returncode == 0 and (b / "firmware" / "xk_model.h").exists()
+
+
+def test_config_errors_name_the_key(tmp_path):
+    (tmp_path / "c.yaml").write_text("model:\n  hiddn: [8]\n")
+    proc = xnorkit("train", tmp_path / "c.yaml", "-o", tmp_path / "o")
+    assert proc.returncode == 2 and "unknown key 'model.hiddn'" in proc.stderr
+    (tmp_path / "c.yaml").write_text("train:\n  epochs: 0\n")
+    proc = xnorkit("train", tmp_path / "c.yaml", "-o", tmp_path / "o")
+    assert proc.returncode == 2 and "'train.epochs' must be >= 1" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_flow_default_network_end_to_end(tmp_path):
+    """The acceptance run: the embedded default on the whole digits test split."""
+    for tool in ("verilator", "gcc", "arm-none-eabi-gcc", "qemu-system-arm"):
+        require_tool(tool)
+    proc = xnorkit("flow", "-o", tmp_path / "demo")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    n = report["n_test"]
+    assert n == 450
+    assert set(report["agreement"]) >= {"brevitas_argmax", "qonnx", "rtl", "c", "cortex-m4"}
+    assert all(v == n for v in report["agreement"].values())
+    assert report["accuracy"]["golden"] >= 0.92
+    assert report["accuracy"]["golden"] == report["accuracy"]["brevitas"]
+    assert report["max_relative_error"]["golden_vs_brevitas"] <= 1e-5
+    assert report["cycles_per_inference"] == report["cycles_analytical"]
+    assert report["folding"] and report["timings_s"]["total"] < 180
+    for name in ("model.onnx", "report.md", "checkpoint.pt", "metrics.json", "build/ir.json",
+                 "build/rtl/xnorkit_top.sv", "build/firmware/xk_model.c"):
+        assert (tmp_path / "demo" / name).exists(), name
