@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+import boards
 from xnorkit import tools
 from xnorkit.errors import XnorkitError
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-std=c99", "-pedantic"]
 SOURCES = ["xk_model.c", "xk_kernels.c", "xk_runner.c"]
 M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-O2", "-ffunction-sections", "-fdata-sections"]
-QEMU_MACHINE = "mps2-an386"
+BOARD = "mps2-an386"  # the emulated Cortex-M4 board (boards/mps2_an386.yaml)
 
 
 def _run(cmd: list[str], cwd: Path, what: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -62,7 +63,8 @@ def run_host(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
 def run_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
     elf = build_cortex_m4(fw_dir)
     qemu = tools.require("qemu-system-arm")
-    cmd = [qemu, "-M", QEMU_MACHINE, "-nographic", "-monitor", "none", "-serial", "none",
+    machine = boards.load(BOARD)["qemu_machine"]
+    cmd = [qemu, "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
            "-semihosting-config", "enable=on,target=native", "-kernel", elf.name]
     return _exchange(fw_dir, inputs.reshape(len(inputs), -1), output_size, cmd, "Cortex-M4 run under QEMU")
 

@@ -46,3 +46,10 @@ def test_weights_are_packed_const_and_buffers_planned(fw):
                if line.startswith("static const uint32_t")) == weight_words
     plan = emit_c.plan_buffers(graph)
     assert f"#define XK_ACTIVATION_BYTES {plan.bytes}u" in (path / "xk_model.h").read_text()
+
+
+def test_board_definition():
+    import boards
+
+    assert "mps2-an386" in boards.names()
+    assert boards.load("mps2-an386")["cpu"] == "cortex-m4"
