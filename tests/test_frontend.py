@@ -88,3 +88,24 @@ def test_compile_writes_a_loadable_build(trained_build):
     graph = build.load(trained_build / "build")
     assert [type(n).__name__ for n in graph.nodes] == [
         "Quantize", "MatMul", "Threshold", "MatMul", "Threshold", "MatMul", "Threshold", "MatMul", "Dequantize"]
+
+
+def test_every_quantized_tensor_equals_qonnx_exactly(trained_build):
+    """IR tensors keep their ONNX names: the quantized input and every sign activation must equal qonnx's
+    execution of the same QONNX graph exactly (bipolar bit b is the value 2b - 1)."""
+    from quant_train.data import load_digits
+    from xnorkit.ir import Quantize, Threshold
+
+    graph = build.load(trained_build / "build")
+    x = load_digits().x_test
+    ours = golden.run(graph, x, keep_all=True)
+    theirs = build.qonnx_execute(trained_build / "build", x, every_tensor=True)
+    checked = 0
+    for node in graph.nodes:
+        if isinstance(node, Quantize):
+            assert np.array_equal(ours[node.output], theirs[node.output].astype(np.int64)), node.name
+            checked += 1
+        elif isinstance(node, Threshold):
+            assert np.array_equal(2 * ours[node.output].astype(np.int64) - 1, theirs[node.output]), node.name
+            checked += 1
+    assert checked == 4

@@ -87,7 +87,8 @@ def dequantize(graph: Graph, acc: np.ndarray) -> np.ndarray:
     return golden.dequantize(node, acc)
 
 
-def _qonnx_float(build: Path, x: np.ndarray) -> np.ndarray:
+def qonnx_execute(build: Path, x: np.ndarray, every_tensor: bool = False) -> dict[str, np.ndarray]:
+    """qonnx's own executor on the QONNX model of a build: the graph output, or every tensor by name."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.transformation.infer_shapes import InferShapes
@@ -101,7 +102,7 @@ def _qonnx_float(build: Path, x: np.ndarray) -> np.ndarray:
     model.set_tensor_shape(name, [len(x), *model.get_tensor_shape(name)[1:]])
     model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = len(x)
     model = model.transform(InferShapes())
-    return execute_onnx(model, {name: np.asarray(x, dtype=np.float32)})[model.graph.output[0].name]
+    return execute_onnx(model, {name: np.asarray(x, dtype=np.float32)}, return_full_exec_context=every_tensor)
 
 
 def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = False,
@@ -116,7 +117,7 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
     if backend == "qonnx":
         if not dequantize_output:
             raise XnorkitError("the qonnx backend computes in float; pass --dequantize")
-        return _qonnx_float(build, x)
+        return qonnx_execute(build, x)[graph.float_output]  # the IR keeps the ONNX output's name
     if backend == "golden":
         acc = golden.predict_int(graph, x)
     elif backend == "rtl":
