@@ -29,6 +29,7 @@ def _run(cmd: list[str], cwd: Path, what: str, timeout: float = 600) -> subproce
 
 
 def build_host(fw_dir: Path) -> Path:
+    fw_dir = Path(fw_dir).resolve()
     gcc = tools.require("gcc")
     exe = fw_dir / "xk_host"
     _run([gcc, "-O2", *WARNINGS, *SOURCES, "-lm", "-o", exe.name], fw_dir, "host C build")
@@ -36,6 +37,7 @@ def build_host(fw_dir: Path) -> Path:
 
 
 def build_cortex_m4(fw_dir: Path) -> Path:
+    fw_dir = Path(fw_dir).resolve()
     gcc = tools.require("arm-none-eabi-gcc")
     elf = fw_dir / "xk_cortex_m4.elf"
     _run([gcc, *M4_FLAGS, *WARNINGS, "--specs=rdimon.specs", "-T", "link.ld",
@@ -45,6 +47,7 @@ def build_cortex_m4(fw_dir: Path) -> Path:
 
 
 def _exchange(fw_dir: Path, inputs: np.ndarray, output_size: int, command: list[str], what: str) -> np.ndarray:
+    fw_dir = Path(fw_dir).resolve()
     (fw_dir / "outputs.bin").unlink(missing_ok=True)
     np.ascontiguousarray(inputs, dtype="<f4").tofile(fw_dir / "inputs.bin")
     proc = _run(command, fw_dir, what)
@@ -57,7 +60,7 @@ def _exchange(fw_dir: Path, inputs: np.ndarray, output_size: int, command: list[
 
 def run_host(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
     exe = build_host(fw_dir)
-    return _exchange(fw_dir, inputs.reshape(len(inputs), -1), output_size, [str(exe)], "host C run")
+    return _exchange(exe.parent, inputs.reshape(len(inputs), -1), output_size, [str(exe)], "host C run")
 
 
 def run_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
@@ -66,12 +69,13 @@ def run_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndar
     machine = boards.load(BOARD)["qemu_machine"]
     cmd = [qemu, "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
            "-semihosting-config", "enable=on,target=native", "-kernel", elf.name]
-    return _exchange(fw_dir, inputs.reshape(len(inputs), -1), output_size, cmd, "Cortex-M4 run under QEMU")
+    return _exchange(elf.parent, inputs.reshape(len(inputs), -1), output_size, cmd, "Cortex-M4 run under QEMU")
 
 
 def size(elf: Path) -> dict[str, int]:
     """text/data/bss of an ELF, from arm-none-eabi-size."""
     tool = tools.require("arm-none-eabi-size")
+    elf = Path(elf).resolve()
     proc = _run([tool, str(elf)], elf.parent, "arm-none-eabi-size")
     text, data, bss = (int(v) for v in proc.stdout.splitlines()[1].split()[:3])
     return {"text": text, "data": data, "bss": bss}

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
@@ -78,6 +79,10 @@ def export_qonnx(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> 
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         brevitas_export(model, torch.zeros((1, *input_shape)), export_path=str(path))
+    # one self-contained file: the exporter may leave a side file of external weights behind
+    onnx_model = onnx.load(str(path))
+    onnx.save(onnx_model, str(path), save_as_external_data=False)
+    Path(str(path) + ".data").unlink(missing_ok=True)
 
 
 def save_run(model: nn.Module, metrics: dict, cfg: Config, data: Dataset, out: Path) -> None:

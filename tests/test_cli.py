@@ -88,7 +88,7 @@ def test_flow_default_network_end_to_end(tmp_path):
     """The acceptance run: the embedded default on the whole digits test split."""
     for tool in ("verilator", "gcc", "arm-none-eabi-gcc", "qemu-system-arm"):
         require_tool(tool)
-    proc = xnorkit("flow", "-o", tmp_path / "demo")
+    proc = xnorkit("flow", "-o", "demo", cwd=tmp_path)  # a relative folder, as `make demo` passes
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     n = report["n_test"]
@@ -100,6 +100,7 @@ def test_flow_default_network_end_to_end(tmp_path):
     assert report["max_relative_error"]["golden_vs_brevitas"] <= 1e-5
     assert report["cycles_per_inference"] == report["cycles_analytical"]
     assert report["folding"] and report["timings_s"]["total"] < 180
+    assert not (tmp_path / "demo" / "model.onnx.data").exists()
     for name in ("model.onnx", "report.md", "checkpoint.pt", "metrics.json", "build/ir.json",
                  "build/rtl/xnorkit_top.sv", "build/firmware/xk_model.c"):
         assert (tmp_path / "demo" / name).exists(), name

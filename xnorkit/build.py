@@ -35,6 +35,7 @@ def write_tree(dest: Path, files: dict[str, str]) -> Path:
             (tmp / rel).write_text(text)
         if dest.exists():
             shutil.rmtree(dest)
+        tmp.chmod(0o755)  # mkdtemp makes it private
         tmp.rename(dest)
     finally:
         if tmp.exists():
@@ -54,6 +55,7 @@ def compile_model(model: Path, build: Path) -> Graph:
         shutil.copy(model, tmp / "model.onnx")
         if build.exists():
             shutil.rmtree(build)
+        tmp.chmod(0o755)
         tmp.rename(build)
     finally:
         if tmp.exists():
