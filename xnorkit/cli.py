@@ -14,7 +14,7 @@ from xnorkit.errors import XnorkitError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Binary and low-bit neural networks from Brevitas training to bit-exact RTL and firmware.")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)  # tables stay readable in logs and pipes
 
 Out = Annotated[Path, typer.Option("-o", "--out", help="output folder")]
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="datasets folder (else $XNORKIT_DATA, "
@@ -135,6 +135,79 @@ def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")]) -> Non
 
     path = build.generate_firmware(build_dir)
     console.print(f"wrote {path}/ (xk_model.h, xk_model.c, kernels, Cortex-M4 start-up)")
+
+
+@app.command()
+def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
+            as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False) -> None:
+    """Per layer: type, shapes, bit widths, weights, density, MACs per inference, memory bits."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from xnorkit import analysis, build
+
+    graph = build.load(build_dir)
+    rows = analysis.layer_stats(graph)
+    design_path = Path(build_dir) / "rtl" / "design.json"
+    design = json.loads(design_path.read_text()) if design_path.exists() else None
+    folds = {layer["name"]: layer for layer in design["layers"]} if design else {}
+    if as_json:
+        print(json.dumps({"layers": [asdict(r) | ({"pe": folds[r.name]["pe"], "simd": folds[r.name]["simd"],
+                                                   "cycles": folds[r.name]["cycles"]} if r.name in folds else {})
+                                     for r in rows]}, indent=1))
+        return
+    table = Table(title=f"{build_dir}: {len(graph.matmuls())} layers")
+    for col in ("node", "op", "shape", "bits", "weights", "density", "MACs", "memory bits", "PE x SIMD", "cycles"):
+        table.add_column(col, justify="right" if col in ("weights", "MACs", "memory bits", "cycles") else "left")
+    for r in rows:
+        fold = folds.get(r.name)
+        macs = f"{r.macs:,}{' b' if r.binary else ''}" if r.macs else ""
+        table.add_row(r.name, r.op, r.shape, r.bits, f"{r.weights:,}" if r.weights else "",
+                      f"{r.density:.0%}" if r.weights else "", macs, f"{r.memory_bits:,}" if r.memory_bits else "",
+                      f"{fold['pe']} x {fold['simd']}" if fold else "", str(fold["cycles"]) if fold else "")
+    total_macs = sum(r.macs for r in rows)
+    table.caption = (f"{total_macs:,} MACs per inference ({sum(r.macs for r in rows if r.binary):,} binary), "
+                     f"{sum(r.memory_bits for r in rows):,} bits of weights and thresholds"
+                     + (f"; {design['initiation_interval']} cycles per inference" if design else ""))
+    console.print(table)
+
+
+@app.command()
+def diff(model: Annotated[Path, typer.Argument(metavar="MODEL.onnx|BUILD")],
+         input: Annotated[Path, typer.Option("--input", help="float32 .npy, (N, *input shape)")]) -> None:
+    """Run qonnx's executor and the golden model tensor by tensor; name the first tensor that differs.
+    Exit 0 when all agree, 1 when they do not."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from xnorkit import analysis, build
+
+    try:
+        x = np.load(input).astype(np.float32)
+    except (OSError, ValueError) as e:
+        raise XnorkitError(f"cannot read input {input} as .npy: {e}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        if Path(model).is_dir():
+            build_dir = Path(model)
+        else:
+            build_dir = Path(tmp) / "build"
+            build.compile_model(model, build_dir)
+        graph = build.load(build_dir)
+        if x.ndim < 2 or x.shape[1:] != tuple(graph.input_shape):
+            shape = ", ".join(map(str, graph.input_shape))
+            raise XnorkitError(f"input has shape {x.shape}; the model takes (N, {shape})")
+        diffs, compared = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(build_dir, x), x)
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not diffs:
+        console.print(f"all {compared} tensors agree on {len(x)} inputs")
+        return
+    d = diffs[0]
+    console.print(f"first difference: tensor '{d.tensor}' of node '{d.node}' ({d.op}): {d.differing} of {d.total} "
+                  f"elements differ, largest difference {d.largest:g}; {len(diffs)} of {compared} tensors differ")
+    raise typer.Exit(1)
 
 
 def main() -> None:
