@@ -184,8 +184,7 @@ class _Importer:
             for ch, bn in enumerate(bns):
                 if numerics.needs_negation(acc.k[ch], bn):
                     acc.weights[ch] = -acc.weights[ch]
-                    acc.k[ch], acc.c[ch] = numerics.negated_affine(acc.input.dtype, acc.weights.shape[1],
-                                                                   acc.k[ch], acc.c[ch])
+                    acc.k[ch], acc.c[ch] = numerics.negated_affine(acc.k[ch], acc.c[ch])
         acc_dtype = numerics.accumulator_type(acc.weights, acc.input.dtype)
         self.nodes.append(MatMul(acc.name, acc.input.tensor, acc.source, acc.weights, acc.input.dtype, acc_dtype))
         self.types[acc.source] = acc_dtype

@@ -20,7 +20,7 @@ def quantize(node: Quantize, x: np.ndarray) -> np.ndarray:
 
 def matmul(node: MatMul, x: np.ndarray) -> np.ndarray:
     if node.in_dtype.bipolar:
-        return xnor_popcount(x, node.weights)
+        return numerics.popcount_to_dot(xnor_popcount(x, node.weights), node.in_features)
     return x.astype(np.int64) @ node.weights.astype(np.int64).T
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from xnorkit.errors import XnorkitError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: bipolar accumulators are signed dot products (1: popcounts)
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,8 @@ class Quantize:
 
 @dataclass(frozen=True, eq=False)
 class MatMul:
-    """Accumulator per output channel from a weight matrix `weights` (out, in) of -1/+1.
-
-    Bipolar input: the popcount of XNOR(input bits, weight bits). Integer input: sum of x * w.
-    """
+    """Accumulator per output channel from a weight matrix `weights` (out, in) of -1/+1: the integer
+    dot product sum_i x_i * w_i, a bipolar input bit counting as -1 (bit 0) or +1 (bit 1)."""
 
     name: str
     input: str

@@ -29,28 +29,24 @@ def accumulator_affine(in_dtype: IntType, row: np.ndarray, in_scale: Fraction, i
                        weight_scale: Fraction) -> tuple[Fraction, Fraction]:
     """(k, c) such that the real dot product of one output channel equals k * accumulator + c.
 
-    Bipolar input x = s_x * (2b - 1): the accumulator is popcount(XNOR) and dot = s_x s_w (2 pc - N).
-    Integer input x = s_x * (q - zp): the accumulator is sum q*w and dot = s_x s_w (acc - zp * sum w).
+    The accumulator is the integer dot product sum_i x_i * w_i, with a bipolar input element counting
+    as -1 or +1. Input x = s_x * (q - zp) (zp = 0 for bipolar), weights s_w * w, so
+    dot = s_x s_w (acc - zp * sum w).
     """
     sxw = in_scale * weight_scale
-    if in_dtype.bipolar:
-        return 2 * sxw, -len(row) * sxw
-    return sxw, -sxw * in_zero_point * int(row.sum())
+    zero_point = 0 if in_dtype.bipolar else in_zero_point
+    return sxw, -sxw * zero_point * int(row.sum())
 
 
-def negated_affine(in_dtype: IntType, n_in: int, k: Fraction, c: Fraction) -> tuple[Fraction, Fraction]:
-    """(k, c) of a channel after its weight row is negated (to fold a negative slope into `acc >= T`).
-    Integer input: acc' = -acc, so (-k, c). Bipolar input: pc' = n - pc, so (-k, c + k n)."""
-    if in_dtype.bipolar:
-        return -k, c + k * n_in
+def negated_affine(k: Fraction, c: Fraction) -> tuple[Fraction, Fraction]:
+    """(k, c) of a channel after its weight row is negated (to fold a negative slope into `acc >= T`):
+    the accumulator changes sign and nothing else does."""
     return -k, c
 
 
 def accumulator_range(row: np.ndarray, in_dtype: IntType) -> tuple[int, int]:
-    """Exact (min, max) of one channel's accumulator over all inputs of `in_dtype`."""
-    if in_dtype.bipolar:
-        return 0, len(row)
-    w = row.astype(np.int64)
+    """Exact (min, max) of one channel's accumulator over all inputs of `in_dtype` (bipolar: -1, +1)."""
+    w = row.astype(np.int64).reshape(-1)
     ends = np.stack([w * in_dtype.min, w * in_dtype.max])
     return int(ends.min(axis=0).sum()), int(ends.max(axis=0).sum())
 
@@ -142,7 +138,8 @@ def output_affine(k: Fraction, c: Fraction, bn: BatchNorm) -> tuple[float, float
 # ---- the dot product from popcount ----------------------------------------------------------------------
 
 def popcount_to_dot(popcount: np.ndarray, n: int) -> np.ndarray:
-    """Bipolar dot product of two n-element vectors from the popcount of their XNOR: 2 * pc - n."""
+    """Bipolar dot product of two n-element vectors from the popcount of their XNOR: 2 * pc - n.
+    The XNOR-popcount kernels of every backend compute the accumulator this way."""
     return 2 * popcount - n
 
 

@@ -33,7 +33,7 @@ void xk_dense_bin_bin(const uint32_t *x, uint32_t n_in, const uint32_t *weights,
         const uint32_t *row = weights + o * words;
         uint32_t matches = 0;
         for (uint32_t w = 0; w < words; w++) matches += xk_popcount32(~(x[w] ^ row[w]));
-        acc[o] = (int32_t)matches - padding;
+        acc[o] = 2 * ((int32_t)matches - padding) - (int32_t)n_in;
     }
 }
 

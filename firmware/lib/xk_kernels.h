@@ -28,7 +28,8 @@ void xk_quantize(const float *x, uint32_t n, float scale, int32_t zero_point, in
 /* Integer input times binary weights: acc[o] = sum_i (w[o][i] ? +x[i] : -x[i]). */
 void xk_dense_int_bin(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t n_out, int32_t *acc);
 
-/* Binary input times binary weights: acc[o] = popcount(XNOR(x, w[o])) over the n_in valid bits. */
+/* Binary input times binary weights: acc[o] = sum_i x_i w_o,i over +-1 values, computed as
+ * 2 * popcount(XNOR(x, w[o])) - n_in over the n_in valid bits. */
 void xk_dense_bin_bin(const uint32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t n_out, int32_t *acc);
 
 /* Sign activation: bit o of out = acc[o] >= threshold[o]; packed as above. */

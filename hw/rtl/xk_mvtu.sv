@@ -37,7 +37,7 @@ module xk_mvtu #(
   localparam int SF_W = SF > 1 ? $clog2(SF) : 1;
   localparam int NF_W = NF > 1 ? $clog2(NF) : 1;
   localparam int ADDR_W = SF * NF > 1 ? $clog2(SF * NF) : 1;
-  localparam int POP_W = $clog2(SIMD + 1) + 1;  // signed partial sum of one binary lane
+  localparam int POP_W = $clog2(SIMD + 1);  // popcount of one fold
 
   // ---- weight and threshold memories --------------------------------------------------------------
   logic [PE*SIMD-1:0] weight_rom[SF*NF];
@@ -112,7 +112,8 @@ module xk_mvtu #(
           popcount = popcount + {{(POP_W - 1){1'b0}}, s1_data[s] ~^ s1_weights[p*SIMD+s]};
         end
       end
-      assign partial = ACC_BITS'(popcount);
+      // dot product of the fold from its popcount: 2 p - SIMD
+      assign partial = $signed({{(ACC_BITS - POP_W - 1) {1'b0}}, popcount, 1'b0}) - ACC_BITS'(SIMD);
     end else begin : g_int_times_sign
       always_comb begin
         partial = '0;
