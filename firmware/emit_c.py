@@ -30,21 +30,24 @@ def c_array(values: np.ndarray, per_line: int = 8, fmt: str = "{}") -> str:
 
 @dataclass(frozen=True)
 class BufferPlan:
-    """Static activations: the quantized input, one accumulator buffer, two ping-pong bit buffers."""
+    """Static activations: the quantized input, one accumulator buffer, two ping-pong bit buffers for
+    binary activations and one buffer of int32 values for k-bit activations."""
 
     input_elems: int
     acc_elems: int
     bit_words: int
+    int_elems: int
 
     @property
     def bytes(self) -> int:
-        return 4 * (self.input_elems + self.acc_elems + 2 * self.bit_words)
+        return 4 * (self.input_elems + self.acc_elems + 2 * self.bit_words + self.int_elems)
 
 
 def plan_buffers(graph: Graph) -> BufferPlan:
     layers = graph.matmuls()
     hidden = [m.out_features for m in layers[:-1]] or [1]
-    return BufferPlan(layers[0].in_features, max(hidden), max((n + 31) // 32 for n in hidden))
+    multi = [n.channels for n in graph.nodes if isinstance(n, Threshold) and not n.out_dtype.bipolar]
+    return BufferPlan(layers[0].in_features, max(hidden), max((n + 31) // 32 for n in hidden), max(multi, default=0))
 
 
 _HEADER = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string("""\
@@ -82,6 +85,9 @@ static const {{ t.ctype }} {{ t.name }}[{{ t.count }}] = {
 static int32_t xk_input_q[{{ plan.input_elems }}];
 static int32_t xk_acc[{{ plan.acc_elems }}];
 static uint32_t xk_bits[2][{{ plan.bit_words }}];
+{% if plan.int_elems %}
+static int32_t xk_act[{{ plan.int_elems }}];
+{% endif %}
 
 void xk_infer(const float *input, int32_t *output) {
 {% for line in calls %}
@@ -114,6 +120,9 @@ def emit(graph: Graph) -> dict[str, str]:
                          f"{node.dtype.max}, xk_input_q);")
             location[node.output] = "xk_input_q"
         elif isinstance(node, MatMul):
+            if not node.w_dtype.bipolar:
+                raise XnorkitError(f"layer '{node.name}': {node.w_dtype.name()} weights are not supported by the C "
+                                   f"generator yet (binary weights only)")
             words = packing.pack_bits(packing.bipolar_to_bits(node.weights), 32)
             name = f"xk_l{layer}_weights"
             tables.append(_Table("uint32_t", name, words.size, c_array(words, 6, "0x{:08x}u")))
@@ -127,15 +136,21 @@ def emit(graph: Graph) -> dict[str, str]:
             layer += 1
         elif isinstance(node, Threshold):
             name = f"xk_l{layer - 1}_thresholds"
-            tables.append(_Table("int32_t", name, len(node.thresholds), c_array(node.thresholds, 10)))
-            dst = f"xk_bits[{bits_slot}]"
-            calls.append(f"xk_threshold({src}, {name}, {len(node.thresholds)}u, {dst});  /* {node.name} */")
+            tables.append(_Table("int32_t", name, node.thresholds.size, c_array(node.thresholds, 10)))
+            if node.out_dtype.bipolar:
+                dst = f"xk_bits[{bits_slot}]"
+                calls.append(f"xk_threshold({src}, {name}, {node.channels}u, {dst});  /* {node.name} */")
+                bits_slot ^= 1
+            else:
+                dst = "xk_act"
+                calls.append(f"xk_multithreshold({src}, {name}, {node.channels}u, {node.thresholds.shape[1]}u, "
+                             f"{node.base}, {dst});  /* {node.name} */")
             location[node.output] = dst
-            bits_slot ^= 1
         elif isinstance(node, Dequantize):
             continue  # float outputs are the host's business; the C API returns the integers
         else:
-            raise XnorkitError(f"the C generator does not support IR node '{node.name}' yet")
+            raise XnorkitError(f"the C generator does not support IR node '{node.name}' ({type(node).__name__}) "
+                               f"yet; it builds fully connected networks")
     last = graph.producer(graph.output)
     assert isinstance(last, MatMul)
     files = {

@@ -149,11 +149,18 @@ def units_of(graph: Graph, folding: Folding) -> list[Unit]:
         if isinstance(node, Quantize | Threshold | Dequantize):
             continue
         if not isinstance(node, MatMul):
-            raise XnorkitError(f"the RTL generator does not support IR node '{node.name}' yet")
+            raise XnorkitError(f"the RTL generator does not support IR node '{node.name}' ({type(node).__name__}) "
+                               f"yet; it builds fully connected networks")
+        if not node.w_dtype.bipolar:
+            raise XnorkitError(f"layer '{node.name}': {node.w_dtype.name()} weights are not supported by the RTL "
+                               f"generator yet (binary weights only)")
         consumers = graph.consumers(node.output)
         threshold = next((c for c in consumers if isinstance(c, Threshold)), None)
         if threshold is None and node.output != graph.output:
             raise XnorkitError(f"layer '{node.name}' has neither a threshold nor the graph output after it")
+        if threshold is not None and not threshold.out_dtype.bipolar:
+            raise XnorkitError(f"activation '{threshold.name}': {threshold.out_dtype.name()} outputs are not "
+                               f"supported by the RTL generator yet (binary sign only)")
         fold = folding[node.name]
         in_bits = 1 if node.in_dtype.bipolar else node.in_dtype.bits
         if not node.in_dtype.bipolar and node.in_dtype.signed:
@@ -192,7 +199,8 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
         if unit.use_threshold:
             threshold = next(c for c in graph.consumers(node.output) if isinstance(c, Threshold))
             files[unit.threshold_file] = packing.mem_file(
-                packing.mvtu_threshold_words(threshold.thresholds, unit.pe, unit.acc_bits), unit.pe * unit.acc_bits)
+                packing.mvtu_threshold_words(threshold.thresholds[:, 0], unit.pe, unit.acc_bits),
+                unit.pe * unit.acc_bits)
     info = design_info(graph, folding)
     files[f"{TOP}.sv"] = _TEMPLATE.render(
         units=units, top=TOP, ii=info["initiation_interval"],

@@ -33,7 +33,7 @@ def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5) -> Graph:
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         w = rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_out, n_in))
         acc_type = numerics.accumulator_type(w, in_dtype)
-        nodes.append(MatMul(f"fc{i}", current, f"acc{i}", w, in_dtype, acc_type))
+        nodes.append(MatMul(f"fc{i}", current, f"acc{i}", w, in_dtype, BIPOLAR, acc_type))
         types[f"acc{i}"] = acc_type
         if i < len(sizes) - 2:
             ranges = np.array([numerics.accumulator_range(r, in_dtype) for r in w])
@@ -41,12 +41,16 @@ def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5) -> Graph:
             spread = (ranges[:, 1] - ranges[:, 0]) / 8 + 1
             t = np.rint(mid + rng.normal(0, 1, n_out) * spread).astype(np.int64)
             t[0], t[-1] = ranges[0, 0], ranges[-1, 1] + 1  # always fires / never fires
-            nodes.append(Threshold(f"sign{i}", f"acc{i}", f"act{i}", t))
+            nodes.append(Threshold(f"sign{i}", f"acc{i}", f"act{i}", t[:, None], 0, BIPOLAR))
             types[f"act{i}"] = BIPOLAR
             current, in_dtype = f"act{i}", BIPOLAR
         else:
             nodes.append(Dequantize("out", f"acc{i}", "y", rng.uniform(0.1, 1, n_out), rng.normal(0, 1, n_out)))
-    graph = Graph("x", (sizes[0],), tuple(nodes), f"acc{len(sizes) - 2}", "y", types)
+    shapes = {n.output: (n.out_features,) if isinstance(n, MatMul) else None for n in nodes}
+    for n in nodes:
+        if shapes[n.output] is None:
+            shapes[n.output] = shapes.get(n.input) or (sizes[0],)
+    graph = Graph("x", (sizes[0],), tuple(nodes), f"acc{len(sizes) - 2}", "y", types, shapes)
     verify(graph)
     return graph
 

@@ -17,6 +17,7 @@ def test_layer_stats_count_macs_and_memory():
     assert rows["fc1"].macs == 32 * 8 and rows["fc1"].binary
     acc_bits = g.tensor_types["acc0"].bits
     assert rows["sign0"].memory_bits == 32 * acc_bits
+    assert rows["fc0"].bits == "uint5 x bipolar -> " + g.tensor_types["acc0"].name()
     assert rows["fc0"].density == 1.0 and rows["fc0"].weights == 512
 
 
@@ -46,10 +47,10 @@ def test_diff_pinpoints_an_injected_threshold_off_by_one(trained_build, tmp_path
     x = load_digits().x_test
     values = golden.run(graph, x, keep_all=True)
     target = [n for n in graph.nodes if isinstance(n, Threshold)][1]
-    hits = (values[target.input] == target.thresholds[None, :]).sum(axis=0)
+    hits = (values[target.input] == target.thresholds[None, :, 0]).sum(axis=0)
     channel = int(np.argmax(hits))
     assert hits[channel] > 0
-    target.thresholds[channel] += 1
+    target.thresholds[channel, 0] += 1
     ir.save(graph, b)
     np.save(tmp_path / "x.npy", x)
     proc = xnorkit("diff", b, "--input", tmp_path / "x.npy")

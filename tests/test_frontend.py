@@ -52,8 +52,8 @@ def test_negative_gamma_negates_rows_and_zero_gamma_is_constant(tmp_path):
     lin = model.net[1].quant_weight().value.detach().numpy().astype(np.int8)
     assert np.array_equal(mm.weights[:8], -lin[:8]) and np.array_equal(mm.weights[8:], lin[8:])
     # zero gamma: beta >= 0 always fires (threshold = lowest accumulator), beta < 0 never (one past the highest)
-    assert th.thresholds[8] == numerics.accumulator_range(mm.weights[8], mm.in_dtype)[0]
-    assert th.thresholds[10] == numerics.accumulator_range(mm.weights[10], mm.in_dtype)[1] + 1
+    assert th.thresholds[8, 0] == numerics.accumulator_range(mm.weights[8], mm.in_dtype)[0]
+    assert th.thresholds[10, 0] == numerics.accumulator_range(mm.weights[10], mm.in_dtype)[1] + 1
     x = np.random.default_rng(0).integers(0, 32, size=(50, 12)).astype(np.float32)
     acts = golden.run(graph, x, keep_all=True)[th.output]
     assert acts[:, 8:10].all() and not acts[:, 10:12].any()

@@ -26,5 +26,5 @@ def test_thresholds_act_per_channel():
     values = golden.run(g, random_inputs(g, 50), keep_all=True)
     act = values["act0"]
     assert act[:, 0].all() and not act[:, -1].any()  # the always / never firing channels
-    thresholds = g.node("sign0").thresholds
+    thresholds = g.node("sign0").thresholds[:, 0]
     assert np.array_equal(act, (values["acc0"] >= thresholds).astype(np.uint8))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from xnorkit import golden
-from xnorkit.ir import Dequantize, Graph, MatMul, Quantize, Threshold
+from xnorkit.ir import Conv, Dequantize, Graph, MatMul, MaxPool, Quantize, Reshape, Threshold
 
 
 @dataclass(frozen=True)
@@ -25,27 +25,35 @@ class LayerStats:
     memory_bits: int  # weights and thresholds as stored
 
 
+def _shape(graph: Graph, tensor: str) -> str:
+    return "x".join(map(str, graph.shape(tensor)))
+
+
 def layer_stats(graph: Graph) -> list[LayerStats]:
     rows = []
     for node in graph.nodes:
+        shape = f"{_shape(graph, node.input)} -> {_shape(graph, node.output)}" if node.output in graph.tensor_shapes \
+            else _shape(graph, node.input)
         if isinstance(node, Quantize):
-            n = int(np.prod(graph.input_shape))
-            rows.append(LayerStats(node.name, "Quantize", f"{n} -> {n}", f"float32 -> {node.dtype.name()}",
-                                   0, 1.0, 0, False, 0))
-        elif isinstance(node, MatMul):
+            bits = f"float32 -> {node.dtype.name()}"
+            rows.append(LayerStats(node.name, "Quantize", shape, bits, 0, 1.0, 0, False, 0))
+        elif isinstance(node, MatMul | Conv):
             w = node.weights
+            positions = int(np.prod(graph.shape(node.output)[1:])) if isinstance(node, Conv) else 1
             rows.append(LayerStats(
-                node.name, "MatMul", f"{node.in_features} -> {node.out_features}",
-                f"{node.in_dtype.name()} x bipolar -> {node.acc_dtype.name()}", int(w.size),
-                float(np.count_nonzero(w) / w.size), int(w.size), node.in_dtype.bipolar, int(w.size)))
+                node.name, type(node).__name__, shape,
+                f"{node.in_dtype.name()} x {node.w_dtype.name()} -> {node.acc_dtype.name()}", int(w.size),
+                float(np.count_nonzero(w) / w.size), int(np.count_nonzero(w)) * positions,
+                node.in_dtype.bipolar and node.w_dtype.bipolar, int(w.size) * node.w_dtype.bits))
         elif isinstance(node, Threshold):
             acc = graph.tensor_types[node.input]
-            c = len(node.thresholds)
-            rows.append(LayerStats(node.name, "Threshold", f"{c} -> {c}", f"{acc.name()} -> bipolar", 0, 1.0, 0,
-                                   False, c * acc.bits))
+            rows.append(LayerStats(node.name, "Threshold", shape, f"{acc.name()} -> {node.out_dtype.name()}", 0, 1.0,
+                                   0, False, int(node.thresholds.size) * acc.bits))
+        elif isinstance(node, MaxPool | Reshape):
+            dtype = graph.tensor_types[node.output].name()
+            rows.append(LayerStats(node.name, type(node).__name__, shape, f"{dtype} -> {dtype}", 0, 1.0, 0, False, 0))
         elif isinstance(node, Dequantize):
-            c = len(node.scale)
-            rows.append(LayerStats(node.name, "Dequantize", f"{c} -> {c}", "int -> float64", 0, 1.0, 0, False, 0))
+            rows.append(LayerStats(node.name, "Dequantize", shape, "int -> float64", 0, 1.0, 0, False, 0))
     return rows
 
 
@@ -65,24 +73,32 @@ def diff_against_qonnx(graph: Graph, qonnx_values: dict[str, np.ndarray], x: np.
     integers (exactly), the float output within `rtol` of each vector's largest magnitude. Returns the
     differing tensors and how many tensors were compared."""
     ours = golden.run(graph, x, keep_all=True)
+    meaning: dict[str, tuple[float, int]] = {}  # tensor -> (scale, zero point) of its real value
     diffs, compared = [], 0
     for node in graph.nodes:
+        if isinstance(node, Quantize):
+            meaning[node.output] = (node.scale, node.zero_point)
+        elif isinstance(node, Threshold):
+            meaning[node.output] = (node.out_scale, node.out_zero_point)
+        elif isinstance(node, MaxPool | Reshape) and node.input in meaning:
+            meaning[node.output] = meaning[node.input]
         theirs = qonnx_values.get(node.output)
         if theirs is None:
             continue
-        theirs = np.asarray(theirs).reshape(len(x), -1)
+        theirs = np.asarray(theirs).reshape(ours[node.output].shape)
         mine = ours[node.output]
-        if isinstance(node, Quantize):
-            theirs = np.rint(theirs.astype(np.float64) / node.scale) + node.zero_point
+        if isinstance(node, Dequantize):
+            delta = np.abs(mine - theirs.astype(np.float64))
+            scale = np.abs(theirs).reshape(len(x), -1).max(axis=1).reshape((-1,) + (1,) * (theirs.ndim - 1))
+            bad = delta > rtol * scale
+        elif node.output in meaning:
+            scale, zero_point = meaning[node.output]
+            if graph.tensor_types[node.output].bipolar:
+                theirs = (theirs > 0).astype(np.int64)
+            else:
+                theirs = np.rint(theirs.astype(np.float64) / scale) + zero_point
             delta = np.abs(mine.astype(np.float64) - theirs)
             bad = delta > 0
-        elif isinstance(node, Threshold):
-            theirs = (theirs > 0).astype(np.int64)
-            delta = np.abs(mine.astype(np.int64) - theirs).astype(np.float64)
-            bad = delta > 0
-        elif isinstance(node, Dequantize):
-            delta = np.abs(mine - theirs.astype(np.float64))
-            bad = delta > rtol * np.abs(theirs).max(axis=1, keepdims=True)
         else:
             continue  # accumulators are integers here and affine floats in qonnx: compared through their outputs
         compared += 1

@@ -3,9 +3,11 @@
 The importer walks the ONNX graph in order and tracks, for every dynamic tensor, how its real value
 relates to an IR integer tensor:
   - a quantized activation: real = scale * (q - zero_point), q of an IntType (or bipolar);
-  - an accumulator: real = bn(k[c] * acc[c] + c[c]) per channel, with an optional batch-norm.
-A sign (BipolarQuant) after an accumulator becomes an integer Threshold; the graph output becomes a
-Dequantize. Anything else is refused with one line naming the node, its op and the reason.
+  - an accumulator of a layer (Gemm/MatMul/Conv): real = relu?(bn(k[c] * acc + c[c])) per channel,
+    with an optional batch-norm and ReLU, not yet emitted.
+A quantizer after an accumulator becomes an integer Threshold (one level for a sign, 2^k - 1 for k
+bits); the graph output becomes a Dequantize. Anything else is refused with one line naming the node,
+its op and the reason.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from onnx import numpy_helper
 
 from xnorkit import numerics
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import BIPOLAR, Dequantize, Graph, IntType, MatMul, Quantize, Threshold, verify
+from xnorkit.ir import BIPOLAR, Conv, Dequantize, Graph, IntType, MatMul, MaxPool, Quantize, Reshape, Threshold, verify
 
 
 @dataclass
@@ -33,29 +35,38 @@ class _Quantized:
 
 @dataclass
 class _Accumulator:
-    name: str
+    node: onnx.NodeProto  # the Gemm/MatMul/Conv that produced it
     input: _Quantized
-    weights: np.ndarray  # int8 -1/+1, (out, in); rows may still be negated
+    weights: np.ndarray  # integers, (out, ...); rows may still be negated
+    w_dtype: IntType
     k: list[Fraction]
     c: list[Fraction]
+    conv: dict | None = None  # stride, pads, groups for a Conv
     bn: list[numerics.BatchNorm] | None = None
-    source: str = ""
+    relu: bool = False
 
 
 @dataclass
 class _ConstQuant:
     values: np.ndarray  # integers (-1/+1 for bipolar)
     scale: np.ndarray
+    dtype: IntType
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
 @dataclass
 class _Importer:
     model: onnx.ModelProto
+    shapes: dict[str, tuple[int, ...]]
     consts: dict[str, np.ndarray] = field(default_factory=dict)
     qconsts: dict[str, _ConstQuant] = field(default_factory=dict)
     state: dict[str, _Quantized | _Accumulator] = field(default_factory=dict)
     nodes: list = field(default_factory=list)
     types: dict[str, IntType] = field(default_factory=dict)
+    ir_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def fail(self, node: onnx.NodeProto, reason: str) -> XnorkitError:
         return XnorkitError(f"node '{node.name}' (op {node.op_type}): {reason}")
@@ -68,16 +79,28 @@ class _Importer:
     def scalar(self, node: onnx.NodeProto, name: str) -> float:
         v = self.const(node, name)
         if v.size != 1:
-            raise self.fail(node, f"'{name}' must be a scalar (per-channel is not supported here yet)")
+            raise self.fail(node, f"'{name}' must be a scalar (per-tensor)")
         return float(v.reshape(-1)[0])
 
     def dynamic(self, node: onnx.NodeProto, name: str):
         if name not in self.state:
-            raise self.fail(node, f"input '{name}' is neither a quantized tensor nor an accumulator the IR "
-                                  f"tracks (a float op between quantized layers?)")
+            raise self.fail(node, f"input '{name}' is neither a quantized tensor nor a layer's accumulator (a "
+                                  f"float op between quantized layers?)")
         return self.state[name]
 
-    # ---- ops -------------------------------------------------------------------------------------------
+    def quantized(self, node: onnx.NodeProto, name: str) -> _Quantized:
+        x = self.dynamic(node, name)
+        if not isinstance(x, _Quantized):
+            raise self.fail(node, f"input '{name}' must be a quantized activation, but it is the unquantized "
+                                  f"output of layer '{x.node.name}' (add an activation quantizer)")
+        return x
+
+    def emit(self, ir_node, dtype: IntType) -> None:
+        self.nodes.append(ir_node)
+        self.types[ir_node.output] = dtype
+        self.ir_shapes[ir_node.output] = self.shapes[ir_node.output][1:]
+
+    # ---- quantizers -----------------------------------------------------------------------------------
 
     def on_bipolar_quant(self, node: onnx.NodeProto) -> None:
         scale = self.const(node, node.input[1]).astype(np.float64)
@@ -85,50 +108,86 @@ class _Importer:
             raise self.fail(node, "scale must be positive")
         if node.input[0] in self.consts:
             w = self.consts[node.input[0]]
-            self.qconsts[node.output[0]] = _ConstQuant(np.where(w >= 0, 1, -1).astype(np.int8), scale)
+            self.qconsts[node.output[0]] = _ConstQuant(np.where(w >= 0, 1, -1).astype(np.int8), scale, BIPOLAR)
             return
         acc = self.dynamic(node, node.input[0])
         if not isinstance(acc, _Accumulator):
-            raise self.fail(node, "sign of a quantized activation (no layer between) is not supported")
+            raise self.fail(node, "a sign of a quantized activation (no layer between) is not supported")
         if scale.size != 1:
             raise self.fail(node, "activation scale must be per-tensor")
-        out = self.finish_matmul(acc, with_sign=True)
-        threshold = self.emit_threshold(node, acc, out)
-        self.state[node.output[0]] = _Quantized(threshold, Fraction(float(scale.reshape(-1)[0])), 0, BIPOLAR)
+        out = self.emit_threshold(node, acc, None, out_scale=float(scale.reshape(-1)[0]))
+        self.state[node.output[0]] = _Quantized(out, Fraction(float(scale.reshape(-1)[0])), 0, BIPOLAR)
 
     def on_quant(self, node: onnx.NodeProto) -> None:
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = _attrs(node)
         rounding = attrs.get("rounding_mode", b"ROUND")
         rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
         if rounding != "ROUND":
             raise self.fail(node, f"rounding_mode {rounding} is not supported (ROUND only)")
-        if attrs.get("narrow", 0):
-            raise self.fail(node, "narrow-range quantizers are not supported yet")
-        if node.input[0] in self.consts:
-            raise self.fail(node, "integer (k-bit) weights are not supported yet; use binary weights")
-        if node.input[0] != self.model.graph.input[0].name:
-            raise self.fail(node, "k-bit activations are only supported on the network input so far")
-        scale = self.scalar(node, node.input[1])
-        zero_point = self.scalar(node, node.input[2])
+        signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
+        zero_point = self.const(node, node.input[2])
         bits = self.scalar(node, node.input[3])
-        if scale <= 0 or zero_point != int(zero_point) or bits != int(bits) or not 2 <= bits <= 16:
-            raise self.fail(node, f"needs scale > 0, an integer zero point and 2..16 bits (got {scale}, "
-                                  f"{zero_point}, {bits})")
-        dtype = IntType(int(bits), signed=bool(attrs.get("signed", 1)))
+        if bits != int(bits) or not 1 <= bits <= 16:
+            raise self.fail(node, f"bit width {bits} is not an integer in 1..16")
+        bits = int(bits)
+        if node.input[0] in self.consts:  # weights
+            scale = self.const(node, node.input[1]).astype(np.float64)
+            if (scale <= 0).any() or (zero_point != 0).any():
+                raise self.fail(node, "weight quantizers need positive scales and zero point 0")
+            act = numerics.ActQuant.from_attrs(1.0, 0, bits, signed, narrow)
+            w = self.consts[node.input[0]].astype(np.float64)
+            values = np.clip(np.rint(w.astype(np.float32) / scale.astype(np.float32)), act.qmin, act.qmax)
+            self.qconsts[node.output[0]] = _ConstQuant(values.astype(np.int8 if bits <= 8 else np.int16), scale,
+                                                       IntType(bits, signed))
+            return
+        scale = self.scalar(node, node.input[1])
+        zp = float(zero_point.reshape(-1)[0]) if zero_point.size == 1 else None
+        if scale <= 0 or zp is None or zp != int(zp):
+            raise self.fail(node, "activation quantizers need a positive per-tensor scale and an integer zero point")
+        dtype = IntType(bits, signed=signed)
         out = node.output[0]
-        self.nodes.append(Quantize(node.name, node.input[0], out, float(np.float32(scale)), int(zero_point), dtype))
-        self.types[out] = dtype
-        self.state[out] = _Quantized(out, Fraction(float(np.float32(scale))), int(zero_point), dtype)
+        if node.input[0] == self.model.graph.input[0].name:
+            if narrow:
+                raise self.fail(node, "a narrow-range input quantizer is not supported")
+            self.emit(Quantize(node.name, node.input[0], out, float(np.float32(scale)), int(zp), dtype), dtype)
+            self.state[out] = _Quantized(out, Fraction(float(np.float32(scale))), int(zp), dtype)
+            return
+        acc = self.dynamic(node, node.input[0])
+        if not isinstance(acc, _Accumulator):
+            raise self.fail(node, "requantizing a quantized activation (no layer between) is not supported")
+        act = numerics.ActQuant.from_attrs(scale, int(zp), bits, signed, narrow)
+        tensor = self.emit_threshold(node, acc, act, dtype)
+        self.state[out] = _Quantized(tensor, act.scale, int(zp), dtype)
+
+    # ---- layers ---------------------------------------------------------------------------------------
+
+    def weights_of(self, node: onnx.NodeProto, name: str) -> _ConstQuant:
+        if name not in self.qconsts:
+            raise self.fail(node, "weights must be quantized constants (BipolarQuant or Quant of an initializer); "
+                                  "float weights are not supported")
+        return self.qconsts[name]
+
+    def start_accumulator(self, node: onnx.NodeProto, x: _Quantized, w: np.ndarray, s_w: np.ndarray,
+                          w_dtype: IntType, conv: dict | None = None) -> _Accumulator:
+        out_ch = w.shape[0]
+        s_w = s_w.reshape(-1) if s_w.size > 1 else np.repeat(s_w.reshape(-1), out_ch)
+        if len(s_w) != out_ch:
+            raise self.fail(node, f"weight scale of {len(s_w)} values for {out_ch} output channels")
+        k, c = [], []
+        for row, sw in zip(w, s_w, strict=True):
+            kc = numerics.accumulator_affine(x.dtype, row, x.scale, x.zero_point, Fraction(float(sw)))
+            k.append(kc[0])
+            c.append(kc[1])
+        acc = _Accumulator(node, x, w.astype(np.int8 if w_dtype.bits <= 8 else np.int16).copy(), w_dtype, k, c, conv)
+        self.state[node.output[0]] = acc
+        return acc
 
     def on_matmul(self, node: onnx.NodeProto) -> None:
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        x = self.dynamic(node, node.input[0])
-        if not isinstance(x, _Quantized):
-            raise self.fail(node, "input must be a quantized activation (a float or unquantized tensor "
-                                  "reaches a layer)")
-        if node.input[1] not in self.qconsts:
-            raise self.fail(node, "weights must come from a BipolarQuant of a constant (binary weights)")
-        wq = self.qconsts[node.input[1]]
+        attrs = _attrs(node)
+        x = self.quantized(node, node.input[0])
+        if len(self.shapes[node.input[0]]) != 2:
+            raise self.fail(node, f"input of shape {self.shapes[node.input[0]]} is not (N, features); flatten first")
+        wq = self.weights_of(node, node.input[1])
         w, s_w = wq.values, wq.scale
         if node.op_type == "Gemm":
             if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0:
@@ -139,79 +198,147 @@ class _Importer:
             w, s_w = w.T, s_w.T
         if w.ndim != 2:
             raise self.fail(node, f"weights of shape {w.shape} are not a matrix")
-        out_features = w.shape[0]
-        s_w = np.broadcast_to(s_w.reshape(-1, 1) if s_w.size > 1 else s_w.reshape(1, 1), (out_features, 1))
-        k, c = [], []
-        for row, sw in zip(w, s_w[:, 0], strict=True):
-            kc = numerics.accumulator_affine(x.dtype, row, x.scale, x.zero_point, Fraction(float(sw)))
-            k.append(kc[0])
-            c.append(kc[1])
-        acc = _Accumulator(node.name, x, w.astype(np.int8).copy(), k, c, source=node.output[0])
-        self.state[node.output[0]] = acc
+        acc = self.start_accumulator(node, x, w, s_w, wq.dtype)
         if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2]:
-            self.add_bias(node, acc, self.const(node, node.input[2]), attrs.get("beta", 1.0))
+            self.add_bias(node, acc, self.const(node, node.input[2]) * attrs.get("beta", 1.0))
 
-    def add_bias(self, node: onnx.NodeProto, acc: _Accumulator, bias: np.ndarray, factor: float = 1.0) -> None:
-        if acc.bn is not None:
-            raise self.fail(node, "an addition after batch-norm is not supported")
-        b = np.broadcast_to(bias.reshape(-1), (len(acc.c),))
-        acc.c = [ci + Fraction(float(factor)) * Fraction(float(bi)) for ci, bi in zip(acc.c, b, strict=True)]
+    def on_conv(self, node: onnx.NodeProto) -> None:
+        attrs = _attrs(node)
+        x = self.quantized(node, node.input[0])
+        if len(self.shapes[node.input[0]]) != 4:
+            raise self.fail(node, "only 2-D convolutions over (N, C, H, W) are supported")
+        wq = self.weights_of(node, node.input[1])
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise self.fail(node, "dilated convolutions are not supported")
+        auto_pad = attrs.get("auto_pad", b"NOTSET")
+        if (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) != "NOTSET":
+            raise self.fail(node, "auto_pad is not supported; export explicit pads")
+        pads = tuple(int(p) for p in attrs.get("pads", [0, 0, 0, 0]))
+        if any(pads) and x.zero_point != 0 and not x.dtype.bipolar:
+            raise self.fail(node, "padding an input with a nonzero zero point is not supported")
+        conv = {"stride": tuple(int(s) for s in attrs.get("strides", [1, 1])), "pads": pads,
+                "groups": int(attrs.get("group", 1))}
+        acc = self.start_accumulator(node, x, wq.values, wq.scale, wq.dtype, conv)
+        if len(node.input) > 2 and node.input[2]:
+            self.add_bias(node, acc, self.const(node, node.input[2]))
+
+    # ---- what may follow a layer ----------------------------------------------------------------------
+
+    def add_bias(self, node: onnx.NodeProto, acc: _Accumulator, bias: np.ndarray) -> None:
+        if acc.bn is not None or acc.relu:
+            raise self.fail(node, "an addition after batch-norm or ReLU is not supported")
+        b = np.broadcast_to(bias.reshape(-1), (len(acc.c),)) if bias.size in (1, len(acc.c)) else None
+        if b is None:
+            raise self.fail(node, f"a bias of {bias.size} values does not match {len(acc.c)} channels")
+        acc.c = [ci + Fraction(float(bi)) for ci, bi in zip(acc.c, b, strict=True)]
 
     def on_add(self, node: onnx.NodeProto) -> None:
         acc = self.dynamic(node, node.input[0])
-        if not isinstance(acc, _Accumulator):
-            raise self.fail(node, "Add is only supported as a bias on a layer's accumulator")
+        if not isinstance(acc, _Accumulator) or node.input[1] not in self.consts:
+            raise self.fail(node, "Add is only supported as a constant bias on a layer's accumulator")
         self.add_bias(node, acc, self.const(node, node.input[1]))
+        self.state[node.output[0]] = acc
+
+    def on_mul(self, node: onnx.NodeProto) -> None:
+        acc = self.dynamic(node, node.input[0])
+        if not isinstance(acc, _Accumulator) or node.input[1] not in self.consts or acc.bn or acc.relu:
+            raise self.fail(node, "Mul is only supported as a constant scale on a layer's accumulator")
+        m = self.const(node, node.input[1]).reshape(-1)
+        m = np.broadcast_to(m, (len(acc.k),)) if m.size in (1, len(acc.k)) else None
+        if m is None:
+            raise self.fail(node, "the scale does not match the layer's channels")
+        acc.k = [ki * Fraction(float(mi)) for ki, mi in zip(acc.k, m, strict=True)]
+        acc.c = [ci * Fraction(float(mi)) for ci, mi in zip(acc.c, m, strict=True)]
         self.state[node.output[0]] = acc
 
     def on_batchnorm(self, node: onnx.NodeProto) -> None:
         acc = self.dynamic(node, node.input[0])
-        if not isinstance(acc, _Accumulator) or acc.bn is not None:
-            raise self.fail(node, "batch-norm must directly follow a layer (Gemm/MatMul)")
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        eps = float(attrs.get("epsilon", 1e-5))
+        if not isinstance(acc, _Accumulator) or acc.bn is not None or acc.relu:
+            raise self.fail(node, "batch-norm must directly follow a layer (Gemm/MatMul/Conv)")
+        eps = float(_attrs(node).get("epsilon", 1e-5))
         gamma, beta, mean, var = (self.const(node, n).reshape(-1) for n in node.input[1:5])
-        acc.bn = [numerics.BatchNorm.from_floats(g, b, m, v, eps) for g, b, m, v in zip(gamma, beta, mean, var,
-                                                                                        strict=True)]
+        acc.bn = [numerics.BatchNorm.from_floats(g, b, m, v, eps)
+                  for g, b, m, v in zip(gamma, beta, mean, var, strict=True)]
         self.state[node.output[0]] = acc
+
+    def on_relu(self, node: onnx.NodeProto) -> None:
+        acc = self.dynamic(node, node.input[0])
+        if not isinstance(acc, _Accumulator):
+            raise self.fail(node, "ReLU is only supported between a layer and its activation quantizer")
+        acc.relu = True
+        self.state[node.output[0]] = acc
+
+    # ---- layout and pooling on quantized tensors -------------------------------------------------------
+
+    def on_maxpool(self, node: onnx.NodeProto) -> None:
+        attrs = _attrs(node)
+        x = self.quantized(node, node.input[0])
+        if attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise self.fail(node, "ceil_mode and dilations are not supported")
+        kernel = tuple(int(k) for k in attrs["kernel_shape"])
+        out = node.output[0]
+        self.emit(MaxPool(node.name, x.tensor, out, kernel, tuple(int(s) for s in attrs.get("strides", kernel)),
+                          tuple(int(p) for p in attrs.get("pads", [0, 0, 0, 0]))), x.dtype)
+        self.state[out] = _Quantized(out, x.scale, x.zero_point, x.dtype)
+
+    def on_reshape(self, node: onnx.NodeProto) -> None:
+        x = self.quantized(node, node.input[0])
+        out = node.output[0]
+        shape = self.shapes.get(out)
+        if not shape or shape[0] != self.shapes[node.input[0]][0]:
+            raise self.fail(node, "the reshape must keep the batch axis and have a known shape")
+        self.emit(Reshape(node.name, x.tensor, out, tuple(shape[1:])), x.dtype)
+        self.state[out] = _Quantized(out, x.scale, x.zero_point, x.dtype)
 
     # ---- emitting IR -----------------------------------------------------------------------------------
 
-    def finish_matmul(self, acc: _Accumulator, with_sign: bool) -> str:
-        """Emit the MatMul. Before a sign, negate rows whose pre-activation falls as acc rises."""
+    def finish_layer(self, acc: _Accumulator, fold_slope: bool) -> str:
+        """Emit the MatMul/Conv. Before an activation, negate rows whose pre-activation falls as acc rises."""
         bns = acc.bn or [numerics.IDENTITY_BN] * len(acc.k)
-        if with_sign:
+        if fold_slope:
             for ch, bn in enumerate(bns):
                 if numerics.needs_negation(acc.k[ch], bn):
                     acc.weights[ch] = -acc.weights[ch]
                     acc.k[ch], acc.c[ch] = numerics.negated_affine(acc.k[ch], acc.c[ch])
         acc_dtype = numerics.accumulator_type(acc.weights, acc.input.dtype)
-        self.nodes.append(MatMul(acc.name, acc.input.tensor, acc.source, acc.weights, acc.input.dtype, acc_dtype))
-        self.types[acc.source] = acc_dtype
-        return acc.source
+        name, out = acc.node.name, acc.node.output[0]
+        if acc.conv is None:
+            layer = MatMul(name, acc.input.tensor, out, acc.weights, acc.input.dtype, acc.w_dtype, acc_dtype)
+        else:
+            layer = Conv(name, acc.input.tensor, out, acc.weights, acc.input.dtype, acc.w_dtype, acc_dtype,
+                         acc.conv["stride"], acc.conv["pads"], acc.conv["groups"])
+        self.emit(layer, acc_dtype)
+        return out
 
-    def emit_threshold(self, node: onnx.NodeProto, acc: _Accumulator, acc_tensor: str) -> str:
+    def emit_threshold(self, node: onnx.NodeProto, acc: _Accumulator, act: numerics.ActQuant | None,
+                       dtype: IntType = BIPOLAR, out_scale: float = 1.0) -> str:
+        acc_tensor = self.finish_layer(acc, fold_slope=True)
         bns = acc.bn or [numerics.IDENTITY_BN] * len(acc.k)
-        thresholds = np.empty(len(acc.k), dtype=np.int64)
+        rows = []
         for ch, (row, bn) in enumerate(zip(acc.weights, bns, strict=True)):
             lo, hi = numerics.accumulator_range(row, acc.input.dtype)
-            thresholds[ch] = numerics.sign_threshold(acc.k[ch], acc.c[ch], bn, lo, hi)
+            if act is None:
+                rows.append([numerics.level_threshold(acc.k[ch], acc.c[ch], bn, Fraction(0), True, lo, hi, acc.relu)])
+            else:
+                rows.append(numerics.quant_thresholds(acc.k[ch], acc.c[ch], bn, act, lo, hi, acc.relu))
         out = node.output[0]
-        self.nodes.append(Threshold(node.name, acc_tensor, out, thresholds))
-        self.types[out] = BIPOLAR
+        base = 0 if act is None else act.qmin
+        scale, zero_point = (out_scale, 0) if act is None else (float(act.scale), act.zero_point)
+        self.emit(Threshold(node.name, acc_tensor, out, np.array(rows, dtype=np.int64), base, dtype, scale,
+                            zero_point), dtype)
         return out
 
     def emit_output(self, graph_output: str) -> tuple[str, str]:
         acc = self.state.get(graph_output)
-        if not isinstance(acc, _Accumulator):
+        if not isinstance(acc, _Accumulator) or acc.relu:
             raise XnorkitError(f"graph output '{graph_output}' must be a layer's accumulator (optionally "
                                f"batch-normed); a network ending in an activation is not supported yet")
-        tensor = self.finish_matmul(acc, with_sign=False)
+        tensor = self.finish_layer(acc, fold_slope=False)
         bns = acc.bn or [numerics.IDENTITY_BN] * len(acc.k)
         affine = [numerics.output_affine(k, c, bn) for k, c, bn in zip(acc.k, acc.c, bns, strict=True)]
         scale = np.array([a[0] for a in affine], dtype=np.float64)
         offset = np.array([a[1] for a in affine], dtype=np.float64)
-        self.nodes.append(Dequantize(f"{acc.name}_dequantize", tensor, graph_output, scale, offset))
+        self.nodes.append(Dequantize(f"{acc.node.name}_dequantize", tensor, graph_output, scale, offset))
         return tensor, graph_output
 
     def run(self) -> Graph:
@@ -222,8 +349,9 @@ class _Importer:
         self.consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
         handlers = {
             "BipolarQuant": self.on_bipolar_quant, "Quant": self.on_quant, "IntQuant": self.on_quant,
-            "Gemm": self.on_matmul, "MatMul": self.on_matmul, "Add": self.on_add,
-            "BatchNormalization": self.on_batchnorm,
+            "Gemm": self.on_matmul, "MatMul": self.on_matmul, "Conv": self.on_conv, "Add": self.on_add,
+            "Mul": self.on_mul, "BatchNormalization": self.on_batchnorm, "Relu": self.on_relu,
+            "MaxPool": self.on_maxpool, "Reshape": self.on_reshape, "Flatten": self.on_reshape,
         }
         for node in g.node:
             if node.op_type == "Identity":
@@ -235,14 +363,15 @@ class _Importer:
                                       f"{', '.join(sorted(handlers))}, Identity)")
             handler(node)
         int_out, float_out = self.emit_output(g.output[0].name)
-        dims = [d.dim_value for d in g.input[0].type.tensor_type.shape.dim]
-        graph = Graph(g.input[0].name, tuple(dims[1:]), tuple(self.nodes), int_out, float_out, dict(self.types))
+        graph = Graph(g.input[0].name, tuple(self.shapes[g.input[0].name][1:]), tuple(self.nodes), int_out,
+                      float_out, dict(self.types), dict(self.ir_shapes))
         verify(graph)
         return graph
 
 
-def load_onnx(path: str | Path) -> onnx.ModelProto:
-    """Read an ONNX file and normalize it with qonnx's cleanup (shapes, names, constant folding)."""
+def load_onnx(path: str | Path):
+    """Read an ONNX file and normalize it with qonnx's cleanup (shapes, names, constant folding).
+    Returns qonnx's ModelWrapper."""
     path = Path(path)
     if not path.is_file():
         raise XnorkitError(f"model file {path} does not exist")
@@ -257,11 +386,19 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     from qonnx.util.cleanup import cleanup_model
 
     try:
-        return cleanup_model(ModelWrapper(model)).model
+        return cleanup_model(ModelWrapper(model))
     except Exception as e:
         raise XnorkitError(f"{path}: qonnx could not clean up the graph ({type(e).__name__}: "
                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
 
 def import_qonnx(path: str | Path) -> Graph:
-    return _Importer(load_onnx(path)).run()
+    wrapper = load_onnx(path)
+    model = wrapper.model
+    names = {t.name for t in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)}
+    shapes = {}
+    for name in names:
+        shape = wrapper.get_tensor_shape(name)
+        if shape is not None:
+            shapes[name] = tuple(int(d) for d in shape)
+    return _Importer(model, shapes).run()

@@ -1,17 +1,24 @@
 """The golden model: the executable definition of every IR node, in integer numpy.
 
-Every backend is compared with this, never with each other. Bipolar tensors are uint8 0/1 arrays.
+Every backend is compared with this, never with each other. Tensors are (N, *shape) arrays; bipolar
+tensors hold uint8 bits (1 = +1, 0 = -1).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from xnorkit import numerics, packing
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import Dequantize, Graph, MatMul, Node, Quantize, Threshold
+from xnorkit.ir import Conv, Dequantize, Graph, IntType, MatMul, MaxPool, Node, Quantize, Reshape, Threshold
 
 _CHUNK = 2048  # rows per block in the popcount kernel, to bound memory
+
+
+def values_of(x: np.ndarray, dtype: IntType) -> np.ndarray:
+    """The integer values a tensor stands for: bipolar bits as -1/+1."""
+    return 2 * x.astype(np.int64) - 1 if dtype.bipolar else x.astype(np.int64)
 
 
 def quantize(node: Quantize, x: np.ndarray) -> np.ndarray:
@@ -19,9 +26,9 @@ def quantize(node: Quantize, x: np.ndarray) -> np.ndarray:
 
 
 def matmul(node: MatMul, x: np.ndarray) -> np.ndarray:
-    if node.in_dtype.bipolar:
+    if node.in_dtype.bipolar and node.w_dtype.bipolar:
         return numerics.popcount_to_dot(xnor_popcount(x, node.weights), node.in_features)
-    return x.astype(np.int64) @ node.weights.astype(np.int64).T
+    return values_of(x, node.in_dtype) @ node.weights.astype(np.int64).T
 
 
 def xnor_popcount(bits: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -39,15 +46,55 @@ def xnor_popcount(bits: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
+def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], pads: tuple[int, int, int, int],
+             pad_value: int) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, Ho, Wo, kh, kw) windows over the padded input."""
+    top, left, bottom, right = pads
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=pad_value)
+    return sliding_window_view(padded, kernel, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+
+
+def conv(node: Conv, x: np.ndarray) -> np.ndarray:
+    w = node.weights.astype(np.int64)
+    # padding is the real value 0, which the integer values (bipolar: -1/+1) express exactly
+    windows = _windows(values_of(x, node.in_dtype), w.shape[2:], node.stride, node.pads, 0)
+    c_in, c_out = w.shape[1], w.shape[0] // node.groups
+    outs = []
+    for g in range(node.groups):
+        win = windows[:, g * c_in:(g + 1) * c_in]
+        outs.append(np.tensordot(win, w[g * c_out:(g + 1) * c_out], axes=([1, 4, 5], [1, 2, 3])))
+    return np.concatenate(outs, axis=-1).transpose(0, 3, 1, 2)
+
+
+def _per_channel(a: np.ndarray, ndim: int) -> np.ndarray:
+    """Shape a (C, ...) parameter to broadcast along axis 1 of an ndim-dimensional batch tensor."""
+    return a.reshape((1, a.shape[0]) + (1,) * (ndim - 2) + a.shape[1:])
+
+
 def threshold(node: Threshold, acc: np.ndarray) -> np.ndarray:
-    return (acc >= node.thresholds[None, :]).astype(np.uint8)
+    t = _per_channel(node.thresholds, acc.ndim)
+    count = (acc[..., None] >= t).sum(axis=-1)
+    if node.out_dtype.bipolar:
+        return count.astype(np.uint8)
+    return node.base + count.astype(np.int64)
+
+
+def maxpool(node: MaxPool, x: np.ndarray) -> np.ndarray:
+    sentinel = np.iinfo(np.int64).min  # padding never wins
+    windows = _windows(x.astype(np.int64), node.kernel, node.stride, node.pads, sentinel)
+    return windows.max(axis=(-2, -1)).astype(x.dtype)
+
+
+def reshape(node: Reshape, x: np.ndarray) -> np.ndarray:
+    return x.reshape((len(x),) + tuple(node.shape))
 
 
 def dequantize(node: Dequantize, acc: np.ndarray) -> np.ndarray:
-    return acc.astype(np.float64) * node.scale[None, :] + node.offset[None, :]
+    return acc.astype(np.float64) * _per_channel(node.scale, acc.ndim) + _per_channel(node.offset, acc.ndim)
 
 
-_EXECUTE = {Quantize: quantize, MatMul: matmul, Threshold: threshold, Dequantize: dequantize}
+_EXECUTE = {Quantize: quantize, MatMul: matmul, Conv: conv, Threshold: threshold, MaxPool: maxpool,
+            Reshape: reshape, Dequantize: dequantize}
 
 
 def execute_node(node: Node, x: np.ndarray) -> np.ndarray:
@@ -59,8 +106,9 @@ def run(graph: Graph, x: np.ndarray, keep_all: bool = False) -> dict[str, np.nda
     float output and, with keep_all, every intermediate tensor by name."""
     x = np.asarray(x, dtype=np.float32)
     if x.shape[1:] != tuple(graph.input_shape):
-        raise XnorkitError(f"input has shape {x.shape}, the model takes (N, {', '.join(map(str, graph.input_shape))})")
-    values = {graph.input: x.reshape(len(x), -1)}
+        shape = ", ".join(map(str, graph.input_shape))
+        raise XnorkitError(f"input has shape {x.shape}, the model takes (N, {shape})")
+    values = {graph.input: x}
     for node in graph.nodes:
         values[node.output] = execute_node(node, values[node.input])
     if keep_all:
@@ -78,7 +126,8 @@ def predict_float(graph: Graph, x: np.ndarray) -> np.ndarray:
 
 def run_from_int(graph: Graph, x_int: np.ndarray) -> np.ndarray:
     """The integer output for already quantized inputs (what the hardware backends receive)."""
-    values = {graph.nodes[0].output: np.asarray(x_int, dtype=np.int64).reshape(len(x_int), -1)}
+    first = graph.nodes[0]
+    values = {first.output: np.asarray(x_int, dtype=np.int64).reshape((len(x_int),) + graph.shape(first.output))}
     for node in graph.nodes[1:]:
         if node.input in values:
             values[node.output] = execute_node(node, values[node.input])
@@ -86,7 +135,8 @@ def run_from_int(graph: Graph, x_int: np.ndarray) -> np.ndarray:
 
 
 def quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:
-    """The integer input every hardware backend receives: the graph's first Quantize node applied."""
+    """The integer input every hardware backend receives, flattened per input: the graph's first
+    Quantize node applied."""
     first = graph.nodes[0]
     assert isinstance(first, Quantize)
-    return quantize(first, np.asarray(x, dtype=np.float32).reshape(len(x), -1))
+    return quantize(first, np.asarray(x, dtype=np.float32)).reshape(len(x), -1)

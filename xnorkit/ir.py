@@ -15,7 +15,7 @@ import numpy as np
 
 from xnorkit.errors import XnorkitError
 
-FORMAT_VERSION = 2  # 2: bipolar accumulators are signed dot products (1: popcounts)
+FORMAT_VERSION = 3  # 3: Conv, MaxPool, Reshape, weight types, multi-level thresholds; 2: signed dot products
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,16 @@ class Quantize:
 
 @dataclass(frozen=True, eq=False)
 class MatMul:
-    """Accumulator per output channel from a weight matrix `weights` (out, in) of -1/+1: the integer
-    dot product sum_i x_i * w_i, a bipolar input bit counting as -1 (bit 0) or +1 (bit 1)."""
+    """Accumulator per output channel from a weight matrix `weights` (out, in) of integers of `w_dtype`:
+    the integer dot product sum_i x_i * w_i, a bipolar input or weight bit counting as -1 (bit 0) or +1
+    (bit 1). Weights stay unpacked integers here (bipolar ones as -1/+1); zeros are explicit sparsity."""
 
     name: str
     input: str
     output: str
     weights: np.ndarray
     in_dtype: IntType
+    w_dtype: IntType
     acc_dtype: IntType
 
     @property
@@ -91,18 +93,71 @@ class MatMul:
 
 
 @dataclass(frozen=True, eq=False)
-class Threshold:
-    """Bipolar output per channel: bit 1 (+1) when accumulator >= thresholds[c], else bit 0 (-1)."""
+class Conv:
+    """2-D convolution over (C, H, W) with weights (out, in / groups, kh, kw): per output channel and
+    position, the integer dot product of the window with the kernel. Padding positions contribute 0
+    (a bipolar input counts -1/+1, so padding is neither: it is the real value 0, as in PyTorch)."""
 
     name: str
     input: str
     output: str
-    thresholds: np.ndarray
+    weights: np.ndarray
+    in_dtype: IntType
+    w_dtype: IntType
+    acc_dtype: IntType
+    stride: tuple[int, int]
+    pads: tuple[int, int, int, int]  # top, left, bottom, right
+    groups: int
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weights.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Threshold:
+    """Activation per channel c: with L = thresholds.shape[1] levels, out = base + #{l : acc >= T[c, l]}.
+    A bipolar output (L = 1, base 0) is the bit acc >= T[c, 0]: 1 is +1, 0 is -1."""
+
+    name: str
+    input: str
+    output: str
+    thresholds: np.ndarray  # (C, L), int64, nondecreasing along L
+    base: int
+    out_dtype: IntType
+    out_scale: float = 1.0  # what the output means: real = out_scale * (out - out_zero_point), bipolar: +-out_scale
+    out_zero_point: int = 0
+
+    @property
+    def channels(self) -> int:
+        return int(self.thresholds.shape[0])
+
+
+@dataclass(frozen=True)
+class MaxPool:
+    """Maximum over windows of (C, H, W); padding positions never win. On bipolar bits it is an OR."""
+
+    name: str
+    input: str
+    output: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pads: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Reshape:
+    """Layout only: the values in row-major (C, H, W) order take the new shape."""
+
+    name: str
+    input: str
+    output: str
+    shape: tuple[int, ...]
 
 
 @dataclass(frozen=True, eq=False)
 class Dequantize:
-    """Float output per channel: accumulator * scale[c] + offset[c] (float64)."""
+    """Float output per channel (axis 1): accumulator * scale[c] + offset[c] (float64)."""
 
     name: str
     input: str
@@ -111,8 +166,9 @@ class Dequantize:
     offset: np.ndarray
 
 
-Node = Quantize | MatMul | Threshold | Dequantize
-NODE_TYPES: dict[str, type] = {t.__name__: t for t in (Quantize, MatMul, Threshold, Dequantize)}
+Node = Quantize | MatMul | Conv | Threshold | MaxPool | Reshape | Dequantize
+NODE_TYPES: dict[str, type] = {t.__name__: t for t in (Quantize, MatMul, Conv, Threshold, MaxPool, Reshape, Dequantize)}
+_TUPLE_FIELDS = ("stride", "pads", "kernel", "shape")
 
 
 @dataclass(frozen=True)
@@ -126,6 +182,7 @@ class Graph:
     output: str
     float_output: str
     tensor_types: dict[str, IntType] = field(default_factory=dict)
+    tensor_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # without the batch axis
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -142,6 +199,9 @@ class Graph:
     def matmuls(self) -> list[MatMul]:
         return [n for n in self.nodes if isinstance(n, MatMul)]
 
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return tuple(self.input_shape) if tensor == self.input else self.tensor_shapes[tensor]
+
 
 def verify(graph: Graph) -> None:
     """Structural checks every pass must preserve; raises XnorkitError naming the offending node."""
@@ -156,17 +216,26 @@ def verify(graph: Graph) -> None:
         if n.output in defined:
             raise XnorkitError(f"IR node '{n.name}' writes '{n.output}', which already exists")
         defined.add(n.output)
-        if isinstance(n, MatMul):
+        if isinstance(n, MatMul | Conv):
             w = n.weights
-            if w.ndim != 2 or not np.isin(w, (-1, 1)).all():
-                raise XnorkitError(f"IR node '{n.name}': weights must be a 2-D matrix of -1/+1")
+            if w.ndim != (2 if isinstance(n, MatMul) else 4):
+                raise XnorkitError(f"IR node '{n.name}': weights of shape {w.shape} have the wrong rank")
+            allowed = (-1, 1) if n.w_dtype.bipolar else None
+            if allowed and not np.isin(w, allowed).all():
+                raise XnorkitError(f"IR node '{n.name}': bipolar weights must be -1/+1")
+            if not allowed and (w.min() < n.w_dtype.min or w.max() > n.w_dtype.max):
+                raise XnorkitError(f"IR node '{n.name}': weights outside {n.w_dtype.name()}")
+        if isinstance(n, Threshold):
+            t = n.thresholds
+            if t.ndim != 2 or (t.shape[1] > 1 and (np.diff(t, axis=1) < 0).any()):
+                raise XnorkitError(f"IR node '{n.name}': thresholds must be (channels, levels), nondecreasing")
+            if n.out_dtype.bipolar and (t.shape[1] != 1 or n.base != 0):
+                raise XnorkitError(f"IR node '{n.name}': a bipolar output has one level and base 0")
         if isinstance(n, Threshold | Dequantize):
-            prod = graph.producer(n.input)
-            if not isinstance(prod, MatMul):
-                raise XnorkitError(f"IR node '{n.name}' must follow a MatMul")
-            size = len(n.thresholds) if isinstance(n, Threshold) else len(n.scale)
-            if size != prod.out_features:
-                raise XnorkitError(f"IR node '{n.name}': {size} channels, its MatMul has {prod.out_features}")
+            channels = n.channels if isinstance(n, Threshold) else len(n.scale)
+            shape = graph.tensor_shapes.get(n.input)
+            if shape is not None and shape[0] != channels:
+                raise XnorkitError(f"IR node '{n.name}': {channels} channels, its input has {shape[0]}")
     for t in (graph.output, graph.float_output):
         if t not in defined:
             raise XnorkitError(f"IR output '{t}' is not produced by any node")
@@ -200,6 +269,7 @@ def save(graph: Graph, build: Path) -> None:
         "output": graph.output,
         "float_output": graph.float_output,
         "tensor_types": {k: v.name() for k, v in graph.tensor_types.items()},
+        "tensor_shapes": {k: list(v) for k, v in graph.tensor_shapes.items()},
         "nodes": nodes,
     }
     np.savez(build / "ir.npz", **arrays)
@@ -226,8 +296,10 @@ def load(build: Path) -> Graph:
         for key, value in entry.items():
             if isinstance(value, dict) and "array" in value:
                 kwargs[key] = arrays[value["array"]]
-            elif key in ("dtype", "in_dtype", "acc_dtype"):
+            elif key in ("dtype", "in_dtype", "w_dtype", "acc_dtype", "out_dtype"):
                 kwargs[key] = IntType.parse(value)
+            elif key in _TUPLE_FIELDS:
+                kwargs[key] = tuple(value)
             else:
                 kwargs[key] = value
         nodes.append(cls(**kwargs))
@@ -238,6 +310,7 @@ def load(build: Path) -> Graph:
         output=doc["output"],
         float_output=doc["float_output"],
         tensor_types={k: IntType.parse(v) for k, v in doc["tensor_types"].items()},
+        tensor_shapes={k: tuple(v) for k, v in doc.get("tensor_shapes", {}).items()},
     )
     verify(graph)
     return graph

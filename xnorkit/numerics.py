@@ -106,20 +106,24 @@ def needs_negation(k: Fraction, bn: BatchNorm) -> bool:
     return bn.gamma * k < 0
 
 
-def sign_threshold(k: Fraction, c: Fraction, bn: BatchNorm, lo: int, hi: int) -> int:
-    """Smallest integer accumulator T in [lo, hi + 1] with sign(bn(k * acc + c)) = +1 for every acc >= T.
+def level_threshold(k: Fraction, c: Fraction, bn: BatchNorm, boundary: Fraction, tie_fires: bool, lo: int,
+                    hi: int, relu: bool = False) -> int:
+    """Smallest integer accumulator T in [lo, hi + 1] such that every acc >= T has z(acc) > boundary (or
+    z(acc) == boundary when `tie_fires`), with z = bn(k * acc + c), passed through max(., 0) when `relu`.
+    hi + 1 means never. Requires gamma * k >= 0 (see `needs_negation`), so z rises with acc.
 
-    Requires gamma * k >= 0 (see `needs_negation`). Binary sign maps y >= 0 to +1 (as Brevitas and
-    BipolarQuant do). The test is exact: gamma*(k*acc + c - mean) + beta*sqrt(var+eps) >= 0.
-    A channel with gamma = 0 or k = 0 is constant: T = lo (always +1) or hi + 1 (always -1).
+    The test is exact: the sign of gamma*(k*acc + c - mean) + (beta - boundary)*sqrt(var+eps).
     """
     assert bn.gamma * k >= 0
+    if relu and (boundary < 0 or (boundary == 0 and tie_fires)):
+        return lo  # max(z, 0) always reaches it
 
     def fires(acc: int) -> bool:
         a = bn.gamma * (k * acc + c - bn.mean)
-        return _sign_of_a_plus_b_sqrt_r(a, bn.beta, bn.var_eps) >= 0
+        sign = _sign_of_a_plus_b_sqrt_r(a, bn.beta - boundary, bn.var_eps)
+        return sign > 0 or (sign == 0 and tie_fires)
 
-    first, last = lo, hi + 1  # the answer is in [first, last]; last means "never fires"
+    first, last = lo, hi + 1  # the answer is in [first, last]
     while first < last:
         mid = (first + last) // 2
         if fires(mid):
@@ -127,6 +131,40 @@ def sign_threshold(k: Fraction, c: Fraction, bn: BatchNorm, lo: int, hi: int) ->
         else:
             first = mid + 1
     return first
+
+
+def sign_threshold(k: Fraction, c: Fraction, bn: BatchNorm, lo: int, hi: int) -> int:
+    """The threshold of a binary sign activation: +1 iff bn(k * acc + c) >= 0 (zero is positive, as in
+    Brevitas and BipolarQuant). A channel with gamma = 0 or k = 0 is constant: lo (always +1) or hi + 1."""
+    return level_threshold(k, c, bn, Fraction(0), True, lo, hi)
+
+
+@dataclass(frozen=True)
+class ActQuant:
+    """A k-bit activation quantizer q = clamp(round_half_even(z / scale + zero_point), qmin, qmax)."""
+
+    scale: Fraction
+    zero_point: int
+    qmin: int
+    qmax: int
+
+    @staticmethod
+    def from_attrs(scale: float, zero_point: int, bits: int, signed: bool, narrow: bool) -> ActQuant:
+        if signed:
+            qmin, qmax = -(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1
+        else:
+            qmin, qmax = 0, (1 << bits) - 1 - int(narrow)
+        return ActQuant(Fraction(float(np.float32(scale))), zero_point, qmin, qmax)
+
+
+def quant_thresholds(k: Fraction, c: Fraction, bn: BatchNorm, act: ActQuant, lo: int, hi: int,
+                     relu: bool = False) -> list[int]:
+    """The qmax - qmin thresholds of a k-bit activation: q(acc) = qmin + #{t : acc >= T_t}, where level
+    t = qmin + 1 .. qmax is reached iff z / scale + zp > t - 1/2, or equals it and t is even (ties round
+    half to even)."""
+    return [level_threshold(k, c, bn, act.scale * (Fraction(t) - Fraction(1, 2) - act.zero_point), t % 2 == 0,
+                            lo, hi, relu)
+            for t in range(act.qmin + 1, act.qmax + 1)]
 
 
 def output_affine(k: Fraction, c: Fraction, bn: BatchNorm) -> tuple[float, float]:
@@ -144,6 +182,7 @@ def popcount_to_dot(popcount: np.ndarray, n: int) -> np.ndarray:
 
 
 __all__ = [
+    "ActQuant", "level_threshold", "quant_thresholds",
     "BIPOLAR", "BatchNorm", "IDENTITY_BN", "accumulator_affine", "accumulator_range", "accumulator_type",
     "needs_negation", "negated_affine", "output_affine", "popcount_to_dot", "quantize", "sign_threshold",
     "signed_type_for",

@@ -43,3 +43,13 @@ void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t n, uint
         if (acc[o] >= threshold[o]) out[o / 32u] |= 1u << (o % 32u);
     }
 }
+
+void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t n, uint32_t levels, int32_t base,
+                       int32_t *out) {
+    for (uint32_t o = 0; o < n; o++) {
+        const int32_t *row = threshold + o * levels;
+        int32_t value = base;
+        for (uint32_t l = 0; l < levels; l++) value += acc[o] >= row[l];
+        out[o] = value;
+    }
+}

@@ -18,6 +18,10 @@ static inline uint32_t xk_popcount32(uint32_t v) {
     v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
     v = (v + (v >> 4)) & 0x0F0F0F0Fu;
     return (v * 0x01010101u) >> 24;
+/* k-bit activation: out[o] = base + #{l < levels : acc[o] >= threshold[o * levels + l]}. */
+void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t n, uint32_t levels, int32_t base,
+                       int32_t *out);
+
 #endif
 }
 
@@ -34,5 +38,9 @@ void xk_dense_bin_bin(const uint32_t *x, uint32_t n_in, const uint32_t *weights,
 
 /* Sign activation: bit o of out = acc[o] >= threshold[o]; packed as above. */
 void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t n, uint32_t *out);
+
+/* k-bit activation: out[o] = base + #{l < levels : acc[o] >= threshold[o * levels + l]}. */
+void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t n, uint32_t levels, int32_t base,
+                       int32_t *out);
 
 #endif
