@@ -103,6 +103,12 @@ def qonnx_execute(build: Path, x: np.ndarray, every_tensor: bool = False) -> dic
     name = model.graph.input[0].name
     model.set_tensor_shape(name, [len(x), *model.get_tensor_shape(name)[1:]])
     model.graph.output[0].type.tensor_type.shape.dim[0].dim_value = len(x)
+    for node in model.graph.node:  # flatten shapes carry the exported batch of 1 too
+        if node.op_type == "Reshape" and model.get_initializer(node.input[1]) is not None:
+            shape = model.get_initializer(node.input[1]).copy()
+            if len(shape) and shape[0] == 1:
+                shape[0] = len(x)
+                model.set_initializer(node.input[1], shape)
     model = model.transform(InferShapes())
     return execute_onnx(model, {name: np.asarray(x, dtype=np.float32)}, return_full_exec_context=every_tensor)
 

@@ -1,0 +1,120 @@
+"""Brevitas models across the supported layer set and bit widths, built here with randomized
+batch-norm statistics (negative, zero and positive gammas). For each: golden argmax equals Brevitas'
+on every input, float outputs agree within the contract's tolerance, and every quantized tensor equals
+qonnx's execution of the same QONNX graph exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+from brevitas.quant import (
+    Int8ActPerTensorFloat,
+    Int8WeightPerChannelFloat,
+    Int8WeightPerTensorFloat,
+    SignedBinaryActPerTensorConst,
+    SignedBinaryWeightPerTensorConst,
+    SignedTernaryWeightPerTensorConst,
+)
+from torch import nn
+
+from quant_train import train
+from tests.test_frontend import _randomize_batchnorm
+from xnorkit import analysis, build, compare, golden
+
+
+def weight_quant(bits: str, per_channel: bool) -> dict:
+    if bits == "1":
+        return {"weight_quant": SignedBinaryWeightPerTensorConst}
+    if bits == "t":
+        return {"weight_quant": SignedTernaryWeightPerTensorConst}
+    quant = Int8WeightPerChannelFloat if per_channel else Int8WeightPerTensorFloat
+    return {"weight_quant": quant, "weight_bit_width": int(bits)}
+
+
+def activation(bits: int, signed: bool = False) -> nn.Module:
+    if bits == 1:
+        return QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+    if signed:
+        return QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=bits)
+    return QuantReLU(bit_width=bits)
+
+
+def mlp(w: str, a: int, per_channel: bool, signed_act: bool = False) -> nn.Module:
+    layers: list[nn.Module] = [QuantIdentity(bit_width=8, return_quant_tensor=True)]
+    width = 20
+    for h in (24, 16):
+        layers += [QuantLinear(width, h, bias=False, **weight_quant(w, per_channel)), nn.BatchNorm1d(h),
+                   activation(a, signed_act)]
+        width = h
+    layers += [QuantLinear(width, 5, bias=True, **weight_quant(w, per_channel)), nn.BatchNorm1d(5)]
+    return nn.Sequential(*layers)
+
+
+def cnn(w: str, a: int, per_channel: bool, depthwise: bool = False) -> nn.Module:
+    wq = weight_quant(w, per_channel)
+    layers: list[nn.Module] = [
+        QuantIdentity(bit_width=8, return_quant_tensor=True),
+        QuantConv2d(1, 8, 3, padding=1, bias=False, **wq), nn.BatchNorm2d(8), activation(a),
+        nn.MaxPool2d(2),
+        QuantConv2d(8, 8, 3, padding=1, stride=2, groups=8 if depthwise else 1, bias=False, **wq),
+        nn.BatchNorm2d(8), activation(a),
+        QuantConv2d(8, 6, 1, bias=False, **wq), nn.BatchNorm2d(6), activation(a),
+        nn.Flatten(),
+        QuantLinear(6 * 2 * 2, 4, bias=False, **wq), nn.BatchNorm1d(4),
+    ]
+    return nn.Sequential(*layers)
+
+
+CASES = {
+    "mlp_w1a1": lambda: mlp("1", 1, False),
+    "mlp_w1a2": lambda: mlp("1", 2, False),
+    "mlp_w2a2": lambda: mlp("2", 2, False),
+    "mlp_w4a4_per_channel": lambda: mlp("4", 4, True),
+    "mlp_ternary_a2_signed": lambda: mlp("t", 2, False, signed_act=True),
+    "cnn_w1a1_pad_pool": lambda: cnn("1", 1, False),
+    "cnn_w2a2_per_channel": lambda: cnn("2", 2, True),
+    "cnn_w4a4_depthwise": lambda: cnn("4", 4, False, depthwise=True),
+    "cnn_ternary_a2": lambda: cnn("t", 2, False),
+}
+
+
+def _inputs(model: nn.Module, seed: int) -> np.ndarray:
+    shape = (400, 1, 8, 8) if isinstance(model[1], QuantConv2d) else (400, 20)
+    return np.random.default_rng(seed).normal(0, 0.6, size=shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_equals_brevitas_and_qonnx(tmp_path, case):
+    torch.manual_seed(7)
+    model = CASES[case]()
+    _randomize_batchnorm_any(model, 7)
+    model.eval()
+    x = _inputs(model, 7)
+    with torch.no_grad():  # calibrate activation scales on the data once, as a trained model would have them
+        model.train()
+        model(torch.from_numpy(x[:64]))
+        model.eval()
+    train.export_qonnx(model, x.shape[1:], tmp_path / "m.onnx")
+    graph = build.compile_model(tmp_path / "m.onnx", tmp_path / "build")
+
+    ref = train.evaluate(model, x)
+    ours = golden.predict_float(graph, x)
+    assert compare.float_rows_agree(ours, ref).all(), compare.max_relative_error(ours, ref)
+    assert np.array_equal(ours.argmax(1), ref.argmax(1))
+
+    diffs, compared = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(tmp_path / "build", x), x)
+    assert diffs == [] and compared >= 4
+
+
+def _randomize_batchnorm_any(model: nn.Module, seed: int) -> None:
+    _randomize_batchnorm(model, seed)
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.weight.data = (torch.randint(0, 3, (n,), generator=g) - 1) * (0.1 + torch.rand(n, generator=g))
+            m.bias.data = torch.randn(n, generator=g)
+            m.running_mean.data = torch.randn(n, generator=g) * 3
+            m.running_var.data = 0.5 + torch.rand(n, generator=g) * 10
