@@ -118,3 +118,61 @@ def _randomize_batchnorm_any(model: nn.Module, seed: int) -> None:
             m.bias.data = torch.randn(n, generator=g)
             m.running_mean.data = torch.randn(n, generator=g) * 3
             m.running_var.data = 0.5 + torch.rand(n, generator=g) * 10
+
+
+def _compile_error(tmp_path, model: nn.Module, shape: tuple[int, ...]) -> str:
+    import subprocess
+    import sys
+
+    train.export_qonnx(model.eval(), shape, tmp_path / "m.onnx")
+    proc = subprocess.run([sys.executable, "-m", "xnorkit", "compile", str(tmp_path / "m.onnx"), "-o",
+                           str(tmp_path / "b")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+    return proc.stderr
+
+
+def test_a_float_activation_between_quantized_layers_is_refused(tmp_path):
+    model = nn.Sequential(QuantIdentity(bit_width=8, return_quant_tensor=True),
+                          QuantLinear(8, 8, bias=False, weight_bit_width=2), nn.BatchNorm1d(8), nn.ReLU(),
+                          QuantLinear(8, 3, bias=False, weight_bit_width=2))
+    message = _compile_error(tmp_path, model, (8,))
+    assert "node 'Gemm_1' (op Gemm)" in message and "unquantized output of layer 'Gemm_0'" in message
+
+
+def test_a_dilated_convolution_is_refused(tmp_path):
+    model = nn.Sequential(QuantIdentity(bit_width=8, return_quant_tensor=True),
+                          QuantConv2d(1, 2, 3, dilation=2, bias=False, weight_bit_width=2), nn.BatchNorm2d(2))
+    message = _compile_error(tmp_path, model, (1, 8, 8))
+    assert "node 'Conv_0' (op Conv): dilated convolutions are not supported" in message
+
+
+def test_backends_refuse_a_cnn_build_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    train.export_qonnx(CASES["cnn_w1a1_pad_pool"]().eval(), (1, 8, 8), tmp_path / "m.onnx")
+    build.compile_model(tmp_path / "m.onnx", tmp_path / "b")
+    for command in ("hw", "firmware"):
+        proc = subprocess.run([sys.executable, "-m", "xnorkit", command, str(tmp_path / "b")], capture_output=True,
+                              text=True)
+        assert proc.returncode == 2 and "(Conv) yet" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_predict_golden_on_a_cnn(tmp_path):
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    model = CASES["cnn_w2a2_per_channel"]().eval()
+    train.export_qonnx(model, (1, 8, 8), tmp_path / "m.onnx")
+    build.compile_model(tmp_path / "m.onnx", tmp_path / "b")
+    x = _inputs(model, 1)[:20]
+    np.save(tmp_path / "x.npy", x)
+    proc = subprocess.run([sys.executable, "-m", "xnorkit", "predict", str(tmp_path / "b"), "--input",
+                           str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"), "--dequantize"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert compare.float_rows_agree(np.load(tmp_path / "y.npy"), train.evaluate(model, x)).all()
