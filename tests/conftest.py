@@ -50,7 +50,7 @@ def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5) -> Graph:
     for n in nodes:
         if shapes[n.output] is None:
             shapes[n.output] = shapes.get(n.input) or (sizes[0],)
-    graph = Graph("x", (sizes[0],), tuple(nodes), f"acc{len(sizes) - 2}", "y", types, shapes)
+    graph = Graph("x", (sizes[0],), tuple(nodes), (f"acc{len(sizes) - 2}",), ("y",), types, shapes)
     verify(graph)
     return graph
 

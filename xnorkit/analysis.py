@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from xnorkit import golden
-from xnorkit.ir import Conv, Dequantize, Graph, MatMul, MaxPool, Quantize, Reshape, Threshold
+from xnorkit.ir import Add, Concat, Conv, Dequantize, Graph, MatMul, MaxPool, Quantize, Reshape, Threshold, inputs_of
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,9 @@ def _shape(graph: Graph, tensor: str) -> str:
 def layer_stats(graph: Graph) -> list[LayerStats]:
     rows = []
     for node in graph.nodes:
-        shape = f"{_shape(graph, node.input)} -> {_shape(graph, node.output)}" if node.output in graph.tensor_shapes \
-            else _shape(graph, node.input)
+        first = inputs_of(node)[0]
+        shape = f"{_shape(graph, first)} -> {_shape(graph, node.output)}" if node.output in graph.tensor_shapes \
+            else _shape(graph, first)
         if isinstance(node, Quantize):
             bits = f"float32 -> {node.dtype.name()}"
             rows.append(LayerStats(node.name, "Quantize", shape, bits, 0, 1.0, 0, False, 0))
@@ -49,7 +50,7 @@ def layer_stats(graph: Graph) -> list[LayerStats]:
             acc = graph.tensor_types[node.input]
             rows.append(LayerStats(node.name, "Threshold", shape, f"{acc.name()} -> {node.out_dtype.name()}", 0, 1.0,
                                    0, False, int(node.thresholds.size) * acc.bits))
-        elif isinstance(node, MaxPool | Reshape):
+        elif isinstance(node, MaxPool | Reshape | Add | Concat):
             dtype = graph.tensor_types[node.output].name()
             rows.append(LayerStats(node.name, type(node).__name__, shape, f"{dtype} -> {dtype}", 0, 1.0, 0, False, 0))
         elif isinstance(node, Dequantize):
@@ -80,8 +81,12 @@ def diff_against_qonnx(graph: Graph, qonnx_values: dict[str, np.ndarray], x: np.
             meaning[node.output] = (node.scale, node.zero_point)
         elif isinstance(node, Threshold):
             meaning[node.output] = (node.out_scale, node.out_zero_point)
-        elif isinstance(node, MaxPool | Reshape) and node.input in meaning:
-            meaning[node.output] = meaning[node.input]
+        elif isinstance(node, MaxPool | Reshape | Concat) and inputs_of(node)[0] in meaning:
+            meaning[node.output] = meaning[inputs_of(node)[0]]
+        elif isinstance(node, Add) and all(i in meaning for i in node.inputs):
+            (scale, zp_a), (_, zp_b) = (meaning[i] for i in node.inputs)
+            zp = sum(0 if d.bipolar else z for d, z in zip(node.in_dtypes, (zp_a, zp_b), strict=True))
+            meaning[node.output] = (scale, zp)
         theirs = qonnx_values.get(node.output)
         if theirs is None:
             continue

@@ -125,9 +125,11 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
     if backend == "qonnx":
         if not dequantize_output:
             raise XnorkitError("the qonnx backend computes in float; pass --dequantize")
-        return qonnx_execute(build, x)[graph.float_output]  # the IR keeps the ONNX output's name
+        out = qonnx_execute(build, x)  # the IR keeps the ONNX outputs' names
+        parts = [out[t].reshape(len(x), -1) for t in graph.float_outputs]
+        return parts[0].reshape(out[graph.float_outputs[0]].shape) if len(parts) == 1 else np.concatenate(parts, 1)
     if backend == "golden":
-        acc = golden.predict_int(graph, x)
+        return golden.predict_float(graph, x) if dequantize_output else golden.predict_int(graph, x)
     elif backend == "rtl":
         from sim import runner
 

@@ -22,7 +22,21 @@ from onnx import numpy_helper
 
 from xnorkit import numerics
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import BIPOLAR, Conv, Dequantize, Graph, IntType, MatMul, MaxPool, Quantize, Reshape, Threshold, verify
+from xnorkit.ir import (
+    BIPOLAR,
+    Add,
+    Concat,
+    Conv,
+    Dequantize,
+    Graph,
+    IntType,
+    MatMul,
+    MaxPool,
+    Quantize,
+    Reshape,
+    Threshold,
+    verify,
+)
 
 
 @dataclass
@@ -35,15 +49,22 @@ class _Quantized:
 
 @dataclass
 class _Accumulator:
-    node: onnx.NodeProto  # the Gemm/MatMul/Conv that produced it
-    input: _Quantized
-    weights: np.ndarray  # integers, (out, ...); rows may still be negated
-    w_dtype: IntType
+    """An integer tensor whose real value is relu?(bn(k[c] * acc + c[c])): the pending output of a layer
+    (Gemm/MatMul/Conv, emitted when its activation is known), or an integer tensor already in the IR
+    (`tensor`, e.g. a residual sum or a quantized activation being requantized) with its exact `range`."""
+
+    node: onnx.NodeProto
+    input: _Quantized | None
+    weights: np.ndarray | None  # integers, (out, ...); rows may still be negated
+    w_dtype: IntType | None
     k: list[Fraction]
     c: list[Fraction]
     conv: dict | None = None  # stride, pads, groups for a Conv
     bn: list[numerics.BatchNorm] | None = None
     relu: bool = False
+    tensor: str | None = None
+    range: tuple[int, int] | None = None
+    finished: bool = False
 
 
 @dataclass
@@ -111,8 +132,8 @@ class _Importer:
             self.qconsts[node.output[0]] = _ConstQuant(np.where(w >= 0, 1, -1).astype(np.int8), scale, BIPOLAR)
             return
         acc = self.dynamic(node, node.input[0])
-        if not isinstance(acc, _Accumulator):
-            raise self.fail(node, "a sign of a quantized activation (no layer between) is not supported")
+        if isinstance(acc, _Quantized):
+            acc = self.as_accumulator(node, acc)
         if scale.size != 1:
             raise self.fail(node, "activation scale must be per-tensor")
         out = self.emit_threshold(node, acc, None, out_scale=float(scale.reshape(-1)[0]))
@@ -153,11 +174,23 @@ class _Importer:
             self.state[out] = _Quantized(out, Fraction(float(np.float32(scale))), int(zp), dtype)
             return
         acc = self.dynamic(node, node.input[0])
-        if not isinstance(acc, _Accumulator):
-            raise self.fail(node, "requantizing a quantized activation (no layer between) is not supported")
         act = numerics.ActQuant.from_attrs(scale, int(zp), bits, signed, narrow)
+        if isinstance(acc, _Quantized):
+            if acc.scale == act.scale and acc.zero_point == act.zero_point and not acc.dtype.bipolar \
+                    and act.qmin <= acc.dtype.min and acc.dtype.max <= act.qmax:
+                self.state[out] = acc  # the same quantizer again (a shared residual quantizer): the identity
+                return
+            acc = self.as_accumulator(node, acc)
         tensor = self.emit_threshold(node, acc, act, dtype)
         self.state[out] = _Quantized(tensor, act.scale, int(zp), dtype)
+
+    def as_accumulator(self, node: onnx.NodeProto, x: _Quantized) -> _Accumulator:
+        """A quantized tensor seen as integers to requantize: real = s * (q - zp), per channel."""
+        if x.dtype.bipolar:
+            raise self.fail(node, "requantizing a binary activation is not supported")
+        channels = self.shapes[x.tensor][1]
+        return _Accumulator(node, None, None, None, [x.scale] * channels, [-x.scale * x.zero_point] * channels,
+                            tensor=x.tensor, range=(x.dtype.min, x.dtype.max))
 
     # ---- layers ---------------------------------------------------------------------------------------
 
@@ -233,11 +266,42 @@ class _Importer:
         acc.c = [ci + Fraction(float(bi)) for ci, bi in zip(acc.c, b, strict=True)]
 
     def on_add(self, node: onnx.NodeProto) -> None:
+        if node.input[1] not in self.consts:
+            self.on_residual_add(node)
+            return
         acc = self.dynamic(node, node.input[0])
-        if not isinstance(acc, _Accumulator) or node.input[1] not in self.consts:
-            raise self.fail(node, "Add is only supported as a constant bias on a layer's accumulator")
+        if not isinstance(acc, _Accumulator):
+            raise self.fail(node, "a constant can only be added to a layer's accumulator (as a bias)")
         self.add_bias(node, acc, self.const(node, node.input[1]))
         self.state[node.output[0]] = acc
+
+    def on_residual_add(self, node: onnx.NodeProto) -> None:
+        a, b = (self.quantized(node, name) for name in node.input[:2])
+        if a.scale != b.scale:
+            raise self.fail(node, f"the branches are quantized with different scales ({float(a.scale):g} and "
+                                  f"{float(b.scale):g}); quantize both with one shared quantizer")
+        if self.shapes[node.input[0]] != self.shapes[node.input[1]]:
+            raise self.fail(node, "broadcasting additions are not supported")
+        lo, hi = a.dtype.min + b.dtype.min, a.dtype.max + b.dtype.max
+        dtype = numerics.signed_type_for(lo, hi + 1)
+        out = node.output[0]
+        self.emit(Add(node.name, (a.tensor, b.tensor), out, (a.dtype, b.dtype)), dtype)
+        channels = self.shapes[out][1]
+        zero_point = (0 if a.dtype.bipolar else a.zero_point) + (0 if b.dtype.bipolar else b.zero_point)
+        self.state[out] = _Accumulator(node, None, None, None, [a.scale] * channels,
+                                       [-a.scale * zero_point] * channels, tensor=out, range=(lo, hi))
+
+    def on_concat(self, node: onnx.NodeProto) -> None:
+        parts = [self.quantized(node, name) for name in node.input]
+        rank = len(self.shapes[node.output[0]])
+        if _attrs(node).get("axis", 1) not in (1, 1 - rank):
+            raise self.fail(node, "only concatenation along the channel axis is supported")
+        first = parts[0]
+        if any((p.scale, p.zero_point, p.dtype) != (first.scale, first.zero_point, first.dtype) for p in parts):
+            raise self.fail(node, "the inputs are quantized differently; quantize them with one shared quantizer")
+        out = node.output[0]
+        self.emit(Concat(node.name, tuple(p.tensor for p in parts), out), first.dtype)
+        self.state[out] = _Quantized(out, first.scale, first.zero_point, first.dtype)
 
     def on_mul(self, node: onnx.NodeProto) -> None:
         acc = self.dynamic(node, node.input[0])
@@ -263,8 +327,11 @@ class _Importer:
 
     def on_relu(self, node: onnx.NodeProto) -> None:
         acc = self.dynamic(node, node.input[0])
-        if not isinstance(acc, _Accumulator):
-            raise self.fail(node, "ReLU is only supported between a layer and its activation quantizer")
+        if isinstance(acc, _Quantized):
+            if not acc.dtype.bipolar and acc.dtype.min >= acc.zero_point:
+                self.state[node.output[0]] = acc  # no negative values: the identity
+                return
+            acc = self.as_accumulator(node, acc)  # requantized by the quantizer that must follow
         acc.relu = True
         self.state[node.output[0]] = acc
 
@@ -294,7 +361,14 @@ class _Importer:
 
     def finish_layer(self, acc: _Accumulator, fold_slope: bool) -> str:
         """Emit the MatMul/Conv. Before an activation, negate rows whose pre-activation falls as acc rises."""
+        if acc.finished:
+            raise self.fail(acc.node, "its output feeds two activations or outputs; that is not supported")
+        acc.finished = True
         bns = acc.bn or [numerics.IDENTITY_BN] * len(acc.k)
+        if acc.weights is None:  # already an IR tensor: nothing to emit, and no weights to negate
+            if fold_slope and any(numerics.needs_negation(k, bn) for k, bn in zip(acc.k, bns, strict=True)):
+                raise self.fail(acc.node, "a negative batch-norm scale after this node cannot be folded")
+            return acc.tensor
         if fold_slope:
             for ch, bn in enumerate(bns):
                 if numerics.needs_negation(acc.k[ch], bn):
@@ -315,8 +389,9 @@ class _Importer:
         acc_tensor = self.finish_layer(acc, fold_slope=True)
         bns = acc.bn or [numerics.IDENTITY_BN] * len(acc.k)
         rows = []
-        for ch, (row, bn) in enumerate(zip(acc.weights, bns, strict=True)):
-            lo, hi = numerics.accumulator_range(row, acc.input.dtype)
+        for ch, bn in enumerate(bns):
+            lo, hi = acc.range if acc.weights is None else numerics.accumulator_range(acc.weights[ch],
+                                                                                      acc.input.dtype)
             if act is None:
                 rows.append([numerics.level_threshold(acc.k[ch], acc.c[ch], bn, Fraction(0), True, lo, hi, acc.relu)])
             else:
@@ -339,19 +414,20 @@ class _Importer:
         scale = np.array([a[0] for a in affine], dtype=np.float64)
         offset = np.array([a[1] for a in affine], dtype=np.float64)
         self.nodes.append(Dequantize(f"{acc.node.name}_dequantize", tensor, graph_output, scale, offset))
+        self.ir_shapes[graph_output] = self.ir_shapes[tensor]
         return tensor, graph_output
 
     def run(self) -> Graph:
         g = self.model.graph
-        if len(g.input) != 1 or len(g.output) != 1:
-            raise XnorkitError(f"the model has {len(g.input)} inputs and {len(g.output)} outputs; "
-                               f"one of each is supported so far")
+        if len(g.input) != 1:
+            raise XnorkitError(f"the model has {len(g.input)} inputs; one is supported")
         self.consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
         handlers = {
             "BipolarQuant": self.on_bipolar_quant, "Quant": self.on_quant, "IntQuant": self.on_quant,
             "Gemm": self.on_matmul, "MatMul": self.on_matmul, "Conv": self.on_conv, "Add": self.on_add,
             "Mul": self.on_mul, "BatchNormalization": self.on_batchnorm, "Relu": self.on_relu,
             "MaxPool": self.on_maxpool, "Reshape": self.on_reshape, "Flatten": self.on_reshape,
+            "Concat": self.on_concat,
         }
         for node in g.node:
             if node.op_type == "Identity":
@@ -362,9 +438,9 @@ class _Importer:
                 raise self.fail(node, f"op {node.op_type} is not supported by the xnorkit IR (supported: "
                                       f"{', '.join(sorted(handlers))}, Identity)")
             handler(node)
-        int_out, float_out = self.emit_output(g.output[0].name)
-        graph = Graph(g.input[0].name, tuple(self.shapes[g.input[0].name][1:]), tuple(self.nodes), int_out,
-                      float_out, dict(self.types), dict(self.ir_shapes))
+        ends = [self.emit_output(o.name) for o in g.output]
+        graph = Graph(g.input[0].name, tuple(self.shapes[g.input[0].name][1:]), tuple(self.nodes),
+                      tuple(e[0] for e in ends), tuple(e[1] for e in ends), dict(self.types), dict(self.ir_shapes))
         verify(graph)
         return graph
 

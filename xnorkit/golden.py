@@ -11,7 +11,21 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from xnorkit import numerics, packing
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import Conv, Dequantize, Graph, IntType, MatMul, MaxPool, Node, Quantize, Reshape, Threshold
+from xnorkit.ir import (
+    Add,
+    Concat,
+    Conv,
+    Dequantize,
+    Graph,
+    IntType,
+    MatMul,
+    MaxPool,
+    Node,
+    Quantize,
+    Reshape,
+    Threshold,
+    inputs_of,
+)
 
 _CHUNK = 2048  # rows per block in the popcount kernel, to bound memory
 
@@ -89,49 +103,64 @@ def reshape(node: Reshape, x: np.ndarray) -> np.ndarray:
     return x.reshape((len(x),) + tuple(node.shape))
 
 
+def add(node: Add, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return values_of(a, node.in_dtypes[0]) + values_of(b, node.in_dtypes[1])
+
+
+def concat(node: Concat, *xs: np.ndarray) -> np.ndarray:
+    return np.concatenate(xs, axis=1)
+
+
 def dequantize(node: Dequantize, acc: np.ndarray) -> np.ndarray:
     return acc.astype(np.float64) * _per_channel(node.scale, acc.ndim) + _per_channel(node.offset, acc.ndim)
 
 
 _EXECUTE = {Quantize: quantize, MatMul: matmul, Conv: conv, Threshold: threshold, MaxPool: maxpool,
-            Reshape: reshape, Dequantize: dequantize}
+            Reshape: reshape, Add: add, Concat: concat, Dequantize: dequantize}
 
 
-def execute_node(node: Node, x: np.ndarray) -> np.ndarray:
-    return _EXECUTE[type(node)](node, x)
+def execute_node(node: Node, *xs: np.ndarray) -> np.ndarray:
+    return _EXECUTE[type(node)](node, *xs)
 
 
 def run(graph: Graph, x: np.ndarray, keep_all: bool = False) -> dict[str, np.ndarray]:
-    """Execute the graph on float inputs of shape (N, *input_shape). Returns the integer output, the
-    float output and, with keep_all, every intermediate tensor by name."""
+    """Execute the graph on float inputs of shape (N, *input_shape). Returns the integer and float outputs
+    by name and, with keep_all, every intermediate tensor too."""
     x = np.asarray(x, dtype=np.float32)
     if x.shape[1:] != tuple(graph.input_shape):
         shape = ", ".join(map(str, graph.input_shape))
         raise XnorkitError(f"input has shape {x.shape}, the model takes (N, {shape})")
     values = {graph.input: x}
     for node in graph.nodes:
-        values[node.output] = execute_node(node, values[node.input])
+        values[node.output] = execute_node(node, *(values[i] for i in inputs_of(node)))
     if keep_all:
         return values
-    return {graph.output: values[graph.output], graph.float_output: values[graph.float_output]}
+    return {t: values[t] for t in (*graph.outputs, *graph.float_outputs)}
+
+
+def _joined(values: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    """Several outputs side by side along axis 1, in the graph's output order (one output: unchanged)."""
+    if len(names) == 1:
+        return values[names[0]]
+    return np.concatenate([values[t].reshape(len(values[t]), -1) for t in names], axis=1)
 
 
 def predict_int(graph: Graph, x: np.ndarray) -> np.ndarray:
-    return run(graph, x)[graph.output].astype(np.int64)
+    return _joined(run(graph, x), graph.outputs).astype(np.int64)
 
 
 def predict_float(graph: Graph, x: np.ndarray) -> np.ndarray:
-    return run(graph, x)[graph.float_output]
+    return _joined(run(graph, x), graph.float_outputs)
 
 
 def run_from_int(graph: Graph, x_int: np.ndarray) -> np.ndarray:
-    """The integer output for already quantized inputs (what the hardware backends receive)."""
+    """The integer outputs for already quantized inputs (what the hardware backends receive)."""
     first = graph.nodes[0]
     values = {first.output: np.asarray(x_int, dtype=np.int64).reshape((len(x_int),) + graph.shape(first.output))}
     for node in graph.nodes[1:]:
-        if node.input in values:
-            values[node.output] = execute_node(node, values[node.input])
-    return values[graph.output].astype(np.int64)
+        if all(i in values for i in inputs_of(node)):
+            values[node.output] = execute_node(node, *(values[i] for i in inputs_of(node)))
+    return _joined(values, graph.outputs).astype(np.int64)
 
 
 def quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from xnorkit.errors import XnorkitError
 
-FORMAT_VERSION = 3  # 3: Conv, MaxPool, Reshape, weight types, multi-level thresholds; 2: signed dot products
+FORMAT_VERSION = 4  # 4: Add, Concat, several outputs; 3: Conv, MaxPool, Reshape, k-bit; 2: signed dot products
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,26 @@ class Reshape:
     shape: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class Add:
+    """Elementwise sum of two integer tensors of one shape (residual connections); bipolar inputs count
+    as -1/+1. The compiler only adds tensors of one real scale, so the sum of integers is exact."""
+
+    name: str
+    inputs: tuple[str, str]
+    output: str
+    in_dtypes: tuple[IntType, IntType]
+
+
+@dataclass(frozen=True)
+class Concat:
+    """Concatenation along the channel axis (fire modules); the inputs share one integer type."""
+
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+
+
 @dataclass(frozen=True, eq=False)
 class Dequantize:
     """Float output per channel (axis 1): accumulator * scale[c] + offset[c] (float64)."""
@@ -166,21 +186,27 @@ class Dequantize:
     offset: np.ndarray
 
 
-Node = Quantize | MatMul | Conv | Threshold | MaxPool | Reshape | Dequantize
-NODE_TYPES: dict[str, type] = {t.__name__: t for t in (Quantize, MatMul, Conv, Threshold, MaxPool, Reshape, Dequantize)}
-_TUPLE_FIELDS = ("stride", "pads", "kernel", "shape")
+Node = Quantize | MatMul | Conv | Threshold | MaxPool | Reshape | Add | Concat | Dequantize
+NODE_TYPES: dict[str, type] = {t.__name__: t for t in (Quantize, MatMul, Conv, Threshold, MaxPool, Reshape, Add,
+                                                      Concat, Dequantize)}
+_TUPLE_FIELDS = ("stride", "pads", "kernel", "shape", "inputs")
+
+
+def inputs_of(node: Node) -> tuple[str, ...]:
+    return tuple(node.inputs) if isinstance(node, Add | Concat) else (node.input,)
 
 
 @dataclass(frozen=True)
 class Graph:
-    """A network: a float input of shape (N, *input_shape), nodes in execution order, one integer
-    output (`output`) and its float interpretation (`float_output`, produced by a Dequantize node)."""
+    """A network: a float input of shape (N, *input_shape), nodes in execution order, integer outputs
+    (`outputs`, in the ONNX graph's output order) and their float interpretations (`float_outputs`, each
+    produced by a Dequantize node)."""
 
     input: str
     input_shape: tuple[int, ...]
     nodes: tuple[Node, ...]
-    output: str
-    float_output: str
+    outputs: tuple[str, ...]
+    float_outputs: tuple[str, ...]
     tensor_types: dict[str, IntType] = field(default_factory=dict)
     tensor_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # without the batch axis
 
@@ -194,7 +220,20 @@ class Graph:
         return next((n for n in self.nodes if n.output == tensor), None)
 
     def consumers(self, tensor: str) -> list[Node]:
-        return [n for n in self.nodes if n.input == tensor]
+        return [n for n in self.nodes if tensor in inputs_of(n)]
+
+    @property
+    def output(self) -> str:
+        """The integer output of a single-output network (backends that build one output use this)."""
+        if len(self.outputs) != 1:
+            raise XnorkitError(f"this step supports networks with one output; this one has {len(self.outputs)}")
+        return self.outputs[0]
+
+    @property
+    def float_output(self) -> str:
+        if len(self.float_outputs) != 1:
+            raise XnorkitError(f"this step supports networks with one output; this one has {len(self.outputs)}")
+        return self.float_outputs[0]
 
     def matmuls(self) -> list[MatMul]:
         return [n for n in self.nodes if isinstance(n, MatMul)]
@@ -211,8 +250,9 @@ def verify(graph: Graph) -> None:
         if n.name in names:
             raise XnorkitError(f"IR node name '{n.name}' is used twice")
         names.add(n.name)
-        if n.input not in defined:
-            raise XnorkitError(f"IR node '{n.name}' reads '{n.input}' before it is produced")
+        missing = [i for i in inputs_of(n) if i not in defined]
+        if missing:
+            raise XnorkitError(f"IR node '{n.name}' reads '{missing[0]}' before it is produced")
         if n.output in defined:
             raise XnorkitError(f"IR node '{n.name}' writes '{n.output}', which already exists")
         defined.add(n.output)
@@ -236,7 +276,9 @@ def verify(graph: Graph) -> None:
             shape = graph.tensor_shapes.get(n.input)
             if shape is not None and shape[0] != channels:
                 raise XnorkitError(f"IR node '{n.name}': {channels} channels, its input has {shape[0]}")
-    for t in (graph.output, graph.float_output):
+    if not graph.outputs or len(graph.outputs) != len(graph.float_outputs):
+        raise XnorkitError("IR graph needs as many float outputs as integer outputs, at least one")
+    for t in (*graph.outputs, *graph.float_outputs):
         if t not in defined:
             raise XnorkitError(f"IR output '{t}' is not produced by any node")
 
@@ -258,6 +300,8 @@ def save(graph: Graph, build: Path) -> None:
                 entry[key] = {"array": f"{n.name}.{key}"}
             elif isinstance(value, IntType):
                 entry[key] = value.name()
+            elif isinstance(value, tuple) and value and isinstance(value[0], IntType):
+                entry[key] = [v.name() for v in value]
             else:
                 entry[key] = value
         nodes.append(entry)
@@ -266,8 +310,8 @@ def save(graph: Graph, build: Path) -> None:
         "format_version": FORMAT_VERSION,
         "input": graph.input,
         "input_shape": list(graph.input_shape),
-        "output": graph.output,
-        "float_output": graph.float_output,
+        "outputs": list(graph.outputs),
+        "float_outputs": list(graph.float_outputs),
         "tensor_types": {k: v.name() for k, v in graph.tensor_types.items()},
         "tensor_shapes": {k: list(v) for k, v in graph.tensor_shapes.items()},
         "nodes": nodes,
@@ -298,6 +342,8 @@ def load(build: Path) -> Graph:
                 kwargs[key] = arrays[value["array"]]
             elif key in ("dtype", "in_dtype", "w_dtype", "acc_dtype", "out_dtype"):
                 kwargs[key] = IntType.parse(value)
+            elif key == "in_dtypes":
+                kwargs[key] = tuple(IntType.parse(v) for v in value)
             elif key in _TUPLE_FIELDS:
                 kwargs[key] = tuple(value)
             else:
@@ -307,8 +353,8 @@ def load(build: Path) -> Graph:
         input=doc["input"],
         input_shape=tuple(doc["input_shape"]),
         nodes=tuple(nodes),
-        output=doc["output"],
-        float_output=doc["float_output"],
+        outputs=tuple(doc["outputs"]),
+        float_outputs=tuple(doc["float_outputs"]),
         tensor_types={k: IntType.parse(v) for k, v in doc["tensor_types"].items()},
         tensor_shapes={k: tuple(v) for k, v in doc.get("tensor_shapes", {}).items()},
     )

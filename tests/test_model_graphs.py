@@ -1,0 +1,106 @@
+"""Graphs beyond a chain: a residual block, a SqueezeNet fire module and a two-exit (BranchyNet) network,
+each exact against qonnx on every quantized tensor and within tolerance of Brevitas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+from torch import nn
+
+from quant_train import train
+from tests.test_model_matrix import _randomize_batchnorm_any
+from xnorkit import analysis, build, compare, golden
+from xnorkit.ir import Add, Concat
+
+W = {"bias": False, "weight_bit_width": 2}
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.conv0, self.bn0, self.act0 = QuantConv2d(1, 6, 3, padding=1, **W), nn.BatchNorm2d(6), QuantReLU(bit_width=3)
+        self.conv1, self.bn1, self.act1 = QuantConv2d(6, 6, 3, padding=1, **W), nn.BatchNorm2d(6), QuantReLU(bit_width=3)
+        self.shortcut = QuantIdentity(act_quant=self.act1.act_quant)  # one scale for both branches
+        self.act2 = QuantReLU(bit_width=2)
+        self.fc, self.bn = QuantLinear(6 * 6 * 6, 4, **W), nn.BatchNorm1d(4)
+
+    def forward(self, x):
+        x = self.act0(self.bn0(self.conv0(self.inp(x))))
+        y = self.act1(self.bn1(self.conv1(x))) + self.shortcut(x)
+        return self.bn(self.fc(torch.flatten(self.act2(y), 1)))
+
+
+class Fire(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.squeeze, self.bn_s, self.act_s = QuantConv2d(1, 4, 1, **W), nn.BatchNorm2d(4), QuantReLU(bit_width=2)
+        self.e1, self.bn1 = QuantConv2d(4, 4, 1, **W), nn.BatchNorm2d(4)
+        self.e3, self.bn3 = QuantConv2d(4, 4, 3, padding=1, **W), nn.BatchNorm2d(4)
+        self.act1 = QuantReLU(bit_width=2)
+        self.act3 = QuantReLU(act_quant=self.act1.act_quant)  # concatenated branches share one scale
+        self.fc, self.bn = QuantLinear(8 * 6 * 6, 4, **W), nn.BatchNorm1d(4)
+
+    def forward(self, x):
+        s = self.act_s(self.bn_s(self.squeeze(self.inp(x))))
+        y = torch.cat([self.act1(self.bn1(self.e1(s))), self.act3(self.bn3(self.e3(s)))], dim=1)
+        return self.bn(self.fc(torch.flatten(y, 1)))
+
+
+class TwoExits(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.conv0, self.bn0, self.act0 = QuantConv2d(1, 4, 3, padding=1, **W), nn.BatchNorm2d(4), QuantReLU(bit_width=2)
+        self.exit_fc, self.exit_bn = QuantLinear(4 * 6 * 6, 3, **W), nn.BatchNorm1d(3)
+        self.conv1, self.bn1, self.act1 = QuantConv2d(4, 4, 3, **W), nn.BatchNorm2d(4), QuantReLU(bit_width=2)
+        self.fc, self.bn = QuantLinear(4 * 4 * 4, 3, **W), nn.BatchNorm1d(3)
+
+    def forward(self, x):
+        x = self.act0(self.bn0(self.conv0(self.inp(x))))
+        early = self.exit_bn(self.exit_fc(torch.flatten(x, 1)))
+        final = self.bn(self.fc(torch.flatten(self.act1(self.bn1(self.conv1(x))), 1)))
+        return early, final
+
+
+def _prepare(model: nn.Module, x: np.ndarray, tmp_path):
+    torch.manual_seed(3)
+    _randomize_batchnorm_any(model, 3)
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(x[:64]))
+    model.eval()
+    train.export_qonnx(model, x.shape[1:], tmp_path / "m.onnx")
+    return build.compile_model(tmp_path / "m.onnx", tmp_path / "build")
+
+
+def _brevitas(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        out = model(torch.from_numpy(x))
+    outs = out if isinstance(out, tuple) else (out,)
+    return np.concatenate([o.numpy() for o in outs], axis=1)
+
+
+@pytest.mark.parametrize("cls,node_type", [(Residual, Add), (Fire, Concat), (TwoExits, None)])
+def test_graph_is_exact(tmp_path, cls, node_type):
+    torch.manual_seed(1)
+    model = cls()
+    x = np.random.default_rng(1).normal(0, 0.6, size=(300, 1, 6, 6)).astype(np.float32)
+    graph = _prepare(model, x, tmp_path)
+    if node_type is not None:
+        assert any(isinstance(n, node_type) for n in graph.nodes)
+    ref = _brevitas(model, x)
+    ours = golden.predict_float(graph, x)
+    assert ours.shape == ref.shape
+    assert compare.float_rows_agree(ours, ref).all(), compare.max_relative_error(ours, ref)
+    diffs, compared = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(tmp_path / "build", x), x)
+    assert diffs == [] and compared >= 4
+    if cls is TwoExits:
+        assert len(graph.outputs) == 2
+        assert np.array_equal(ours[:, :3].argmax(1), ref[:, :3].argmax(1))
+        assert np.array_equal(ours[:, 3:].argmax(1), ref[:, 3:].argmax(1))
+        assert np.allclose(build.predict(tmp_path / "build", "qonnx", x, dequantize_output=True), ours, rtol=0,
+                           atol=1e-5 * np.abs(ours).max())
