@@ -17,12 +17,16 @@ from xnorkit.ir import Add, Concat
 W = {"bias": False, "weight_bit_width": 2}
 
 
+def conv_bn_act(c_in: int, c_out: int, kernel: int, act_bits: int, **kw) -> tuple[nn.Module, nn.Module, nn.Module]:
+    return QuantConv2d(c_in, c_out, kernel, **kw, **W), nn.BatchNorm2d(c_out), QuantReLU(bit_width=act_bits)
+
+
 class Residual(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.inp = QuantIdentity(bit_width=8, return_quant_tensor=True)
-        self.conv0, self.bn0, self.act0 = QuantConv2d(1, 6, 3, padding=1, **W), nn.BatchNorm2d(6), QuantReLU(bit_width=3)
-        self.conv1, self.bn1, self.act1 = QuantConv2d(6, 6, 3, padding=1, **W), nn.BatchNorm2d(6), QuantReLU(bit_width=3)
+        self.conv0, self.bn0, self.act0 = conv_bn_act(1, 6, 3, 3, padding=1)
+        self.conv1, self.bn1, self.act1 = conv_bn_act(6, 6, 3, 3, padding=1)
         self.shortcut = QuantIdentity(act_quant=self.act1.act_quant)  # one scale for both branches
         self.act2 = QuantReLU(bit_width=2)
         self.fc, self.bn = QuantLinear(6 * 6 * 6, 4, **W), nn.BatchNorm1d(4)
@@ -54,9 +58,9 @@ class TwoExits(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.inp = QuantIdentity(bit_width=8, return_quant_tensor=True)
-        self.conv0, self.bn0, self.act0 = QuantConv2d(1, 4, 3, padding=1, **W), nn.BatchNorm2d(4), QuantReLU(bit_width=2)
+        self.conv0, self.bn0, self.act0 = conv_bn_act(1, 4, 3, 2, padding=1)
         self.exit_fc, self.exit_bn = QuantLinear(4 * 6 * 6, 3, **W), nn.BatchNorm1d(3)
-        self.conv1, self.bn1, self.act1 = QuantConv2d(4, 4, 3, **W), nn.BatchNorm2d(4), QuantReLU(bit_width=2)
+        self.conv1, self.bn1, self.act1 = conv_bn_act(4, 4, 3, 2)
         self.fc, self.bn = QuantLinear(4 * 4 * 4, 3, **W), nn.BatchNorm1d(3)
 
     def forward(self, x):
