@@ -108,3 +108,36 @@ def test_graph_is_exact(tmp_path, cls, node_type):
         assert np.array_equal(ours[:, 3:].argmax(1), ref[:, 3:].argmax(1))
         assert np.allclose(build.predict(tmp_path / "build", "qonnx", x, dequantize_output=True), ours, rtol=0,
                            atol=1e-5 * np.abs(ours).max())
+
+
+class AveragePooled(nn.Module):
+    """Average pooling between quantized layers, then a global average before the classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.conv0, self.bn0, self.act0 = conv_bn_act(1, 4, 3, 2, padding=1)
+        self.pool = nn.AvgPool2d(2)
+        self.requant = QuantIdentity(bit_width=4)
+        self.conv1, self.bn1, self.act1 = conv_bn_act(4, 6, 3, 3, padding=1)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc, self.bn = QuantLinear(6, 3, **W), nn.BatchNorm1d(3)
+
+    def forward(self, x):
+        x = self.requant(self.pool(self.act0(self.bn0(self.conv0(self.inp(x))))))
+        x = self.gap(self.act1(self.bn1(self.conv1(x))))
+        return self.bn(self.fc(torch.flatten(x, 1)))
+
+
+def test_average_pooling_is_exact(tmp_path):
+    from xnorkit.ir import SumPool
+
+    torch.manual_seed(2)
+    model = AveragePooled()
+    x = np.random.default_rng(2).normal(0, 0.6, size=(300, 1, 6, 6)).astype(np.float32)
+    graph = _prepare(model, x, tmp_path)
+    assert sum(isinstance(n, SumPool) for n in graph.nodes) == 2
+    ref = _brevitas(model, x)
+    ours = golden.predict_float(graph, x)
+    assert compare.float_rows_agree(ours, ref).all(), compare.max_relative_error(ours, ref)
+    assert np.array_equal(ours.argmax(1), ref.argmax(1))

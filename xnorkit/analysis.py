@@ -9,7 +9,20 @@ from pathlib import Path
 import numpy as np
 
 from xnorkit import golden
-from xnorkit.ir import Add, Concat, Conv, Dequantize, Graph, MatMul, MaxPool, Quantize, Reshape, Threshold, inputs_of
+from xnorkit.ir import (
+    Add,
+    Concat,
+    Conv,
+    Dequantize,
+    Graph,
+    MatMul,
+    MaxPool,
+    Quantize,
+    Reshape,
+    SumPool,
+    Threshold,
+    inputs_of,
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +63,7 @@ def layer_stats(graph: Graph) -> list[LayerStats]:
             acc = graph.tensor_types[node.input]
             rows.append(LayerStats(node.name, "Threshold", shape, f"{acc.name()} -> {node.out_dtype.name()}", 0, 1.0,
                                    0, False, int(node.thresholds.size) * acc.bits))
-        elif isinstance(node, MaxPool | Reshape | Add | Concat):
+        elif isinstance(node, MaxPool | SumPool | Reshape | Add | Concat):
             dtype = graph.tensor_types[node.output].name()
             rows.append(LayerStats(node.name, type(node).__name__, shape, f"{dtype} -> {dtype}", 0, 1.0, 0, False, 0))
         elif isinstance(node, Dequantize):

@@ -34,6 +34,7 @@ from xnorkit.ir import (
     MaxPool,
     Quantize,
     Reshape,
+    SumPool,
     Threshold,
     verify,
 )
@@ -348,6 +349,33 @@ class _Importer:
                           tuple(int(p) for p in attrs.get("pads", [0, 0, 0, 0]))), x.dtype)
         self.state[out] = _Quantized(out, x.scale, x.zero_point, x.dtype)
 
+    def on_average_pool(self, node: onnx.NodeProto) -> None:
+        """Average = window sum x (1 / area): the sum is an exact integer tensor of scale s / area."""
+        x = self.quantized(node, node.input[0])
+        attrs = _attrs(node)
+        if node.op_type == "ReduceMean":  # AdaptiveAvgPool2d(1) exports as a mean over the spatial axes
+            axes = attrs.get("axes")
+            if axes is None and len(node.input) > 1:
+                axes = self.const(node, node.input[1]).tolist()
+            rank = len(self.shapes[node.input[0]])
+            if sorted(a % rank for a in (axes or [])) != [2, 3] or not attrs.get("keepdims", 1):
+                raise self.fail(node, "only a mean over H and W keeping the dimensions (global average) is supported")
+        if node.op_type in ("GlobalAveragePool", "ReduceMean"):
+            kernel = tuple(self.shapes[node.input[0]][2:])
+            stride = kernel
+        else:
+            if any(attrs.get("pads", [0, 0, 0, 0])) or attrs.get("ceil_mode", 0):
+                raise self.fail(node, "average pooling with padding or ceil_mode is not exact here; remove them")
+            kernel = tuple(int(k) for k in attrs["kernel_shape"])
+            stride = tuple(int(s) for s in attrs.get("strides", kernel))
+        area = kernel[0] * kernel[1]
+        lo, hi = area * x.dtype.min, area * x.dtype.max
+        dtype = numerics.signed_type_for(lo, hi)
+        out = node.output[0]
+        self.emit(SumPool(node.name, x.tensor, out, kernel, stride, x.dtype), dtype)
+        zero_point = 0 if x.dtype.bipolar else x.zero_point * area
+        self.state[out] = _Quantized(out, x.scale / area, zero_point, dtype)
+
     def on_reshape(self, node: onnx.NodeProto) -> None:
         x = self.quantized(node, node.input[0])
         out = node.output[0]
@@ -427,7 +455,8 @@ class _Importer:
             "Gemm": self.on_matmul, "MatMul": self.on_matmul, "Conv": self.on_conv, "Add": self.on_add,
             "Mul": self.on_mul, "BatchNormalization": self.on_batchnorm, "Relu": self.on_relu,
             "MaxPool": self.on_maxpool, "Reshape": self.on_reshape, "Flatten": self.on_reshape,
-            "Concat": self.on_concat,
+            "Concat": self.on_concat, "AveragePool": self.on_average_pool, "GlobalAveragePool": self.on_average_pool,
+            "ReduceMean": self.on_average_pool,
         }
         for node in g.node:
             if node.op_type == "Identity":

@@ -23,6 +23,7 @@ from xnorkit.ir import (
     Node,
     Quantize,
     Reshape,
+    SumPool,
     Threshold,
     inputs_of,
 )
@@ -99,6 +100,11 @@ def maxpool(node: MaxPool, x: np.ndarray) -> np.ndarray:
     return windows.max(axis=(-2, -1)).astype(x.dtype)
 
 
+def sumpool(node: SumPool, x: np.ndarray) -> np.ndarray:
+    windows = _windows(values_of(x, node.in_dtype), node.kernel, node.stride, (0, 0, 0, 0), 0)
+    return windows.sum(axis=(-2, -1))
+
+
 def reshape(node: Reshape, x: np.ndarray) -> np.ndarray:
     return x.reshape((len(x),) + tuple(node.shape))
 
@@ -116,7 +122,7 @@ def dequantize(node: Dequantize, acc: np.ndarray) -> np.ndarray:
 
 
 _EXECUTE = {Quantize: quantize, MatMul: matmul, Conv: conv, Threshold: threshold, MaxPool: maxpool,
-            Reshape: reshape, Add: add, Concat: concat, Dequantize: dequantize}
+            SumPool: sumpool, Reshape: reshape, Add: add, Concat: concat, Dequantize: dequantize}
 
 
 def execute_node(node: Node, *xs: np.ndarray) -> np.ndarray:

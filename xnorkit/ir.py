@@ -15,7 +15,8 @@ import numpy as np
 
 from xnorkit.errors import XnorkitError
 
-FORMAT_VERSION = 4  # 4: Add, Concat, several outputs; 3: Conv, MaxPool, Reshape, k-bit; 2: signed dot products
+# 5: SumPool; 4: Add, Concat, several outputs; 3: Conv, MaxPool, Reshape, k-bit; 2: signed dot products
+FORMAT_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,19 @@ class MaxPool:
 
 
 @dataclass(frozen=True)
+class SumPool:
+    """Sum of the integers of each window (no padding): average pooling without its division, which the
+    compiler moves into the real scale of the result (scale / window area), so it stays exact."""
+
+    name: str
+    input: str
+    output: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    in_dtype: IntType
+
+
+@dataclass(frozen=True)
 class Reshape:
     """Layout only: the values in row-major (C, H, W) order take the new shape."""
 
@@ -186,9 +200,9 @@ class Dequantize:
     offset: np.ndarray
 
 
-Node = Quantize | MatMul | Conv | Threshold | MaxPool | Reshape | Add | Concat | Dequantize
-NODE_TYPES: dict[str, type] = {t.__name__: t for t in (Quantize, MatMul, Conv, Threshold, MaxPool, Reshape, Add,
-                                                      Concat, Dequantize)}
+Node = Quantize | MatMul | Conv | Threshold | MaxPool | SumPool | Reshape | Add | Concat | Dequantize
+NODE_TYPES: dict[str, type] = {t.__name__: t for t in (Quantize, MatMul, Conv, Threshold, MaxPool, SumPool, Reshape,
+                                                      Add, Concat, Dequantize)}
 _TUPLE_FIELDS = ("stride", "pads", "kernel", "shape", "inputs")
 
 
