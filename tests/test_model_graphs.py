@@ -141,3 +141,39 @@ def test_average_pooling_is_exact(tmp_path):
     ours = golden.predict_float(graph, x)
     assert compare.float_rows_agree(ours, ref).all(), compare.max_relative_error(ours, ref)
     assert np.array_equal(ours.argmax(1), ref.argmax(1))
+
+
+class TruncPooled(nn.Module):
+    """Brevitas' TruncAvgPool2d (AveragePool + Trunc), then a transpose of H and W before the classifier."""
+
+    def __init__(self) -> None:
+        from brevitas.nn import TruncAvgPool2d
+
+        super().__init__()
+        self.inp = QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.conv0, self.bn0 = QuantConv2d(1, 4, 3, padding=1, **W), nn.BatchNorm2d(4)
+        self.act0 = QuantReLU(bit_width=3, return_quant_tensor=True)
+        self.pool = TruncAvgPool2d(2, 2)
+        self.fc, self.bn = QuantLinear(4 * 3 * 3, 3, **W), nn.BatchNorm1d(3)
+
+    def forward(self, x):
+        x = self.pool(self.act0(self.bn0(self.conv0(self.inp(x)))))
+        return self.bn(self.fc(torch.flatten(x.value.transpose(2, 3) if hasattr(x, "value") else x.transpose(2, 3), 1)))
+
+
+def test_trunc_average_pool_and_transpose(tmp_path):
+    from xnorkit.ir import SumPool, Transpose
+
+    torch.manual_seed(4)
+    model = TruncPooled()
+    x = np.random.default_rng(4).normal(0, 0.6, size=(200, 1, 6, 6)).astype(np.float32)
+    graph = _prepare(model, x, tmp_path)
+    kinds = {type(n) for n in graph.nodes}
+    assert SumPool in kinds
+    ref = _brevitas(model, x)
+    ours = golden.predict_float(graph, x)
+    assert compare.float_rows_agree(ours, ref).all(), compare.max_relative_error(ours, ref)
+    assert np.array_equal(ours.argmax(1), ref.argmax(1))
+    if Transpose in kinds:  # whether Brevitas keeps the transpose on the quantized tensor
+        diffs, _ = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(tmp_path / "build", x), x)
+        assert diffs == []

@@ -21,6 +21,7 @@ from xnorkit.ir import (
     Reshape,
     SumPool,
     Threshold,
+    Transpose,
     inputs_of,
 )
 
@@ -63,7 +64,7 @@ def layer_stats(graph: Graph) -> list[LayerStats]:
             acc = graph.tensor_types[node.input]
             rows.append(LayerStats(node.name, "Threshold", shape, f"{acc.name()} -> {node.out_dtype.name()}", 0, 1.0,
                                    0, False, int(node.thresholds.size) * acc.bits))
-        elif isinstance(node, MaxPool | SumPool | Reshape | Add | Concat):
+        elif isinstance(node, MaxPool | SumPool | Reshape | Transpose | Add | Concat):
             dtype = graph.tensor_types[node.output].name()
             rows.append(LayerStats(node.name, type(node).__name__, shape, f"{dtype} -> {dtype}", 0, 1.0, 0, False, 0))
         elif isinstance(node, Dequantize):
@@ -94,7 +95,7 @@ def diff_against_qonnx(graph: Graph, qonnx_values: dict[str, np.ndarray], x: np.
             meaning[node.output] = (node.scale, node.zero_point)
         elif isinstance(node, Threshold):
             meaning[node.output] = (node.out_scale, node.out_zero_point)
-        elif isinstance(node, MaxPool | Reshape | Concat) and inputs_of(node)[0] in meaning:
+        elif isinstance(node, MaxPool | Reshape | Transpose | Concat) and inputs_of(node)[0] in meaning:
             meaning[node.output] = meaning[inputs_of(node)[0]]
         elif isinstance(node, Add) and all(i in meaning for i in node.inputs):
             (scale, zp_a), (_, zp_b) = (meaning[i] for i in node.inputs)

@@ -36,6 +36,7 @@ from xnorkit.ir import (
     Reshape,
     SumPool,
     Threshold,
+    Transpose,
     verify,
 )
 
@@ -376,6 +377,54 @@ class _Importer:
         zero_point = 0 if x.dtype.bipolar else x.zero_point * area
         self.state[out] = _Quantized(out, x.scale / area, zero_point, dtype)
 
+    def on_trunc(self, node: onnx.NodeProto) -> None:
+        """qonnx Trunc: the integers divided by a power of two T, clamped to the output bits and rounded
+        (ROUND: half to even, FLOOR). T <= 1 with room to spare changes no real value: the identity."""
+        x = self.quantized(node, node.input[0])
+        attrs = _attrs(node)
+        mode = attrs.get("rounding_mode", b"FLOOR")
+        mode = (mode.decode() if isinstance(mode, bytes) else mode).upper()
+        scale, zero_point, in_bits = (self.scalar(node, n) for n in node.input[1:4])
+        if len(node.input) == 6:  # Trunc v2: an output scale
+            out_scale, out_bits = self.scalar(node, node.input[4]), self.scalar(node, node.input[5])
+            power = int(np.round(np.log2(out_scale / scale)))
+        else:
+            out_bits = self.scalar(node, node.input[4])
+            power = int(in_bits - out_bits)
+        if zero_point != 0 or x.zero_point != 0 or abs(scale - float(x.scale)) > 1e-6 * float(x.scale):
+            raise self.fail(node, "only a zero-point-free truncation of the tensor's own scale is supported")
+        if mode not in ("ROUND", "FLOOR"):
+            raise self.fail(node, f"rounding_mode {mode} is not supported (ROUND, FLOOR)")
+        trunc = Fraction(2) ** power
+        act = numerics.ActQuant.from_attrs(1.0, 0, int(out_bits), bool(attrs.get("signed", 1)),
+                                           bool(attrs.get("narrow", 0)))
+        act = numerics.ActQuant(x.scale * trunc, 0, act.qmin, act.qmax)
+        if power <= 0 and act.qmin * trunc <= x.dtype.min and x.dtype.max <= act.qmax * trunc:
+            self.state[node.output[0]] = x  # an exact rescaling: no real value changes
+            return
+        acc = self.as_accumulator(node, x)
+        lo, hi = acc.range
+        if mode == "ROUND":
+            rows = numerics.quant_thresholds(x.scale, Fraction(0), numerics.IDENTITY_BN, act, lo, hi)
+        else:
+            rows = [numerics.level_threshold(x.scale, Fraction(0), numerics.IDENTITY_BN, act.scale * t, True, lo, hi)
+                    for t in range(act.qmin + 1, act.qmax + 1)]
+        channels = self.shapes[x.tensor][1]
+        dtype = IntType(int(out_bits), signed=act.qmin < 0)
+        out = node.output[0]
+        self.emit(Threshold(node.name, x.tensor, out, np.array([rows] * channels, dtype=np.int64), act.qmin, dtype,
+                            float(act.scale), 0), dtype)
+        self.state[out] = _Quantized(out, act.scale, 0, dtype)
+
+    def on_transpose(self, node: onnx.NodeProto) -> None:
+        x = self.quantized(node, node.input[0])
+        perm = [int(p) for p in _attrs(node)["perm"]]
+        if perm[0] != 0:
+            raise self.fail(node, "a transpose must keep the batch axis first")
+        out = node.output[0]
+        self.emit(Transpose(node.name, x.tensor, out, tuple(p - 1 for p in perm[1:])), x.dtype)
+        self.state[out] = _Quantized(out, x.scale, x.zero_point, x.dtype)
+
     def on_reshape(self, node: onnx.NodeProto) -> None:
         x = self.quantized(node, node.input[0])
         out = node.output[0]
@@ -456,7 +505,7 @@ class _Importer:
             "Mul": self.on_mul, "BatchNormalization": self.on_batchnorm, "Relu": self.on_relu,
             "MaxPool": self.on_maxpool, "Reshape": self.on_reshape, "Flatten": self.on_reshape,
             "Concat": self.on_concat, "AveragePool": self.on_average_pool, "GlobalAveragePool": self.on_average_pool,
-            "ReduceMean": self.on_average_pool,
+            "ReduceMean": self.on_average_pool, "Trunc": self.on_trunc, "Transpose": self.on_transpose,
         }
         for node in g.node:
             if node.op_type == "Identity":

@@ -25,6 +25,7 @@ from xnorkit.ir import (
     Reshape,
     SumPool,
     Threshold,
+    Transpose,
     inputs_of,
 )
 
@@ -109,6 +110,10 @@ def reshape(node: Reshape, x: np.ndarray) -> np.ndarray:
     return x.reshape((len(x),) + tuple(node.shape))
 
 
+def transpose(node: Transpose, x: np.ndarray) -> np.ndarray:
+    return x.transpose((0,) + tuple(p + 1 for p in node.perm))
+
+
 def add(node: Add, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return values_of(a, node.in_dtypes[0]) + values_of(b, node.in_dtypes[1])
 
@@ -122,7 +127,7 @@ def dequantize(node: Dequantize, acc: np.ndarray) -> np.ndarray:
 
 
 _EXECUTE = {Quantize: quantize, MatMul: matmul, Conv: conv, Threshold: threshold, MaxPool: maxpool,
-            SumPool: sumpool, Reshape: reshape, Add: add, Concat: concat, Dequantize: dequantize}
+            SumPool: sumpool, Reshape: reshape, Transpose: transpose, Add: add, Concat: concat, Dequantize: dequantize}
 
 
 def execute_node(node: Node, *xs: np.ndarray) -> np.ndarray:

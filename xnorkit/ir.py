@@ -15,8 +15,8 @@ import numpy as np
 
 from xnorkit.errors import XnorkitError
 
-# 5: SumPool; 4: Add, Concat, several outputs; 3: Conv, MaxPool, Reshape, k-bit; 2: signed dot products
-FORMAT_VERSION = 5
+# 6: Transpose; 5: SumPool; 4: Add, Concat, several outputs; 3: Conv, MaxPool, Reshape, k-bit; 2: signed dot products
+FORMAT_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,16 @@ class Concat:
     output: str
 
 
+@dataclass(frozen=True)
+class Transpose:
+    """Layout only: the axes after the batch axis in the order `perm` (0 = the first axis after batch)."""
+
+    name: str
+    input: str
+    output: str
+    perm: tuple[int, ...]
+
+
 @dataclass(frozen=True, eq=False)
 class Dequantize:
     """Float output per channel (axis 1): accumulator * scale[c] + offset[c] (float64)."""
@@ -200,10 +210,10 @@ class Dequantize:
     offset: np.ndarray
 
 
-Node = Quantize | MatMul | Conv | Threshold | MaxPool | SumPool | Reshape | Add | Concat | Dequantize
+Node = Quantize | MatMul | Conv | Threshold | MaxPool | SumPool | Reshape | Transpose | Add | Concat | Dequantize
 NODE_TYPES: dict[str, type] = {t.__name__: t for t in (Quantize, MatMul, Conv, Threshold, MaxPool, SumPool, Reshape,
-                                                      Add, Concat, Dequantize)}
-_TUPLE_FIELDS = ("stride", "pads", "kernel", "shape", "inputs")
+                                                      Transpose, Add, Concat, Dequantize)}
+_TUPLE_FIELDS = ("stride", "pads", "kernel", "shape", "inputs", "perm")
 
 
 def inputs_of(node: Node) -> tuple[str, ...]:
