@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quant_train import data, train  # noqa: E402
-from quant_train.models import BinaryMLP  # noqa: E402
+from quant_train.zoo import MLP  # noqa: E402
 from xnorkit import build, compare, golden  # noqa: E402
 
 GOAL_S = 20.0
@@ -27,7 +27,7 @@ GOAL_S = 20.0
 
 def calibrated_lfc(x_train: np.ndarray) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = BinaryMLP(784, [1024, 1024, 1024], 10, input_bits=8)
+    model = MLP(784, [1024, 1024, 1024], 10, 1, 1, input_bits=8)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm1d):
             m.momentum = None  # cumulative average over the calibration batches

@@ -7,15 +7,24 @@ from pathlib import Path
 
 import yaml
 
+from quant_train import zoo
 from xnorkit.errors import XnorkitError
+
+WEIGHTS = ("binary", "ternary", *(f"int{b}" for b in range(2, 9)))
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "binary_mlp"
+    kind: str = "mlp"  # "mlp" (the hidden sizes below) or a zoo name (quant_train.zoo.NAMES)
     hidden: list[int] = field(default_factory=lambda: [256, 256, 256])
-    input_bits: int = 5
-    dropout: float = 0.0
+    weights: str = "binary"  # binary, ternary, int2 .. int8
+    a_bits: int = 1  # 1: binary sign; 2..8: unsigned after ReLU
+    input_bits: int = 5  # the integer pixels: 5 bits hold digits' 0..16, 8 bits MNIST's 0..255
+    exit_weights: list[float] = field(default_factory=lambda: [1.0, 1.0])  # joint loss of early exits, then final
+
+    @property
+    def w_bits(self) -> int | str:
+        return {"binary": 1, "ternary": "t"}.get(self.weights) or int(self.weights[3:])
 
 
 @dataclass(frozen=True)
@@ -65,8 +74,9 @@ def _build(cls: type, data: object, where: str):
             value = float(value)
         if not isinstance(value, expected) or isinstance(value, bool) != isinstance(default, bool):
             raise XnorkitError(f"config: '{path}' must be {expected.__name__}, got {value!r}")
-        if expected is list and not all(isinstance(v, int) and v > 0 for v in value):
-            raise XnorkitError(f"config: '{path}' must be a list of positive integers, got {value!r}")
+        if expected is list and not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+                                        for v in value):
+            raise XnorkitError(f"config: '{path}' must be a list of positive numbers, got {value!r}")
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -74,10 +84,11 @@ def _build(cls: type, data: object, where: str):
 def validate(cfg: Config) -> Config:
     checks = [
         (cfg.dataset in ("digits", "mnist"), "dataset", "must be digits or mnist"),
-        (cfg.model.kind == "binary_mlp", "model.kind", "must be binary_mlp"),
+        (cfg.model.kind in ("mlp", *zoo.NAMES), "model.kind", f"must be mlp or one of {', '.join(zoo.NAMES)}"),
         (len(cfg.model.hidden) >= 1, "model.hidden", "needs at least one hidden layer"),
+        (cfg.model.weights in WEIGHTS, "model.weights", f"must be one of {', '.join(WEIGHTS)}"),
+        (1 <= cfg.model.a_bits <= 8, "model.a_bits", "must be 1..8"),
         (2 <= cfg.model.input_bits <= 16, "model.input_bits", "must be 2..16"),
-        (0.0 <= cfg.model.dropout < 1.0, "model.dropout", "must be in [0, 1)"),
         (cfg.train.epochs >= 1, "train.epochs", "must be >= 1"),
         (cfg.train.batch_size >= 2, "train.batch_size", "must be >= 2"),
         (cfg.train.lr > 0, "train.lr", "must be > 0"),

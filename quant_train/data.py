@@ -25,6 +25,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    image_shape: tuple[int, int, int]  # (C, H, W) of one image; x_* hold them flattened
 
 
 def data_dir(explicit: str | Path | None = None) -> Path:
@@ -44,7 +45,7 @@ def load_digits() -> Dataset:
     x = d.data.astype(np.float32)
     y = d.target.astype(np.int64)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, stratify=y, random_state=SPLIT_SEED)
-    return Dataset("digits", x_tr, y_tr, x_te, y_te, 10)
+    return Dataset("digits", x_tr, y_tr, x_te, y_te, 10, (1, 8, 8))
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -70,7 +71,7 @@ def load_mnist(directory: str | Path | None = None) -> Dataset:
     return Dataset(
         "mnist",
         arrays["x_train"].reshape(-1, 784).astype(np.float32), arrays["y_train"].astype(np.int64),
-        arrays["x_test"].reshape(-1, 784).astype(np.float32), arrays["y_test"].astype(np.int64), 10,
+        arrays["x_test"].reshape(-1, 784).astype(np.float32), arrays["y_test"].astype(np.int64), 10, (1, 28, 28),
     )
 
 

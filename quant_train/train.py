@@ -15,9 +15,9 @@ import onnx
 import torch
 from torch import nn
 
+from quant_train import zoo
 from quant_train.config import Config
 from quant_train.data import Dataset
-from quant_train.models import BinaryMLP
 
 
 def seed_everything(seed: int) -> None:
@@ -27,14 +27,27 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(cfg: Config, data: Dataset) -> nn.Module:
-    return BinaryMLP(data.x_train.shape[1], list(cfg.model.hidden), data.num_classes, cfg.model.input_bits,
-                     cfg.model.dropout)
+    m = cfg.model
+    if m.kind == "mlp":
+        return zoo.MLP(data.x_train.shape[1], list(m.hidden), data.num_classes, m.w_bits, m.a_bits, m.input_bits)
+    return zoo.build(m.kind, m.w_bits, m.a_bits, data.image_shape, data.num_classes, m.input_bits)
 
 
-def evaluate(model: nn.Module, x: np.ndarray) -> np.ndarray:
+def input_shape(cfg: Config, data: Dataset) -> tuple[int, ...]:
+    """The layout the model takes (and X.npy of `xnorkit predict` holds) for one image."""
+    return (data.x_train.shape[1],) if cfg.model.kind == "mlp" else zoo.input_shape(cfg.model.kind, data.image_shape)
+
+
+def _outputs(out) -> tuple[torch.Tensor, ...]:
+    return out if isinstance(out, tuple) else (out,)
+
+
+def evaluate(model: nn.Module, x: np.ndarray, every_exit: bool = False) -> np.ndarray:
+    """The final logits (or every output side by side along axis 1, as `xnorkit predict` writes them)."""
     model.eval()
     with torch.no_grad():
-        return model(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
+        outs = _outputs(model(torch.from_numpy(np.asarray(x, dtype=np.float32))))
+    return np.concatenate([o.numpy() for o in outs], axis=1) if every_exit else outs[-1].numpy()
 
 
 def train(cfg: Config, data: Dataset, progress=None) -> tuple[nn.Module, dict]:
@@ -44,7 +57,8 @@ def train(cfg: Config, data: Dataset, progress=None) -> tuple[nn.Module, dict]:
     model = build_model(cfg, data)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.train.epochs)
-    x = torch.from_numpy(data.x_train)
+    shape = input_shape(cfg, data)
+    x = torch.from_numpy(data.x_train.reshape(-1, *shape))
     y = torch.from_numpy(data.y_train)
     gen = torch.Generator().manual_seed(cfg.train.seed)
     loss_fn = nn.CrossEntropyLoss()
@@ -57,14 +71,16 @@ def train(cfg: Config, data: Dataset, progress=None) -> tuple[nn.Module, dict]:
             if len(idx) < 2:  # batch-norm needs two samples
                 continue
             opt.zero_grad()
-            loss = loss_fn(model(x[idx]), y[idx])
+            outs = _outputs(model(x[idx]))
+            weights = list(cfg.model.exit_weights[:len(outs) - 1]) + [1.0] if len(outs) > 1 else [1.0]
+            loss = sum(w * loss_fn(o, y[idx]) for w, o in zip(weights, outs, strict=True))
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
         sched.step()
         if progress:
             progress(epoch + 1, cfg.train.epochs, total / len(x))
-    out = evaluate(model, data.x_test)
+    out = evaluate(model, data.x_test.reshape(-1, *shape))
     metrics = {"dataset": data.name, "n_test": int(len(data.y_test)),
                "test_accuracy": float((out.argmax(1) == data.y_test).mean())}
     return model, metrics
@@ -87,6 +103,6 @@ def export_qonnx(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> 
 
 def save_run(model: nn.Module, metrics: dict, cfg: Config, data: Dataset, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    export_qonnx(model, data.x_train.shape[1:], out / "model.onnx")
+    export_qonnx(model, input_shape(cfg, data), out / "model.onnx")
     torch.save({"state_dict": model.state_dict(), "config": cfg.to_dict()}, out / "checkpoint.pt")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from quant_train import train
-from quant_train.models import BinaryMLP
+from quant_train.zoo import MLP
 from xnorkit import build, compare, golden, numerics
 from xnorkit.frontend import import_qonnx
 
@@ -28,7 +28,7 @@ def _randomize_batchnorm(model: torch.nn.Module, seed: int) -> None:
 @pytest.mark.parametrize("seed,hidden,input_bits", [(0, [32, 24], 5), (1, [16], 8), (2, [64, 64, 64], 4)])
 def test_golden_equals_brevitas(tmp_path, seed, hidden, input_bits):
     torch.manual_seed(seed)
-    model = BinaryMLP(20, hidden, 7, input_bits)
+    model = MLP(20, hidden, 7, 1, 1, input_bits)
     _randomize_batchnorm(model, seed)
     train.export_qonnx(model, (20,), tmp_path / "m.onnx")
     graph = import_qonnx(tmp_path / "m.onnx")
@@ -42,14 +42,14 @@ def test_golden_equals_brevitas(tmp_path, seed, hidden, input_bits):
 
 def test_negative_gamma_negates_rows_and_zero_gamma_is_constant(tmp_path):
     torch.manual_seed(0)
-    model = BinaryMLP(12, [16], 3, 5)
-    bn = model.net[2]
+    model = MLP(12, [16], 3, 1, 1, 5)
+    bn = model.net[1][1]
     bn.weight.data = torch.tensor([-1.0] * 8 + [0.0] * 4 + [1.0] * 4)
     bn.bias.data = torch.tensor([0.5] * 10 + [-0.5] * 2 + [0.0] * 4)
     train.export_qonnx(model, (12,), tmp_path / "m.onnx")
     graph = import_qonnx(tmp_path / "m.onnx")
     mm, th = graph.nodes[1], graph.nodes[2]
-    lin = model.net[1].quant_weight().value.detach().numpy().astype(np.int8)
+    lin = model.net[1][0].quant_weight().value.detach().numpy().astype(np.int8)
     assert np.array_equal(mm.weights[:8], -lin[:8]) and np.array_equal(mm.weights[8:], lin[8:])
     # zero gamma: beta >= 0 always fires (threshold = lowest accumulator), beta < 0 never (one past the highest)
     assert th.thresholds[8, 0] == numerics.accumulator_range(mm.weights[8], mm.in_dtype)[0]
@@ -75,7 +75,7 @@ def test_compile_rejects_a_file_that_is_not_onnx(tmp_path):
 
 
 def test_compile_rejects_an_unsupported_op_naming_the_node(tmp_path):
-    model = torch.nn.Sequential(BinaryMLP(12, [16], 3, 5), torch.nn.Softmax(dim=1))
+    model = torch.nn.Sequential(MLP(12, [16], 3, 1, 1, 5), torch.nn.Softmax(dim=1))
     train.export_qonnx(model, (12,), tmp_path / "m.onnx")
     proc = _compile_exit(tmp_path / "m.onnx")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

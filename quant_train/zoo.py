@@ -1,0 +1,211 @@
+"""The model zoo: the networks of the binary/low-bit literature at any weight and activation width.
+
+`build(name, w_bits, a_bits, image_shape, num_classes, input_bits)` returns a Brevitas module whose
+forward takes the layout `input_shape(name, image_shape)` gives ((N, features) for MLPs, (N, C, H, W) for
+CNNs) and returns the logits, or a tuple (early exits..., final) for B-LeNet.
+Weight widths: 1 (binary, constant scale 1), "t" (ternary), 2..8 (per-channel float scales, as XNOR-Net's
+alpha). Activation widths: 1 (binary sign), 2..8 (unsigned, after ReLU).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+from brevitas.quant import Int8WeightPerChannelFloat, SignedBinaryActPerTensorConst, SignedTernaryWeightPerTensorConst
+from torch import nn
+
+from quant_train.models import BinaryWeight, pixel_quant
+from xnorkit.errors import XnorkitError
+
+MLPS = {"tfc": [64, 64, 64], "sfc": [256, 256, 256], "lfc": [1024, 1024, 1024], "lenet300": [300, 100]}
+CNNS = ("lenet5", "cnv", "blenet", "resnet", "squeezenet")
+NAMES = (*MLPS, *CNNS)
+
+
+def weight_quant(bits: int | str) -> dict:
+    if bits == 1:
+        return {"weight_quant": BinaryWeight}
+    if bits == "t":
+        return {"weight_quant": SignedTernaryWeightPerTensorConst}
+    return {"weight_quant": Int8WeightPerChannelFloat, "weight_bit_width": int(bits)}
+
+
+def activation(bits: int, shared: nn.Module | None = None) -> nn.Module:
+    """A quantized activation; `shared` reuses another activation's quantizer (one scale for tensors
+    that are added or concatenated)."""
+    if bits == 1:
+        return QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+    if shared is not None:
+        return QuantReLU(act_quant=shared.act_quant)
+    return QuantReLU(bit_width=bits)
+
+
+class _Block(nn.Sequential):
+    """Conv (or Linear) -> BatchNorm -> quantized activation."""
+
+    def __init__(self, layer: nn.Module, channels: int, a_bits: int, conv: bool, shared: nn.Module | None = None):
+        norm = nn.BatchNorm2d(channels) if conv else nn.BatchNorm1d(channels)
+        super().__init__(layer, norm, activation(a_bits, shared))
+
+
+def _conv(c_in: int, c_out: int, k: int, w_bits, a_bits: int, pad: int = 0, stride: int = 1, **kw) -> _Block:
+    return _Block(QuantConv2d(c_in, c_out, k, padding=pad, stride=stride, bias=False, **weight_quant(w_bits)),
+                  c_out, a_bits, True, **kw)
+
+
+def _fc(f_in: int, f_out: int, w_bits, a_bits: int) -> _Block:
+    return _Block(QuantLinear(f_in, f_out, bias=False, **weight_quant(w_bits)), f_out, a_bits, False)
+
+
+def _classifier(f_in: int, classes: int, w_bits) -> nn.Sequential:
+    # the output affine is a batch-norm (FINN's TensorNorm): the last layer's integers map to logits
+    return nn.Sequential(QuantLinear(f_in, classes, bias=False, **weight_quant(w_bits)), nn.BatchNorm1d(classes))
+
+
+class MLP(nn.Module):
+    def __init__(self, features: int, hidden: list[int], classes: int, w_bits, a_bits: int, input_bits: int):
+        super().__init__()
+        layers: list[nn.Module] = [QuantIdentity(act_quant=pixel_quant(input_bits), return_quant_tensor=True)]
+        for h in hidden:
+            layers.append(_fc(features, h, w_bits, a_bits))
+            features = h
+        layers.append(_classifier(features, classes, w_bits))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class _CNN(nn.Module):
+    """Features (a module list, run in order) -> flatten -> classifier; the flatten size is measured."""
+
+    def __init__(self, image_shape: tuple[int, int, int], input_bits: int):
+        super().__init__()
+        self.image_shape = image_shape
+        self.inp = QuantIdentity(act_quant=pixel_quant(input_bits), return_quant_tensor=True)
+
+    def _flat_size(self, features: nn.Module) -> int:
+        with torch.no_grad():
+            features.eval()
+            return int(math.prod(features(torch.zeros(1, *self.image_shape)).shape[1:]))
+
+
+class LeNet5(_CNN):
+    def __init__(self, image_shape, classes, w_bits, a_bits, input_bits):
+        super().__init__(image_shape, input_bits)
+        c = image_shape[0]
+        self.features = nn.Sequential(_conv(c, 6, 5, w_bits, a_bits, pad=2), nn.MaxPool2d(2),
+                                      _conv(6, 16, 5, w_bits, a_bits, pad=2), nn.MaxPool2d(2), nn.Flatten())
+        flat = self._flat_size(self.features)
+        self.head = nn.Sequential(_fc(flat, 120, w_bits, a_bits), _fc(120, 84, w_bits, a_bits),
+                                  _classifier(84, classes, w_bits))
+
+    def forward(self, x):
+        return self.head(self.features(self.inp(x)))
+
+
+class CNV(_CNN):
+    """A small CNV (FINN's CIFAR net, scaled to small images): 2 x (conv, conv, pool), 2 FC."""
+
+    def __init__(self, image_shape, classes, w_bits, a_bits, input_bits):
+        super().__init__(image_shape, input_bits)
+        c = image_shape[0]
+        self.features = nn.Sequential(
+            _conv(c, 16, 3, w_bits, a_bits, pad=1), _conv(16, 16, 3, w_bits, a_bits, pad=1), nn.MaxPool2d(2),
+            _conv(16, 32, 3, w_bits, a_bits, pad=1), _conv(32, 32, 3, w_bits, a_bits, pad=1), nn.MaxPool2d(2),
+            nn.Flatten())
+        flat = self._flat_size(self.features)
+        self.head = nn.Sequential(_fc(flat, 64, w_bits, a_bits), _classifier(64, classes, w_bits))
+
+    def forward(self, x):
+        return self.head(self.features(self.inp(x)))
+
+
+class BLeNet(_CNN):
+    """B-LeNet (BranchyNet): LeNet-5 with one early exit after the first convolution block. Returns
+    (exit logits, final logits)."""
+
+    def __init__(self, image_shape, classes, w_bits, a_bits, input_bits):
+        super().__init__(image_shape, input_bits)
+        c = image_shape[0]
+        self.stem = nn.Sequential(_conv(c, 6, 5, w_bits, a_bits, pad=2), nn.MaxPool2d(2))
+        stem_out = self._flat_size(self.stem)
+        self.exit = nn.Sequential(nn.Flatten(), _classifier(stem_out, classes, w_bits))
+        self.trunk = nn.Sequential(_conv(6, 16, 5, w_bits, a_bits, pad=2), nn.MaxPool2d(2), nn.Flatten())
+        flat = self._flat_size(nn.Sequential(self.stem, self.trunk))
+        self.head = nn.Sequential(_fc(flat, 84, w_bits, a_bits), _classifier(84, classes, w_bits))
+
+    def forward(self, x):
+        s = self.stem(self.inp(x))
+        return self.exit(s), self.head(self.trunk(s))
+
+
+class ResNet(_CNN):
+    """A small residual net: a stem and two residual blocks whose branch and shortcut share a quantizer."""
+
+    def __init__(self, image_shape, classes, w_bits, a_bits, input_bits, width: int = 16):
+        super().__init__(image_shape, input_bits)
+        self.stem = _conv(image_shape[0], width, 3, w_bits, a_bits, pad=1)
+        self.blocks = nn.ModuleList()
+        self.shortcuts = nn.ModuleList()
+        self.outs = nn.ModuleList()
+        for _ in range(2):
+            branch = nn.Sequential(_conv(width, width, 3, w_bits, a_bits, pad=1),
+                                   _conv(width, width, 3, w_bits, a_bits, pad=1))
+            self.blocks.append(branch)
+            self.shortcuts.append(activation(a_bits, shared=branch[1][2]) if a_bits > 1 else nn.Identity())
+            self.outs.append(activation(a_bits))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.requant = activation(a_bits) if a_bits > 1 else nn.Identity()
+        self.head = _classifier(width, classes, w_bits)
+
+    def forward(self, x):
+        x = self.stem(self.inp(x))
+        for branch, shortcut, out in zip(self.blocks, self.shortcuts, self.outs, strict=True):
+            x = out(branch(x) + shortcut(x))
+        return self.head(torch.flatten(self.requant(self.pool(x)), 1))
+
+
+class Fire(nn.Module):
+    def __init__(self, c_in: int, squeeze: int, expand: int, w_bits, a_bits: int):
+        super().__init__()
+        self.squeeze = _conv(c_in, squeeze, 1, w_bits, a_bits)
+        self.expand1 = _conv(squeeze, expand, 1, w_bits, a_bits)
+        self.expand3 = _conv(squeeze, expand, 3, w_bits, a_bits, pad=1,
+                             shared=self.expand1[2] if a_bits > 1 else None)
+
+    def forward(self, x):
+        s = self.squeeze(x)
+        return torch.cat([self.expand1(s), self.expand3(s)], dim=1)
+
+
+class SqueezeNet(_CNN):
+    """A small SqueezeNet: a stem, two fire modules, a max-pool and the classifier."""
+
+    def __init__(self, image_shape, classes, w_bits, a_bits, input_bits):
+        super().__init__(image_shape, input_bits)
+        self.features = nn.Sequential(
+            _conv(image_shape[0], 16, 3, w_bits, a_bits, pad=1), Fire(16, 8, 16, w_bits, a_bits), nn.MaxPool2d(2),
+            Fire(32, 8, 16, w_bits, a_bits), nn.MaxPool2d(2), nn.Flatten())
+        self.head = _classifier(self._flat_size(self.features), classes, w_bits)
+
+    def forward(self, x):
+        return self.head(self.features(self.inp(x)))
+
+
+def input_shape(name: str, image_shape: tuple[int, int, int]) -> tuple[int, ...]:
+    return (math.prod(image_shape),) if name in MLPS else tuple(image_shape)
+
+
+def build(name: str, w_bits: int | str, a_bits: int, image_shape: tuple[int, int, int], num_classes: int,
+          input_bits: int) -> nn.Module:
+    if name not in NAMES:
+        raise XnorkitError(f"unknown model '{name}'; the zoo has {', '.join(NAMES)}")
+    if not (w_bits in ("t",) or (isinstance(w_bits, int) and 1 <= w_bits <= 8)) or not 1 <= a_bits <= 8:
+        raise XnorkitError(f"weight bits must be 1..8 or 't' and activation bits 1..8 (got {w_bits}, {a_bits})")
+    if name in MLPS:
+        return MLP(math.prod(image_shape), MLPS[name], num_classes, w_bits, a_bits, input_bits)
+    cls = {"lenet5": LeNet5, "cnv": CNV, "blenet": BLeNet, "resnet": ResNet, "squeezenet": SqueezeNet}[name]
+    return cls(tuple(image_shape), num_classes, w_bits, a_bits, input_bits)

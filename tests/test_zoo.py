@@ -1,0 +1,44 @@
+"""Every zoo model, trained for one short epoch on digits, exports to QONNX and compiles; the golden
+model's argmax equals Brevitas' on every test input (every exit of B-LeNet)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quant_train import config, data, train, zoo
+from xnorkit import build, compare, golden
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_digits()
+
+
+CASES = [(name, "binary", 1) for name in zoo.NAMES] + [("tfc", "int2", 2), ("lenet5", "ternary", 2),
+                                                       ("resnet", "int4", 4), ("squeezenet", "int2", 2)]
+
+
+@pytest.mark.parametrize("name,weights,a_bits", CASES)
+def test_zoo_model_trains_exports_and_compiles(tmp_path, digits, name, weights, a_bits):
+    cfg = config.Config(model=config.ModelConfig(kind=name, weights=weights, a_bits=a_bits),
+                        train=config.TrainConfig(epochs=1, batch_size=64))
+    model, metrics = train.train(cfg, digits)
+    train.save_run(model, metrics, cfg, digits, tmp_path)
+    graph = build.compile_model(tmp_path / "model.onnx", tmp_path / "build")
+    x = digits.x_test.reshape(-1, *train.input_shape(cfg, digits))
+    ref = train.evaluate(model, x, every_exit=True)
+    ours = golden.predict_float(graph, x)
+    assert ours.shape == ref.shape
+    for part in range(ref.shape[1] // digits.num_classes):  # each output's classes
+        cols = slice(part * digits.num_classes, (part + 1) * digits.num_classes)
+        assert np.array_equal(ours[:, cols].argmax(1), ref[:, cols].argmax(1))
+    assert compare.float_rows_agree(ours, ref).all(), compare.max_relative_error(ours, ref)
+
+
+def test_unknown_zoo_model_is_one_line(tmp_path):
+    (tmp_path / "c.yaml").write_text("model:\n  kind: alexnet\n")
+    from xnorkit.errors import XnorkitError
+
+    with pytest.raises(XnorkitError, match="'model.kind' must be mlp or one of tfc"):
+        config.load(tmp_path / "c.yaml")
