@@ -6,7 +6,11 @@ Data directory: --data-dir, else $XNORKIT_DATA, else ~/.cache/xnorkit.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
+import shutil
+import tempfile
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +19,16 @@ import numpy as np
 from xnorkit.errors import XnorkitError
 
 SPLIT_SEED = 0
+
+# The standard MNIST files and their published checksums.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+# Where missing files are fetched from, in order; $XNORKIT_MNIST_URL (a base URL) comes first.
+MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://yann.lecun.com/exdb/mnist/")
 
 
 @dataclass(frozen=True)
@@ -56,17 +70,44 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def load_mnist(directory: str | Path | None = None) -> Dataset:
-    """MNIST from <data dir>/mnist/*-idx?-ubyte.gz: pixels 0..255 as float32 (N, 784)."""
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _download(name: str, root: Path) -> bool:
+    """Fetch one file from the first mirror that has it with the right checksum; False when none does."""
+    mirrors = [os.environ["XNORKIT_MNIST_URL"]] if os.environ.get("XNORKIT_MNIST_URL") else []
+    for base in [*mirrors, *MNIST_MIRRORS]:
+        tmp = Path(tempfile.mkstemp(prefix=f".{name}-", dir=root)[1])
+        try:
+            with urllib.request.urlopen(base.rstrip("/") + "/" + name, timeout=30) as response, tmp.open("wb") as f:
+                shutil.copyfileobj(response, f)
+            if _md5(tmp) == MNIST_MD5[name]:
+                tmp.rename(root / name)
+                return True
+        except (OSError, ValueError):
+            pass  # offline, or this mirror does not have it: try the next
+        finally:
+            tmp.unlink(missing_ok=True)
+    return False
+
+
+def load_mnist(directory: str | Path | None = None, download: bool = True) -> Dataset:
+    """MNIST from <data dir>/mnist/*-idx?-ubyte.gz: pixels 0..255 as float32 (N, 784). Missing files are
+    downloaded when the machine is online; every file is checked against the standard MD5 checksums."""
     root = data_dir(directory) / "mnist"
-    files = {
-        "x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
-        "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz",
-    }
-    missing = [f for f in files.values() if not (root / f).is_file()]
+    missing = [f for f in MNIST_MD5 if not (root / f).is_file()]
+    if missing and download:
+        root.mkdir(parents=True, exist_ok=True)
+        missing = [f for f in missing if not _download(f, root)]
     if missing:
-        raise XnorkitError(f"MNIST files missing in {root}: {', '.join(missing)}; put the standard IDX .gz "
-                           f"files there or pass --data-dir")
+        raise XnorkitError(f"MNIST files missing in {root}: {', '.join(missing)}; put the standard IDX .gz files "
+                           f"there (or point --data-dir / $XNORKIT_DATA at a folder with mnist/ in it)")
+    for name, digest in MNIST_MD5.items():
+        if _md5(root / name) != digest:
+            raise XnorkitError(f"{root / name} is corrupt (MD5 differs from the standard {digest}); replace it")
+    files = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
+             "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}
     arrays = {k: _read_idx(root / f) for k, f in files.items()}
     return Dataset(
         "mnist",
