@@ -80,7 +80,7 @@ def test_config_errors_name_the_key(tmp_path):
     assert proc.returncode == 2 and "unknown key 'model.hiddn'" in proc.stderr
     (tmp_path / "c.yaml").write_text("train:\n  epochs: 0\n")
     proc = xnorkit("train", tmp_path / "c.yaml", "-o", tmp_path / "o")
-    assert proc.returncode == 2 and "'train.epochs' must be >= 1" in proc.stderr
+    assert proc.returncode == 2 and "'train.epochs': Input should be greater than or equal to 1" in proc.stderr
     assert not (tmp_path / "o").exists()
 
 

@@ -40,5 +40,5 @@ def test_unknown_zoo_model_is_one_line(tmp_path):
     (tmp_path / "c.yaml").write_text("model:\n  kind: alexnet\n")
     from xnorkit.errors import XnorkitError
 
-    with pytest.raises(XnorkitError, match="'model.kind' must be mlp or one of tfc"):
+    with pytest.raises(XnorkitError, match="'model.kind': must be mlp or one of tfc"):
         config.load(tmp_path / "c.yaml")
