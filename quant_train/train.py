@@ -50,11 +50,12 @@ def evaluate(model: nn.Module, x: np.ndarray, every_exit: bool = False) -> np.nd
     return np.concatenate([o.numpy() for o in outs], axis=1) if every_exit else outs[-1].numpy()
 
 
-def train(cfg: Config, data: Dataset, progress=None) -> tuple[nn.Module, dict]:
-    """Train with Adam and a cosine schedule. `progress(epoch, epochs, loss)` is called per epoch."""
+def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = None,
+          regularizer=None, reg_weight: float = 0.0) -> tuple[nn.Module, dict]:
+    """Train with Adam and a cosine schedule; from `model` when given (fine-tuning), else a new one.
+    `regularizer(model)` times `reg_weight` joins the loss. `progress(epoch, epochs, loss)` per epoch."""
     seed_everything(cfg.train.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    model = build_model(cfg, data)
+    model = model if model is not None else build_model(cfg, data)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.train.epochs)
     shape = input_shape(cfg, data)
@@ -74,6 +75,8 @@ def train(cfg: Config, data: Dataset, progress=None) -> tuple[nn.Module, dict]:
             outs = _outputs(model(x[idx]))
             weights = list(cfg.model.exit_weights[:len(outs) - 1]) + [1.0] if len(outs) > 1 else [1.0]
             loss = sum(w * loss_fn(o, y[idx]) for w, o in zip(weights, outs, strict=True))
+            if regularizer is not None:
+                loss = loss + reg_weight * regularizer(model)
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
