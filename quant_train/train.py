@@ -50,10 +50,21 @@ def evaluate(model: nn.Module, x: np.ndarray, every_exit: bool = False) -> np.nd
     return np.concatenate([o.numpy() for o in outs], axis=1) if every_exit else outs[-1].numpy()
 
 
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float,
+                      alpha: float) -> torch.Tensor:
+    """Hinton et al.: alpha * T^2 * KL(teacher's soft targets || student's) + (1 - alpha) * cross-entropy."""
+    soft = nn.functional.kl_div(nn.functional.log_softmax(student / temperature, dim=1),
+                                nn.functional.softmax(teacher / temperature, dim=1), reduction="batchmean")
+    return alpha * temperature ** 2 * soft + (1 - alpha) * nn.functional.cross_entropy(student, labels)
+
+
 def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = None,
-          regularizer=None, reg_weight: float = 0.0) -> tuple[nn.Module, dict]:
+          regularizer=None, reg_weight: float = 0.0, teacher: nn.Module | None = None,
+          temperature: float = 4.0, alpha: float = 0.9) -> tuple[nn.Module, dict]:
     """Train with Adam and a cosine schedule; from `model` when given (fine-tuning), else a new one.
-    `regularizer(model)` times `reg_weight` joins the loss. `progress(epoch, epochs, loss)` per epoch."""
+    `regularizer(model)` times `reg_weight` joins the loss; with a `teacher` (any module taking the same
+    input, float or quantized) the final output learns its soft targets (`distillation_loss`).
+    `progress(epoch, epochs, loss)` is called per epoch."""
     seed_everything(cfg.train.seed)
     model = model if model is not None else build_model(cfg, data)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
@@ -62,6 +73,8 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
     x = torch.from_numpy(data.x_train.reshape(-1, *shape))
     y = torch.from_numpy(data.y_train)
     gen = torch.Generator().manual_seed(cfg.train.seed)
+    if teacher is not None:
+        teacher.eval()
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(cfg.train.epochs):
         model.train()
@@ -74,7 +87,12 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
             opt.zero_grad()
             outs = _outputs(model(x[idx]))
             weights = list(cfg.model.exit_weights[:len(outs) - 1]) + [1.0] if len(outs) > 1 else [1.0]
-            loss = sum(w * loss_fn(o, y[idx]) for w, o in zip(weights, outs, strict=True))
+            losses = [loss_fn(o, y[idx]) for o in outs]
+            if teacher is not None:
+                with torch.no_grad():
+                    target = _outputs(teacher(x[idx]))[-1]
+                losses[-1] = distillation_loss(outs[-1], target, y[idx], temperature, alpha)
+            loss = sum(w * part for w, part in zip(weights, losses, strict=True))
             if regularizer is not None:
                 loss = loss + reg_weight * regularizer(model)
             loss.backward()

@@ -78,6 +78,22 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+class FloatMLP(nn.Module):
+    """An unquantized MLP (Linear, BatchNorm, ReLU): a teacher for knowledge distillation."""
+
+    def __init__(self, features: int, hidden: list[int], classes: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for h in hidden:
+            layers += [nn.Linear(features, h), nn.BatchNorm1d(h), nn.ReLU()]
+            features = h
+        layers.append(nn.Linear(features, classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
 class _CNN(nn.Module):
     """Features (a module list, run in order) -> flatten -> classifier; the flatten size is measured."""
 
