@@ -25,7 +25,7 @@ class ModelConfig(_Section):
     weights: str = "binary"  # binary, ternary, int2 .. int8
     a_bits: int = Field(1, ge=1, le=8)  # 1: binary sign; 2..8: unsigned after ReLU
     input_bits: int = Field(5, ge=2, le=16)  # integer pixels: 5 bits hold digits' 0..16, 8 bits MNIST's 0..255
-    exit_weights: list[float] = Field(default_factory=lambda: [1.0, 1.0])  # early exits' share of the joint loss
+    exit_weights: list[float] = Field(default_factory=lambda: [1.0])  # one per early exit; the final output weighs 1
 
     @field_validator("kind")
     @classmethod

@@ -86,7 +86,8 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
                 continue
             opt.zero_grad()
             outs = _outputs(model(x[idx]))
-            weights = list(cfg.model.exit_weights[:len(outs) - 1]) + [1.0] if len(outs) > 1 else [1.0]
+            exits = list(cfg.model.exit_weights) + [1.0] * len(outs)  # exits beyond the list weigh 1
+            weights = exits[:len(outs) - 1] + [1.0]
             losses = [loss_fn(o, y[idx]) for o in outs]
             if teacher is not None:
                 with torch.no_grad():
