@@ -79,3 +79,33 @@ def trained_build(tmp_path_factory) -> Path:
     build.compile_model(out / "model.onnx", out / "build")
     np.save(out / "x.npy", digits.x_test[:40])
     return out
+
+
+def check_exact(model, x: np.ndarray, folder: Path, calibrate: int = 64, min_tensors: int = 1):
+    """The contract's check on a Brevitas model: calibrate its statistics on `calibrate` inputs (as a trained
+    model has them), export and compile it; golden float outputs within tolerance of Brevitas (every exit),
+    the same argmax per exit, and every quantized tensor equal to qonnx's execution exactly. Returns the
+    IR graph and the golden outputs."""
+    import torch
+
+    from quant_train import train
+    from xnorkit import analysis, build, compare, golden
+
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(x[:calibrate]))
+    model.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    train.export_qonnx(model, x.shape[1:], folder / "m.onnx")
+    graph = build.compile_model(folder / "m.onnx", folder / "build")
+    ref = train.evaluate(model, x, every_exit=True)
+    ours = golden.predict_float(graph, x)
+    assert ours.shape == ref.shape
+    assert compare.float_rows_agree(ours, ref).all(), compare.max_relative_error(ours, ref)
+    classes = ref.shape[1] // len(graph.outputs)
+    for k in range(len(graph.outputs)):
+        cols = slice(k * classes, (k + 1) * classes)
+        assert np.array_equal(ours[:, cols].argmax(1), ref[:, cols].argmax(1))
+    diffs, compared = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(folder / "build", x), x)
+    assert diffs == [] and compared >= min_tensors
+    return graph, ours

@@ -20,8 +20,9 @@ from brevitas.quant import (
 from torch import nn
 
 from quant_train import train
+from tests.conftest import check_exact
 from tests.test_frontend import _randomize_batchnorm
-from xnorkit import analysis, build, compare, golden
+from xnorkit import build, compare
 
 
 def weight_quant(bits: str, per_channel: bool) -> dict:
@@ -90,22 +91,7 @@ def test_golden_equals_brevitas_and_qonnx(tmp_path, case):
     torch.manual_seed(7)
     model = CASES[case]()
     _randomize_batchnorm_any(model, 7)
-    model.eval()
-    x = _inputs(model, 7)
-    with torch.no_grad():  # calibrate activation scales on the data once, as a trained model would have them
-        model.train()
-        model(torch.from_numpy(x[:64]))
-        model.eval()
-    train.export_qonnx(model, x.shape[1:], tmp_path / "m.onnx")
-    graph = build.compile_model(tmp_path / "m.onnx", tmp_path / "build")
-
-    ref = train.evaluate(model, x)
-    ours = golden.predict_float(graph, x)
-    assert compare.float_rows_agree(ours, ref).all(), compare.max_relative_error(ours, ref)
-    assert np.array_equal(ours.argmax(1), ref.argmax(1))
-
-    diffs, compared = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(tmp_path / "build", x), x)
-    assert diffs == [] and compared >= 4
+    check_exact(model, _inputs(model, 7), tmp_path, min_tensors=4)
 
 
 def _randomize_batchnorm_any(model: nn.Module, seed: int) -> None:

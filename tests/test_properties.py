@@ -18,9 +18,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from quant_train import train
+from tests.conftest import check_exact
 from tests.test_model_matrix import _randomize_batchnorm_any
-from xnorkit import analysis, build, compare, golden
 
 WEIGHTS = ["binary", "ternary", "int2", "int3", "int4"]
 
@@ -87,17 +86,4 @@ def test_random_stacks_agree(tmp_path, spec):
     model, shape = build_model(spec)
     _randomize_batchnorm_any(model, spec["seed"])
     x = np.random.default_rng(spec["seed"]).normal(0, 0.7, size=(120, *shape)).astype(np.float32)
-    model.train()
-    with torch.no_grad():
-        model(torch.from_numpy(x[:32]))
-    model.eval()
-    folder = tmp_path / f"s{spec['seed']}_{len(spec['layers'])}_{int(spec['conv'])}"
-    folder.mkdir(exist_ok=True)
-    train.export_qonnx(model, shape, folder / "m.onnx")
-    graph = build.compile_model(folder / "m.onnx", folder / "build")
-    ref = train.evaluate(model, x)
-    ours = golden.predict_float(graph, x)
-    assert compare.float_rows_agree(ours, ref).all(), compare.max_relative_error(ours, ref)
-    assert np.array_equal(ours.argmax(1), ref.argmax(1))
-    diffs, _ = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(folder / "build", x), x)
-    assert diffs == []
+    check_exact(model, x, tmp_path / f"s{spec['seed']}_{len(spec['layers'])}_{int(spec['conv'])}", calibrate=32)
