@@ -46,8 +46,10 @@ class BufferPlan:
 def plan_buffers(graph: Graph) -> BufferPlan:
     layers = graph.matmuls()
     hidden = [m.out_features for m in layers[:-1]] or [1]
+    binary = [n.channels for n in graph.nodes if isinstance(n, Threshold) and n.out_dtype.bipolar]
     multi = [n.channels for n in graph.nodes if isinstance(n, Threshold) and not n.out_dtype.bipolar]
-    return BufferPlan(layers[0].in_features, max(hidden), max((n + 31) // 32 for n in hidden), max(multi, default=0))
+    return BufferPlan(layers[0].in_features, max(hidden), max(((n + 31) // 32 for n in binary), default=0),
+                      max(multi, default=0))
 
 
 _HEADER = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string("""\
@@ -84,7 +86,9 @@ static const {{ t.ctype }} {{ t.name }}[{{ t.count }}] = {
 /* activation buffers: {{ plan.bytes }} bytes */
 static int32_t xk_input_q[{{ plan.input_elems }}];
 static int32_t xk_acc[{{ plan.acc_elems }}];
+{% if plan.bit_words %}
 static uint32_t xk_bits[2][{{ plan.bit_words }}];
+{% endif %}
 {% if plan.int_elems %}
 static int32_t xk_act[{{ plan.int_elems }}];
 {% endif %}

@@ -53,3 +53,25 @@ def test_board_definition():
 
     assert "mps2-an386" in boards.names()
     assert boards.load("mps2-an386")["cpu"] == "cortex-m4"
+
+
+def test_k_bit_activations_in_c_are_bit_exact(tmp_path):
+    """Binary weights with 2-bit activations: multi-level thresholds and integer-input layers in C."""
+    import torch
+
+    from quant_train.zoo import MLP
+    from tests.conftest import check_exact
+    from xnorkit.ir import Threshold
+
+    require_tool("gcc")
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    torch.manual_seed(0)
+    model = MLP(64, [32, 24], 10, 1, 2, 5)
+    x = np.random.default_rng(0).integers(0, 17, size=(200, 64)).astype(np.float32)
+    graph, _ = check_exact(model, x, tmp_path / "m")
+    assert any(isinstance(n, Threshold) and n.thresholds.shape[1] == 3 for n in graph.nodes)
+    write_tree(tmp_path / "fw", emit_c.emit(graph))
+    expected = golden.predict_int(graph, x)
+    assert np.array_equal(runner.run_host(tmp_path / "fw", x, 10), expected)
+    assert np.array_equal(runner.run_cortex_m4(tmp_path / "fw", x[:60], 10), expected[:60])

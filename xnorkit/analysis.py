@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xnorkit import golden
+from xnorkit import golden, packing
 from xnorkit.ir import (
     Add,
     Concat,
@@ -113,7 +113,7 @@ def diff_against_qonnx(graph: Graph, qonnx_values: dict[str, np.ndarray], x: np.
         elif node.output in meaning:
             scale, zero_point = meaning[node.output]
             if graph.tensor_types[node.output].bipolar:
-                theirs = (theirs > 0).astype(np.int64)
+                theirs = packing.bipolar_to_bits(theirs).astype(np.int64)
             else:
                 theirs = np.rint(theirs.astype(np.float64) / scale) + zero_point
             delta = np.abs(mine.astype(np.float64) - theirs)

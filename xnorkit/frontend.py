@@ -158,8 +158,7 @@ class _Importer:
             if (scale <= 0).any() or (zero_point != 0).any():
                 raise self.fail(node, "weight quantizers need positive scales and zero point 0")
             act = numerics.ActQuant.from_attrs(1.0, 0, bits, signed, narrow)
-            w = self.consts[node.input[0]].astype(np.float64)
-            values = np.clip(np.rint(w.astype(np.float32) / scale.astype(np.float32)), act.qmin, act.qmax)
+            values = numerics.quantize_values(self.consts[node.input[0]], scale, 0, act.qmin, act.qmax)
             self.qconsts[node.output[0]] = _ConstQuant(values.astype(np.int8 if bits <= 8 else np.int16), scale,
                                                        IntType(bits, signed))
             return

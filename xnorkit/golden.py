@@ -17,7 +17,6 @@ from xnorkit.ir import (
     Conv,
     Dequantize,
     Graph,
-    IntType,
     MatMul,
     MaxPool,
     Node,
@@ -32,9 +31,7 @@ from xnorkit.ir import (
 _CHUNK = 2048  # rows per block in the popcount kernel, to bound memory
 
 
-def values_of(x: np.ndarray, dtype: IntType) -> np.ndarray:
-    """The integer values a tensor stands for: bipolar bits as -1/+1."""
-    return 2 * x.astype(np.int64) - 1 if dtype.bipolar else x.astype(np.int64)
+values_of = numerics.integer_values
 
 
 def quantize(node: Quantize, x: np.ndarray) -> np.ndarray:

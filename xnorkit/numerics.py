@@ -16,11 +16,21 @@ from xnorkit.ir import BIPOLAR, IntType
 
 # ---- input quantization ---------------------------------------------------------------------------------
 
-def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: IntType) -> np.ndarray:
+def quantize_values(x: np.ndarray, scale, zero_point: int, qmin: int, qmax: int) -> np.ndarray:
     """Float to integer as Brevitas' IntQuant does it: float32 x / scale + zero_point, rounded half to even,
-    clamped to the type's range. Returns int64."""
-    y = np.asarray(x, dtype=np.float32) / np.float32(scale) + np.float32(zero_point)
-    return np.clip(np.rint(y), dtype.min, dtype.max).astype(np.int64)
+    clamped to [qmin, qmax]. `scale` may be an array broadcasting against x (per-channel weights)."""
+    y = np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32) + np.float32(zero_point)
+    return np.clip(np.rint(y), qmin, qmax).astype(np.int64)
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: IntType) -> np.ndarray:
+    """The input quantizer: `quantize_values` into the range of `dtype`. Returns int64."""
+    return quantize_values(x, scale, zero_point, dtype.min, dtype.max)
+
+
+def integer_values(x: np.ndarray, dtype: IntType) -> np.ndarray:
+    """The integers a tensor stands for: bipolar bits as -1 (bit 0) and +1 (bit 1), others as they are."""
+    return 2 * x.astype(np.int64) - 1 if dtype.bipolar else x.astype(np.int64)
 
 
 # ---- accumulators ---------------------------------------------------------------------------------------
@@ -182,7 +192,7 @@ def popcount_to_dot(popcount: np.ndarray, n: int) -> np.ndarray:
 
 
 __all__ = [
-    "ActQuant", "level_threshold", "quant_thresholds",
+    "ActQuant", "integer_values", "level_threshold", "quant_thresholds", "quantize_values",
     "BIPOLAR", "BatchNorm", "IDENTITY_BN", "accumulator_affine", "accumulator_range", "accumulator_type",
     "needs_negation", "negated_affine", "output_affine", "popcount_to_dot", "quantize", "sign_threshold",
     "signed_type_for",
