@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import (
@@ -78,12 +79,27 @@ def build_model(spec: dict) -> tuple[nn.Module, tuple[int, ...]]:
     return nn.Sequential(*mods), shape
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(spec=network)
-def test_random_stacks_agree(tmp_path, spec):
+def _check_stack(tmp_path, spec):
     torch.manual_seed(spec["seed"])
     model, shape = build_model(spec)
     _randomize_batchnorm_any(model, spec["seed"])
     x = np.random.default_rng(spec["seed"]).normal(0, 0.7, size=(120, *shape)).astype(np.float32)
     check_exact(model, x, tmp_path / f"s{spec['seed']}_{len(spec['layers'])}_{int(spec['conv'])}", calibrate=32)
+
+
+_SETTINGS = {"deadline": None, "derandomize": True,
+             "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
+
+
+@settings(max_examples=12, **_SETTINGS)
+@given(spec=network)
+def test_random_stacks_agree(tmp_path, spec):
+    _check_stack(tmp_path, spec)
+
+
+@pytest.mark.slow
+@settings(max_examples=80, **_SETTINGS)
+@given(spec=network)
+def test_many_random_stacks_agree(tmp_path, spec):
+    """The exhaustive version (`make test-all`)."""
+    _check_stack(tmp_path, spec)
