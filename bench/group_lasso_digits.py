@@ -2,7 +2,8 @@
 network trained without the penalty by this script. Goal: >= 40% of hidden neurons removed at an
 accuracy loss of at most 1 point.
 
-The pruning threshold is chosen on a validation split of the training set (never on the test set): the
+The pruned network is retrained with the unpenalized baseline as its teacher (distillation). The
+pruning threshold is chosen on a validation split of the training set (never on the test set): the
 largest removal whose validation accuracy stays within 1 point of the baseline's.
 """
 
@@ -49,9 +50,10 @@ def main() -> int:
         sparse, _ = train.train(cfg, fit, regularizer=sparsity.neuron_group_lasso, reg_weight=penalty)
         for threshold in THRESHOLDS:
             small, removed = sparsity.prune_by_gamma(copy.deepcopy(sparse), threshold)
-            small, _ = train.train(finetune, fit, model=small)
+            # retrain the pruned network with the unpenalized baseline as its teacher
+            small, _ = train.train(finetune, fit, model=small, teacher=baseline, temperature=2.0, alpha=0.5)
             val = accuracy(small, x_val, y_val)
-            print(f"  penalty {penalty:g}, threshold {threshold:.1f}: {removed:6.1%} of hidden neurons removed, "
+            print(f"  penalty {penalty:g}, threshold {threshold:.2f}: {removed:6.1%} of hidden neurons removed, "
                   f"validation {val:.2%}")
             candidates.append((removed, val, (penalty, threshold), small))
     ok_candidates = [c for c in candidates if c[1] >= base_val - MARGIN] or [max(candidates, key=lambda c: c[1])]
