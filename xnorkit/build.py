@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +26,15 @@ from xnorkit.ir import Dequantize, Graph
 BACKENDS = ("qonnx", "golden", "rtl", "c", "cortex-m4")
 
 
-def write_tree(dest: Path, files: dict[str, str]) -> Path:
-    """Replace folder `dest` with exactly `files`, all or nothing."""
+@contextmanager
+def replacing(dest: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `dest`; when the block ends without an error it becomes `dest`
+    (replacing what was there), otherwise it is removed. Nothing half-written is ever left at `dest`."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
-        for rel, text in files.items():
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_text(text)
+        yield tmp
         if dest.exists():
             shutil.rmtree(dest)
         tmp.chmod(0o755)  # mkdtemp makes it private
@@ -40,26 +42,24 @@ def write_tree(dest: Path, files: dict[str, str]) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return dest
+
+
+def write_tree(dest: Path, files: dict[str, str]) -> Path:
+    """Replace folder `dest` with exactly `files`, all or nothing."""
+    with replacing(dest) as tmp:
+        for rel, text in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text)
+    return Path(dest)
 
 
 def compile_model(model: Path, build: Path) -> Graph:
     from xnorkit.frontend import import_qonnx
 
     graph = import_qonnx(model)  # fails before anything is written
-    build = Path(build)
-    build.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{build.name}-", dir=build.parent))
-    try:
+    with replacing(build) as tmp:
         ir.save(graph, tmp)
         shutil.copy(model, tmp / "model.onnx")
-        if build.exists():
-            shutil.rmtree(build)
-        tmp.chmod(0o755)
-        tmp.rename(build)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return graph
 
 

@@ -22,6 +22,7 @@ def _progress(console: Console) -> Progress:
 
 def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
              console: Console | None = None) -> dict:
+    from firmware import emit_c
     from firmware import runner as fw_runner
     from hw import folding as fold_mod
     from quant_train import config as config_mod
@@ -113,7 +114,7 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
         "folding": design["folding"],
         "layers": design["layers"],
         "simulator": cfg.hw.simulator,
-        "firmware": {"activation_bytes": _activation_bytes(fw_dir), "cortex_m4_size": m4_size},
+        "firmware": {"activation_bytes": emit_c.plan_buffers(graph).bytes, "cortex_m4_size": m4_size},
         "config": cfg.to_dict(),
         "timings_s": timings,
     }
@@ -124,11 +125,6 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
     console.print(summary_table(report))
     console.print(f"wrote {out / 'model.onnx'}, {build}/, {out / 'report.json'}, {out / 'report.md'}")
     return report
-
-
-def _activation_bytes(fw_dir: Path) -> int:
-    header = (fw_dir / "xk_model.h").read_text()
-    return int(next(ln.split()[2].rstrip("u") for ln in header.splitlines() if "XK_ACTIVATION_BYTES" in ln))
 
 
 def _rows(report: dict) -> list[tuple[str, str, str]]:
