@@ -26,6 +26,7 @@ class ModelConfig(_Section):
     a_bits: int = Field(1, ge=1, le=8)  # 1: binary sign; 2..8: unsigned after ReLU
     input_bits: int = Field(5, ge=2, le=16)  # integer pixels: 5 bits hold digits' 0..16, 8 bits MNIST's 0..255
     exit_weights: list[float] = Field(default_factory=lambda: [1.0])  # one per early exit; the final output weighs 1
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after each hidden layer of an MLP (FINN's LFC uses 0.2)
 
     @field_validator("kind")
     @classmethod
@@ -59,6 +60,7 @@ class TrainConfig(_Section):
     lr: float = Field(0.01, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     seed: int = 0
+    clip_weights: bool = True  # BNN: latent binary weights clipped to the quantizer's range after each step
 
 
 class HwConfig(_Section):

@@ -8,6 +8,7 @@ import json
 import logging
 import random
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,9 @@ def seed_everything(seed: int) -> None:
 def build_model(cfg: Config, data: Dataset) -> nn.Module:
     m = cfg.model
     if m.kind == "mlp":
-        return zoo.MLP(data.x_train.shape[1], list(m.hidden), data.num_classes, m.w_bits, m.a_bits, m.input_bits)
-    return zoo.build(m.kind, m.w_bits, m.a_bits, data.image_shape, data.num_classes, m.input_bits)
+        return zoo.MLP(data.x_train.shape[1], list(m.hidden), data.num_classes, m.w_bits, m.a_bits, m.input_bits,
+                       m.dropout)
+    return zoo.build(m.kind, m.w_bits, m.a_bits, data.image_shape, data.num_classes, m.input_bits, m.dropout)
 
 
 def input_shape(cfg: Config, data: Dataset) -> tuple[int, ...]:
@@ -60,10 +62,12 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torc
 
 def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = None,
           regularizer=None, reg_weight: float = 0.0, teacher: nn.Module | None = None,
-          temperature: float = 4.0, alpha: float = 0.9) -> tuple[nn.Module, dict]:
+          temperature: float = 4.0, alpha: float = 0.9,
+          after_step: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, dict]:
     """Train with Adam and a cosine schedule; from `model` when given (fine-tuning), else a new one.
     `regularizer(model)` times `reg_weight` joins the loss; with a `teacher` (any module taking the same
     input, float or quantized) the final output learns its soft targets (`distillation_loss`).
+    `after_step(model)` runs after every optimizer step (pruning masks: `compression.apply_masks`).
     `progress(epoch, epochs, loss)` is called per epoch."""
     seed_everything(cfg.train.seed)
     model = model if model is not None else build_model(cfg, data)
@@ -98,6 +102,10 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
                 loss = loss + reg_weight * regularizer(model)
             loss.backward()
             opt.step()
+            if cfg.train.clip_weights:
+                zoo.clip_binary_weights(model)
+            if after_step is not None:
+                after_step(model)
             total += loss.item() * len(idx)
         sched.step()
         if progress:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+from brevitas.core.quant.binary import ClampedBinaryQuant
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import Int8WeightPerChannelFloat, SignedBinaryActPerTensorConst, SignedTernaryWeightPerTensorConst
 from torch import nn
@@ -42,6 +43,17 @@ def activation(bits: int, shared: nn.Module | None = None) -> nn.Module:
     return QuantReLU(bit_width=bits)
 
 
+def clip_binary_weights(model: nn.Module) -> None:
+    """BNN (Courbariaux et al.): keep latent binary weights in [-scale, scale], where the clamped
+    straight-through estimator still passes gradients; a weight beyond it would never flip again."""
+    with torch.no_grad():
+        for module in model.modules():
+            proxy = getattr(module, "weight_quant", None)
+            if proxy is not None and isinstance(getattr(proxy, "tensor_quant", None), ClampedBinaryQuant):
+                scale = float(proxy.scale().max())
+                module.weight.clamp_(-scale, scale)
+
+
 class _Block(nn.Sequential):
     """Conv (or Linear) -> BatchNorm -> quantized activation."""
 
@@ -65,11 +77,14 @@ def _classifier(f_in: int, classes: int, w_bits) -> nn.Sequential:
 
 
 class MLP(nn.Module):
-    def __init__(self, features: int, hidden: list[int], classes: int, w_bits, a_bits: int, input_bits: int):
+    def __init__(self, features: int, hidden: list[int], classes: int, w_bits, a_bits: int, input_bits: int,
+                 dropout: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = [QuantIdentity(act_quant=pixel_quant(input_bits), return_quant_tensor=True)]
         for h in hidden:
             layers.append(_fc(features, h, w_bits, a_bits))
+            if dropout:  # an identity at inference: nothing of it reaches the export
+                layers.append(nn.Dropout(dropout))
             features = h
         layers.append(_classifier(features, classes, w_bits))
         self.net = nn.Sequential(*layers)
@@ -79,13 +94,14 @@ class MLP(nn.Module):
 
 
 class FloatMLP(nn.Module):
-    """An unquantized MLP (Linear, BatchNorm, ReLU): a teacher for knowledge distillation."""
+    """An unquantized MLP (Linear, BatchNorm, ReLU): a teacher for knowledge distillation; without
+    batch-norm, the float reference of Deep Compression's LeNet-300-100."""
 
-    def __init__(self, features: int, hidden: list[int], classes: int):
+    def __init__(self, features: int, hidden: list[int], classes: int, norm: bool = True):
         super().__init__()
         layers: list[nn.Module] = []
         for h in hidden:
-            layers += [nn.Linear(features, h), nn.BatchNorm1d(h), nn.ReLU()]
+            layers += [nn.Linear(features, h), *([nn.BatchNorm1d(h)] if norm else []), nn.ReLU()]
             features = h
         layers.append(nn.Linear(features, classes))
         self.net = nn.Sequential(*layers)
@@ -216,12 +232,12 @@ def input_shape(name: str, image_shape: tuple[int, int, int]) -> tuple[int, ...]
 
 
 def build(name: str, w_bits: int | str, a_bits: int, image_shape: tuple[int, int, int], num_classes: int,
-          input_bits: int) -> nn.Module:
+          input_bits: int, dropout: float = 0.0) -> nn.Module:
     if name not in NAMES:
         raise XnorkitError(f"unknown model '{name}'; the zoo has {', '.join(NAMES)}")
     if not (w_bits in ("t",) or (isinstance(w_bits, int) and 1 <= w_bits <= 8)) or not 1 <= a_bits <= 8:
         raise XnorkitError(f"weight bits must be 1..8 or 't' and activation bits 1..8 (got {w_bits}, {a_bits})")
     if name in MLPS:
-        return MLP(math.prod(image_shape), MLPS[name], num_classes, w_bits, a_bits, input_bits)
+        return MLP(math.prod(image_shape), MLPS[name], num_classes, w_bits, a_bits, input_bits, dropout)
     cls = {"lenet5": LeNet5, "cnv": CNV, "blenet": BLeNet, "resnet": ResNet, "squeezenet": SqueezeNet}[name]
     return cls(tuple(image_shape), num_classes, w_bits, a_bits, input_bits)

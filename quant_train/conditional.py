@@ -1,0 +1,85 @@
+"""Conditional computation: cost counting and the exit decisions of BranchyNet-style early exits.
+
+A cascade runs its stages in order and stops at the first exit confident enough: BranchyNet's criterion is
+the entropy of the exit's softmax, below a per-exit threshold calibrated on held-out data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def count_macs(module: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass of `module` on one input (`x` has a batch of one):
+    every Linear and Conv2d (Brevitas' included), from the shapes actually seen."""
+    total = 0
+
+    def plain(t):
+        return t.value if hasattr(t, "value") else t
+
+    def hook(layer, inputs, output):
+        nonlocal total
+        out = plain(output)
+        if isinstance(layer, nn.Conv2d):
+            k = layer.kernel_size[0] * layer.kernel_size[1] * layer.in_channels // layer.groups
+            total += out[0].numel() * k
+        else:
+            total += layer.in_features * layer.out_features
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for h in handles:
+            h.remove()
+        module.train(was_training)
+    return total
+
+
+def entropy(logits: np.ndarray) -> np.ndarray:
+    """Entropy (nats) of each row's softmax."""
+    z = logits - logits.max(1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(1, keepdims=True)
+    return -(p * np.log(np.clip(p, 1e-30, None))).sum(1)
+
+
+def cascade(exits: list[np.ndarray], thresholds: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions of a cascade and the exit each input left at: input i leaves at the first exit e whose
+    entropy is at most thresholds[e]; the last exit takes everything left."""
+    n = len(exits[-1])
+    taken = np.full(n, len(exits) - 1)
+    for e in reversed(range(len(exits) - 1)):
+        taken = np.where(entropy(exits[e]) <= thresholds[e], e, taken)
+    predictions = np.stack([out.argmax(1) for out in exits])[taken, np.arange(n)]
+    return predictions, taken
+
+
+def average_cost(taken: np.ndarray, cost_to_exit: list[int]) -> float:
+    """Mean cost per input, where leaving at exit e costs cost_to_exit[e] (every stage before it included)."""
+    return float(np.asarray(cost_to_exit, dtype=np.float64)[taken].mean())
+
+
+def calibrate_single_exit(exit_logits: np.ndarray, final_logits: np.ndarray, labels: np.ndarray,
+                          allowance: float) -> float:
+    """The largest entropy threshold of a two-exit cascade whose accuracy on held-out data stays within
+    `allowance` (a fraction) of always running to the end. Candidates are the observed entropies."""
+    h = entropy(exit_logits)
+    order = np.argsort(h, kind="stable")
+    early_right = (exit_logits.argmax(1) == labels)[order]
+    final_right = (final_logits.argmax(1) == labels)[order]
+    # accuracy when the k lowest-entropy inputs leave early: their early answers, the rest's final ones
+    accuracy = (np.cumsum(early_right) + final_right.sum() - np.cumsum(final_right)) / len(labels)
+    ok = np.flatnonzero(accuracy >= final_right.mean() - allowance)
+    if len(ok) == 0:
+        return -1.0
+    k = ok[-1]
+    # ties: a threshold admits every input of equal entropy, so stop below the first tie that breaks it
+    while k >= 0 and k + 1 < len(h) and h[order[k + 1]] == h[order[k]]:
+        k -= 1
+    return float(h[order[k]]) if k >= 0 else -1.0
