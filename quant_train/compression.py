@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from quant_train import models
+
 MASK = "weight_mask"
 
 
@@ -154,10 +156,8 @@ def share_weights(model: nn.Module, bits: dict[str, int]) -> None:
 
 
 def bake(model: nn.Module) -> None:
-    """Replace the shared-weight parametrizations with the plain weights they produce."""
-    for layer in prunable(model).values():
-        if parametrize.is_parametrized(layer, "weight"):
-            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+    """Replace the shared-weight parametrizations (and any other) with the plain weights they produce."""
+    models.unparametrize(model)
 
 
 def huffman_lengths(counts: dict) -> dict:

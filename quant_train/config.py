@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from quant_train import zoo
 from xnorkit.errors import XnorkitError
 
-WEIGHTS = ("binary", "ternary", *(f"int{b}" for b in range(2, 9)))
+WEIGHTS = ("binary", "xnor", "ternary", *(f"int{b}" for b in range(2, 9)), *(f"dorefa{b}" for b in range(2, 9)))
 
 
 class _Section(BaseModel):
@@ -22,8 +22,9 @@ class _Section(BaseModel):
 class ModelConfig(_Section):
     kind: str = "mlp"  # "mlp" (the hidden sizes below) or a zoo name (quant_train.zoo.NAMES)
     hidden: list[int] = Field(default_factory=lambda: [256, 256, 256], min_length=1)
-    weights: str = "binary"  # binary, ternary, int2 .. int8
+    weights: str = "binary"  # binary (BNN), xnor (XNOR-Net alpha per channel), ternary, int2..int8, dorefa2..dorefa8
     a_bits: int = Field(1, ge=1, le=8)  # 1: binary sign; 2..8: unsigned after ReLU
+    activations: Literal["learned", "dorefa"] = "learned"  # k-bit scale: learned, or DoReFa's clip to [0, 1]
     input_bits: int = Field(5, ge=2, le=16)  # integer pixels: 5 bits hold digits' 0..16, 8 bits MNIST's 0..255
     exit_weights: list[float] = Field(default_factory=lambda: [1.0])  # one per early exit; the final output weighs 1
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after each hidden layer of an MLP (FINN's LFC uses 0.2)
@@ -51,7 +52,15 @@ class ModelConfig(_Section):
 
     @property
     def w_bits(self) -> int | str:
-        return {"binary": 1, "ternary": "t"}.get(self.weights) or int(self.weights[3:])
+        """The zoo's weight spec (quant_train.zoo.weight_quant)."""
+        if self.weights.startswith("int"):
+            return int(self.weights[3:])
+        return {"binary": 1, "ternary": "t"}.get(self.weights, self.weights)
+
+    @property
+    def a_spec(self) -> int | str:
+        """The zoo's activation spec (quant_train.zoo.activation)."""
+        return f"dorefa{self.a_bits}" if self.activations == "dorefa" and self.a_bits > 1 else self.a_bits
 
 
 class TrainConfig(_Section):
@@ -61,6 +70,7 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     seed: int = 0
     clip_weights: bool = True  # BNN: latent binary weights clipped to the quantizer's range after each step
+    grad_bits: int | None = Field(None, ge=2, le=16)  # DoReFa: quantize activation gradients (experiments)
 
 
 class HwConfig(_Section):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -15,8 +16,9 @@ import numpy as np
 import onnx
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
-from quant_train import zoo
+from quant_train import models, zoo
 from quant_train.config import Config
 from quant_train.data import Dataset
 
@@ -30,9 +32,9 @@ def seed_everything(seed: int) -> None:
 def build_model(cfg: Config, data: Dataset) -> nn.Module:
     m = cfg.model
     if m.kind == "mlp":
-        return zoo.MLP(data.x_train.shape[1], list(m.hidden), data.num_classes, m.w_bits, m.a_bits, m.input_bits,
+        return zoo.MLP(data.x_train.shape[1], list(m.hidden), data.num_classes, m.w_bits, m.a_spec, m.input_bits,
                        m.dropout)
-    return zoo.build(m.kind, m.w_bits, m.a_bits, data.image_shape, data.num_classes, m.input_bits, m.dropout)
+    return zoo.build(m.kind, m.w_bits, m.a_spec, data.image_shape, data.num_classes, m.input_bits, m.dropout)
 
 
 def input_shape(cfg: Config, data: Dataset) -> tuple[int, ...]:
@@ -80,6 +82,7 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
     if teacher is not None:
         teacher.eval()
     loss_fn = nn.CrossEntropyLoss()
+    hooks = models.quantize_gradients(model, cfg.train.grad_bits) if cfg.train.grad_bits else []
     for epoch in range(cfg.train.epochs):
         model.train()
         order = torch.randperm(len(x), generator=gen)
@@ -110,16 +113,29 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
         sched.step()
         if progress:
             progress(epoch + 1, cfg.train.epochs, total / len(x))
+    for h in hooks:
+        h.remove()
     out = evaluate(model, data.x_test.reshape(-1, *shape))
     metrics = {"dataset": data.name, "n_test": int(len(data.y_test)),
                "test_accuracy": float((out.argmax(1) == data.y_test).mean())}
     return model, metrics
 
 
+def bake_parametrizations(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose parametrized weights (DoReFa's tanh normalization, shared weights) are plain
+    tensors holding the values they produce: the exported graph then starts from constants."""
+    if not any(parametrize.is_parametrized(m) for m in model.modules()):
+        return model
+    model = copy.deepcopy(model)
+    models.unparametrize(model)
+    return model
+
+
 def export_qonnx(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
     """Brevitas -> QONNX, quietly (the exporter prints progress and warnings)."""
     from brevitas.export import export_qonnx as brevitas_export
 
+    model = bake_parametrizations(model)
     model.eval()
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 
 import torch
-from brevitas.core.quant.binary import ClampedBinaryQuant
+from brevitas.inject.enum import ScalingImplType
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import Int8WeightPerChannelFloat, SignedBinaryActPerTensorConst, SignedTernaryWeightPerTensorConst
 from torch import nn
+from torch.nn.utils import parametrize
 
-from quant_train.models import BinaryWeight, pixel_quant
+from quant_train.models import BinaryWeight, DoReFaWeight, XnorWeight, pixel_quant
 from xnorkit.errors import XnorkitError
 
 MLPS = {"tfc": [64, 64, 64], "sfc": [256, 256, 256], "lfc": [1024, 1024, 1024], "lenet300": [300, 100]}
@@ -25,21 +26,54 @@ CNNS = ("lenet5", "cnv", "blenet", "resnet", "squeezenet")
 NAMES = (*MLPS, *CNNS)
 
 
-def weight_quant(bits: int | str) -> dict:
-    if bits == 1:
+def bits_of(spec: int | str) -> int:
+    """The bit width of a weight or activation spec (1, "t", k, "xnor", "dorefa<k>")."""
+    if spec in ("t", "xnor"):
+        return 2 if spec == "t" else 1
+    return int(spec[6:]) if isinstance(spec, str) else int(spec)
+
+
+def weight_quant(spec: int | str) -> dict:
+    """Constructor arguments of a weight layer for a weight spec: 1 (BNN: +-1), "xnor" (XNOR-Net: +-alpha per
+    output channel, alpha = mean |W|), "t" (ternary), k (k-bit, per-channel float scale) or "dorefa<k>"
+    (DoReFa: k-bit on the tanh-normalized weight, see `DoReFaNormalize`)."""
+    if spec == 1:
         return {"weight_quant": BinaryWeight}
-    if bits == "t":
+    if spec == "xnor":
+        return {"weight_quant": XnorWeight}
+    if spec == "t":
         return {"weight_quant": SignedTernaryWeightPerTensorConst}
-    return {"weight_quant": Int8WeightPerChannelFloat, "weight_bit_width": int(bits)}
+    if isinstance(spec, str) and spec.startswith("dorefa"):
+        return {"weight_quant": DoReFaWeight, "weight_bit_width": bits_of(spec)}
+    return {"weight_quant": Int8WeightPerChannelFloat, "weight_bit_width": int(spec)}
 
 
-def activation(bits: int, shared: nn.Module | None = None) -> nn.Module:
-    """A quantized activation; `shared` reuses another activation's quantizer (one scale for tensors
+class DoReFaNormalize(nn.Module):
+    """DoReFa-Net's weight transform: tanh(W) / max|tanh(W)|, in [-1, 1], before the k-bit quantizer."""
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        t = torch.tanh(w)
+        return t / t.abs().max().clamp_min(1e-8)
+
+
+def weight_layer(layer: nn.Module, spec: int | str) -> nn.Module:
+    """`layer` (built with `weight_quant(spec)`), with the DoReFa transform attached where the spec asks."""
+    if isinstance(spec, str) and spec.startswith("dorefa"):
+        parametrize.register_parametrization(layer, "weight", DoReFaNormalize())
+    return layer
+
+
+def activation(spec: int | str, shared: nn.Module | None = None) -> nn.Module:
+    """A quantized activation: 1 (binary sign), k (unsigned after ReLU, learned scale) or "dorefa<k>"
+    (DoReFa: clip to [0, 1], k bits). `shared` reuses another activation's quantizer (one scale for tensors
     that are added or concatenated)."""
+    bits = bits_of(spec)
     if bits == 1:
         return QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
     if shared is not None:
         return QuantReLU(act_quant=shared.act_quant)
+    if isinstance(spec, str):
+        return QuantReLU(bit_width=bits, scaling_impl_type=ScalingImplType.CONST, max_val=1.0)
     return QuantReLU(bit_width=bits)
 
 
@@ -49,7 +83,7 @@ def clip_binary_weights(model: nn.Module) -> None:
     with torch.no_grad():
         for module in model.modules():
             proxy = getattr(module, "weight_quant", None)
-            if proxy is not None and isinstance(getattr(proxy, "tensor_quant", None), ClampedBinaryQuant):
+            if proxy is not None and issubclass(getattr(proxy, "quant_injector", object), BinaryWeight):
                 scale = float(proxy.scale().max())
                 module.weight.clamp_(-scale, scale)
 
@@ -63,17 +97,19 @@ class _Block(nn.Sequential):
 
 
 def _conv(c_in: int, c_out: int, k: int, w_bits, a_bits: int, pad: int = 0, stride: int = 1, **kw) -> _Block:
-    return _Block(QuantConv2d(c_in, c_out, k, padding=pad, stride=stride, bias=False, **weight_quant(w_bits)),
-                  c_out, a_bits, True, **kw)
+    conv = QuantConv2d(c_in, c_out, k, padding=pad, stride=stride, bias=False, **weight_quant(w_bits))
+    return _Block(weight_layer(conv, w_bits), c_out, a_bits, True, **kw)
 
 
 def _fc(f_in: int, f_out: int, w_bits, a_bits: int) -> _Block:
-    return _Block(QuantLinear(f_in, f_out, bias=False, **weight_quant(w_bits)), f_out, a_bits, False)
+    return _Block(weight_layer(QuantLinear(f_in, f_out, bias=False, **weight_quant(w_bits)), w_bits), f_out, a_bits,
+                  False)
 
 
 def _classifier(f_in: int, classes: int, w_bits) -> nn.Sequential:
     # the output affine is a batch-norm (FINN's TensorNorm): the last layer's integers map to logits
-    return nn.Sequential(QuantLinear(f_in, classes, bias=False, **weight_quant(w_bits)), nn.BatchNorm1d(classes))
+    layer = weight_layer(QuantLinear(f_in, classes, bias=False, **weight_quant(w_bits)), w_bits)
+    return nn.Sequential(layer, nn.BatchNorm1d(classes))
 
 
 class MLP(nn.Module):
@@ -187,10 +223,10 @@ class ResNet(_CNN):
             branch = nn.Sequential(_conv(width, width, 3, w_bits, a_bits, pad=1),
                                    _conv(width, width, 3, w_bits, a_bits, pad=1))
             self.blocks.append(branch)
-            self.shortcuts.append(activation(a_bits, shared=branch[1][2]) if a_bits > 1 else nn.Identity())
+            self.shortcuts.append(activation(a_bits, shared=branch[1][2]) if bits_of(a_bits) > 1 else nn.Identity())
             self.outs.append(activation(a_bits))
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.requant = activation(a_bits) if a_bits > 1 else nn.Identity()
+        self.requant = activation(a_bits) if bits_of(a_bits) > 1 else nn.Identity()
         self.head = _classifier(width, classes, w_bits)
 
     def forward(self, x):
@@ -206,7 +242,7 @@ class Fire(nn.Module):
         self.squeeze = _conv(c_in, squeeze, 1, w_bits, a_bits)
         self.expand1 = _conv(squeeze, expand, 1, w_bits, a_bits)
         self.expand3 = _conv(squeeze, expand, 3, w_bits, a_bits, pad=1,
-                             shared=self.expand1[2] if a_bits > 1 else None)
+                             shared=self.expand1[2] if bits_of(a_bits) > 1 else None)
 
     def forward(self, x):
         s = self.squeeze(x)
@@ -235,8 +271,9 @@ def build(name: str, w_bits: int | str, a_bits: int, image_shape: tuple[int, int
           input_bits: int, dropout: float = 0.0) -> nn.Module:
     if name not in NAMES:
         raise XnorkitError(f"unknown model '{name}'; the zoo has {', '.join(NAMES)}")
-    if not (w_bits in ("t",) or (isinstance(w_bits, int) and 1 <= w_bits <= 8)) or not 1 <= a_bits <= 8:
-        raise XnorkitError(f"weight bits must be 1..8 or 't' and activation bits 1..8 (got {w_bits}, {a_bits})")
+    if not (w_bits in ("t", "xnor") or 1 <= bits_of(w_bits) <= 8) or not 1 <= bits_of(a_bits) <= 8:
+        raise XnorkitError(f"weight bits must be 1..8, 't', 'xnor' or 'dorefa<k>' and activation bits 1..8 "
+                           f"(got {w_bits}, {a_bits})")
     if name in MLPS:
         return MLP(math.prod(image_shape), MLPS[name], num_classes, w_bits, a_bits, input_bits, dropout)
     cls = {"lenet5": LeNet5, "cnv": CNV, "blenet": BLeNet, "resnet": ResNet, "squeezenet": SqueezeNet}[name]

@@ -15,13 +15,16 @@ def digits():
     return data.load_digits()
 
 
-CASES = [(name, "binary", 1) for name in zoo.NAMES] + [("tfc", "int2", 2), ("lenet5", "ternary", 2),
-                                                       ("resnet", "int4", 4), ("squeezenet", "int2", 2)]
+CASES = [(name, "binary", 1, "learned") for name in zoo.NAMES] + [
+    ("tfc", "int2", 2, "learned"), ("lenet5", "ternary", 2, "learned"), ("resnet", "int4", 4, "learned"),
+    ("squeezenet", "int2", 2, "learned"),
+    ("sfc", "xnor", 1, "learned"), ("lenet5", "xnor", 1, "learned"),  # XNOR-Net: alpha per output channel
+    ("tfc", "dorefa2", 2, "dorefa"), ("cnv", "dorefa4", 3, "dorefa")]  # DoReFa weights and activations
 
 
-@pytest.mark.parametrize("name,weights,a_bits", CASES)
-def test_zoo_model_trains_exports_and_compiles(tmp_path, digits, name, weights, a_bits):
-    cfg = config.Config(model=config.ModelConfig(kind=name, weights=weights, a_bits=a_bits),
+@pytest.mark.parametrize("name,weights,a_bits,activations", CASES)
+def test_zoo_model_trains_exports_and_compiles(tmp_path, digits, name, weights, a_bits, activations):
+    cfg = config.Config(model=config.ModelConfig(kind=name, weights=weights, a_bits=a_bits, activations=activations),
                         train=config.TrainConfig(epochs=1, batch_size=64))
     model, metrics = train.train(cfg, digits)
     train.save_run(model, metrics, cfg, digits, tmp_path)
