@@ -6,5 +6,5 @@ import sys
 from _zoo_mnist import run
 
 if __name__ == "__main__":
-    sys.exit(run("train_tfc_w2a2", "tfc", "int2", 2, epochs=40, lr=0.01, dropout=0.0, goal=0.96,
+    sys.exit(run("train_tfc_w2a2", "tfc", "int2", 2, epochs=20, lr=0.01, dropout=0.0, goal=0.96,
                  published={"Brevitas bnn_pynq": 0.966}))
