@@ -2,7 +2,7 @@
 exit after the first convolution block, trained with the joint weighted loss of both exits. The exit's
 softmax-entropy threshold is calibrated on a validation split of the training set (the last 5,000
 images; the network trains on the other 55,000): the largest threshold whose validation accuracy stays
-within 0.4 points of always running the full network. On the test set the script reports the exit
+within 0.2 points of always running the full network. On the test set the script reports the exit
 distribution, the average MACs per image against the full network (LeNet-5 without the branch) and the
 accuracy of both. Goal: >= 3x fewer MACs at an accuracy loss of at most 0.5 points (BranchyNet reports
 about 5x on CPU).
@@ -25,7 +25,7 @@ from quant_train import conditional, config, data, train  # noqa: E402
 from xnorkit import build, golden  # noqa: E402
 
 EPOCHS = 8
-ALLOWANCE = 0.004  # on validation, below the goal's 0.5 points
+ALLOWANCE = 0.002  # on validation: the last 5,000 training images are easier than the test set
 
 
 def main() -> int:

@@ -83,3 +83,74 @@ def calibrate_single_exit(exit_logits: np.ndarray, final_logits: np.ndarray, lab
     while k >= 0 and k + 1 < len(h) and h[order[k + 1]] == h[order[k]]:
         k -= 1
     return float(h[order[k]]) if k >= 0 else -1.0
+
+
+def q_learning(model: nn.Module, x: torch.Tensor, rewards: torch.Tensor, epochs: int, lr: float,
+               epsilon: float, seed: int, batch_size: int = 64) -> None:
+    """Train the control node by Q-learning with an epsilon-greedy policy. Each input is a one-step episode:
+    the node acts, the episode ends with reward rewards[i, action] (correctness minus a cost weight times
+    the MACs the action spends), so the target of Q(s, a) is that reward; nothing is bootstrapped because
+    no control node follows. The branches stay frozen (their batch-norms in eval mode)."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.control.parameters(), lr=lr)
+    model.eval()
+    with torch.no_grad():
+        hidden = model.small(model.inp(x))
+    model.control.train()
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        explore = epsilon * (1 - epoch / epochs)  # decays to greedy
+        for start in range(0, len(x), batch_size):
+            idx = order[start:start + batch_size]
+            if len(idx) < 2:
+                continue
+            q = model.control(hidden[idx])
+            greedy = q.argmax(1)
+            random_action = torch.randint(0, 2, (len(idx),), generator=gen)
+            act = torch.where(torch.rand(len(idx), generator=gen) < explore, random_action, greedy)
+            target = rewards[idx, act]
+            loss = nn.functional.mse_loss(q.gather(1, act[:, None]).squeeze(1), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    model.eval()
+
+
+def d2nn_rewards(small_logits: np.ndarray, large_logits: np.ndarray, labels: np.ndarray, cost_small: float,
+                 cost_large: float, cost_weight: float) -> np.ndarray:
+    """Reward per input and action: 1 if the answer is right, minus cost_weight times the MACs spent as a
+    fraction of the large branch's (stop: the small branch; go: both)."""
+    right_small = (small_logits.argmax(1) == labels).astype(np.float32)
+    right_large = (large_logits.argmax(1) == labels).astype(np.float32)
+    stop = right_small - cost_weight * cost_small / cost_large
+    go = right_large - cost_weight * (cost_small + cost_large) / cost_large
+    return np.stack([stop, go], axis=1)
+
+
+def train_branches(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, seed: int,
+                   batch_size: int = 64) -> None:
+    """D2NN's first phase: both branches of a `zoo.D2NN` learn the labels (the sum of their cross-entropies);
+    the control node is left to `q_learning`."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.branch_parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        for start in range(0, len(x), batch_size):
+            idx = order[start:start + batch_size]
+            if len(idx) < 2:
+                continue
+            small, _, large = model(x[idx])
+            loss = nn.functional.cross_entropy(small, y[idx]) + nn.functional.cross_entropy(large, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            from quant_train import zoo
+
+            zoo.clip_binary_weights(model)
+        sched.step()
+    model.eval()

@@ -146,6 +146,35 @@ class FloatMLP(nn.Module):
         return self.net(x)
 
 
+class D2NN(nn.Module):
+    """A D2NN (Liu & Deng 2018) cascade: a small branch, a control node (one hidden layer) reading the small
+    branch's quantized hidden activations, and a large branch; conditional.q_learning trains the node. Its
+    two outputs are Q-values of the actions (0: answer with the small branch, 1: run the large one); argmax
+    picks one. Every layer is quantized, so the compiled graph keeps the decision: forward returns
+    (small logits, Q-values, large logits), the three outputs `xnorkit predict` writes side by side."""
+
+    def __init__(self, features: int, classes: int, small: int, large: list[int], w_bits, a_bits, input_bits: int,
+                 control: int = 32):
+        super().__init__()
+        self.inp = QuantIdentity(act_quant=pixel_quant(input_bits), return_quant_tensor=True)
+        self.small = _fc(features, small, w_bits, a_bits)
+        self.small_head = _classifier(small, classes, w_bits)
+        self.control = nn.Sequential(_fc(small, control, w_bits, a_bits), _classifier(control, 2, w_bits))
+        layers, width = [], features
+        for h in large:
+            layers.append(_fc(width, h, w_bits, a_bits))
+            width = h
+        self.large = nn.Sequential(*layers, _classifier(width, classes, w_bits))
+
+    def forward(self, x):
+        x = self.inp(x)
+        hidden = self.small(x)
+        return self.small_head(hidden), self.control(hidden), self.large(x)
+
+    def branch_parameters(self):
+        return [p for name, p in self.named_parameters() if not name.startswith("control.")]
+
+
 class _CNN(nn.Module):
     """Features (a module list, run in order) -> flatten -> classifier; the flatten size is measured."""
 
