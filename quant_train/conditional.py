@@ -154,3 +154,19 @@ def train_branches(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: i
             zoo.clip_binary_weights(model)
         sched.step()
     model.eval()
+
+
+def act_step(h: torch.Tensor, cumulative: torch.Tensor, last: bool, epsilon: float
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One block of adaptive computation time (Graves 2016; Figurnov et al. 2017 for ResNets), for any
+    shape of halting score (per image, or per position for spatially adaptive ACT). `cumulative` holds the
+    halting scores summed so far. A unit still running executes this block; it halts here once its sum
+    reaches 1 - epsilon (or at the last block), and then weighs the block's output with the remainder
+    1 - (sum before), else with h. Returns (weight of this block's output, new cumulative sum, executed
+    (0/1), remainder where it halted here else 0)."""
+    running = (cumulative < 1 - epsilon).to(h.dtype)
+    h = torch.ones_like(h) if last else h
+    halts = running * ((cumulative + h) >= 1 - epsilon).to(h.dtype)
+    remainder = halts * (1 - cumulative)
+    weight = remainder + (running - halts) * h
+    return weight, cumulative + running * h, running, remainder

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from quant_train import models, zoo
+from quant_train import distill, models, zoo
 from quant_train.config import Config
 from quant_train.data import Dataset
 
@@ -57,18 +57,17 @@ def evaluate(model: nn.Module, x: np.ndarray, every_exit: bool = False) -> np.nd
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, temperature: float,
                       alpha: float) -> torch.Tensor:
     """Hinton et al.: alpha * T^2 * KL(teacher's soft targets || student's) + (1 - alpha) * cross-entropy."""
-    soft = nn.functional.kl_div(nn.functional.log_softmax(student / temperature, dim=1),
-                                nn.functional.softmax(teacher / temperature, dim=1), reduction="batchmean")
-    return alpha * temperature ** 2 * soft + (1 - alpha) * nn.functional.cross_entropy(student, labels)
+    return distill.hinton_loss(student, teacher, labels, temperature, alpha)
 
 
 def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = None,
           regularizer=None, reg_weight: float = 0.0, teacher: nn.Module | None = None,
-          temperature: float = 4.0, alpha: float = 0.9,
+          temperature: float = 4.0, alpha: float = 0.9, distill_kind: str = "hinton", noise: float = 0.0,
           after_step: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, dict]:
     """Train with Adam and a cosine schedule; from `model` when given (fine-tuning), else a new one.
     `regularizer(model)` times `reg_weight` joins the loss; with a `teacher` (any module taking the same
-    input, float or quantized) the final output learns its soft targets (`distillation_loss`).
+    input, float or quantized) the final output learns from it by `distill_kind` (quant_train.distill: hinton,
+    mimic, noisy with `noise`).
     `after_step(model)` runs after every optimizer step (pruning masks: `compression.apply_masks`).
     `progress(epoch, epochs, loss)` is called per epoch."""
     seed_everything(cfg.train.seed)
@@ -79,6 +78,7 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
     x = torch.from_numpy(data.x_train.reshape(-1, *shape))
     y = torch.from_numpy(data.y_train)
     gen = torch.Generator().manual_seed(cfg.train.seed)
+    noise_gen = torch.Generator().manual_seed(cfg.train.seed + 1)  # its own stream: the batch order stays put
     if teacher is not None:
         teacher.eval()
     loss_fn = nn.CrossEntropyLoss()
@@ -99,7 +99,8 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
             if teacher is not None:
                 with torch.no_grad():
                     target = _outputs(teacher(x[idx]))[-1]
-                losses[-1] = distillation_loss(outs[-1], target, y[idx], temperature, alpha)
+                losses[-1] = distill.loss(distill_kind, outs[-1], target, y[idx], temperature, alpha, noise,
+                                          noise_gen)
             loss = sum(w * part for w, part in zip(weights, losses, strict=True))
             if regularizer is not None:
                 loss = loss + reg_weight * regularizer(model)

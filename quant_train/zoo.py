@@ -307,3 +307,67 @@ def build(name: str, w_bits: int | str, a_bits: int, image_shape: tuple[int, int
         return MLP(math.prod(image_shape), MLPS[name], num_classes, w_bits, a_bits, input_bits, dropout)
     cls = {"lenet5": LeNet5, "cnv": CNV, "blenet": BLeNet, "resnet": ResNet, "squeezenet": SqueezeNet}[name]
     return cls(tuple(image_shape), num_classes, w_bits, a_bits, input_bits)
+
+
+class ACTResNet(nn.Module):
+    """A small float residual net with adaptive computation time (Figurnov et al. 2017): a stride-2 stem and
+    one stage of `blocks` residual blocks, each followed by a halting unit. `mode` is "full" (every block,
+    no halting: the baseline), "act" (one halting score per image, from the block's pooled features) or
+    "sact" (spatially adaptive: a score per position, from a 1x1 convolution and the pooled features; a
+    halted position keeps its features while the others go on). forward returns the logits; the ponder cost
+    (executed blocks plus remainder, averaged over images or positions) and the executed-block count of
+    the last batch are in `self.ponder` and `self.executed`."""
+
+    def __init__(self, image_shape, classes: int, mode: str = "act", blocks: int = 6, width: int = 16,
+                 epsilon: float = 0.01):
+        super().__init__()
+        if mode not in ("full", "act", "sact"):
+            raise XnorkitError(f"ACT mode must be full, act or sact (got {mode})")
+        self.mode, self.epsilon = mode, epsilon
+        self.stem = nn.Sequential(nn.Conv2d(image_shape[0], width, 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU())
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                          nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width))
+            for _ in range(blocks))
+        self.halt_global = nn.ModuleList(nn.Linear(width, 1) for _ in range(blocks - 1))
+        self.halt_local = nn.ModuleList(nn.Conv2d(width, 1, 1) for _ in range(blocks - 1))
+        for layer in self.halt_global:  # start by running deep (Figurnov et al. initialize the bias negative)
+            nn.init.constant_(layer.bias, -3.0)
+        self.head = nn.Linear(width, classes)
+
+    def _halting(self, b: int, x: torch.Tensor) -> torch.Tensor:
+        score = self.halt_global[b](x.mean((2, 3)))  # (N, 1)
+        if self.mode == "act":
+            return torch.sigmoid(score).squeeze(1)
+        return torch.sigmoid(self.halt_local[b](x).squeeze(1) + score[:, :, None])  # (N, H, W)
+
+    def forward(self, x):
+        from quant_train.conditional import act_step
+
+        x = self.stem(x)
+        if self.mode == "full":
+            for block in self.blocks:
+                x = torch.relu(x + block(x))
+            self.executed = torch.full((len(x),), float(len(self.blocks)))
+            self.ponder = self.executed.mean()
+            return self.head(x.mean((2, 3)))
+        shape = (len(x),) if self.mode == "act" else (len(x), *x.shape[2:])
+        cumulative = torch.zeros(shape, device=x.device)
+        executed = torch.zeros(shape, device=x.device)
+        ponder_remainder = torch.zeros(shape, device=x.device)
+        out = torch.zeros_like(x)
+        for b, block in enumerate(self.blocks):
+            last = b == len(self.blocks) - 1
+            running = (cumulative < 1 - self.epsilon).to(x.dtype)
+            mask = running.view(len(x), 1, *shape[1:], *([1, 1] if self.mode == "act" else []))
+            x = torch.where(mask > 0, torch.relu(x + block(x)), x)  # a halted unit keeps its features
+            h = None if last else self._halting(b, x)
+            weight, cumulative, ran, remainder = act_step(h if h is not None else torch.ones(shape), cumulative,
+                                                          last, self.epsilon)
+            out = out + weight.view_as(mask) * x
+            executed = executed + ran
+            ponder_remainder = ponder_remainder + remainder
+        self.executed = executed.flatten(1).mean(1) if self.mode == "sact" else executed
+        self.ponder = (executed + ponder_remainder).mean()
+        return self.head(out.mean((2, 3)))
