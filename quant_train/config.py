@@ -28,6 +28,7 @@ class ModelConfig(_Section):
     input_bits: int = Field(5, ge=2, le=16)  # integer pixels: 5 bits hold digits' 0..16, 8 bits MNIST's 0..255
     exit_weights: list[float] = Field(default_factory=lambda: [1.0])  # one per early exit; the final output weighs 1
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # after each hidden layer of an MLP (FINN's LFC uses 0.2)
+    survival: float = Field(1.0, gt=0.0, le=1.0)  # resnet: stochastic depth, the last block's survival probability
 
     @field_validator("kind")
     @classmethod

@@ -34,7 +34,8 @@ def build_model(cfg: Config, data: Dataset) -> nn.Module:
     if m.kind == "mlp":
         return zoo.MLP(data.x_train.shape[1], list(m.hidden), data.num_classes, m.w_bits, m.a_spec, m.input_bits,
                        m.dropout)
-    return zoo.build(m.kind, m.w_bits, m.a_spec, data.image_shape, data.num_classes, m.input_bits, m.dropout)
+    return zoo.build(m.kind, m.w_bits, m.a_spec, data.image_shape, data.num_classes, m.input_bits, m.dropout,
+                     m.survival)
 
 
 def input_shape(cfg: Config, data: Dataset) -> tuple[int, ...]:

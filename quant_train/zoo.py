@@ -240,10 +240,14 @@ class BLeNet(_CNN):
 
 
 class ResNet(_CNN):
-    """A small residual net: a stem and two residual blocks whose branch and shortcut share a quantizer."""
+    """A small residual net: a stem and two residual blocks whose branch and shortcut share a quantizer.
+    `survival` < 1 trains with stochastic depth (Huang et al. 2016): block l of L keeps its branch with
+    probability 1 - l/L (1 - survival), linear decay to `survival` at the last. A kept branch is scaled by
+    1 / probability while training, so inference (and the export) runs every block unscaled."""
 
-    def __init__(self, image_shape, classes, w_bits, a_bits, input_bits, width: int = 16):
+    def __init__(self, image_shape, classes, w_bits, a_bits, input_bits, width: int = 16, survival: float = 1.0):
         super().__init__(image_shape, input_bits)
+        self.survival = survival
         self.stem = _conv(image_shape[0], width, 3, w_bits, a_bits, pad=1)
         self.blocks = nn.ModuleList()
         self.shortcuts = nn.ModuleList()
@@ -260,8 +264,12 @@ class ResNet(_CNN):
 
     def forward(self, x):
         x = self.stem(self.inp(x))
-        for branch, shortcut, out in zip(self.blocks, self.shortcuts, self.outs, strict=True):
-            x = out(branch(x) + shortcut(x))
+        for depth, (branch, shortcut, out) in enumerate(zip(self.blocks, self.shortcuts, self.outs, strict=True)):
+            residual = branch(x)
+            if self.training and self.survival < 1:
+                p = 1 - (depth + 1) / len(self.blocks) * (1 - self.survival)
+                residual = residual * (torch.rand(len(residual), 1, 1, 1) < p).to(residual.dtype) / p
+            x = out(residual + shortcut(x))
         return self.head(torch.flatten(self.requant(self.pool(x)), 1))
 
 
@@ -297,7 +305,7 @@ def input_shape(name: str, image_shape: tuple[int, int, int]) -> tuple[int, ...]
 
 
 def build(name: str, w_bits: int | str, a_bits: int, image_shape: tuple[int, int, int], num_classes: int,
-          input_bits: int, dropout: float = 0.0) -> nn.Module:
+          input_bits: int, dropout: float = 0.0, survival: float = 1.0) -> nn.Module:
     if name not in NAMES:
         raise XnorkitError(f"unknown model '{name}'; the zoo has {', '.join(NAMES)}")
     if not (w_bits in ("t", "xnor") or 1 <= bits_of(w_bits) <= 8) or not 1 <= bits_of(a_bits) <= 8:
@@ -305,7 +313,9 @@ def build(name: str, w_bits: int | str, a_bits: int, image_shape: tuple[int, int
                            f"(got {w_bits}, {a_bits})")
     if name in MLPS:
         return MLP(math.prod(image_shape), MLPS[name], num_classes, w_bits, a_bits, input_bits, dropout)
-    cls = {"lenet5": LeNet5, "cnv": CNV, "blenet": BLeNet, "resnet": ResNet, "squeezenet": SqueezeNet}[name]
+    if name == "resnet":
+        return ResNet(tuple(image_shape), num_classes, w_bits, a_bits, input_bits, survival=survival)
+    cls = {"lenet5": LeNet5, "cnv": CNV, "blenet": BLeNet, "squeezenet": SqueezeNet}[name]
     return cls(tuple(image_shape), num_classes, w_bits, a_bits, input_bits)
 
 

@@ -80,3 +80,23 @@ def test_training_with_quantized_gradients_learns(digits):
     assert metrics["test_accuracy"] > 0.7
     hooks = [h for m in model.modules() for h in m._forward_hooks.values()]
     assert not any("quantize_gradients" in getattr(h, "__qualname__", "") for h in hooks)  # removed after training
+
+
+def test_stochastic_depth_drops_branches_only_while_training(tmp_path, digits):
+    cfg = config.Config(model=config.ModelConfig(kind="resnet", weights="int4", a_bits=4, survival=0.5),
+                        train=config.TrainConfig(epochs=1, batch_size=64))
+    model, _ = train.train(cfg, digits)
+    x = torch.from_numpy(digits.x_test[:64].reshape(-1, 1, 8, 8))
+    model.eval()
+    with torch.no_grad():
+        eval_out = model(x)
+        model.survival = 1.0
+        assert torch.equal(model(x), eval_out)  # inference never drops or rescales
+        model.train()
+        full = model(x)
+        model.survival = 0.5
+        torch.manual_seed(1)
+        dropped = model(x)
+    assert not torch.equal(full, dropped)
+    model.survival = 0.5
+    check_exact(model, digits.x_test[:100].reshape(-1, 1, 8, 8), tmp_path)
