@@ -85,3 +85,94 @@ def prune_by_gamma(model: zoo.MLP, threshold: float) -> tuple[zoo.MLP, float]:
         keep.append(mask)
     total = sum(len(k) for k in keep)
     return remove_neurons(model, keep), 1 - sum(int(k.sum()) for k in keep) / total
+
+
+# --- SSL (Wen et al. 2016) for convolutional networks: filters, channels, filter shapes, residual blocks ---
+
+def _conv_blocks(model: nn.Module) -> list[tuple[str, nn.Conv2d, nn.BatchNorm2d]]:
+    """(name, conv, its batch-norm) for every conv block (zoo._Block) of a network, in forward order."""
+    return [(name, m[0], m[1]) for name, m in model.named_modules()
+            if isinstance(m, nn.Sequential) and len(m) == 3 and isinstance(m[0], nn.Conv2d)
+            and isinstance(m[1], nn.BatchNorm2d)]
+
+
+def conv_group_lasso(model: nn.Module, group: str) -> torch.Tensor:
+    """Sum of the L2 norms of the groups of every convolution's latent weights (each scaled by 1/sqrt of
+    the group size so that layers weigh alike):
+    - "filters": one output channel (its kernel, with its batch-norm gamma and beta, so that a filter driven
+      to zero outputs exactly zero after a ReLU quantizer and can be removed);
+    - "channels": one input channel across all filters (a zeroed channel is unused and its producer's
+      filter can be removed);
+    - "shapes": one kernel position (input channel, row, column) across all filters (a zeroed position
+      becomes a sparsity mask)."""
+    total = torch.zeros(())
+    for _, conv, bn in _conv_blocks(model):
+        w = conv.weight
+        if group == "filters":
+            sq = (w ** 2).flatten(1).sum(1) / w[0].numel() + bn.weight ** 2 + bn.bias ** 2
+        elif group == "channels":
+            sq = (w ** 2).sum((0, 2, 3)) / (w.shape[0] * w.shape[2] * w.shape[3])
+        elif group == "shapes":
+            sq = (w ** 2).sum(0).flatten() / w.shape[0]
+        else:
+            raise ValueError(f"SSL group must be filters, channels or shapes (got {group})")
+        total = total + torch.sqrt(sq + 1e-12).sum()
+    return total
+
+
+def block_group_lasso(model: zoo.ResNet) -> torch.Tensor:
+    """SSL's depth: one group per residual block, all its branch's weights with the last batch-norm's gamma
+    and beta; a block driven to zero adds exactly zero (after a ReLU quantizer) and can be removed."""
+    total = torch.zeros(())
+    for branch in model.blocks:
+        if isinstance(branch, zoo.RemovedBlock):
+            continue
+        params = [p for m in branch.modules() if isinstance(m, nn.Conv2d) for p in (m.weight,)]
+        last_bn = branch[-1][1]
+        sq = sum((p ** 2).sum() / p.numel() for p in params) + (last_bn.weight ** 2).mean() + (last_bn.bias ** 2).mean()
+        total = total + torch.sqrt(sq + 1e-12)
+    return total
+
+
+def zero_conv_groups(model: nn.Module, group: str, threshold: float) -> dict[str, torch.Tensor]:
+    """Zero every group whose RMS latent weight is below `threshold` times its layer's largest, and return
+    the masks (compression.set_masks keeps them at zero while fine-tuning, and through the export)."""
+    masks = {}
+    with torch.no_grad():
+        for name, conv, bn in _conv_blocks(model):
+            w = conv.weight
+            if group == "filters":
+                rms = (w ** 2).flatten(1).mean(1).sqrt()
+                alive = (rms >= threshold * rms.max())[:, None, None, None].expand_as(w)
+                dead = ~alive[:, 0, 0, 0]
+                bn.weight[dead] = 0.0
+                bn.bias[dead] = 0.0
+            elif group == "channels":
+                rms = (w ** 2).mean((0, 2, 3)).sqrt()
+                alive = (rms >= threshold * rms.max())[None, :, None, None].expand_as(w)
+            else:
+                rms = (w ** 2).mean(0).sqrt()
+                alive = (rms >= threshold * rms.max())[None].expand_as(w)
+            masks[f"{name}.0"] = alive.clone()
+            w.mul_(alive)
+    return masks
+
+
+@torch.no_grad()
+def remove_blocks(model: zoo.ResNet, threshold: float) -> list[bool]:
+    """Remove the residual blocks whose group (see block_group_lasso) is below `threshold` times the largest:
+    their branch becomes a zoo.RemovedBlock, which neither the export nor the hardware computes. A branch
+    whose group is exactly zero adds exactly zero under multi-bit (ReLU) activations, so removing it changes
+    nothing; a small nonzero one is dropped with what it contributed (fine-tune afterwards). Returns which
+    blocks were kept."""
+    if any(isinstance(m, zoo.QuantIdentity) for b in model.blocks for m in b.modules()):
+        raise ValueError("block removal needs multi-bit (ReLU) activations: a binary branch never outputs zero")
+    norms = []
+    for branch in model.blocks:
+        convs = [m.weight for m in branch.modules() if isinstance(m, nn.Conv2d)]
+        norms.append(float(sum((w ** 2).mean() for w in convs).sqrt()) if convs else 0.0)
+    keep = [n > 0 and n >= threshold * max(norms) for n in norms]
+    for i, kept in enumerate(keep):
+        if not kept:
+            model.blocks[i] = zoo.RemovedBlock()
+    return keep

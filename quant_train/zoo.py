@@ -239,6 +239,13 @@ class BLeNet(_CNN):
         return self.exit(s), self.head(self.trunk(s))
 
 
+class RemovedBlock(nn.Module):
+    """Stands where structured sparsity removed a residual branch: the block adds nothing."""
+
+    def forward(self, x):
+        raise RuntimeError("a removed residual block is never run")
+
+
 class ResNet(_CNN):
     """A small residual net: a stem and two residual blocks whose branch and shortcut share a quantizer.
     `survival` < 1 trains with stochastic depth (Huang et al. 2016): block l of L keeps its branch with
@@ -265,6 +272,9 @@ class ResNet(_CNN):
     def forward(self, x):
         x = self.stem(self.inp(x))
         for depth, (branch, shortcut, out) in enumerate(zip(self.blocks, self.shortcuts, self.outs, strict=True)):
+            if isinstance(branch, RemovedBlock):
+                x = out(shortcut(x))
+                continue
             residual = branch(x)
             if self.training and self.survival < 1:
                 p = 1 - (depth + 1) / len(self.blocks) * (1 - self.survival)
