@@ -74,6 +74,64 @@ class TrainConfig(_Section):
     grad_bits: int | None = Field(None, ge=2, le=16)  # DoReFa: quantize activation gradients (experiments)
 
 
+class DistillConfig(_Section):
+    """Knowledge distillation into the configured (student) model (quant_train.distill)."""
+
+    teacher: str  # "float:<mlp zoo name>" (trained first, e.g. float:lfc) or a training run folder (checkpoint.pt)
+    kind: Literal["hinton", "mimic", "noisy"] = "hinton"
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.9, ge=0, le=1)  # weight of the teacher's term; 1 - alpha goes to the labels
+    noise: float = Field(0.0, ge=0)  # noisy teacher: relative Gaussian noise on its logits
+    teacher_epochs: int = Field(10, ge=1)  # for a float teacher
+    hints: bool = False  # FitNets: first train the student's middle layer on the teacher's (MLPs)
+    hint_epochs: int = Field(2, ge=1)
+
+
+class SparsityConfig(_Section):
+    """Structured sparsity (SSL): group lasso during training, then small groups removed or zeroed and the
+    network fine-tuned."""
+
+    groups: Literal["neurons", "filters", "channels", "shapes", "blocks"]
+    weight: float = Field(1e-4, gt=0)  # of the group-lasso term
+    threshold: float = Field(0.1, gt=0, lt=1)  # groups below this fraction of their layer's largest go
+    epochs: int = Field(2, ge=1)  # fine-tuning afterwards
+
+
+class PruneConfig(_Section):
+    """Deep Compression stage 1: iterative magnitude (or correlation-based) pruning with retraining."""
+
+    method: Literal["magnitude", "correlation"] = "magnitude"
+    density: float | dict[str, float] = 0.1  # weights kept: one fraction, or one per layer name
+    steps: int = Field(3, ge=1)  # the density is reached geometrically over this many prune-retrain steps
+    epochs: int = Field(2, ge=1)  # retraining per step
+    lr: float = Field(1e-3, gt=0)
+
+    @field_validator("density")
+    @classmethod
+    def _density(cls, v):
+        values = v.values() if isinstance(v, dict) else [v]
+        if any(not 0 < d <= 1 for d in values):
+            raise ValueError("must be fractions in (0, 1]")
+        return v
+
+
+class ShareConfig(_Section):
+    """Deep Compression stages 2 and 3: k-means weight sharing with centroid fine-tuning; the Huffman-coded
+    size goes into metrics.json."""
+
+    bits: int | dict[str, int] = 5  # codebook index bits: one for all layers, or one per layer name
+    epochs: int = Field(2, ge=1)
+    lr: float = Field(1e-4, gt=0)
+
+    @field_validator("bits")
+    @classmethod
+    def _bits(cls, v):
+        values = v.values() if isinstance(v, dict) else [v]
+        if any(not 1 <= b <= 8 for b in values):
+            raise ValueError("must be 1 .. 8 bits")
+        return v
+
+
 class HwConfig(_Section):
     target_cycles: int = Field(128, ge=1)  # initiation interval the folding solver aims for
     simulator: Literal["verilator", "icarus"] = "verilator"
@@ -83,6 +141,10 @@ class Config(_Section):
     dataset: Literal["digits", "mnist"] = "digits"
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    distill: DistillConfig | None = None
+    sparsity: SparsityConfig | None = None
+    prune: PruneConfig | None = None
+    share: ShareConfig | None = None
     hw: HwConfig = Field(default_factory=HwConfig)
 
     def to_dict(self) -> dict:

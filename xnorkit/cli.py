@@ -36,18 +36,18 @@ def flow(config: Annotated[Path | None, typer.Argument(help="YAML config; the em
 @app.command()
 def train(config: Annotated[Path | None, typer.Argument(help="YAML config")] = None,
           out: Out = Path("out/train"), data_dir: DataDir = None) -> None:
-    """Quantization-aware training with Brevitas; writes model.onnx (QONNX), checkpoint.pt, metrics.json."""
+    """Quantization-aware training with Brevitas by the config's recipe (distillation, structured sparsity,
+    pruning, weight sharing); writes model.onnx (QONNX), checkpoint.pt, metrics.json."""
     from quant_train import config as config_mod
     from quant_train import data as data_mod
+    from quant_train import recipe
     from quant_train import train as train_mod
-    from xnorkit.flow import _progress
+    from xnorkit.flow import _progress, stage_progress
 
     cfg = config_mod.load(config)
     data = data_mod.load(cfg.dataset, data_dir)
     with _progress(console) as progress:
-        task = progress.add_task("train", total=cfg.train.epochs, info="")
-        model, metrics = train_mod.train(
-            cfg, data, lambda e, n, loss: progress.update(task, completed=e, info=f"loss {loss:.3f}"))
+        model, metrics = recipe.run(cfg, data, stage_progress(progress))
     train_mod.save_run(model, metrics, cfg, data, out)
     console.print(f"test accuracy {metrics['test_accuracy']:.2%}; wrote {out}/model.onnx")
 

@@ -20,6 +20,18 @@ def _progress(console: Console) -> Progress:
                     TimeElapsedColumn(), console=console, transient=False)
 
 
+def stage_progress(progress: Progress):
+    """A recipe progress callback: one bar per stage (teacher, train, sparsity, prune k/n, share)."""
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, epoch: int, epochs: int, loss: float) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=epochs, info="")
+        progress.update(tasks[stage], completed=epoch, info=f"loss {loss:.3f}")
+
+    return update
+
+
 def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
              console: Console | None = None) -> dict:
     from firmware import emit_c
@@ -27,6 +39,7 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
     from hw import folding as fold_mod
     from quant_train import config as config_mod
     from quant_train import data as data_mod
+    from quant_train import recipe
     from quant_train import train as train_mod
     from sim import runner as sim_runner
 
@@ -45,9 +58,7 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
 
     t0 = time.perf_counter()
     with _progress(console) as progress:
-        task = progress.add_task("train", total=cfg.train.epochs, info="")
-        model, metrics = train_mod.train(
-            cfg, data, lambda e, n, loss: progress.update(task, completed=e, info=f"loss {loss:.3f}"))
+        model, metrics = recipe.run(cfg, data, stage_progress(progress))
     train_mod.save_run(model, metrics, cfg, data, out)
     brevitas_out = train_mod.evaluate(model, x_test)
     lap("train", t0)
