@@ -91,9 +91,10 @@ def check_exact(model, x: np.ndarray, folder: Path, calibrate: int = 64, min_ten
     from quant_train import train
     from xnorkit import analysis, build, compare, golden
 
-    model.train()
-    with torch.no_grad():
-        model(torch.from_numpy(x[:calibrate]))
+    if calibrate:  # 0: the model is trained already
+        model.train()
+        with torch.no_grad():
+            model(torch.from_numpy(x[:calibrate]))
     model.eval()
     folder.mkdir(parents=True, exist_ok=True)
     train.export_qonnx(model, x.shape[1:], folder / "m.onnx")
