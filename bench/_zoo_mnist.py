@@ -19,15 +19,15 @@ from xnorkit import build, golden  # noqa: E402
 
 
 def run(bench: str, kind: str, weights: str, a_bits: int, epochs: int, lr: float, dropout: float, goal: float,
-        published: dict[str, float]) -> int:
+        published: dict[str, float], shift: int = 0) -> int:
     t0 = time.perf_counter()
     mnist = data.load_mnist()
     cfg = config.Config(dataset="mnist",
                         model=config.ModelConfig(kind=kind, weights=weights, a_bits=a_bits, input_bits=8,
                                                  dropout=dropout),
-                        train=config.TrainConfig(epochs=epochs, batch_size=256, lr=lr))
+                        train=config.TrainConfig(epochs=epochs, batch_size=256, lr=lr, shift=shift))
     print(f"{bench}: {kind.upper()} weights={weights} a_bits={a_bits}, {epochs} epochs, Adam lr {lr} cosine, "
-          f"dropout {dropout}, 8-bit integer pixels")
+          f"dropout {dropout}, random shifts of up to {shift} pixels, 8-bit integer pixels")
 
     def progress(epoch: int, total: int, loss: float) -> None:
         print(f"  epoch {epoch:3d}/{total}  loss {loss:.4f}  {time.perf_counter() - t0:6.0f} s", flush=True)

@@ -71,6 +71,7 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     seed: int = 0
     clip_weights: bool = True  # BNN: latent binary weights clipped to the quantizer's range after each step
+    shift: int = Field(0, ge=0, le=8)  # augmentation: random translation of each image by up to this many pixels
     grad_bits: int | None = Field(None, ge=2, le=16)  # DoReFa: quantize activation gradients (experiments)
 
 

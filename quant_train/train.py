@@ -61,6 +61,21 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torc
     return distill.hinton_loss(student, teacher, labels, temperature, alpha)
 
 
+def shift_images(x: torch.Tensor, image_shape: tuple[int, int, int], max_shift: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Data augmentation: each image translated by its own random offset of at most `max_shift` pixels in
+    each direction, zero filled; `x` in any layout holding whole images (flat for MLPs)."""
+    images = x.reshape(-1, *image_shape)
+    h, w = image_shape[1:]
+    padded = nn.functional.pad(images, (max_shift,) * 4)
+    offsets = torch.randint(0, 2 * max_shift + 1, (len(x), 2), generator=generator)
+    out = torch.empty_like(images)
+    for dy, dx in torch.unique(offsets, dim=0).tolist():
+        rows = ((offsets[:, 0] == dy) & (offsets[:, 1] == dx)).nonzero().squeeze(1)
+        out[rows] = padded[rows, :, dy:dy + h, dx:dx + w]
+    return out.reshape(x.shape)
+
+
 def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = None,
           regularizer=None, reg_weight: float = 0.0, teacher: nn.Module | None = None,
           temperature: float = 4.0, alpha: float = 0.9, distill_kind: str = "hinton", noise: float = 0.0,
@@ -93,13 +108,14 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
             if len(idx) < 2:  # batch-norm needs two samples
                 continue
             opt.zero_grad()
-            outs = _outputs(model(x[idx]))
+            batch = shift_images(x[idx], data.image_shape, cfg.train.shift, gen) if cfg.train.shift else x[idx]
+            outs = _outputs(model(batch))
             exits = list(cfg.model.exit_weights) + [1.0] * len(outs)  # exits beyond the list weigh 1
             weights = exits[:len(outs) - 1] + [1.0]
             losses = [loss_fn(o, y[idx]) for o in outs]
             if teacher is not None:
                 with torch.no_grad():
-                    target = _outputs(teacher(x[idx]))[-1]
+                    target = _outputs(teacher(batch))[-1]
                 losses[-1] = distill.loss(distill_kind, outs[-1], target, y[idx], temperature, alpha, noise,
                                           noise_gen)
             loss = sum(w * part for w, part in zip(weights, losses, strict=True))
