@@ -7,7 +7,7 @@ from xnorkit.errors import XnorkitError
 @pytest.mark.parametrize("text,message", [
     ("model:\n  hiddn: [8]\n", "unknown key 'model.hiddn'"),
     ("train:\n  lr: -1\n", "'train.lr': Input should be greater than 0"),
-    ("model:\n  weights: int9\n", "'model.weights': must be one of binary, ternary"),
+    ("model:\n  weights: int9\n", "'model.weights': must be one of binary, xnor, ternary"),
     ("hw:\n  simulator: xsim\n", "'hw.simulator'"),
     ("dataset: cifar\n", "'dataset'"),
     ("model:\n  a_bits: '2'\n", "'model.a_bits': Input should be a valid integer"),
