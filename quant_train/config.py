@@ -92,7 +92,7 @@ class SparsityConfig(_Section):
     """Structured sparsity (SSL): group lasso during training, then small groups removed or zeroed and the
     network fine-tuned."""
 
-    groups: Literal["neurons", "filters", "channels", "shapes", "blocks"]
+    groups: Literal["neurons", "inputs", "filters", "channels", "shapes", "blocks"]
     weight: float = Field(1e-4, gt=0)  # of the group-lasso term
     threshold: float = Field(0.1, gt=0, lt=1)  # groups below this fraction of their layer's largest go
     epochs: int = Field(2, ge=1)  # fine-tuning afterwards

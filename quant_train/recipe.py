@@ -80,6 +80,10 @@ def _regularizer(cfg: config.Config):
         if cfg.model.kind not in ("mlp", *zoo.MLPS) or cfg.model.weights not in ("binary", "ternary"):
             raise XnorkitError("sparsity.groups neurons needs an MLP with binary or ternary weights")
         return sparsity.neuron_group_lasso
+    if groups == "inputs":
+        if cfg.model.kind not in ("mlp", *zoo.MLPS) or cfg.model.weights in ("binary", "xnor"):
+            raise XnorkitError("sparsity.groups inputs needs an MLP whose weights can be zero (not binary)")
+        return sparsity.input_group_lasso
     if groups == "blocks":
         if cfg.model.kind != "resnet" or cfg.model.a_bits < 2:
             raise XnorkitError("sparsity.groups blocks needs model.kind resnet with a_bits >= 2")
@@ -136,6 +140,10 @@ def run(cfg: config.Config, data: Dataset, progress: Progress = None) -> tuple[n
             extra["neurons_removed"] = round(removed, 4)
         elif s.groups == "blocks":
             extra["blocks_kept"] = sparsity.remove_blocks(model, s.threshold)
+        elif s.groups == "inputs":
+            masks, extra["inputs_removed"] = sparsity.zero_inputs(model, s.threshold)
+            compression.set_masks(model, masks)
+            after = compression.apply_masks
         else:
             compression.set_masks(model, sparsity.zero_conv_groups(model, s.groups, s.threshold))
             after = compression.apply_masks

@@ -176,3 +176,24 @@ def remove_blocks(model: zoo.ResNet, threshold: float) -> list[bool]:
         if not kept:
             model.blocks[i] = zoo.RemovedBlock()
     return keep
+
+
+def input_group_lasso(model: nn.Module) -> torch.Tensor:
+    """Feature selection (Scardapane et al. 2017): one group per input feature, its column of latent
+    weights in the first weight layer, scaled by 1/sqrt(fan-out). A zeroed column means the feature (a
+    pixel) is never read."""
+    first = next(m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d))
+    w = first.weight.flatten(2).sum(2) if first.weight.dim() == 4 else first.weight
+    return torch.sqrt((w ** 2).sum(0) / w.shape[0] + 1e-12).sum()
+
+
+def zero_inputs(model: nn.Module, threshold: float) -> tuple[dict[str, torch.Tensor], float]:
+    """Zero the first layer's input columns whose RMS is below `threshold` times the largest; returns the
+    mask (for compression.set_masks) and the fraction of input features dropped."""
+    name, first = next((n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear))
+    with torch.no_grad():
+        rms = (first.weight ** 2).mean(0).sqrt()
+        alive = rms >= threshold * rms.max()
+        mask = alive[None, :].expand_as(first.weight).clone()
+        first.weight.mul_(mask)
+    return {name: mask}, 1 - float(alive.float().mean())

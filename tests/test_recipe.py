@@ -63,6 +63,7 @@ def test_distillation_from_an_earlier_run(tmp_path, digits):
 
 @pytest.mark.parametrize("model,groups,key", [
     ({"hidden": [32, 32]}, "neurons", "neurons_removed"),
+    ({"hidden": [32], "weights": "int4", "a_bits": 2}, "inputs", "inputs_removed"),
     ({"kind": "resnet", "weights": "int4", "a_bits": 4}, "blocks", "blocks_kept"),
     ({"kind": "lenet5", "weights": "int4", "a_bits": 4}, "filters", None)])
 def test_structured_sparsity_stage(digits, model, groups, key):
