@@ -10,6 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from quant_train import zoo
+from quant_train.data import batches
+
 
 def count_macs(module: nn.Module, x: torch.Tensor) -> int:
     """Multiply-accumulates of one forward pass of `module` on one input (`x` has a batch of one):
@@ -99,12 +102,8 @@ def q_learning(model: nn.Module, x: torch.Tensor, rewards: torch.Tensor, epochs:
     model.control.train()
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
         explore = epsilon * (1 - epoch / epochs)  # decays to greedy
-        for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
-            if len(idx) < 2:
-                continue
+        for idx in batches(len(x), batch_size, gen):
             q = model.control(hidden[idx])
             greedy = q.argmax(1)
             random_action = torch.randint(0, 2, (len(idx),), generator=gen)
@@ -139,18 +138,12 @@ def train_branches(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: i
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     for _ in range(epochs):
         model.train()
-        order = torch.randperm(len(x), generator=gen)
-        for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
-            if len(idx) < 2:
-                continue
+        for idx in batches(len(x), batch_size, gen):
             small, _, large = model(x[idx])
             loss = nn.functional.cross_entropy(small, y[idx]) + nn.functional.cross_entropy(large, y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-            from quant_train import zoo
-
             zoo.clip_binary_weights(model)
         sched.step()
     model.eval()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from xnorkit.errors import XnorkitError
 
@@ -122,3 +123,12 @@ def load(name: str, directory: str | Path | None = None) -> Dataset:
     if name == "mnist":
         return load_mnist(directory)
     raise XnorkitError(f"unknown dataset '{name}'; choose digits or mnist")
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator):
+    """Index tensors of one epoch's shuffled minibatches; a last batch of one is skipped (batch-norm needs two)."""
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        if len(idx) >= 2:
+            yield idx

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from quant_train.data import batches
+
 KINDS = ("hinton", "mimic", "noisy")
 
 
@@ -69,11 +71,7 @@ def fitnets_hints(student: nn.Module, teacher: nn.Module, guided: nn.Module, hin
     last = 0.0
     for _ in range(epochs):
         student.train()
-        order = torch.randperm(len(x), generator=gen)
-        for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
-            if len(idx) < 2:
-                continue
+        for idx in batches(len(x), batch_size, gen):
             with torch.no_grad():
                 target = _features(teacher, hint, x[idx])
             hint_loss = nn.functional.mse_loss(regressor(_features(student, guided, x[idx])), target)

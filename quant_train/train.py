@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from quant_train import data as data_mod
 from quant_train import distill, models, zoo
 from quant_train.config import Config
 from quant_train.data import Dataset
@@ -101,12 +102,8 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
     hooks = models.quantize_gradients(model, cfg.train.grad_bits) if cfg.train.grad_bits else []
     for epoch in range(cfg.train.epochs):
         model.train()
-        order = torch.randperm(len(x), generator=gen)
         total = 0.0
-        for start in range(0, len(x), cfg.train.batch_size):
-            idx = order[start:start + cfg.train.batch_size]
-            if len(idx) < 2:  # batch-norm needs two samples
-                continue
+        for idx in data_mod.batches(len(x), cfg.train.batch_size, gen):
             opt.zero_grad()
             batch = shift_images(x[idx], data.image_shape, cfg.train.shift, gen) if cfg.train.shift else x[idx]
             outs = _outputs(model(batch))
