@@ -1,8 +1,9 @@
-"""D2NN (Liu & Deng 2018) on MNIST: a cascade of a small branch (784 -> 32 -> 10), a control node (32 -> 32 -> 2)
-and a large branch (784 -> 256 -> 256 -> 10), all W2A2. The branches learn the labels first; then the control
-node learns by Q-learning (epsilon-greedy, one-step episodes) on a reward of correctness minus a cost
-weight times the MACs an action spends. Goal: average MACs per image at least 2x lower than always
-running the large branch, at an accuracy loss of at most 1 point against the large branch alone.
+"""D2NN (Liu & Deng 2018) on MNIST: a cascade of a small branch (784 -> 32 -> 10), a control node (32 -> 10
+-> 32 -> 2, its first layer started from the small branch's head) and a large branch (784 -> 256 -> 256
+-> 10), all W2A2. The branches learn the labels first; then the control node learns by Q-learning
+(epsilon-greedy, one-step episodes) on a reward of correctness minus a cost weight times the MACs an
+action spends. Goal: average MACs per image at least 2x lower than always running the large branch, at an
+accuracy loss of at most 1 point against the large branch alone.
 
 The 60,000 training images are split three ways: the branches train on the first 50,000, the control node on
 the next 5,000 (its rewards must come from images the branches have not seen: on their own training images
@@ -53,6 +54,7 @@ def main() -> int:
 
     model = zoo.D2NN(784, 10, small=32, large=[256, 256], w_bits=2, a_bits=2, input_bits=8)
     conditional.train_branches(model, t(x_fit), t(y_fit), epochs=EPOCHS, lr=0.01, seed=SEED, batch_size=256)
+    model.init_control()
     one = torch.zeros(1, 784)
     cost_small = conditional.count_macs(torch.nn.Sequential(model.inp, model.small, model.small_head), one)
     cost_control = conditional.count_macs(model.control, torch.zeros(1, 32))

@@ -98,7 +98,7 @@ def q_learning(model: nn.Module, x: torch.Tensor, rewards: torch.Tensor, epochs:
     opt = torch.optim.Adam(model.control.parameters(), lr=lr)
     model.eval()
     with torch.no_grad():
-        hidden = model.small(model.inp(x))
+        hidden = model.control_state(x)
     model.control.train()
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     for epoch in range(epochs):

@@ -147,8 +147,10 @@ class FloatMLP(nn.Module):
 
 
 class D2NN(nn.Module):
-    """A D2NN (Liu & Deng 2018) cascade: a small branch, a control node (one hidden layer) reading the small
-    branch's quantized hidden activations, and a large branch; conditional.q_learning trains the node. Its
+    """A D2NN (Liu & Deng 2018) cascade: a small branch, a control node reading the small branch's quantized
+    hidden activations, and a large branch; conditional.q_learning trains the node. The node's first layer
+    recomputes the small branch's logits (8-bit ReLU; `init_control` copies the head into it, since how
+    sure the small branch is lives there), then one hidden layer and the two outputs. Its
     two outputs are Q-values of the actions (0: answer with the small branch, 1: run the large one); argmax
     picks one. Every layer is quantized, so the compiled graph keeps the decision: forward returns
     (small logits, Q-values, large logits), the three outputs `xnorkit predict` writes side by side."""
@@ -159,7 +161,8 @@ class D2NN(nn.Module):
         self.inp = QuantIdentity(act_quant=pixel_quant(input_bits), return_quant_tensor=True)
         self.small = _fc(features, small, w_bits, a_bits)
         self.small_head = _classifier(small, classes, w_bits)
-        self.control = nn.Sequential(_fc(small, control, w_bits, a_bits), _classifier(control, 2, w_bits))
+        self.control = nn.Sequential(_fc(small, classes, w_bits, 8), _fc(classes, control, w_bits, a_bits),
+                                     _classifier(control, 2, w_bits))
         layers, width = [], features
         for h in large:
             layers.append(_fc(width, h, w_bits, a_bits))
@@ -170,6 +173,16 @@ class D2NN(nn.Module):
         x = self.inp(x)
         hidden = self.small(x)
         return self.small_head(hidden), self.control(hidden), self.large(x)
+
+    def control_state(self, x):
+        """What the control node reads: the small branch's hidden activations."""
+        return self.small(self.inp(x))
+
+    @torch.no_grad()
+    def init_control(self) -> None:
+        """Start the control node's first layer as a copy of the small branch's head (weights, batch-norm)."""
+        self.control[0][0].load_state_dict(self.small_head[0].state_dict())
+        self.control[0][1].load_state_dict(self.small_head[1].state_dict())
 
     def branch_parameters(self):
         return [p for name, p in self.named_parameters() if not name.startswith("control.")]
