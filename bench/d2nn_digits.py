@@ -1,6 +1,6 @@
 """D2NN (Liu & Deng 2018) on MNIST: a cascade of a small branch (784 -> 32 -> 10), a control node (32 -> 10
 -> 32 -> 2, its first layer started from the small branch's head) and a large branch (784 -> 256 -> 256
--> 10), all W2A2. The branches learn the labels first; then the control node learns by Q-learning
+-> 10), W2A2 (the control node W8A8). The branches learn the labels first; then the control node learns by Q-learning
 (epsilon-greedy, one-step episodes) on a reward of correctness minus a cost weight times the MACs an
 action spends. Goal: average MACs per image at least 2x lower than always running the large branch, at an
 accuracy loss of at most 1 point against the large branch alone.

@@ -156,13 +156,13 @@ class D2NN(nn.Module):
     (small logits, Q-values, large logits), the three outputs `xnorkit predict` writes side by side."""
 
     def __init__(self, features: int, classes: int, small: int, large: list[int], w_bits, a_bits, input_bits: int,
-                 control: int = 32):
+                 control: int = 32, control_bits: int = 8):
         super().__init__()
         self.inp = QuantIdentity(act_quant=pixel_quant(input_bits), return_quant_tensor=True)
         self.small = _fc(features, small, w_bits, a_bits)
         self.small_head = _classifier(small, classes, w_bits)
-        self.control = nn.Sequential(_fc(small, classes, w_bits, 8), _fc(classes, control, w_bits, a_bits),
-                                     _classifier(control, 2, w_bits))
+        c = control_bits  # the node is tiny: its own (higher) precision costs little and sharpens the decision
+        self.control = nn.Sequential(_fc(small, classes, c, c), _fc(classes, control, c, c), _classifier(control, 2, c))
         layers, width = [], features
         for h in large:
             layers.append(_fc(width, h, w_bits, a_bits))
