@@ -8,7 +8,7 @@ ImageNet).
 
 The ponder-cost weight of each variant is chosen on a validation split (the last 5,000 training images;
 the networks train on the other 55,000): the one with the fewest executed blocks whose validation accuracy
-stays within 0.3 points of the baseline's. The test set is only measured.
+stays within 0.2 points of the baseline's. The test set is only measured.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from quant_train import config, data, train, zoo  # noqa: E402
 
 EPOCHS = 4
 PONDER_WEIGHTS = (0.05, 0.15)  # 0.005 kept all 6 blocks, 0.02 ran 5.2 (4 epochs)
-ALLOWANCE = 0.003
+ALLOWANCE = 0.002  # as in branchy_lenet: the last 5,000 training images are easier than the test set
 BLOCKS = 6
 
 
