@@ -32,7 +32,8 @@ def test_prune_and_share_compile_with_their_zeros(tmp_path, digits):
     for node in graph.nodes:
         if isinstance(node, MatMul):
             assert (node.weights != 0).mean() <= 0.25 + 1e-9
-            assert len(np.unique(node.weights[node.weights != 0])) <= 8  # 3-bit codebooks, quantized
+            for row in node.weights:  # 3-bit codebooks; the per-channel int4 scale then maps them row by row
+                assert len(np.unique(row[row != 0])) <= 8
     assert json.loads((tmp_path / "metrics.json").read_text())["stages"]["pruned"] > 0.5
 
 
