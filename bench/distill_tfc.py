@@ -1,6 +1,6 @@
 """Knowledge distillation on MNIST: a W1A1 TFC student (784 -> 3 x 64 -> 10) distilled from a float LFC
 teacher (784 -> 3 x 1024 -> 10) against the same student trained alone, same seeds and epochs. The
-candidates: Hinton soft targets, logit regression (mimicking) and a noisy teacher.
+candidates: Hinton soft targets, logit regression (mimicking), a noisy teacher and FitNets hints.
 Goal: the distilled student beats the student trained alone.
 
 The method, temperature and soft-target weight are chosen on a validation split of the training set (the last
@@ -15,17 +15,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quant_train import config, data, train, zoo  # noqa: E402
+from quant_train import config, data, distill, train, zoo  # noqa: E402
 from xnorkit import build, golden  # noqa: E402
 
 TEACHER_EPOCHS = 5
 STUDENT_EPOCHS = 20
 # (kind, temperature, soft-target weight alpha, teacher noise): Hinton soft targets, Ba & Caruana's logit
-# regression, Sau & Balasubramanian's noisy teacher
+# regression, Sau & Balasubramanian's noisy teacher, FitNets (hints for the middle layer, then Hinton)
 CANDIDATES = (("hinton", 2.0, 0.5, 0.0), ("hinton", 4.0, 0.7, 0.0), ("mimic", 1.0, 0.5, 0.0),
-              ("noisy", 4.0, 0.7, 0.2))
+              ("noisy", 4.0, 0.7, 0.2), ("fitnets", 2.0, 0.5, 0.0))
+HINT_EPOCHS = 2
 
 
 def accuracy(model, x, y) -> float:
@@ -53,8 +56,15 @@ def main() -> int:
     print(f"W1A1 TFC alone              test {alone_acc:.2%}   validation {accuracy(alone, x_val, y_val):.2%}")
     tried = []
     for kind, temperature, alpha, noise in CANDIDATES:
-        student, _ = train.train(student_cfg, fit, teacher=teacher, temperature=temperature, alpha=alpha,
-                                 distill_kind=kind, noise=noise)
+        start = None
+        if kind == "fitnets":  # stage 1: the student's middle block learns the teacher's middle ReLU
+            start = train.build_model(student_cfg, fit)
+            guided = [m for m in start.modules() if isinstance(m, zoo._Block)][1]
+            hint = [m for m in teacher.modules() if isinstance(m, torch.nn.ReLU)][1]
+            distill.fitnets_hints(start, teacher, guided, hint, torch.from_numpy(fit.x_train), HINT_EPOCHS, 1e-3,
+                                  student_cfg.train.seed)
+        student, _ = train.train(student_cfg, fit, model=start, teacher=teacher, temperature=temperature,
+                                 alpha=alpha, distill_kind="hinton" if kind == "fitnets" else kind, noise=noise)
         val = accuracy(student, x_val, y_val)
         print(f"  distilled, {kind} T={temperature:g} alpha={alpha:g} noise={noise:g}   validation {val:.2%}")
         tried.append((val, kind, temperature, alpha, noise, student))

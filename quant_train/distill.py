@@ -78,6 +78,6 @@ def fitnets_hints(student: nn.Module, teacher: nn.Module, guided: nn.Module, hin
             opt.zero_grad()
             hint_loss.backward()
             opt.step()
-            last = float(hint_loss)
+            last = hint_loss.item()
     student.eval()
     return last
