@@ -59,7 +59,7 @@ def test_distillation_from_an_earlier_run(tmp_path, digits):
     train.save_run(model, metrics, teacher_cfg, digits, tmp_path / "teacher")
     cfg = _cfg({"hidden": [16]}, distill={"teacher": str(tmp_path / "teacher"), "kind": "mimic", "alpha": 0.5})
     _, student = recipe.run(cfg, digits)
-    assert student["stages"]["teacher"] == pytest.approx(metrics["test_accuracy"])
+    assert student["stages"]["teacher"] == metrics["test_accuracy"]  # the same model, reloaded with its masks
 
 
 @pytest.mark.parametrize("model,groups,key", [
