@@ -1,14 +1,14 @@
 """D2NN (Liu & Deng 2018) on MNIST: a cascade of a small branch (784 -> 32 -> 10), a control node (32 -> 10
 -> 32 -> 2, its first layer started from the small branch's head) and a large branch (784 -> 256 -> 256
--> 10), W2A2 (the control node W8A8). The branches learn the labels first; then the control node learns by Q-learning
-(epsilon-greedy, one-step episodes) on a reward of correctness minus a cost weight times the MACs an
-action spends. Goal: average MACs per image at least 2x lower than always running the large branch, at an
+-> 10), W2A2 (the control node W8A8). The branches learn the labels first; then the control node learns by
+Q-learning (epsilon-greedy, one-step episodes) on a reward of correctness minus a cost weight times the MACs
+an action spends. Goal: average MACs per image at least 2x lower than always running the large branch, at an
 accuracy loss of at most 1 point against the large branch alone.
 
-The 60,000 training images are split three ways: the branches train on the first 50,000, the control node on
-the next 5,000 (its rewards must come from images the branches have not seen: on their own training images
-the small branch is rarely wrong), and the cost weight is chosen on the last 5,000 (the largest saving whose
-accuracy there stays within 0.5 points of the large branch's); the 10,000 test images are only measured.
+The branches and the control node train on the first 55,000 training images; the cost weight is chosen on
+the last 5,000 (the largest saving whose accuracy there stays within 0.5 points of the large branch's); the
+10,000 test images are only measured. The node needs many examples of the small branch's mistakes (about 3%
+of the images), hence all 55,000: on 5,000 held-out images it learned a ranking little better than chance.
 The issue allows digits or MNIST; digits' 1,347 training images leave the control node too few examples.
 The cascade is exported and compiled: the golden model's decisions and answers equal Brevitas' on every
 test image.
@@ -31,10 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quant_train import conditional, data, train, zoo  # noqa: E402
 from xnorkit import build, golden  # noqa: E402
 
-COST_WEIGHTS = (0.01, 0.02, 0.05, 0.1)
+COST_WEIGHTS = (0.01, 0.02, 0.05)
 ALLOWANCE = 0.005
 SEED = 0
 EPOCHS = 15
+CONTROL_EPOCHS = 20
 
 
 def decide(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,14 +48,13 @@ def decide(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def main() -> int:
     t0 = time.perf_counter()
     mnist = data.load_mnist()
-    x_fit, y_fit = mnist.x_train[:50000], mnist.y_train[:50000]
-    x_ctl, y_ctl = mnist.x_train[50000:55000], mnist.y_train[50000:55000]
+    x_fit, y_fit = mnist.x_train[:55000], mnist.y_train[:55000]
     x_val, y_val = mnist.x_train[55000:], mnist.y_train[55000:]
     t = torch.from_numpy
 
     model = zoo.D2NN(784, 10, small=32, large=[256, 256], w_bits=2, a_bits=2, input_bits=8)
     conditional.train_branches(model, t(x_fit), t(y_fit), epochs=EPOCHS, lr=0.01, seed=SEED, batch_size=256)
-    model.init_control()
+    model.init_control(t(x_fit[:5000]))
     one = torch.zeros(1, 784)
     cost_small = conditional.count_macs(torch.nn.Sequential(model.inp, model.small, model.small_head), one)
     cost_control = conditional.count_macs(model.control, torch.zeros(1, 32))
@@ -63,15 +63,15 @@ def main() -> int:
     def outputs(m, x):
         return train.evaluate(m, x, every_exit=True)
 
-    ctl = outputs(model, x_ctl)
+    fit = outputs(model, x_fit)
     val_large = float((outputs(model, x_val)[:, 12:].argmax(1) == y_val).mean())
     tried = []
     for weight in COST_WEIGHTS:
         candidate = copy.deepcopy(model)
-        rewards = conditional.d2nn_rewards(ctl[:, :10], ctl[:, 12:], y_ctl, cost_small + cost_control, cost_large,
+        rewards = conditional.d2nn_rewards(fit[:, :10], fit[:, 12:], y_fit, cost_small + cost_control, cost_large,
                                            weight)
-        conditional.q_learning(candidate, t(x_ctl), t(rewards), epochs=60, lr=0.01, epsilon=0.3, seed=SEED,
-                               batch_size=256)
+        conditional.q_learning(candidate, t(x_fit), t(rewards), epochs=CONTROL_EPOCHS, lr=0.01, epsilon=0.3,
+                               seed=SEED, batch_size=64)
         answers, go = decide(outputs(candidate, x_val))
         acc = float((answers == y_val).mean())
         macs = cost_small + cost_control + go.mean() * cost_large

@@ -80,12 +80,9 @@ def correlation_masks(model: nn.Module, x: torch.Tensor, keep: dict[str, float])
     layers = prunable(model)
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def plain(t):
-        return t.value if hasattr(t, "value") else t
-
     def hook(name):
         def record(module, inputs, output):
-            a, b = plain(inputs[0]).detach(), plain(output).detach()
+            a, b = models.plain(inputs[0]).detach(), models.plain(output).detach()
             if a.dim() == 4:  # channels: average over positions
                 a, b = a.mean((2, 3)), b.mean((2, 3))
             seen[name] = (a, b)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from quant_train import zoo
+from quant_train import models, zoo
 from quant_train.data import batches
 
 
@@ -19,12 +19,9 @@ def count_macs(module: nn.Module, x: torch.Tensor) -> int:
     every Linear and Conv2d (Brevitas' included), from the shapes actually seen."""
     total = 0
 
-    def plain(t):
-        return t.value if hasattr(t, "value") else t
-
     def hook(layer, inputs, output):
         nonlocal total
-        out = plain(output)
+        out = models.plain(output)
         if isinstance(layer, nn.Conv2d):
             k = layer.kernel_size[0] * layer.kernel_size[1] * layer.in_channels // layer.groups
             total += out[0].numel() * k

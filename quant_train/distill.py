@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from quant_train.data import batches
+from quant_train.models import plain
 
 KINDS = ("hinton", "mimic", "noisy")
 
@@ -41,7 +42,7 @@ def _features(module: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Ten
     seen = []
 
     def hook(m, inputs, output):
-        seen.append(output.value if hasattr(output, "value") else output)
+        seen.append(plain(output))
 
     handle = layer.register_forward_hook(hook)
     try:

@@ -13,6 +13,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 
+def plain(t) -> torch.Tensor:
+    """The float tensor of a Brevitas QuantTensor (or the tensor itself)."""
+    return t.value if hasattr(t, "value") else t
+
+
 def pixel_quant(bits: int) -> type:
     """Unsigned integer input quantizer with scale fixed at 1: pixels 0 .. 2^bits - 1 pass exactly."""
 

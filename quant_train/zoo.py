@@ -18,7 +18,7 @@ from brevitas.quant import Int8WeightPerChannelFloat, SignedBinaryActPerTensorCo
 from torch import nn
 from torch.nn.utils import parametrize
 
-from quant_train.models import BinaryWeight, DoReFaWeight, XnorWeight, pixel_quant
+from quant_train.models import BinaryWeight, DoReFaWeight, XnorWeight, pixel_quant, plain
 from xnorkit.errors import XnorkitError
 
 MLPS = {"tfc": [64, 64, 64], "sfc": [256, 256, 256], "lfc": [1024, 1024, 1024], "lenet300": [300, 100]}
@@ -179,10 +179,20 @@ class D2NN(nn.Module):
         return self.small(self.inp(x))
 
     @torch.no_grad()
-    def init_control(self) -> None:
-        """Start the control node's first layer as a copy of the small branch's head (weights, batch-norm)."""
-        self.control[0][0].load_state_dict(self.small_head[0].state_dict())
-        self.control[0][1].load_state_dict(self.small_head[1].state_dict())
+    def init_control(self, x: torch.Tensor) -> None:
+        """Start the control node's first layer as a copy of the small branch's head (weights, batch-norm),
+        its affine scaled so that the largest logit on `x` lands at the top of the 8-bit activation's range:
+        uncalibrated, logits of 10 or more saturate and the margin between the top two, which says how
+        sure the small branch is, is lost."""
+        self.eval()
+        head, norm, act = self.control[0]
+        head.load_state_dict(self.small_head[0].state_dict())
+        norm.load_state_dict(self.small_head[1].state_dict())
+        logits = plain(self.small_head(self.control_state(x)))
+        top = float(act.act_quant.scale()) * (2 ** int(act.act_quant.bit_width()) - 1)
+        shrink = top / max(float(logits.max()), 1e-6)
+        norm.weight.mul_(shrink)
+        norm.bias.mul_(shrink)
 
     def branch_parameters(self):
         return [p for name, p in self.named_parameters() if not name.startswith("control.")]

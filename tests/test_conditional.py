@@ -56,7 +56,7 @@ def test_d2nn_control_decision_compiles_exactly(tmp_path):
     x, y = torch.from_numpy(digits.x_train), torch.from_numpy(digits.y_train)
     model = zoo.D2NN(64, 10, small=16, large=[32], w_bits=2, a_bits=2, input_bits=5)
     conditional.train_branches(model, x, y, epochs=2, lr=0.01, seed=0)
-    model.init_control()
+    model.init_control(x[:200])
     assert torch.equal(model.control[0][0].weight, model.small_head[0].weight)
     out = train.evaluate(model, digits.x_train, every_exit=True)
     rewards = conditional.d2nn_rewards(out[:, :10], out[:, 12:], digits.y_train, 1000, 3000, 0.5)
