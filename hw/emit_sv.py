@@ -16,8 +16,11 @@ from xnorkit import packing
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Dequantize, Graph, MatMul, Quantize, Threshold
 
-LIBRARY = ("xk_mvtu.sv", "xk_stream_fifo.sv", "xk_stream_dwc.sv")
+LIBRARY = ("xk_popcount.sv", "xk_mvtu.sv", "xk_stream_fifo.sv", "xk_stream_dwc.sv")
 TOP = "xnorkit_top"
+
+IN_KINDS = {"bipolar": 0, "unsigned": 1, "signed": 2}
+
 
 @dataclass(frozen=True)
 class Unit:
@@ -30,15 +33,28 @@ class Unit:
     pe: int
     simd: int
     in_bits: int
+    in_kind: str  # bipolar | unsigned | signed
+    w_bits: int  # 1: bipolar
     acc_bits: int
-    use_threshold: bool
+    n_thresh: int  # 0: the raw accumulator is the output
+    out_bits: int
+    out_base: int
     weight_file: str
     threshold_file: str
     cycles: int
 
     @property
-    def out_bits(self) -> int:
-        return 1 if self.use_threshold else self.acc_bits
+    def use_threshold(self) -> bool:
+        return self.n_thresh > 0
+
+    @property
+    def out_width(self) -> int:
+        """Bits of one output element."""
+        return self.out_bits if self.use_threshold else self.acc_bits
+
+    @property
+    def out_signed(self) -> bool:
+        return not self.use_threshold or self.out_base < 0
 
 
 @dataclass(frozen=True)
@@ -56,11 +72,11 @@ class Link:
 
     @property
     def fifo_width(self) -> int:
-        return max(self.src.pe, self.dst.simd)
+        return max(self.src.pe, self.dst.simd) * self.src.out_width
 
     @property
     def fifo_depth(self) -> int:
-        return self.src.mh // self.fifo_width + 1
+        return self.src.mh // max(self.src.pe, self.dst.simd) + 1
 
 
 _TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -85,12 +101,13 @@ module {{ top }} (
   // ---- {{ u.name }}: {{ u.mw }} inputs x {{ u.mh }} outputs, {{ u.cycles }} cycles per vector
   logic [{{ u.simd * u.in_bits - 1 }}:0] l{{ u.index }}_in_tdata;
   logic l{{ u.index }}_in_tvalid, l{{ u.index }}_in_tready;
-  logic [{{ u.pe * u.out_bits - 1 }}:0] l{{ u.index }}_out_tdata;
+  logic [{{ u.pe * u.out_width - 1 }}:0] l{{ u.index }}_out_tdata;
   logic l{{ u.index }}_out_tvalid, l{{ u.index }}_out_tready;
 
   xk_mvtu #(
       .MW({{ u.mw }}), .MH({{ u.mh }}), .PE({{ u.pe }}), .SIMD({{ u.simd }}), .IN_BITS({{ u.in_bits }}),
-      .ACC_BITS({{ u.acc_bits }}), .USE_THRESHOLD(1'b{{ 1 if u.use_threshold else 0 }}),
+      .IN_KIND({{ in_kinds[u.in_kind] }}), .W_BITS({{ u.w_bits }}), .ACC_BITS({{ u.acc_bits }}),
+      .N_THRESH({{ u.n_thresh }}), .OUT_BITS({{ u.out_bits }}), .OUT_BASE({{ u.out_base }}),
       .WEIGHT_FILE("{{ u.weight_file }}"), .THRESHOLD_FILE("{{ u.threshold_file }}")
   ) u_{{ u.name }} (
       .clk, .rst_n,
@@ -108,7 +125,9 @@ module {{ top }} (
   logic [{{ k.fifo_width - 1 }}:0] l{{ i }}_fifo_in_tdata, l{{ i }}_fifo_out_tdata;
   logic l{{ i }}_fifo_in_tvalid, l{{ i }}_fifo_in_tready, l{{ i }}_fifo_out_tvalid, l{{ i }}_fifo_out_tready;
 {% if k.gather_first %}
-  xk_stream_dwc #(.IN_ELEMS({{ k.src.pe }}), .OUT_ELEMS({{ k.dst.simd }}), .ELEM_BITS(1)) u_dwc{{ i }} (
+  xk_stream_dwc #(
+      .IN_ELEMS({{ k.src.pe }}), .OUT_ELEMS({{ k.dst.simd }}), .ELEM_BITS({{ k.src.out_width }})
+  ) u_dwc{{ i }} (
       .clk, .rst_n,
       .s_tdata(l{{ i }}_out_tdata), .s_tvalid(l{{ i }}_out_tvalid), .s_tready(l{{ i }}_out_tready),
       .m_tdata(l{{ i }}_fifo_in_tdata), .m_tvalid(l{{ i }}_fifo_in_tvalid), .m_tready(l{{ i }}_fifo_in_tready)
@@ -120,7 +139,9 @@ module {{ top }} (
   assign l{{ i }}_fifo_in_tdata = l{{ i }}_out_tdata;
   assign l{{ i }}_fifo_in_tvalid = l{{ i }}_out_tvalid;
   assign l{{ i }}_out_tready = l{{ i }}_fifo_in_tready;
-  xk_stream_dwc #(.IN_ELEMS({{ k.src.pe }}), .OUT_ELEMS({{ k.dst.simd }}), .ELEM_BITS(1)) u_dwc{{ i }} (
+  xk_stream_dwc #(
+      .IN_ELEMS({{ k.src.pe }}), .OUT_ELEMS({{ k.dst.simd }}), .ELEM_BITS({{ k.src.out_width }})
+  ) u_dwc{{ i }} (
       .clk, .rst_n,
       .s_tdata(l{{ i }}_fifo_out_tdata), .s_tvalid(l{{ i }}_fifo_out_tvalid), .s_tready(l{{ i }}_fifo_out_tready),
       .m_tdata(l{{ k.dst.index }}_in_tdata), .m_tvalid(l{{ k.dst.index }}_in_tvalid),
@@ -141,9 +162,16 @@ endmodule
 """)
 
 
+def _kind(dtype) -> str:
+    return "bipolar" if dtype.bipolar else "signed" if dtype.signed else "unsigned"
+
+
 def units_of(graph: Graph, folding: Folding) -> list[Unit]:
     """Group the IR into MVTUs: a MatMul with its Threshold, or the last MatMul (raw accumulator out)."""
     validate(graph, folding)
+    if len(graph.outputs) != 1:
+        raise XnorkitError(f"the RTL generator builds single-output networks; this one has {len(graph.outputs)} "
+                           f"outputs (early exits or control nodes)")
     units = []
     for node in graph.nodes:
         if isinstance(node, Quantize | Threshold | Dequantize):
@@ -151,24 +179,18 @@ def units_of(graph: Graph, folding: Folding) -> list[Unit]:
         if not isinstance(node, MatMul):
             raise XnorkitError(f"the RTL generator does not support IR node '{node.name}' ({type(node).__name__}) "
                                f"yet; it builds fully connected networks")
-        if not node.w_dtype.bipolar:
-            raise XnorkitError(f"layer '{node.name}': {node.w_dtype.name()} weights are not supported by the RTL "
-                               f"generator yet (binary weights only)")
         consumers = graph.consumers(node.output)
         threshold = next((c for c in consumers if isinstance(c, Threshold)), None)
         if threshold is None and node.output != graph.output:
             raise XnorkitError(f"layer '{node.name}' has neither a threshold nor the graph output after it")
-        if threshold is not None and not threshold.out_dtype.bipolar:
-            raise XnorkitError(f"activation '{threshold.name}': {threshold.out_dtype.name()} outputs are not "
-                               f"supported by the RTL generator yet (binary sign only)")
         fold = folding[node.name]
-        in_bits = 1 if node.in_dtype.bipolar else node.in_dtype.bits
-        if not node.in_dtype.bipolar and node.in_dtype.signed:
-            raise XnorkitError(f"layer '{node.name}': signed integer inputs are not supported by the RTL yet")
+        n_thresh = 0 if threshold is None else threshold.thresholds.shape[1]
+        out_bits = 1 if threshold is None or threshold.out_dtype.bipolar else threshold.out_dtype.bits
         i = len(units)
-        units.append(Unit(i, node.name, node.in_features, node.out_features, fold.pe, fold.simd, in_bits,
-                          node.acc_dtype.bits, threshold is not None, f"l{i}_weights.mem", f"l{i}_thresholds.mem",
-                          layer_cycles(node, fold)))
+        units.append(Unit(i, node.name, node.in_features, node.out_features, fold.pe, fold.simd,
+                          node.in_dtype.bits, _kind(node.in_dtype), 1 if node.w_dtype.bipolar else node.w_dtype.bits,
+                          node.acc_dtype.bits, n_thresh, out_bits, 0 if threshold is None else threshold.base,
+                          f"l{i}_weights.mem", f"l{i}_thresholds.mem", layer_cycles(node, fold)))
     return units
 
 
@@ -180,8 +202,8 @@ def design_info(graph: Graph, folding: Folding) -> dict:
         "top": TOP,
         "input": {"features": first.mw, "elems_per_beat": first.simd, "elem_bits": first.in_bits,
                   "beats": first.mw // first.simd},
-        "output": {"features": last.mh, "elems_per_beat": last.pe, "elem_bits": last.out_bits, "signed": True,
-                   "beats": last.mh // last.pe},
+        "output": {"features": last.mh, "elems_per_beat": last.pe, "elem_bits": last.out_width,
+                   "signed": last.out_signed, "beats": last.mh // last.pe},
         "layers": [{"name": u.name, "mw": u.mw, "mh": u.mh, "pe": u.pe, "simd": u.simd, "cycles": u.cycles,
                     "acc_bits": u.acc_bits} for u in units],
         "initiation_interval": initiation_interval(graph, folding),
@@ -194,18 +216,18 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
     units = units_of(graph, folding)
     files: dict[str, str] = {}
     for unit, node in zip(units, graph.matmuls(), strict=True):
-        files[unit.weight_file] = packing.mem_file(packing.mvtu_weight_words(node.weights, unit.pe, unit.simd),
-                                                   unit.pe * unit.simd)
+        files[unit.weight_file] = packing.mem_file(
+            packing.mvtu_weight_words(node.weights, unit.pe, unit.simd, unit.w_bits), unit.pe * unit.simd * unit.w_bits)
         if unit.use_threshold:
             threshold = next(c for c in graph.consumers(node.output) if isinstance(c, Threshold))
             files[unit.threshold_file] = packing.mem_file(
-                packing.mvtu_threshold_words(threshold.thresholds[:, 0], unit.pe, unit.acc_bits),
-                unit.pe * unit.acc_bits)
+                packing.mvtu_threshold_words(threshold.thresholds, unit.pe, unit.acc_bits),
+                unit.pe * unit.n_thresh * unit.acc_bits)
     info = design_info(graph, folding)
     files[f"{TOP}.sv"] = _TEMPLATE.render(
-        units=units, top=TOP, ii=info["initiation_interval"],
+        units=units, top=TOP, ii=info["initiation_interval"], in_kinds=IN_KINDS,
         links=[Link(a, b) for a, b in zip(units, units[1:], strict=False)],
-        in_width=units[0].simd * units[0].in_bits, out_width=units[-1].pe * units[-1].out_bits)
+        in_width=units[0].simd * units[0].in_bits, out_width=units[-1].pe * units[-1].out_width)
     for name in LIBRARY:
         files[name] = resources.files("hw").joinpath("rtl", name).read_text()
     files["design.json"] = json.dumps(info, indent=1) + "\n"

@@ -22,28 +22,37 @@ def require_tool(name: str) -> None:
         pytest.skip(message)
 
 
-def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5) -> Graph:
+def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5, w_bits: int = 1, a_bits: int = 1) -> Graph:
     """A seeded IR network: integer input -> [MatMul -> Threshold]* -> MatMul -> Dequantize, with thresholds
-    drawn inside each channel's accumulator range (so channels really switch) plus a few constant ones."""
+    drawn inside each channel's accumulator range (so channels really switch) plus a few constant ones.
+    `w_bits` 1 gives bipolar weights, more signed ones (zeros included); `a_bits` 1 bipolar activations,
+    more unsigned multi-threshold ones."""
     rng = np.random.default_rng(seed)
     in_dtype = IntType(input_bits, signed=False)
+    w_dtype = BIPOLAR if w_bits == 1 else IntType(w_bits, signed=True)
     nodes: list = [Quantize("quant", "x", "q", 1.0, 0, in_dtype)]
     types = {"q": in_dtype}
     current = "q"
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        w = rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_out, n_in))
+        if w_bits == 1:
+            w = rng.choice(np.array([-1, 1], dtype=np.int8), size=(n_out, n_in))
+        else:
+            w = rng.integers(w_dtype.min + 1, w_dtype.max + 1, size=(n_out, n_in)).astype(np.int8)
         acc_type = numerics.accumulator_type(w, in_dtype)
-        nodes.append(MatMul(f"fc{i}", current, f"acc{i}", w, in_dtype, BIPOLAR, acc_type))
+        nodes.append(MatMul(f"fc{i}", current, f"acc{i}", w, in_dtype, w_dtype, acc_type))
         types[f"acc{i}"] = acc_type
         if i < len(sizes) - 2:
             ranges = np.array([numerics.accumulator_range(r, in_dtype) for r in w])
             mid = ranges.mean(axis=1)
             spread = (ranges[:, 1] - ranges[:, 0]) / 8 + 1
-            t = np.rint(mid + rng.normal(0, 1, n_out) * spread).astype(np.int64)
+            levels = 1 if a_bits == 1 else 2 ** a_bits - 1
+            t = np.rint(mid[:, None] + rng.normal(0, 1, (n_out, levels)) * spread[:, None]).astype(np.int64)
+            t = np.sort(np.clip(t, ranges[:, :1], ranges[:, 1:] + 1), axis=1)
             t[0], t[-1] = ranges[0, 0], ranges[-1, 1] + 1  # always fires / never fires
-            nodes.append(Threshold(f"sign{i}", f"acc{i}", f"act{i}", t[:, None], 0, BIPOLAR))
-            types[f"act{i}"] = BIPOLAR
-            current, in_dtype = f"act{i}", BIPOLAR
+            out_dtype = BIPOLAR if a_bits == 1 else IntType(a_bits, signed=False)
+            nodes.append(Threshold(f"sign{i}", f"acc{i}", f"act{i}", t, 0, out_dtype))
+            types[f"act{i}"] = out_dtype
+            current, in_dtype = f"act{i}", out_dtype
         else:
             nodes.append(Dequantize("out", f"acc{i}", "y", rng.uniform(0.1, 1, n_out), rng.normal(0, 1, n_out)))
     shapes = {n.output: (n.out_features,) if isinstance(n, MatMul) else None for n in nodes}

@@ -80,3 +80,10 @@ def test_incompatible_neighbouring_widths_are_refused():
     g = random_graph([16, 24, 8], seed=0)
     with pytest.raises(XnorkitError, match="PE=3 must divide one another|divide one another"):
         fold_mod.validate(g, {"fc0": Fold(3, 1), "fc1": Fold(1, 2)})
+
+
+@pytest.mark.parametrize(("w_bits", "a_bits"), [(2, 2), (4, 1), (1, 4)])
+def test_lint_clean_low_bit(tmp_path, w_bits, a_bits):
+    g = random_graph([32, 16, 8], seed=1, w_bits=w_bits, a_bits=a_bits)
+    write_tree(tmp_path / "rtl", emit_sv.emit(g, fold_mod.solve(g, 16)))
+    assert lint(tmp_path / "rtl") == ""

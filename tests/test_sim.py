@@ -59,3 +59,15 @@ def test_digits_sized_network_at_the_default_folding(tmp_path):
     expected, stalled, clean = _simulate(tmp_path, graph, folding, 24)
     assert stalled.mismatch is None and np.array_equal(clean.outputs, expected)
     assert clean.steady_state_cycles == 128
+
+
+@pytest.mark.parametrize(("w_bits", "a_bits", "fold"),
+                         [(2, 2, (2, 4)), (3, 2, (4, 8)), (1, 3, (1, 2)), (2, 1, (8, 16))])
+def test_low_bit_networks_bit_exact(tmp_path, w_bits, a_bits, fold):
+    """k-bit weights (signed, zeros included) and multi-threshold activations, several foldings."""
+    graph = random_graph([16, 32, 16], seed=w_bits * 10 + a_bits, w_bits=w_bits, a_bits=a_bits)
+    pe, simd = fold
+    folding = {"fc0": fold_mod.Fold(pe, simd), "fc1": fold_mod.Fold(pe if 16 % pe == 0 else 1, pe)}
+    expected, stalled, clean = _simulate(tmp_path, graph, folding, 12)
+    assert stalled.mismatch is None and np.array_equal(stalled.outputs, expected)
+    assert clean.steady_state_cycles == fold_mod.initiation_interval(graph, folding)

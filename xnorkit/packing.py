@@ -51,24 +51,26 @@ def unpack_fields(word: int, count: int, bits: int, signed: bool) -> np.ndarray:
     return out
 
 
-def mvtu_weight_words(weights: np.ndarray, pe: int, simd: int) -> list[int]:
+def mvtu_weight_words(weights: np.ndarray, pe: int, simd: int, w_bits: int = 1) -> list[int]:
     """Weight memory of a matrix-vector unit with PE x SIMD folding: word (nf * SF + sf) holds, for PE
-    lane p, the SIMD weight bits of neuron nf * PE + p at inputs sf * SIMD .. sf * SIMD + SIMD - 1, at
-    bit position p * SIMD + s."""
+    lane p, the SIMD weights of neuron nf * PE + p at inputs sf * SIMD .. sf * SIMD + SIMD - 1, at field
+    p * SIMD + s of `w_bits` bits (1: a bipolar bit; more: two's complement)."""
     out_features, in_features = weights.shape
     nf_count, sf_count = out_features // pe, in_features // simd
-    bits = bipolar_to_bits(weights)
+    fields = bipolar_to_bits(weights) if w_bits == 1 else np.asarray(weights, dtype=np.int64)
     words = []
     for nf in range(nf_count):
         for sf in range(sf_count):
-            tile = bits[nf * pe:(nf + 1) * pe, sf * simd:(sf + 1) * simd]
-            words.append(pack_fields(tile.reshape(-1), 1))
+            tile = fields[nf * pe:(nf + 1) * pe, sf * simd:(sf + 1) * simd]
+            words.append(pack_fields(tile.reshape(-1), w_bits))
     return words
 
 
 def mvtu_threshold_words(thresholds: np.ndarray, pe: int, acc_bits: int) -> list[int]:
-    """Threshold memory: word nf holds the thresholds of neurons nf * PE + p at bit position p * acc_bits."""
-    return [pack_fields(thresholds[nf * pe:(nf + 1) * pe], acc_bits) for nf in range(len(thresholds) // pe)]
+    """Threshold memory of a unit: thresholds (C, L); word nf holds neuron nf * PE + p's L thresholds at
+    fields p * L + l of acc_bits (two's complement)."""
+    t = np.asarray(thresholds).reshape(len(thresholds), -1)
+    return [pack_fields(t[nf * pe:(nf + 1) * pe].reshape(-1), acc_bits) for nf in range(len(t) // pe)]
 
 
 def stream_words(values: np.ndarray, elems_per_word: int, bits: int) -> list[int]:

@@ -1,34 +1,44 @@
-// Matrix-vector-threshold unit (MVTU): one fully connected layer, PE x SIMD folded, AXI4-Stream in/out.
+// Matrix-vector-threshold unit (MVTU): one fully connected layer (or a convolution fed by
+// xk_sliding_window), PE x SIMD folded, AXI4-Stream in/out.
 //
 // Each input vector arrives as SF = MW/SIMD beats of SIMD elements. The unit computes PE neurons at a
 // time, SIMD inputs per cycle, so one vector takes SF * NF cycles (NF = MH/PE). The first neuron fold
 // reads the stream and keeps the vector in a buffer for the other NF - 1 folds.
 //
-// Datapath per PE lane (docs/numerics.md):
-//   IN_BITS == 1: XNOR of input and weight bits, popcount        (acc = popcount, 0 .. MW)
-//   IN_BITS  > 1: unsigned input x, weight bit 1 -> +x, 0 -> -x  (acc = sum x * w)
-// Output per neuron: USE_THRESHOLD ? (acc >= threshold, one bipolar bit) : acc (ACC_BITS, signed).
-// Output beat nf carries neurons nf*PE .. nf*PE+PE-1, lane p at bits [p*OUT_BITS +: OUT_BITS].
+// Element kinds (docs/numerics.md): IN_KIND 0 bipolar (1 bit, 1 = +1), 1 unsigned, 2 signed
+// (IN_BITS each); W_BITS 1 bipolar, else signed two's complement. Datapath per PE lane and fold:
+//   bipolar x bipolar:  2 * popcount(XNOR) - SIMD     (adder-tree popcount, xk_popcount)
+//   integer x bipolar:  sum of +x or -x               (no multiplier)
+//   any x integer:      sum of signed products        (bit-parallel multipliers)
+// Output per neuron: N_THRESH == 0: the accumulator (ACC_BITS, signed); else the multi-threshold
+// activation OUT_BASE + #{l : acc >= T[l]} in OUT_BITS (two's complement when OUT_BASE < 0).
+// Output beat nf carries neurons nf*PE .. nf*PE+PE-1, lane p at bits [p*OUT_W +: OUT_W].
 //
-// Pipeline: stage 0 counters and ROM addresses, stage 1 registered ROM words and input, accumulate,
-// output register. One global enable (`advance`) stalls everything while the output is blocked.
+// Pipeline (one global enable, `advance`, stalls everything while the output is blocked):
+//   s0 fold counters and ROM address, s1 registered ROM word and input, s2 registered partial sums
+//   (popcount / dot product of the fold), s3 accumulate, compare and output register.
 module xk_mvtu #(
     parameter int MW = 64,
     parameter int MH = 64,
     parameter int PE = 4,
     parameter int SIMD = 8,
     parameter int IN_BITS = 1,
+    parameter int IN_KIND = 0,
+    parameter int W_BITS = 1,
     parameter int ACC_BITS = 16,
-    parameter bit USE_THRESHOLD = 1'b1,
+    parameter int N_THRESH = 1,
+    parameter int OUT_BITS = 1,
+    parameter int OUT_BASE = 0,
     parameter WEIGHT_FILE = "weights.mem",
-    parameter THRESHOLD_FILE = "thresholds.mem"
+    parameter THRESHOLD_FILE = "thresholds.mem",
+    localparam int OUT_W = N_THRESH == 0 ? ACC_BITS : OUT_BITS
 ) (
     input  logic                     clk,
     input  logic                     rst_n,
     input  logic [SIMD*IN_BITS-1:0]  s_tdata,
     input  logic                     s_tvalid,
     output logic                     s_tready,
-    output logic [PE*(USE_THRESHOLD ? 1 : ACC_BITS)-1:0] m_tdata,
+    output logic [PE*OUT_W-1:0]      m_tdata,
     output logic                     m_tvalid,
     input  logic                     m_tready
 );
@@ -37,13 +47,14 @@ module xk_mvtu #(
   localparam int SF_W = SF > 1 ? $clog2(SF) : 1;
   localparam int NF_W = NF > 1 ? $clog2(NF) : 1;
   localparam int ADDR_W = SF * NF > 1 ? $clog2(SF * NF) : 1;
-  localparam int POP_W = $clog2(SIMD + 1);  // popcount of one fold
+  localparam int POP_W = $clog2(SIMD + 1);
+  localparam bit XNOR = IN_KIND == 0 && W_BITS == 1;
 
-  // ---- weight and threshold memories --------------------------------------------------------------
-  logic [PE*SIMD-1:0] weight_rom[SF*NF];
+  // ---- weight memory: word nf * SF + sf, field p * SIMD + s ------------------------------------------
+  logic [PE*SIMD*W_BITS-1:0] weight_rom[SF*NF];
   initial $readmemh(WEIGHT_FILE, weight_rom);
 
-  // ---- stage 0: fold counters -----------------------------------------------------------------------
+  // ---- s0: fold counters ----------------------------------------------------------------------------
   logic [SF_W-1:0] sf;
   logic [NF_W-1:0] nf;
   logic [ADDR_W-1:0] addr;
@@ -81,10 +92,11 @@ module xk_mvtu #(
     end
   endgenerate
 
-  // ---- stage 1: accumulate --------------------------------------------------------------------------
+  // ---- s1: ROM word and input ---------------------------------------------------------------------
   logic s1_valid, s1_first, s1_last;
+  logic [NF_W-1:0] s1_nf;
   logic [SIMD*IN_BITS-1:0] s1_data;
-  logic [PE*SIMD-1:0] s1_weights;
+  logic [PE*SIMD*W_BITS-1:0] s1_weights;
 
   always_ff @(posedge clk) begin
     if (!rst_n) s1_valid <= 1'b0;
@@ -96,61 +108,102 @@ module xk_mvtu #(
       s1_weights <= weight_rom[addr];
       s1_first   <= (sf == '0);
       s1_last    <= (sf == SF_W'(SF - 1));
+      s1_nf      <= nf;
     end
   end
 
-  logic signed [ACC_BITS-1:0] acc[PE];
-  logic signed [ACC_BITS-1:0] acc_next[PE];
+  // ---- s2: partial sum of the fold per lane --------------------------------------------------------
+  logic s2_valid, s2_first, s2_last;
+  logic [NF_W-1:0] s2_nf;
+  logic signed [ACC_BITS-1:0] s2_partial[PE];
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) s2_valid <= 1'b0;
+    else if (advance) s2_valid <= s1_valid;
+  end
+  always_ff @(posedge clk) begin
+    if (advance && s1_valid) begin
+      s2_first <= s1_first;
+      s2_last  <= s1_last;
+      s2_nf    <= s1_nf;
+    end
+  end
+
+  // an element as a signed value one bit wider than stored (bipolar: +1 / -1)
+  function automatic logic signed [IN_BITS:0] in_value(input logic [IN_BITS-1:0] x);
+    if (IN_KIND == 0) return x[0] ? (IN_BITS + 1)'(1) : -(IN_BITS + 1)'(1);
+    else if (IN_KIND == 1) return $signed({1'b0, x});
+    else return $signed({x[IN_BITS-1], x});
+  endfunction
+  function automatic logic signed [W_BITS:0] w_value(input logic [W_BITS-1:0] w);
+    if (W_BITS == 1) return w[0] ? (W_BITS + 1)'(1) : -(W_BITS + 1)'(1);
+    else return $signed({w[W_BITS-1], w});
+  endfunction
 
   for (genvar p = 0; p < PE; p++) begin : g_lane
     logic signed [ACC_BITS-1:0] partial;
-    if (IN_BITS == 1) begin : g_xnor_popcount
+    if (XNOR) begin : g_xnor_popcount
       logic [POP_W-1:0] popcount;
-      always_comb begin
-        popcount = '0;
-        for (int s = 0; s < SIMD; s++) begin
-          popcount = popcount + {{(POP_W - 1){1'b0}}, s1_data[s] ~^ s1_weights[p*SIMD+s]};
-        end
-      end
+      xk_popcount #(.N(SIMD)) u_popcount (.bits(~(s1_data ^ s1_weights[p*SIMD+:SIMD])), .count(popcount));
       // dot product of the fold from its popcount: 2 p - SIMD
       assign partial = $signed({{(ACC_BITS - POP_W - 1) {1'b0}}, popcount, 1'b0}) - ACC_BITS'(SIMD);
-    end else begin : g_int_times_sign
+    end else if (W_BITS == 1) begin : g_int_times_sign
       always_comb begin
         partial = '0;
         for (int s = 0; s < SIMD; s++) begin
-          if (s1_weights[p*SIMD+s]) partial = partial + ACC_BITS'(s1_data[s*IN_BITS+:IN_BITS]);
-          else partial = partial - ACC_BITS'(s1_data[s*IN_BITS+:IN_BITS]);
+          if (s1_weights[p*SIMD+s]) partial = partial + ACC_BITS'(in_value(s1_data[s*IN_BITS+:IN_BITS]));
+          else partial = partial - ACC_BITS'(in_value(s1_data[s*IN_BITS+:IN_BITS]));
+        end
+      end
+    end else begin : g_int_times_int
+      always_comb begin
+        partial = '0;
+        for (int s = 0; s < SIMD; s++) begin
+          partial = partial + ACC_BITS'(in_value(s1_data[s*IN_BITS+:IN_BITS])
+                                        * w_value(s1_weights[(p*SIMD+s)*W_BITS+:W_BITS]));
         end
       end
     end
-    assign acc_next[p] = (s1_first ? '0 : acc[p]) + partial;
-    always_ff @(posedge clk) if (advance && s1_valid) acc[p] <= acc_next[p];
+    always_ff @(posedge clk) if (advance && s1_valid) s2_partial[p] <= partial;
   end
 
-  // ---- output ------------------------------------------------------------------------------------------
+  // ---- s3: accumulate and output --------------------------------------------------------------------
+  logic signed [ACC_BITS-1:0] acc[PE];
+  logic signed [ACC_BITS-1:0] acc_next[PE];
+  for (genvar p = 0; p < PE; p++) begin : g_acc
+    assign acc_next[p] = (s2_first ? '0 : acc[p]) + s2_partial[p];
+    always_ff @(posedge clk) if (advance && s2_valid) acc[p] <= acc_next[p];
+  end
+
   always_ff @(posedge clk) begin
     if (!rst_n) m_tvalid <= 1'b0;
-    else if (advance) m_tvalid <= s1_valid && s1_last;
+    else if (advance) m_tvalid <= s2_valid && s2_last;
   end
 
   generate
-    if (USE_THRESHOLD) begin : g_threshold
-      logic [PE*ACC_BITS-1:0] threshold_rom[NF];
+    if (N_THRESH > 0) begin : g_threshold
+      // word nf, field p * N_THRESH + l: threshold l of neuron nf * PE + p
+      logic [PE*N_THRESH*ACC_BITS-1:0] threshold_rom[NF];
       initial $readmemh(THRESHOLD_FILE, threshold_rom);
-      logic [NF_W-1:0] s1_nf;  // the fold that stage 1 works on
-      always_ff @(posedge clk) if (fire) s1_nf <= nf;
-      logic [PE*ACC_BITS-1:0] thresholds;
-      assign thresholds = threshold_rom[s1_nf];
+      logic [PE*N_THRESH*ACC_BITS-1:0] thresholds;
+      assign thresholds = threshold_rom[s2_nf];
       always_ff @(posedge clk) begin
-        if (advance && s1_valid && s1_last) begin
+        if (advance && s2_valid && s2_last) begin
           for (int p = 0; p < PE; p++) begin
-            m_tdata[p] <= acc_next[p] >= $signed(thresholds[p*ACC_BITS+:ACC_BITS]);
+            logic [OUT_BITS-1:0] level;
+            level = OUT_BITS'(OUT_BASE);
+            for (int l = 0; l < N_THRESH; l++) begin
+              level = level + OUT_BITS'(acc_next[p] >= $signed(thresholds[(p*N_THRESH+l)*ACC_BITS+:ACC_BITS]));
+            end
+            m_tdata[p*OUT_BITS+:OUT_BITS] <= level;
           end
         end
       end
     end else begin : g_raw
+      logic unused_nf;
+      assign unused_nf = &{1'b0, s2_nf};  // no threshold memory to address
       always_ff @(posedge clk) begin
-        if (advance && s1_valid && s1_last) begin
+        if (advance && s2_valid && s2_last) begin
           for (int p = 0; p < PE; p++) m_tdata[p*ACC_BITS+:ACC_BITS] <= acc_next[p];
         end
       end
