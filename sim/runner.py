@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from xnorkit import tools
+from xnorkit import packing, tools
 from xnorkit.errors import XnorkitError
 
 SIMULATORS = ("verilator", "icarus")
@@ -54,12 +56,10 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
              **({} if expected is None else {"expected": np.asarray(expected, dtype=np.int64)}))
     results = work / "results.npz"
     results.unlink(missing_ok=True)
-    per_input = max(layer["cycles"] for layer in design["layers"]) + sum(layer["cycles"] for layer in design["layers"])
-    slowdown = 1.0 / max(1e-3, (1 - stall_in) * (1 - stall_out))
     settings = {
         "design": design, "vectors": str(work / "vectors.npz"), "results": str(results), "seed": seed,
         "stall_in": stall_in, "stall_out": stall_out,
-        "max_cycles": int(1000 + 4 * slowdown * per_input * (len(inputs) + 2)),
+        "max_cycles": _max_cycles(design, len(inputs), stall_in, stall_out),
     }
     (work / "settings.json").write_text(json.dumps(settings))
 
@@ -113,3 +113,79 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
         for f in list(work.glob("*.fst")) + list(work.glob("*.vcd")) + list(rtl_dir.glob("*.vcd")):
             shutil.copy(f, rtl_dir.parent / f.name)
     return result
+
+
+def _max_cycles(design: dict, count: int, stall_in: float, stall_out: float) -> int:
+    per_input = max(layer["cycles"] for layer in design["layers"]) + sum(layer["cycles"] for layer in design["layers"])
+    slowdown = 1.0 / max(1e-3, (1 - stall_in) * (1 - stall_out))
+    return int(1000 + 4 * slowdown * per_input * (count + 2))
+
+
+def build_bulk(rtl_dir: Path) -> Path:
+    """Compile the design with sim/harness.cpp into one Verilator executable (cached: rebuilt only when
+    a source changes). Returns the executable."""
+    rtl_dir = Path(rtl_dir).resolve()
+    design = json.loads((rtl_dir / "design.json").read_text())
+    harness = Path(__file__).with_name("harness.cpp")
+    sources = [rtl_dir / s for s in design["sources"]]
+    in_width = design["input"]["elems_per_beat"] * design["input"]["elem_bits"]
+    out_width = design["output"]["elems_per_beat"] * design["output"]["elem_bits"]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [harness, *sources, *sorted(rtl_dir.glob("*.mem"))]))
+    work = rtl_dir.parent / "sim_build" / "bulk"
+    exe = work / "Vxnorkit_top"
+    stamp = work / "sources.sha256"
+    if exe.exists() and stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return exe
+    work.mkdir(parents=True, exist_ok=True)
+    verilator = tools.require("verilator")
+    cmd = [verilator, "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
+           "--top-module", design["top"], "-Mdir", str(work), "-j", str(os.cpu_count() or 1),
+           "-CFLAGS", f"-O2 -DIN_WIDTH={in_width} -DOUT_WIDTH={out_width}", *map(str, sources), str(harness)]
+    env = {**os.environ, **tools.verilator_make_fixes()}
+    # $readmemh paths are relative: Verilator resolves them at run time from the working directory
+    proc = subprocess.run(cmd, cwd=rtl_dir, capture_output=True, text=True, env=env)
+    if proc.returncode or not exe.exists():
+        log = work / "build.log"
+        log.write_text(proc.stdout + proc.stderr)
+        first = next((ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if "rror" in ln), "see the log")
+        raise XnorkitError(f"Verilator build of {rtl_dir} failed: {first} ({log})")
+    stamp.write_text(digest.hexdigest())
+    return exe
+
+
+def simulate_bulk(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = None, stall_in: float = 0.0,
+                  stall_out: float = 0.0, seed: int = 0) -> SimResult:
+    """Stream integer `inputs` (N, features) through the design with the compiled C++ harness
+    (sim/harness.cpp): the same RTL and stream protocol as `simulate`, fast enough for whole test sets.
+    With `expected`, every output is compared exactly (SimResult.mismatch)."""
+    rtl_dir = Path(rtl_dir).resolve()
+    design = json.loads((rtl_dir / "design.json").read_text())
+    exe = build_bulk(rtl_dir)
+    work = exe.parent
+    in_info, out_info = design["input"], design["output"]
+    inputs = np.asarray(inputs, dtype=np.int64).reshape(len(inputs), -1)
+    beats = packing.stream_bytes(inputs, in_info["elems_per_beat"], in_info["elem_bits"])
+    (work / "inputs.bin").write_bytes(beats.tobytes())
+    out_bytes = -(-out_info["elems_per_beat"] * out_info["elem_bits"] // 8)
+    cmd = [str(exe), str(work / "inputs.bin"), str(work / "outputs.bin"), str(work / "cycles.bin"),
+           str(in_info["beats"]), str(out_info["beats"]), repr(stall_in), repr(stall_out), str(seed),
+           str(_max_cycles(design, len(inputs), stall_in, stall_out))]
+    proc = subprocess.run(cmd, cwd=rtl_dir, capture_output=True, text=True)
+    if proc.returncode:
+        raise XnorkitError(f"simulation of {rtl_dir} failed: {(proc.stderr or proc.stdout).strip()}")
+    raw = np.fromfile(work / "outputs.bin", dtype=np.uint8).reshape(len(inputs), out_info["beats"], out_bytes)
+    outputs = packing.unstream_bytes(raw, out_info["elems_per_beat"], out_info["elem_bits"], out_info["signed"])
+    cycles = np.fromfile(work / "cycles.bin", dtype=np.uint64).reshape(-1, 2).astype(np.int64)
+    return SimResult(outputs, cycles[:, 0], cycles[:, 1], mismatch_report(outputs, expected))
+
+
+def mismatch_report(outputs: np.ndarray, expected: np.ndarray | None) -> str | None:
+    """The scoreboard's line: how many outputs differ, and the first one with its index and both values."""
+    if expected is None:
+        return None
+    bad = np.argwhere(outputs != expected)
+    if not len(bad):
+        return None
+    i, j = bad[0]
+    return (f"{len(np.unique(bad[:, 0]))} of {len(outputs)} outputs differ; first: input {i}, output {j}: "
+            f"rtl {outputs[i, j]} golden {expected[i, j]}")

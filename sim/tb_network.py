@@ -18,6 +18,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
+from sim.runner import mismatch_report
 from xnorkit import packing
 
 
@@ -83,9 +84,6 @@ async def stream_network(dut) -> None:
     ])
     np.savez(settings["results"], outputs=outputs, accepted_at=np.array(accepted_at),
              completed_at=np.array(completed_at))
-    if expected is not None:
-        bad = np.argwhere(outputs != expected)
-        if len(bad):
-            i, j = bad[0]
-            raise AssertionError(f"{len(np.unique(bad[:, 0]))} of {n} outputs differ; first: input {i}, output "
-                                 f"{j}: rtl {outputs[i, j]} golden {expected[i, j]}")
+    report = mismatch_report(outputs, expected)
+    if report:
+        raise AssertionError(report)

@@ -38,3 +38,15 @@ def test_threshold_words_and_mem_file():
 
 def test_stream_words():
     assert packing.stream_words(np.array([1, 2, 3, 4]), 2, 5) == [1 | 2 << 5, 3 | 4 << 5]
+
+
+def test_stream_bytes_match_stream_words():
+    rng = np.random.default_rng(0)
+    for bits, elems, signed in [(1, 8, False), (3, 5, True), (17, 4, True), (8, 1, False)]:
+        lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+        values = rng.integers(lo, hi, size=(3, elems * 4))
+        beats = packing.stream_bytes(values, elems, bits)
+        for i in range(3):
+            words = packing.stream_words(values[i], elems, bits)
+            assert [int.from_bytes(b.tobytes(), "little") for b in beats[i]] == words
+        assert np.array_equal(packing.unstream_bytes(beats, elems, bits, signed), values)

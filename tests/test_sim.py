@@ -71,3 +71,21 @@ def test_low_bit_networks_bit_exact(tmp_path, w_bits, a_bits, fold):
     expected, stalled, clean = _simulate(tmp_path, graph, folding, 12)
     assert stalled.mismatch is None and np.array_equal(stalled.outputs, expected)
     assert clean.steady_state_cycles == fold_mod.initiation_interval(graph, folding)
+
+
+def test_bulk_harness_equals_cocotb_outputs_and_cycles(tmp_path):
+    """The compiled C++ harness runs the same RTL: the same outputs and, back to back, the same cycles."""
+    graph = random_graph([16, 64, 32, 10], seed=5, w_bits=2, a_bits=2)
+    folding = {"fc0": fold_mod.Fold(4, 4), "fc1": fold_mod.Fold(2, 4), "fc2": fold_mod.Fold(1, 2)}
+    expected, stalled, clean = _simulate(tmp_path, graph, folding, 10)
+    x_int = golden.quantize_input(graph, random_inputs(graph, 10))
+    bulk = runner.simulate_bulk(tmp_path / "rtl", x_int, expected)
+    assert bulk.mismatch is None and np.array_equal(bulk.outputs, clean.outputs)
+    assert bulk.steady_state_cycles == clean.steady_state_cycles == fold_mod.initiation_interval(graph, folding)
+    assert bulk.latency == clean.latency
+    bulk_stalled = runner.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.3, 0.3, seed=3)
+    assert bulk_stalled.mismatch is None
+    wrong = expected.copy()
+    wrong[4, 1] -= 1
+    report = runner.simulate_bulk(tmp_path / "rtl", x_int, wrong).mismatch
+    assert report == f"1 of 10 outputs differ; first: input 4, output 1: rtl {expected[4, 1]} golden {wrong[4, 1]}"

@@ -83,3 +83,26 @@ def mem_file(words: list[int], width: int) -> str:
     """$readmemh text: one hexadecimal word per line."""
     digits = max(1, -(-width // 4))
     return "".join(f"{w:0{digits}x}\n" for w in words)
+
+
+def stream_bytes(values: np.ndarray, elems_per_beat: int, bits: int) -> np.ndarray:
+    """The stream beats of many vectors at once, as bytes: (N, F) integers -> (N, F / elems_per_beat,
+    ceil(elems_per_beat * bits / 8)) uint8, each beat little-endian with the packing rule's field order
+    (as `stream_words`, vectorized for bulk simulation)."""
+    v = np.asarray(values, dtype=np.int64)
+    n, features = v.shape
+    fields = (v & ((1 << bits) - 1)).astype(np.uint64)
+    field_bits = (fields[..., None] >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)  # (N, F, bits)
+    beat_bits = field_bits.astype(np.uint8).reshape(n, features // elems_per_beat, elems_per_beat * bits)
+    return np.packbits(beat_bits, axis=-1, bitorder="little")
+
+
+def unstream_bytes(beats: np.ndarray, elems_per_beat: int, bits: int, signed: bool) -> np.ndarray:
+    """Inverse of stream_bytes: (N, beats, bytes) uint8 -> (N, beats * elems_per_beat) int64."""
+    n, count = beats.shape[:2]
+    beat_bits = np.unpackbits(beats, axis=-1, bitorder="little")[..., :elems_per_beat * bits]
+    field_bits = beat_bits.reshape(n, count * elems_per_beat, bits).astype(np.int64)
+    values = (field_bits << np.arange(bits, dtype=np.int64)).sum(axis=-1)
+    if signed:
+        values = np.where(values >> (bits - 1), values - (1 << bits), values)
+    return values
