@@ -70,6 +70,13 @@ def test_hw_sim_firmware_commands(trained_build, tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     said = " ".join(proc.stdout.split())  # rich wraps lines
     assert "12 inputs bit-exact" in said and "64.0 cycles per inference measured, 64 analytical" in said
+    proc = xnorkit("sim", b, "--count", 40, "--bulk")
+    said = " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and "40 inputs bit-exact against golden (verilator C++ harness" in said
+    assert "64.0 cycles per inference measured, 64 analytical" in said
+    proc = xnorkit("hw", b, "--target-fps", 5_000_000, "--clock-mhz", 200)  # 40 cycles per inference
+    info = json.loads((b / "rtl" / "design.json").read_text())
+    assert proc.returncode == 0 and info["initiation_interval"] <= 40
     proc = xnorkit("firmware", b)
     assert proc.returncode == 0 and (b / "firmware" / "xk_model.h").exists()
 

@@ -135,7 +135,10 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
 
         if not (build / "rtl" / "design.json").exists():
             generate_hw(build)
-        acc = runner.simulate(build / "rtl", golden.quantize_input(graph, x), simulator=simulator).outputs
+        x_int = golden.quantize_input(graph, x)
+        # Verilator: the compiled harness (whole test sets); Icarus: the cocotb testbench
+        acc = (runner.simulate_bulk(build / "rtl", x_int) if simulator == "verilator"
+               else runner.simulate(build / "rtl", x_int, simulator=simulator)).outputs
     elif backend in ("c", "cortex-m4"):
         from firmware import runner as fw
 

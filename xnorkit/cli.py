@@ -79,11 +79,17 @@ def predict(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
 @app.command()
 def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
        fold: Annotated[Path | None, typer.Option(help='folding JSON {"layer": {"pe": N, "simd": N}}')] = None,
-       target_cycles: Annotated[int, typer.Option(help="initiation interval the solver aims for")] = 128) -> None:
+       target_cycles: Annotated[int, typer.Option(help="initiation interval the solver aims for")] = 128,
+       target_fps: Annotated[float | None, typer.Option(help="frames per second the solver aims for")] = None,
+       clock_mhz: Annotated[float, typer.Option(help="clock for --target-fps")] = 200.0) -> None:
     """SystemVerilog for the network into BUILD/rtl/."""
     from hw import folding
     from xnorkit import build
 
+    if target_fps is not None:
+        if target_fps <= 0 or clock_mhz <= 0:
+            raise XnorkitError("--target-fps and --clock-mhz must be positive")
+        target_cycles = max(1, int(clock_mhz * 1e6 // target_fps))
     if target_cycles < 1:
         raise XnorkitError("--target-cycles must be >= 1")
     info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles)
@@ -98,8 +104,11 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         simulator: Annotated[str, typer.Option(help="verilator or icarus")] = "verilator",
         stall: Annotated[float, typer.Option(help="probability of a stall per cycle on each side")] = 0.3,
         waves: Annotated[bool, typer.Option(help="write a waveform file")] = False,
+        bulk: Annotated[bool, typer.Option(help="the compiled Verilator C++ harness instead of cocotb (fast, for "
+                                                "whole test sets)")] = False,
         seed: int = 0) -> None:
-    """cocotb simulation of BUILD/rtl: bit-exact check against golden, cycles per inference."""
+    """Simulation of BUILD/rtl (cocotb, or the C++ harness with --bulk): bit-exact check against golden with
+    random stalls, then back to back for cycles per inference."""
     import numpy as np
 
     from sim import runner
@@ -116,14 +125,21 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     expected = golden.run_from_int(graph, x_int)
     if not 0.0 <= stall < 1.0:
         raise XnorkitError("--stall must be in [0, 1)")
-    stalled = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, stall, stall, seed, waves)
-    clean = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, rebuild=False)
+    if bulk:
+        if simulator != "verilator" or waves:
+            raise XnorkitError("--bulk runs the Verilator C++ harness: no --simulator icarus or --waves with it")
+        stalled = runner.simulate_bulk(Path(build_dir) / "rtl", x_int, expected, stall, stall, seed)
+        clean = runner.simulate_bulk(Path(build_dir) / "rtl", x_int, expected)
+    else:
+        stalled = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, stall, stall, seed, waves)
+        clean = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, rebuild=False)
     design = json.loads((Path(build_dir) / "rtl" / "design.json").read_text())
     for name, result in (("with stalls", stalled), ("back to back", clean)):
         if result.mismatch:
             console.print(f"[red]MISMATCH ({name}): {result.mismatch}[/red]")
             raise typer.Exit(1)
-    console.print(f"{len(x_int)} inputs bit-exact against golden ({simulator}, stalls {stall}); "
+    console.print(f"{len(x_int)} inputs bit-exact against golden ({simulator}{' C++ harness' if bulk else ''}, "
+                  f"stalls {stall}); "
                   f"{clean.steady_state_cycles:.1f} cycles per inference measured, "
                   f"{design['initiation_interval']} analytical; latency {clean.latency} cycles")
 
