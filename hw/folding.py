@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import Graph, MatMul
+from xnorkit.ir import Conv, Graph, MatMul, MaxPool, Quantize
 
 
 @dataclass(frozen=True)
@@ -23,51 +23,99 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def layer_cycles(layer: MatMul, fold: Fold) -> int:
-    """Cycles one input vector spends in the unit: SF * NF, one fold per cycle."""
-    return (layer.in_features // fold.simd) * (layer.out_features // fold.pe)
+MacLayer = MatMul | Conv
+
+
+def mac_layers(graph: Graph) -> list[MacLayer]:
+    """The layers that become matrix-vector units: fully connected ones and convolutions."""
+    return [n for n in graph.nodes if isinstance(n, MatMul | Conv)]
+
+
+def matrix_shape(graph: Graph, layer: MacLayer) -> tuple[int, int, int]:
+    """(MW, MH, positions): the unit's matrix (inputs per output, outputs) and how many vectors one
+    inference feeds it (a convolution: one per output position, its window as the vector)."""
+    if isinstance(layer, MatMul):
+        return layer.in_features, layer.out_features, 1
+    out_c, in_c, kh, kw = layer.weights.shape
+    _, ho, wo = graph.shape(layer.output)
+    return in_c * kh * kw, out_c, ho * wo
+
+
+def layer_cycles(graph: Graph, layer: MacLayer, fold: Fold) -> int:
+    """Cycles one inference spends in the unit: SF * NF per vector, one PE x SIMD fold per cycle."""
+    mw, mh, positions = matrix_shape(graph, layer)
+    return positions * (mw // fold.simd) * (mh // fold.pe)
 
 
 def initiation_interval(graph: Graph, folding: Folding) -> int:
-    """Steady-state cycles per inference of the whole pipeline: its slowest layer."""
-    return max(layer_cycles(m, folding[m.name]) for m in graph.matmuls())
+    """Ideal steady-state cycles per inference of the folding: its slowest unit (the generated design may
+    add window and pooling stages, whose cycles design.json lists; hw.emit_sv.design_info)."""
+    return max(layer_cycles(graph, m, folding[m.name]) for m in mac_layers(graph))
+
+
+def _stream_elems(graph: Graph, folding: Folding, tensor: str) -> int | None:
+    """Elements per beat of the stream carrying `tensor`: the producing unit's PE, a pooled feature map's
+    channels; None at the network input (its stream takes whatever the first stage reads)."""
+    node = graph.producer(tensor)
+    while node is not None and not isinstance(node, MatMul | Conv | MaxPool | Quantize):
+        node = graph.producer(node.input)
+    if node is None or isinstance(node, Quantize):
+        return None
+    if isinstance(node, MaxPool):
+        return graph.shape(node.output)[0]
+    return folding[node.name].pe
+
+
+def reads_elems(graph: Graph, layer: MacLayer, fold: Fold) -> int:
+    """Elements per beat the stage in front of the unit reads: its SIMD, or a convolution's sliding window,
+    which takes one pixel (all channels) per beat."""
+    return fold.simd if isinstance(layer, MatMul) else int(layer.weights.shape[1])
+
+
+def _check(graph: Graph, layer: MacLayer, fold: Fold, incoming: int | None) -> str | None:
+    mw, mh, _ = matrix_shape(graph, layer)
+    if fold.pe < 1 or mh % fold.pe:
+        return f"PE={fold.pe} must divide its {mh} outputs"
+    if fold.simd < 1 or mw % fold.simd:
+        return f"SIMD={fold.simd} must divide its {mw} inputs"
+    if isinstance(layer, Conv):
+        channels = int(layer.weights.shape[1])
+        if channels % fold.simd and fold.simd != mw:
+            return (f"SIMD={fold.simd} must divide its {channels} input channels or cover the whole "
+                    f"{mw}-element window")
+    reads = reads_elems(graph, layer, fold)
+    if incoming is not None and incoming % reads and reads % incoming:
+        return (f"it reads {reads} elements per beat and the stream before it carries {incoming}: one must "
+                f"divide the other (stream width conversion)")
+    return None
 
 
 def validate(graph: Graph, folding: Folding) -> None:
-    layers = graph.matmuls()
+    layers = mac_layers(graph)
     missing = [m.name for m in layers if m.name not in folding]
     if missing:
         raise XnorkitError(f"folding has no entry for layer(s) {', '.join(missing)}")
-    previous_pe = None
     for m in layers:
-        f = folding[m.name]
-        if f.pe < 1 or m.out_features % f.pe:
-            raise XnorkitError(f"folding of '{m.name}': PE={f.pe} must divide its {m.out_features} outputs")
-        if f.simd < 1 or m.in_features % f.simd:
-            raise XnorkitError(f"folding of '{m.name}': SIMD={f.simd} must divide its {m.in_features} inputs")
-        if previous_pe is not None and previous_pe % f.simd and f.simd % previous_pe:
-            raise XnorkitError(f"folding of '{m.name}': SIMD={f.simd} and the previous layer's PE={previous_pe} "
-                               f"must divide one another (stream width conversion)")
-        previous_pe = f.pe
+        problem = _check(graph, m, folding[m.name], _stream_elems(graph, folding, m.input))
+        if problem:
+            raise XnorkitError(f"folding of '{m.name}': {problem}")
 
 
 def solve(graph: Graph, target_cycles: int) -> Folding:
-    """Per layer, the fewest PE x SIMD lanes that reach `target_cycles` per vector (SIMD preferred, as it
-    shares one input word across lanes), keeping consecutive layers width-compatible. A layer that cannot
-    reach the target gets full parallelism."""
+    """Per layer, the fewest PE x SIMD lanes that reach `target_cycles` per inference (SIMD preferred, as
+    it shares one input word across lanes), keeping consecutive stages width-compatible. A layer that
+    cannot reach the target gets the fastest folding there is (with the fewest lanes)."""
     folding: Folding = {}
-    previous_pe = None
-    for m in graph.matmuls():
+    for m in mac_layers(graph):
+        mw, mh, _ = matrix_shape(graph, m)
+        incoming = _stream_elems(graph, folding, m.input)
         options = []
-        for pe in divisors(m.out_features):
-            for simd in divisors(m.in_features):
-                if previous_pe is not None and previous_pe % simd and simd % previous_pe:
-                    continue
+        for pe in divisors(mh):
+            for simd in divisors(mw):
                 fold = Fold(pe, simd)
-                options.append((layer_cycles(m, fold) > target_cycles, pe * simd, -simd, fold))
-        fold = min(options, key=lambda o: o[:3])[3]
-        folding[m.name] = fold
-        previous_pe = fold.pe
+                if _check(graph, m, fold, incoming) is None:
+                    options.append((max(layer_cycles(graph, m, fold), target_cycles), pe * simd, -simd, fold))
+        folding[m.name] = min(options, key=lambda o: o[:3])[3]
     validate(graph, folding)
     return folding
 

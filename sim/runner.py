@@ -52,7 +52,7 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     design = json.loads((rtl_dir / "design.json").read_text())
     work = rtl_dir.parent / "sim_build" / simulator
     work.mkdir(parents=True, exist_ok=True)
-    np.savez(work / "vectors.npz", inputs=np.asarray(inputs, dtype=np.int64),
+    np.savez(work / "vectors.npz", inputs=stream_order(inputs, design),
              **({} if expected is None else {"expected": np.asarray(expected, dtype=np.int64)}))
     results = work / "results.npz"
     results.unlink(missing_ok=True)
@@ -115,8 +115,17 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     return result
 
 
+def stream_order(inputs: np.ndarray, design: dict) -> np.ndarray:
+    """Integer inputs (N, *input shape) as the design's input stream takes them, one row per inference:
+    feature maps pixel by pixel, channels fastest."""
+    x = np.asarray(inputs, dtype=np.int64)
+    if design["input"].get("layout") == "hwc":
+        x = x.reshape(len(x), *design["input"]["shape"]).transpose(0, 2, 3, 1)
+    return x.reshape(len(x), -1)
+
+
 def _max_cycles(design: dict, count: int, stall_in: float, stall_out: float) -> int:
-    per_input = max(layer["cycles"] for layer in design["layers"]) + sum(layer["cycles"] for layer in design["layers"])
+    per_input = 2 * sum(layer["cycles"] for layer in design["layers"])
     slowdown = 1.0 / max(1e-3, (1 - stall_in) * (1 - stall_out))
     return int(1000 + 4 * slowdown * per_input * (count + 2))
 
@@ -163,7 +172,7 @@ def simulate_bulk(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None
     exe = build_bulk(rtl_dir)
     work = exe.parent
     in_info, out_info = design["input"], design["output"]
-    inputs = np.asarray(inputs, dtype=np.int64).reshape(len(inputs), -1)
+    inputs = stream_order(inputs, design)
     beats = packing.stream_bytes(inputs, in_info["elems_per_beat"], in_info["elem_bits"])
     (work / "inputs.bin").write_bytes(beats.tobytes())
     out_bytes = -(-out_info["elems_per_beat"] * out_info["elem_bits"] // 8)

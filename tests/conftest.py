@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from xnorkit import numerics, tools
-from xnorkit.ir import BIPOLAR, Dequantize, Graph, IntType, MatMul, Quantize, Threshold, verify
+from xnorkit.ir import BIPOLAR, Conv, Dequantize, Graph, IntType, MatMul, MaxPool, Quantize, Reshape, Threshold, verify
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -60,6 +60,58 @@ def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5, w_bits: i
         if shapes[n.output] is None:
             shapes[n.output] = shapes.get(n.input) or (sizes[0],)
     graph = Graph("x", (sizes[0],), tuple(nodes), (f"acc{len(sizes) - 2}",), ("y",), types, shapes)
+    verify(graph)
+    return graph
+
+
+def _thresholds(rng, ranges: np.ndarray, levels: int) -> np.ndarray:
+    mid = ranges.mean(axis=1)
+    spread = (ranges[:, 1] - ranges[:, 0]) / 8 + 1
+    t = np.rint(mid[:, None] + rng.normal(0, 1, (len(ranges), levels)) * spread[:, None]).astype(np.int64)
+    return np.sort(np.clip(t, ranges[:, :1], ranges[:, 1:] + 1), axis=1)
+
+
+def random_cnn_graph(image: tuple[int, int, int] = (1, 12, 12), channels: tuple[int, ...] = (4, 8), classes: int = 10,
+                     seed: int = 0, input_bits: int = 4, w_bits: int = 1, a_bits: int = 1, pads: int = 1,
+                     kernel: int = 3) -> Graph:
+    """A seeded LeNet-style IR network: [Conv (padded) -> Threshold -> MaxPool 2x2]* -> flatten -> MatMul ->
+    Dequantize; bipolar or k-bit weights and activations as in `random_graph`."""
+    rng = np.random.default_rng(seed)
+    in_dtype = IntType(input_bits, signed=False)
+    w_dtype = BIPOLAR if w_bits == 1 else IntType(w_bits, signed=True)
+    out_dtype = BIPOLAR if a_bits == 1 else IntType(a_bits, signed=False)
+    nodes: list = [Quantize("quant", "x", "q", 1.0, 0, in_dtype)]
+    types, shapes = {"q": in_dtype}, {"q": image}
+    current, (c, h, w) = "q", image
+
+    def weights(shape):
+        if w_bits == 1:
+            return rng.choice(np.array([-1, 1], dtype=np.int8), size=shape)
+        return rng.integers(w_dtype.min + 1, w_dtype.max + 1, size=shape).astype(np.int8)
+
+    for i, out_c in enumerate(channels):
+        wt = weights((out_c, c, kernel, kernel))
+        acc_type = numerics.accumulator_type(wt.reshape(out_c, -1), in_dtype)
+        h, w = h + 2 * pads - kernel + 1, w + 2 * pads - kernel + 1
+        nodes.append(Conv(f"conv{i}", current, f"cacc{i}", wt, in_dtype, w_dtype, acc_type, (1, 1), (pads,) * 4, 1))
+        types[f"cacc{i}"], shapes[f"cacc{i}"] = acc_type, (out_c, h, w)
+        ranges = np.array([numerics.accumulator_range(r, in_dtype) for r in wt.reshape(out_c, -1)])
+        t = _thresholds(rng, ranges, 1 if a_bits == 1 else 2 ** a_bits - 1)
+        nodes.append(Threshold(f"cact{i}", f"cacc{i}", f"cout{i}", t, 0, out_dtype))
+        types[f"cout{i}"], shapes[f"cout{i}"] = out_dtype, (out_c, h, w)
+        c, h, w = out_c, h // 2, w // 2
+        nodes.append(MaxPool(f"pool{i}", f"cout{i}", f"pool{i}", (2, 2), (2, 2), (0, 0, 0, 0)))
+        types[f"pool{i}"], shapes[f"pool{i}"] = out_dtype, (c, h, w)
+        current, in_dtype = f"pool{i}", out_dtype
+    nodes.append(Reshape("flatten", current, "flat", (c * h * w,)))
+    types["flat"], shapes["flat"] = in_dtype, (c * h * w,)
+    wt = weights((classes, c * h * w))
+    acc_type = numerics.accumulator_type(wt, in_dtype)
+    nodes.append(MatMul("fc", "flat", "acc", wt, in_dtype, w_dtype, acc_type))
+    types["acc"], shapes["acc"] = acc_type, (classes,)
+    nodes.append(Dequantize("out", "acc", "y", rng.uniform(0.1, 1, classes), rng.normal(0, 1, classes)))
+    shapes["y"] = (classes,)
+    graph = Graph("x", image, tuple(nodes), ("acc",), ("y",), types, shapes)
     verify(graph)
     return graph
 

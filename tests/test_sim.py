@@ -7,7 +7,7 @@ import pytest
 from hw import emit_sv
 from hw import folding as fold_mod
 from sim import runner
-from tests.conftest import random_graph, random_inputs, require_tool
+from tests.conftest import random_cnn_graph, random_graph, random_inputs, require_tool
 from tests.test_hw import FOLDINGS
 from xnorkit import golden
 from xnorkit.build import write_tree
@@ -89,3 +89,33 @@ def test_bulk_harness_equals_cocotb_outputs_and_cycles(tmp_path):
     wrong[4, 1] -= 1
     report = runner.simulate_bulk(tmp_path / "rtl", x_int, wrong).mismatch
     assert report == f"1 of 10 outputs differ; first: input 4, output 1: rtl {expected[4, 1]} golden {wrong[4, 1]}"
+
+
+CNN_CASES = {  # (w_bits, a_bits, target cycles): foldings from serial to a whole window per beat
+    "w1a1_serial": (1, 1, 5000),
+    "w1a1_balanced": (1, 1, 600),
+    "w1a1_parallel": (1, 1, 1),
+    "w2a2": (2, 2, 300),
+    "w3a1": (3, 1, 2000),
+    "w1a3": (1, 3, 100),
+}
+SLOW_CNN_CASES = ("w1a1_serial", "w3a1")
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CNN_CASES else c
+                                  for c in CNN_CASES])
+def test_cnn_bit_exact_with_window_pool_and_flatten(tmp_path, case):
+    """Padded convolutions (bipolar windows padded with the real 0), 2x2 max-pooling, a flatten and a fully
+    connected layer: bit-exact with random backpressure; back to back at the analytical interval."""
+    w_bits, a_bits, target = CNN_CASES[case]
+    graph = random_cnn_graph(w_bits=w_bits, a_bits=a_bits, seed=len(case))
+    folding = fold_mod.solve(graph, target)
+    expected, stalled, clean = _simulate(tmp_path, graph, folding, 4)
+    assert stalled.mismatch is None and np.array_equal(clean.outputs, expected)
+    x_int = golden.quantize_input(graph, random_inputs(graph, 30, seed=2))
+    expected = golden.run_from_int(graph, x_int)
+    bulk = runner.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.2, 0.2, seed=1)
+    assert bulk.mismatch is None
+    bulk = runner.simulate_bulk(tmp_path / "rtl", x_int, expected)
+    design = emit_sv.design_info(graph, folding)
+    assert bulk.steady_state_cycles == design["initiation_interval"] == fold_mod.initiation_interval(graph, folding)

@@ -1,0 +1,140 @@
+// Sliding-window generator: turns a feature map streamed pixel by pixel (row-major, one pixel of C
+// elements per beat, channel c at field c) into the window vectors of a convolution or pooling: for
+// each output position (oy, ox), row-major, the KH x KW x C window in (ky, kx, c) order, SIMD elements
+// per beat. SIMD divides C (the window walks ky, kx, channel fold), or SIMD = KH * KW * C (one whole
+// window per beat).
+//
+// Positions outside the input (padding) read PAD_VALUE. With BIPOLAR_TO_INT, 1-bit bipolar inputs leave
+// as 2-bit signed integers (+1 / -1) and padding as 0: padding is the real value 0, which a bipolar bit
+// cannot hold (docs/numerics.md, Convolution and padding).
+//
+// Two frame buffers: the next frame is written while windows of the current one are read, so a frame
+// takes max(H * W input beats, HO * WO * window beats) cycles in steady state. Registers, not line
+// buffers: simple and fast for the small feature maps of MNIST-class networks.
+module xk_sliding_window #(
+    parameter int C = 1,
+    parameter int H = 28,
+    parameter int W = 28,
+    parameter int KH = 3,
+    parameter int KW = 3,
+    parameter int SH = 1,
+    parameter int SW = 1,
+    parameter int PAD_T = 0,
+    parameter int PAD_L = 0,
+    parameter int HO = 26,
+    parameter int WO = 26,
+    parameter int SIMD = 1,
+    parameter int BITS = 1,
+    parameter bit BIPOLAR_TO_INT = 1'b0,
+    parameter logic [BITS-1:0] PAD_VALUE = '0,
+    localparam int OUT_BITS = BIPOLAR_TO_INT ? 2 : BITS
+) (
+    input  logic                     clk,
+    input  logic                     rst_n,
+    input  logic [C*BITS-1:0]        s_tdata,
+    input  logic                     s_tvalid,
+    output logic                     s_tready,
+    output logic [SIMD*OUT_BITS-1:0] m_tdata,
+    output logic                     m_tvalid,
+    input  logic                     m_tready
+);
+  localparam int PIXELS = H * W;
+  localparam bit WHOLE = SIMD == KH * KW * C;
+  localparam int CF = WHOLE ? 1 : C / SIMD;  // channel folds per window position
+  localparam int PIX_W = PIXELS > 1 ? $clog2(PIXELS) : 1;
+
+  logic [C*BITS-1:0] frame[2][PIXELS];
+  logic [1:0] full;
+
+  // ---- write side -----------------------------------------------------------------------------------
+  logic wr_bank;
+  logic [PIX_W-1:0] wr_pixel;
+  logic wr_done;
+  assign s_tready = !full[wr_bank];
+  assign wr_done = s_tvalid && s_tready && wr_pixel == PIX_W'(PIXELS - 1);
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      wr_bank <= 1'b0;
+      wr_pixel <= '0;
+    end else if (s_tvalid && s_tready) begin
+      wr_pixel <= wr_done ? '0 : wr_pixel + 1'b1;
+      if (wr_done) wr_bank <= !wr_bank;
+    end
+  end
+  always_ff @(posedge clk) if (s_tvalid && s_tready) frame[wr_bank][wr_pixel] <= s_tdata;
+
+  // ---- read side: counters over (oy, ox, ky, kx, cf) ----------------------------------------------------
+  logic rd_bank, rd_fire, rd_done;
+  int oy, ox, ky, kx, cf;
+  assign rd_fire = full[rd_bank] && (!m_tvalid || m_tready);
+  assign rd_done = rd_fire && oy == HO - 1 && ox == WO - 1 && (WHOLE || (ky == KH - 1 && kx == KW - 1 && cf == CF - 1));
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      rd_bank <= 1'b0;
+      {oy, ox, ky, kx, cf} <= '0;
+    end else if (rd_fire) begin
+      if (rd_done) rd_bank <= !rd_bank;
+      if (!WHOLE && cf != CF - 1) cf <= cf + 1;
+      else begin
+        cf <= 0;
+        if (!WHOLE && kx != KW - 1) kx <= kx + 1;
+        else begin
+          kx <= 0;
+          if (!WHOLE && ky != KH - 1) ky <= ky + 1;
+          else begin
+            ky <= 0;
+            if (ox != WO - 1) ox <= ox + 1;
+            else begin
+              ox <= 0;
+              oy <= (oy == HO - 1) ? 0 : oy + 1;
+            end
+          end
+        end
+      end
+    end
+  end
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) full <= '0;
+    else begin
+      for (int b = 0; b < 2; b++) begin
+        if (wr_done && wr_bank == b[0]) full[b] <= 1'b1;
+        else if (rd_done && rd_bank == b[0]) full[b] <= 1'b0;
+      end
+    end
+  end
+
+  // ---- window elements of this beat ------------------------------------------------------------------
+  logic [SIMD*OUT_BITS-1:0] beat;
+  always_comb begin
+    for (int s = 0; s < SIMD; s++) begin
+      /* verilator lint_off UNUSEDSIGNAL */  // index arithmetic in int; only the low bits select
+      int wy, wx, c, iy, ix;
+      /* verilator lint_on UNUSEDSIGNAL */
+      logic [BITS-1:0] value;
+      logic in_map;
+      if (WHOLE) begin
+        wy = s / (KW * C);
+        wx = (s / C) % KW;
+        c = s % C;
+      end else begin
+        wy = ky;
+        wx = kx;
+        c = cf * SIMD + s;
+      end
+      iy = oy * SH + wy - PAD_T;
+      ix = ox * SW + wx - PAD_L;
+      in_map = iy >= 0 && iy < H && ix >= 0 && ix < W;
+      value = in_map ? frame[rd_bank][PIX_W'(in_map ? iy * W + ix : 0)][c*BITS+:BITS] : PAD_VALUE;
+      if (BIPOLAR_TO_INT) beat[s*OUT_BITS+:OUT_BITS] = !in_map ? OUT_BITS'(0) : value[0] ? OUT_BITS'(1) : '1;
+      else beat[s*OUT_BITS+:OUT_BITS] = OUT_BITS'(value);
+    end
+  end
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) m_tvalid <= 1'b0;
+    else if (!m_tvalid || m_tready) m_tvalid <= full[rd_bank];
+  end
+  always_ff @(posedge clk) if (rd_fire) m_tdata <= beat;
+endmodule
