@@ -21,6 +21,7 @@ from importlib import resources
 import jinja2
 import numpy as np
 
+from hw import estimate
 from hw.folding import Folding, initiation_interval, layer_cycles, matrix_shape, to_json, validate
 from xnorkit import packing
 from xnorkit.errors import XnorkitError
@@ -292,9 +293,22 @@ def _mvtu_stage(graph: Graph, folding: Folding, node: MatMul | Conv, stages: lis
                       weight_file=f"l{index}_weights.mem", threshold_file=f"l{index}_thresholds.mem"))
 
 
+def stage_resources(stage: Stage) -> estimate.Resources:
+    """hw.estimate's first-order LUT / flip-flop / memory figures of one stage."""
+    if stage.kind == "mvtu":
+        return estimate.mvtu(stage.params, stage.in_bits, stage.out_bits)
+    if stage.kind == "window":
+        return estimate.window(stage.params, stage.in_bits, stage.out_elems, stage.out_bits)
+    return estimate.pool(stage.params, stage.in_bits)
+
+
 def design_info(graph: Graph, folding: Folding) -> dict:
-    """What testbenches and reports need to drive the top level: stream shapes and the cycle model."""
+    """What testbenches and reports need to drive the top level: stream shapes, the cycle model and the
+    resource estimate."""
     stages = lower(graph, folding).stages
+    links = [Link(a, b) for a, b in zip(stages, stages[1:], strict=False)]
+    total = sum((stage_resources(s) for s in stages), estimate.Resources(0, 0, 0))
+    total = sum((estimate.fifo(k.fifo_width, k.fifo_depth) for k in links), total)
     first, last = stages[0], stages[-1]
     features = int(np.prod(graph.input_shape))
     out_features = int(np.prod(graph.shape(graph.output)))
@@ -306,9 +320,10 @@ def design_info(graph: Graph, folding: Folding) -> dict:
                   "layout": "hwc" if len(graph.input_shape) == 3 else "flat"},
         "output": {"features": out_features, "elems_per_beat": last.out_elems, "elem_bits": last.out_bits,
                    "signed": last.out_signed, "beats": out_features // last.out_elems},
-        "layers": [{"name": s.name, "kind": s.kind, "cycles": s.cycles,
+        "layers": [{"name": s.name, "kind": s.kind, "cycles": s.cycles, **stage_resources(s).as_dict(),
                     **({k: s.params[k] for k in ("mw", "mh", "pe", "simd", "acc_bits", "positions")}
                        if s.kind == "mvtu" else {})} for s in stages],
+        "resources": total.as_dict(),
         "initiation_interval": max(s.cycles for s in stages),
         "ideal_interval": initiation_interval(graph, folding),
         "folding": to_json(folding),

@@ -87,3 +87,16 @@ def test_lint_clean_low_bit(tmp_path, w_bits, a_bits):
     g = random_graph([32, 16, 8], seed=1, w_bits=w_bits, a_bits=a_bits)
     write_tree(tmp_path / "rtl", emit_sv.emit(g, fold_mod.solve(g, 16)))
     assert lint(tmp_path / "rtl") == ""
+
+
+def test_resource_estimate_counts_memories_and_grows_with_lanes():
+    g = random_graph([64, 32, 10], seed=2, w_bits=2, a_bits=2)
+    small, fast = (emit_sv.design_info(g, fold_mod.solve(g, t)) for t in (1024, 4))
+    assert fast["resources"]["lut"] > 4 * small["resources"]["lut"]
+    mvtus = [layer for layer in small["layers"] if layer["kind"] == "mvtu"]
+    # fc0: 64 x 32 2-bit weights, 3 thresholds per neuron, plus its input buffer; fc1 weights only
+    acc0, acc1 = (layer["acc_bits"] for layer in mvtus)
+    buffer0 = 64 * 5 if mvtus[0]["mh"] // mvtus[0]["pe"] > 1 else 0
+    assert mvtus[0]["memory_bits"] == 64 * 32 * 2 + 32 * 3 * acc0 + buffer0
+    buffer1 = 32 * 2 if mvtus[1]["mh"] // mvtus[1]["pe"] > 1 else 0
+    assert mvtus[1]["memory_bits"] == 32 * 10 * 2 + buffer1 and acc1 > 0

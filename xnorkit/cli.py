@@ -171,7 +171,7 @@ def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     if as_json:
         print(json.dumps({"layers": [asdict(r) | ({"pe": folds[r.name]["pe"], "simd": folds[r.name]["simd"],
                                                    "cycles": folds[r.name]["cycles"]} if r.name in folds else {})
-                                     for r in rows]}, indent=1))
+                                     for r in rows]} | ({"design": design} if design else {}), indent=1))
         return
     table = Table(title=f"{build_dir}: {len(graph.matmuls())} layers")
     for col in ("node", "op", "shape", "bits", "weights", "density", "MACs", "memory bits", "PE x SIMD", "cycles"):
@@ -187,6 +187,17 @@ def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                      f"{sum(r.memory_bits for r in rows):,} bits of weights and thresholds"
                      + (f"; {design['initiation_interval']} cycles per inference" if design else ""))
     console.print(table)
+    if design:
+        hw_table = Table(title="accelerator stages (first-order estimate, docs/hardware.md)")
+        for col in ("stage", "kind", "cycles", "LUTs", "FFs", "memory bits"):
+            hw_table.add_column(col, justify="left" if col in ("stage", "kind") else "right")
+        for layer in design["layers"]:
+            hw_table.add_row(layer["name"], layer["kind"], f"{layer['cycles']:,}", f"{layer['lut']:,}",
+                             f"{layer['ff']:,}", f"{layer['memory_bits']:,}")
+        r = design["resources"]
+        hw_table.caption = (f"interval {design['initiation_interval']:,} cycles; with FIFOs: {r['lut']:,} LUTs, "
+                            f"{r['ff']:,} FFs, {r['memory_bits']:,} memory bits")
+        console.print(hw_table)
 
 
 @app.command()

@@ -1,0 +1,58 @@
+"""A first-order resource model of the generated stages (6-input-LUT FPGAs): LUTs, flip-flops and memory
+bits per stage, from the same parameters the template instantiates. It ranks foldings and sizes a design
+before synthesis; Yosys' figures for a real target replace it once `boards/` synthesizes (docs/hardware.md).
+
+Per MVTU lane and SIMD input: about one LUT for XNOR-popcount (a 6-LUT compresses three XNOR pairs into
+two count bits, the adder tree roughly doubles that), in_bits + 1 for an add-or-subtract of an integer,
+in_bits * w_bits for a LUT multiplier; per lane an accumulator (acc_bits LUTs and flip-flops) and a
+comparator per threshold (acc_bits LUTs). Memory: the weight and threshold ROMs, the input buffer of a
+folded unit, the frame buffers of a sliding window (registers) and the FIFOs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Resources:
+    lut: int
+    ff: int
+    memory_bits: int
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(self.lut + other.lut, self.ff + other.ff, self.memory_bits + other.memory_bits)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def mvtu(p: dict, in_bits: int, out_bits: int) -> Resources:
+    pe, simd, acc = p["pe"], p["simd"], p["acc_bits"]
+    if p["in_kind"] == 0 and p["w_bits"] == 1:
+        per_input = 1
+    elif p["w_bits"] == 1:
+        per_input = in_bits + 1
+    else:
+        per_input = in_bits * p["w_bits"]
+    lut = pe * simd * per_input + pe * acc + pe * p["n_thresh"] * acc
+    sf, nf = p["mw"] // simd, p["mh"] // pe
+    ff = simd * in_bits + pe * simd * p["w_bits"] + 2 * pe * acc + pe * out_bits + 4 * (sf * nf).bit_length()
+    memory = p["mw"] * p["mh"] * p["w_bits"] + p["mh"] * p["n_thresh"] * acc + (sf * simd * in_bits if nf > 1 else 0)
+    return Resources(lut, ff, memory)
+
+
+def window(p: dict, in_bits: int, out_elems: int, out_bits: int) -> Resources:
+    pixels = p["h"] * p["w"]
+    frame_bits = 2 * pixels * p["c"] * in_bits  # two frames of registers
+    lut = out_elems * out_bits * math.ceil(pixels / 3) + 64  # a read mux per output bit, counters
+    return Resources(lut, frame_bits + out_elems * out_bits + 96, 0)
+
+
+def pool(p: dict, bits: int) -> Resources:
+    return Resources(2 * p["c"] * bits + 8, 2 * p["c"] * bits + 8, 0)
+
+
+def fifo(width: int, depth: int) -> Resources:
+    return Resources(2 * depth.bit_length() + width // 6, 2 * depth.bit_length() + 2, width * depth)
