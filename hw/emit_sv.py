@@ -23,11 +23,25 @@ import numpy as np
 
 from hw import estimate
 from hw.folding import Folding, initiation_interval, layer_cycles, matrix_shape, to_json, validate
-from xnorkit import packing
+from xnorkit import numerics, packing
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import Conv, Dequantize, Graph, IntType, MatMul, MaxPool, Quantize, Reshape, Threshold
+from xnorkit.ir import (
+    Add,
+    Concat,
+    Conv,
+    Dequantize,
+    Graph,
+    IntType,
+    MatMul,
+    MaxPool,
+    Quantize,
+    Reshape,
+    SumPool,
+    Threshold,
+)
 
-LIBRARY = ("xk_popcount.sv", "xk_mvtu.sv", "xk_sliding_window.sv", "xk_pool_max.sv", "xk_stream_fifo.sv",
+LIBRARY = ("xk_popcount.sv", "xk_mvtu.sv", "xk_sliding_window.sv", "xk_pool.sv", "xk_join.sv", "xk_threshold.sv",
+           "xk_stream_fork.sv", "xk_stream_fifo.sv",
            "xk_stream_dwc.sv")
 TOP = "xnorkit_top"
 IN_KINDS = {"bipolar": 0, "unsigned": 1, "signed": 2}
@@ -60,29 +74,68 @@ class Stage:
 
 
 @dataclass(frozen=True)
-class Link:
-    """The stream from one stage to the next. Narrow-to-wide gathers before the FIFO and wide-to-narrow
-    splits after it, so the FIFO always delivers one consumer beat per cycle; it holds one output vector
-    of the producer, which lets it run ahead while its consumer works through later neuron folds."""
+class Edge:
+    """The stream from a stage (or the network input, index -1) to one input port of another. A stage
+    read by several consumers feeds them through a fork, one output each (`branch`). Narrow-to-wide
+    gathers before the FIFO and wide-to-narrow splits after it, so the FIFO always delivers one consumer
+    beat per cycle. It holds a whole vector of the producer and of the consumer, so a producer runs ahead
+    while an MVTU works through its later neuron folds; into a sliding window a whole frame; into a join
+    whole frames, since the other branch may hold that many in its sliding windows before the join can
+    take a beat."""
 
+    index: int
     src: Stage
     dst: Stage
+    port: int
+    branch: int | None  # the fork output, None without a fork
+    frames: int  # frames of buffering into a join, 0 elsewhere
+
+    @property
+    def dst_elems(self) -> int:
+        return self.dst.in_elems if self.port == 0 else self.dst.params["b_elems"]
+
+    @property
+    def bits(self) -> int:
+        return self.src.out_bits
 
     @property
     def gather_first(self) -> bool:
-        return self.src.out_elems < self.dst.in_elems
+        return self.src.out_elems < self.dst_elems
 
     @property
     def fifo_elems(self) -> int:
-        return max(self.src.out_elems, self.dst.in_elems)
+        return max(self.src.out_elems, self.dst_elems)
 
     @property
     def fifo_width(self) -> int:
-        return self.fifo_elems * self.src.out_bits
+        return self.fifo_elems * self.bits
 
     @property
     def fifo_depth(self) -> int:
-        return max(2, self.src.vector_beats * self.src.out_elems // self.fifo_elems + 1)
+        if self.frames:
+            return self.frames * self.dst.params["frame_beats"] * self.dst_elems // self.fifo_elems + 2
+        if self.dst.kind == "window":  # a whole frame: the window's next bank frees only after its last window
+            return self.dst.params["h"] * self.dst.params["w"] * self.dst_elems // self.fifo_elems + 2
+        # a whole vector of the producer, and of the consumer: an MVTU reads its vector during its first neuron
+        # fold only, so the next one must be waiting in full when it comes round
+        reads = self.dst.params["mw"] if self.dst.kind == "mvtu" else 0
+        return max(2, self.src.vector_beats * self.src.out_elems // self.fifo_elems + 1,
+                   reads // self.fifo_elems + 1)
+
+    @property
+    def src_signals(self) -> tuple[str, str, str]:
+        """(data, valid, ready) expressions of the producing side."""
+        name = "lin" if self.src.index < 0 else f"l{self.src.index}"
+        if self.branch is None:
+            return f"{name}_out_tdata", f"{name}_out_tvalid", f"{name}_out_tready"
+        w = self.src.out_width
+        return (f"{name}_fork_tdata[{self.branch * w} +: {w}]", f"{name}_fork_tvalid[{self.branch}]",
+                f"{name}_fork_tready[{self.branch}]")
+
+    @property
+    def dst_signals(self) -> tuple[str, str, str]:
+        name = f"l{self.dst.index}_in{self.port}"
+        return f"{name}_tdata", f"{name}_tvalid", f"{name}_tready"
 
 
 _TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -96,21 +149,30 @@ _TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=Tru
 module {{ top }} (
     input  logic                 clk,
     input  logic                 rst_n,
-    input  logic [{{ stages[0].in_width - 1 }}:0]  s_axis_tdata,
+    input  logic [{{ source.out_width - 1 }}:0]  s_axis_tdata,
     input  logic                 s_axis_tvalid,
     output logic                 s_axis_tready,
     output logic [{{ stages[-1].out_width - 1 }}:0] m_axis_tdata,
     output logic                 m_axis_tvalid,
     input  logic                 m_axis_tready
 );
+  logic [{{ source.out_width - 1 }}:0] lin_out_tdata;
+  logic lin_out_tvalid, lin_out_tready;
+  assign lin_out_tdata = s_axis_tdata;
+  assign lin_out_tvalid = s_axis_tvalid;
+  assign s_axis_tready = lin_out_tready;
 {% for s in stages %}
 {% set p = s.params %}
+
   // ---- {{ s.name }} ({{ s.kind }}): {{ s.cycles }} cycles per inference
-  logic [{{ s.in_width - 1 }}:0] l{{ s.index }}_in_tdata;
-  logic l{{ s.index }}_in_tvalid, l{{ s.index }}_in_tready;
+  logic [{{ s.in_width - 1 }}:0] l{{ s.index }}_in0_tdata;
+  logic l{{ s.index }}_in0_tvalid, l{{ s.index }}_in0_tready;
+{% if s.kind == "join" %}
+  logic [{{ p.b_elems * p.b_bits - 1 }}:0] l{{ s.index }}_in1_tdata;
+  logic l{{ s.index }}_in1_tvalid, l{{ s.index }}_in1_tready;
+{% endif %}
   logic [{{ s.out_width - 1 }}:0] l{{ s.index }}_out_tdata;
   logic l{{ s.index }}_out_tvalid, l{{ s.index }}_out_tready;
-
 {% if s.kind == "mvtu" %}
   xk_mvtu #(
       .MW({{ p.mw }}), .MH({{ p.mh }}), .PE({{ p.pe }}), .SIMD({{ p.simd }}), .IN_BITS({{ s.in_bits }}),
@@ -124,61 +186,120 @@ module {{ top }} (
       .PAD_T({{ p.pad_t }}), .PAD_L({{ p.pad_l }}), .HO({{ p.ho }}), .WO({{ p.wo }}), .SIMD({{ s.out_elems }}),
       .BITS({{ s.in_bits }}), .BIPOLAR_TO_INT(1'b{{ p.bipolar_to_int }}), .PAD_VALUE({{ s.in_bits }}'d{{ p.pad_value }})
   ) u_l{{ s.index }} (
-{% else %}
-  xk_pool_max #(
-      .C({{ p.c }}), .BITS({{ s.in_bits }}), .SIGNED(1'b{{ p.signed }}), .WINDOW({{ p.window }})
+{% elif s.kind == "pool" %}
+  xk_pool #(
+      .C({{ p.c }}), .BITS({{ s.in_bits }}), .KIND({{ p.kind }}), .SUM(1'b{{ p.sum }}), .WINDOW({{ p.window }}),
+      .OUT_BITS({{ s.out_bits }})
+  ) u_l{{ s.index }} (
+{% elif s.kind == "threshold" %}
+  xk_threshold #(
+      .C({{ p.c }}), .IN_BITS({{ s.in_bits }}), .IN_KIND({{ p.in_kind }}), .T_BITS({{ p.t_bits }}),
+      .N_THRESH({{ p.n_thresh }}), .OUT_BITS({{ s.out_bits }}), .OUT_BASE({{ p.base }}),
+      .THRESHOLD_FILE("{{ p.threshold_file }}")
   ) u_l{{ s.index }} (
 {% endif %}
+{% if s.kind == "join" %}
+  xk_join #(
+      .MODE({{ p.mode }}), .A_ELEMS({{ s.in_elems }}), .B_ELEMS({{ p.b_elems }}), .A_BITS({{ s.in_bits }}),
+      .B_BITS({{ p.b_bits }}), .A_KIND({{ p.a_kind }}), .B_KIND({{ p.b_kind }}), .OUT_BITS({{ s.out_bits }})
+  ) u_l{{ s.index }} (
       .clk, .rst_n,
-      .s_tdata(l{{ s.index }}_in_tdata), .s_tvalid(l{{ s.index }}_in_tvalid), .s_tready(l{{ s.index }}_in_tready),
+      .a_tdata(l{{ s.index }}_in0_tdata), .a_tvalid(l{{ s.index }}_in0_tvalid), .a_tready(l{{ s.index }}_in0_tready),
+      .b_tdata(l{{ s.index }}_in1_tdata), .b_tvalid(l{{ s.index }}_in1_tvalid), .b_tready(l{{ s.index }}_in1_tready),
+{% else %}
+      .clk, .rst_n,
+      .s_tdata(l{{ s.index }}_in0_tdata), .s_tvalid(l{{ s.index }}_in0_tvalid), .s_tready(l{{ s.index }}_in0_tready),
+{% endif %}
       .m_tdata(l{{ s.index }}_out_tdata), .m_tvalid(l{{ s.index }}_out_tvalid), .m_tready(l{{ s.index }}_out_tready)
   );
 {% endfor %}
+{% for f in forks %}
+{% set name = "lin" if f.src.index < 0 else "l" ~ f.src.index %}
 
-  // ---- streams between stages: width conversion around a FIFO of one producer vector
-  assign l0_in_tdata = s_axis_tdata;
-  assign l0_in_tvalid = s_axis_tvalid;
-  assign s_axis_tready = l0_in_tready;
-{% for k in links %}
-{% set i = k.src.index %}
-  logic [{{ k.fifo_width - 1 }}:0] l{{ i }}_fifo_in_tdata, l{{ i }}_fifo_out_tdata;
-  logic l{{ i }}_fifo_in_tvalid, l{{ i }}_fifo_in_tready, l{{ i }}_fifo_out_tvalid, l{{ i }}_fifo_out_tready;
+  // ---- {{ name }} read by {{ f.count }} stages
+  logic [{{ f.count * f.src.out_width - 1 }}:0] {{ name }}_fork_tdata;
+  logic [{{ f.count - 1 }}:0] {{ name }}_fork_tvalid, {{ name }}_fork_tready;
+  xk_stream_fork #(.WIDTH({{ f.src.out_width }}), .N({{ f.count }})) u_{{ name }}_fork (
+      .clk, .rst_n,
+      .s_tdata({{ name }}_out_tdata), .s_tvalid({{ name }}_out_tvalid), .s_tready({{ name }}_out_tready),
+      .m_tdata({{ name }}_fork_tdata), .m_tvalid({{ name }}_fork_tvalid), .m_tready({{ name }}_fork_tready)
+  );
+{% endfor %}
+
+  // ---- streams between stages: width conversion around a FIFO
+{% for k in edges %}
+{% set sd, sv, sr = k.src_signals %}
+{% set dd, dv, dr = k.dst_signals %}
+  logic [{{ k.fifo_width - 1 }}:0] e{{ k.index }}_fifo_in_tdata, e{{ k.index }}_fifo_out_tdata;
+  logic e{{ k.index }}_fifo_in_tvalid, e{{ k.index }}_fifo_in_tready, e{{ k.index }}_fifo_out_tvalid;
+  logic e{{ k.index }}_fifo_out_tready;
 {% if k.gather_first %}
   xk_stream_dwc #(
-      .IN_ELEMS({{ k.src.out_elems }}), .OUT_ELEMS({{ k.dst.in_elems }}), .ELEM_BITS({{ k.src.out_bits }})
-  ) u_dwc{{ i }} (
-      .clk, .rst_n,
-      .s_tdata(l{{ i }}_out_tdata), .s_tvalid(l{{ i }}_out_tvalid), .s_tready(l{{ i }}_out_tready),
-      .m_tdata(l{{ i }}_fifo_in_tdata), .m_tvalid(l{{ i }}_fifo_in_tvalid), .m_tready(l{{ i }}_fifo_in_tready)
+      .IN_ELEMS({{ k.src.out_elems }}), .OUT_ELEMS({{ k.dst_elems }}), .ELEM_BITS({{ k.bits }})
+  ) u_dwc{{ k.index }} (
+      .clk, .rst_n, .s_tdata({{ sd }}), .s_tvalid({{ sv }}), .s_tready({{ sr }}),
+      .m_tdata(e{{ k.index }}_fifo_in_tdata), .m_tvalid(e{{ k.index }}_fifo_in_tvalid),
+      .m_tready(e{{ k.index }}_fifo_in_tready)
   );
-  assign l{{ k.dst.index }}_in_tdata = l{{ i }}_fifo_out_tdata;
-  assign l{{ k.dst.index }}_in_tvalid = l{{ i }}_fifo_out_tvalid;
-  assign l{{ i }}_fifo_out_tready = l{{ k.dst.index }}_in_tready;
+  assign {{ dd }} = e{{ k.index }}_fifo_out_tdata;
+  assign {{ dv }} = e{{ k.index }}_fifo_out_tvalid;
+  assign e{{ k.index }}_fifo_out_tready = {{ dr }};
 {% else %}
-  assign l{{ i }}_fifo_in_tdata = l{{ i }}_out_tdata;
-  assign l{{ i }}_fifo_in_tvalid = l{{ i }}_out_tvalid;
-  assign l{{ i }}_out_tready = l{{ i }}_fifo_in_tready;
+  assign e{{ k.index }}_fifo_in_tdata = {{ sd }};
+  assign e{{ k.index }}_fifo_in_tvalid = {{ sv }};
+  assign {{ sr }} = e{{ k.index }}_fifo_in_tready;
   xk_stream_dwc #(
-      .IN_ELEMS({{ k.src.out_elems }}), .OUT_ELEMS({{ k.dst.in_elems }}), .ELEM_BITS({{ k.src.out_bits }})
-  ) u_dwc{{ i }} (
+      .IN_ELEMS({{ k.src.out_elems }}), .OUT_ELEMS({{ k.dst_elems }}), .ELEM_BITS({{ k.bits }})
+  ) u_dwc{{ k.index }} (
       .clk, .rst_n,
-      .s_tdata(l{{ i }}_fifo_out_tdata), .s_tvalid(l{{ i }}_fifo_out_tvalid), .s_tready(l{{ i }}_fifo_out_tready),
-      .m_tdata(l{{ k.dst.index }}_in_tdata), .m_tvalid(l{{ k.dst.index }}_in_tvalid),
-      .m_tready(l{{ k.dst.index }}_in_tready)
+      .s_tdata(e{{ k.index }}_fifo_out_tdata), .s_tvalid(e{{ k.index }}_fifo_out_tvalid),
+      .s_tready(e{{ k.index }}_fifo_out_tready),
+      .m_tdata({{ dd }}), .m_tvalid({{ dv }}), .m_tready({{ dr }})
   );
 {% endif %}
-  xk_stream_fifo #(.WIDTH({{ k.fifo_width }}), .DEPTH({{ k.fifo_depth }})) u_fifo{{ i }} (
+  xk_stream_fifo #(.WIDTH({{ k.fifo_width }}), .DEPTH({{ k.fifo_depth }})) u_fifo{{ k.index }} (
       .clk, .rst_n,
-      .s_tdata(l{{ i }}_fifo_in_tdata), .s_tvalid(l{{ i }}_fifo_in_tvalid), .s_tready(l{{ i }}_fifo_in_tready),
-      .m_tdata(l{{ i }}_fifo_out_tdata), .m_tvalid(l{{ i }}_fifo_out_tvalid), .m_tready(l{{ i }}_fifo_out_tready)
+      .s_tdata(e{{ k.index }}_fifo_in_tdata), .s_tvalid(e{{ k.index }}_fifo_in_tvalid),
+      .s_tready(e{{ k.index }}_fifo_in_tready),
+      .m_tdata(e{{ k.index }}_fifo_out_tdata), .m_tvalid(e{{ k.index }}_fifo_out_tvalid),
+      .m_tready(e{{ k.index }}_fifo_out_tready)
   );
 {% endfor %}
 {% set last = stages[-1] %}
+
   assign m_axis_tdata = l{{ last.index }}_out_tdata;
   assign m_axis_tvalid = l{{ last.index }}_out_tvalid;
   assign l{{ last.index }}_out_tready = m_axis_tready;
 endmodule
 """)
+
+
+@dataclass(frozen=True)
+class Fork:
+    src: Stage
+    count: int
+
+
+def connect(low: Lowered) -> tuple[Stage, list[Edge], list[Fork]]:
+    """The network input as a pseudo-stage, the edges and the forks of a lowered design."""
+    first_reader = next(s for s in low.stages if -1 in low.inputs[s.index])
+    port = low.inputs[first_reader.index].index(-1)
+    elems = first_reader.in_elems if port == 0 else first_reader.params["b_elems"]
+    source = Stage(-1, "input", "input", elems, low.input_bits, elems, low.input_bits, False, 0, 1)
+    by_index = {s.index: s for s in low.stages} | {-1: source}
+    readers: dict[int, list[tuple[Stage, int]]] = {}
+    for s in low.stages:
+        for p, src in enumerate(low.inputs[s.index]):
+            readers.setdefault(src, []).append((s, p))
+    windows = sum(s.kind == "window" for s in low.stages)
+    edges, forks = [], []
+    for src, targets in readers.items():
+        if len(targets) > 1:
+            forks.append(Fork(by_index[src], len(targets)))
+        for branch, (dst, p) in enumerate(targets):
+            frames = 2 * windows + 2 if dst.kind == "join" else 0
+            edges.append(Edge(len(edges), by_index[src], dst, p, branch if len(targets) > 1 else None, frames))
+    return source, edges, forks
 
 
 def _kind(dtype: IntType) -> str:
@@ -189,90 +310,149 @@ def _bits(dtype: IntType) -> int:
     return 1 if dtype.bipolar else dtype.bits
 
 
-def _minimum_field(dtype: IntType) -> int:
-    """The stored bits of the type's smallest value (pooling padding, which never wins)."""
-    return 1 << (dtype.bits - 1) if dtype.signed and not dtype.bipolar else 0
-
-
 @dataclass
 class Lowered:
-    """The stages and, per MVTU stage, the weight matrix in stream order and its thresholds (or None)."""
+    """The stages in dataflow order; per stage the producers of its input ports (-1: the network input);
+    per MVTU stage the weight matrix in stream order and its thresholds (or None); per threshold stage
+    its thresholds."""
 
     stages: list[Stage]
+    inputs: dict[int, list[int]]
     matrices: dict[int, np.ndarray]
     thresholds: dict[int, np.ndarray | None]
+    input_bits: int
 
 
-_SUPPORTED = (Quantize, MatMul, Conv, Threshold, MaxPool, Reshape, Dequantize)
+_SUPPORTED = (Quantize, MatMul, Conv, Threshold, MaxPool, SumPool, Reshape, Add, Concat, Dequantize)
+
+
+def _signed_bits(dtype: IntType) -> int:
+    """Bits of a two's complement field holding every value of the type."""
+    return dtype.bits if dtype.signed else dtype.bits + 1
 
 
 def lower(graph: Graph, folding: Folding) -> Lowered:
-    """The IR as a chain of stages, in graph order."""
+    """The IR as a graph of stages, in IR order. Each IR tensor is carried by one stream; `fmt` records its
+    element format as streamed, (bits, kind), which may be wider than the IR type (sums are signed)."""
     if len(graph.outputs) != 1:
         raise XnorkitError(f"the RTL generator builds single-output networks; this one has {len(graph.outputs)} "
                            f"outputs (early exits or control nodes)")
     for node in graph.nodes:
         if not isinstance(node, _SUPPORTED):
             raise XnorkitError(f"the RTL generator does not support IR node '{node.name}' ({type(node).__name__}) "
-                               f"yet; it builds chains of fully connected, convolution, max-pool and flatten layers")
+                               f"yet")
         if isinstance(node, Conv) and node.groups != 1:
             raise XnorkitError(f"convolution '{node.name}': groups={node.groups} is not supported by the RTL yet")
     validate(graph, folding)
-    stages: list[Stage] = []
-    matrices: dict[int, np.ndarray] = {}
-    thresholds: dict[int, np.ndarray | None] = {}
+    low = Lowered([], {}, {}, {}, _bits(graph.nodes[0].dtype))
+    source: dict[str, int] = {}  # IR tensor -> the stage whose output stream carries it
+    fmt: dict[str, tuple[int, str]] = {}
     hwc_of: dict[str, tuple[int, int, int]] = {}  # flattened tensors that stream in (H, W, C) order
+    merged: set[str] = set()  # thresholds folded into the MVTU before them
+
+    def add(stage: Stage, inputs: list[str], output: str, out_fmt: tuple[int, str]) -> Stage:
+        low.inputs[stage.index] = [source[t] for t in inputs]
+        low.stages.append(stage)
+        source[output], fmt[output] = stage.index, out_fmt
+        return stage
 
     for node in graph.nodes:
-        if isinstance(node, Reshape):
+        n = len(low.stages)
+        if isinstance(node, Quantize):
+            source[node.output], fmt[node.output] = -1, (_bits(node.dtype), _kind(node.dtype))
+        elif isinstance(node, Reshape):
             shape = graph.shape(node.input)
-            source = hwc_of.get(node.input) or (shape if len(shape) == 3 else None)
-            if source and len(node.shape) == 1:
-                hwc_of[node.output] = source
+            flat_of = hwc_of.get(node.input) or (shape if len(shape) == 3 else None)
+            if flat_of and len(node.shape) == 1:
+                hwc_of[node.output] = flat_of
             elif len(node.shape) != len(shape) or (len(shape) == 3 and tuple(node.shape) != tuple(shape)):
                 raise XnorkitError(f"reshape '{node.name}' {shape} -> {tuple(node.shape)}: the RTL streams feature "
                                    f"maps pixel by pixel and supports only a flatten before a fully connected layer")
-        elif isinstance(node, MaxPool):
+            source[node.output], fmt[node.output] = source[node.input], fmt[node.input]
+        elif isinstance(node, MaxPool | SumPool):
             c, h, w = graph.shape(node.input)
             _, ho, wo = graph.shape(node.output)
-            dtype = graph.tensor_types[node.input]
-            bits = _bits(dtype)
+            bits, kind = fmt[node.input]
             kh, kw = node.kernel
-            window = Stage(len(stages), "window", f"{node.name}_window", c, bits, c, bits, dtype.signed, 0, kh * kw,
-                           dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1], pad_t=node.pads[0],
-                                pad_l=node.pads[1], ho=ho, wo=wo, bipolar_to_int=0, pad_value=_minimum_field(dtype)))
-            window.cycles = max(h * w, ho * wo * kh * kw)
-            stages.append(window)
-            stages.append(Stage(len(stages), "pool", node.name, c, bits, c, bits, window.out_signed, ho * wo * kh * kw,
-                                1, dict(c=c, window=kh * kw, signed=int(dtype.signed and not dtype.bipolar))))
+            pads = node.pads if isinstance(node, MaxPool) else (0, 0, 0, 0)
+            pad_value = 1 << (bits - 1) if kind == "signed" else 0  # the minimum: padding never wins
+            add(Stage(n, "window", f"{node.name}_window", c, bits, c, bits, kind == "signed",
+                      max(h * w, ho * wo * kh * kw), kh * kw,
+                      dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1], pad_t=pads[0],
+                           pad_l=pads[1], ho=ho, wo=wo, bipolar_to_int=0, pad_value=pad_value)),
+                [node.input], f"{node.name}:window", (bits, kind))
+            if isinstance(node, MaxPool):
+                out_fmt = (bits, kind)
+            else:
+                out_fmt = (_signed_bits(graph.tensor_types[node.output]), "signed")
+            add(Stage(n + 1, "pool", node.name, c, bits, c, out_fmt[0], out_fmt[1] == "signed", ho * wo * kh * kw, 1,
+                      dict(c=c, window=kh * kw, kind=IN_KINDS[kind], sum=int(isinstance(node, SumPool)))),
+                [f"{node.name}:window"], node.output, out_fmt)
+        elif isinstance(node, Add | Concat):
+            a, b = node.inputs if len(node.inputs) == 2 else (None, None)
+            if a is None:
+                raise XnorkitError(f"concat '{node.name}' of {len(node.inputs)} tensors: the RTL joins two")
+            (a_bits, a_kind), (b_bits, b_kind) = fmt[a], fmt[b]
+            c_a, c_b = graph.shape(a)[0], graph.shape(b)[0]
+            frame = int(np.prod(graph.shape(node.output)[1:])) if len(graph.shape(node.output)) == 3 else 1
+            if isinstance(node, Add):
+                out_fmt = (_signed_bits(graph.tensor_types[node.output]), "signed")
+            else:
+                if (a_bits, a_kind) != (b_bits, b_kind):
+                    raise XnorkitError(f"concat '{node.name}': its inputs stream in different formats")
+                out_fmt = (a_bits, a_kind)
+            out_elems = c_a if isinstance(node, Add) else c_a + c_b
+            add(Stage(n, "join", node.name, c_a, a_bits, out_elems, out_fmt[0], out_fmt[1] == "signed", frame, 1,
+                      dict(mode=int(isinstance(node, Concat)), b_elems=c_b, b_bits=b_bits, a_kind=IN_KINDS[a_kind],
+                           b_kind=IN_KINDS[b_kind], frame_beats=frame)),
+                [a, b], node.output, out_fmt)
+        elif isinstance(node, Threshold):
+            if node.name in merged:
+                continue
+            c = graph.shape(node.input)[0]
+            bits, kind = fmt[node.input]
+            t = node.thresholds
+            t_bits = max(bits, numerics.signed_type_for(int(t.min()), int(t.max())).bits)
+            frame = int(np.prod(graph.shape(node.output)[1:])) if len(graph.shape(node.output)) == 3 else 1
+            out_bits = _bits(node.out_dtype)
+            add(Stage(n, "threshold", node.name, c, bits, c, out_bits, node.base < 0, frame, 1,
+                      dict(c=c, in_kind=IN_KINDS[kind], t_bits=t_bits, n_thresh=t.shape[1], base=node.base,
+                           threshold_file=f"l{n}_thresholds.mem")),
+                [node.input], node.output, (out_bits, _kind(node.out_dtype)))
+            low.thresholds[n] = t
         elif isinstance(node, MatMul | Conv):
-            stages.append(_mvtu_stage(graph, folding, node, stages, matrices, thresholds, hwc_of))
-    return Lowered(stages, matrices, thresholds)
+            threshold = next((c for c in graph.consumers(node.output) if isinstance(c, Threshold)), None)
+            if threshold is None and node.output != graph.output:
+                raise XnorkitError(f"layer '{node.name}' has neither a threshold nor the graph output after it")
+            _mvtu_stages(graph, folding, node, threshold, low, add, fmt, hwc_of)
+            if threshold is not None:
+                merged.add(threshold.name)
+                source[threshold.output] = source[node.output]
+                fmt[threshold.output] = (_bits(threshold.out_dtype), _kind(threshold.out_dtype))
+    if source.get(graph.output) != len(low.stages) - 1:
+        raise XnorkitError("the RTL generator needs the graph output to be the last stage's stream")
+    return low
 
 
-def _mvtu_stage(graph: Graph, folding: Folding, node: MatMul | Conv, stages: list[Stage],
-                matrices: dict[int, np.ndarray], thresholds: dict[int, np.ndarray | None],
-                hwc_of: dict[str, tuple[int, int, int]]) -> Stage:
+def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold: Threshold | None, low: Lowered,
+                 add, fmt: dict[str, tuple[int, str]], hwc_of: dict[str, tuple[int, int, int]]) -> None:
     fold = folding[node.name]
     mw, mh, positions = matrix_shape(graph, node)
-    consumers = graph.consumers(node.output)
-    threshold = next((c for c in consumers if isinstance(c, Threshold)), None)
-    if threshold is None and node.output != graph.output:
-        raise XnorkitError(f"layer '{node.name}' has neither a threshold nor the graph output after it")
-    in_kind, in_bits = _kind(node.in_dtype), _bits(node.in_dtype)
+    in_bits, in_kind = fmt[node.input]
+    stream = node.input
     if isinstance(node, Conv):
         c, h, w = graph.shape(node.input)
         _, ho, wo = graph.shape(node.output)
         kh, kw = node.weights.shape[2:]
-        padded = any(node.pads)
-        to_int = node.in_dtype.bipolar and padded  # padding is the real 0: bipolar windows become int2
-        window = Stage(len(stages), "window", f"{node.name}_window", c, in_bits, fold.simd, 2 if to_int else in_bits,
-                       to_int or node.in_dtype.signed, max(h * w, ho * wo * (mw // fold.simd)), mw // fold.simd,
-                       dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1], pad_t=node.pads[0],
-                            pad_l=node.pads[1], ho=ho, wo=wo, bipolar_to_int=int(to_int), pad_value=0))
-        stages.append(window)
-        if to_int:
-            in_kind, in_bits = "signed", 2
+        to_int = in_kind == "bipolar" and any(node.pads)  # padding is the real 0: bipolar windows become int2
+        window_bits = 2 if to_int else in_bits
+        n = len(low.stages)
+        add(Stage(n, "window", f"{node.name}_window", c, in_bits, fold.simd, window_bits, to_int or in_kind == "signed",
+                  max(h * w, ho * wo * (mw // fold.simd)), mw // fold.simd,
+                  dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1], pad_t=node.pads[0],
+                       pad_l=node.pads[1], ho=ho, wo=wo, bipolar_to_int=int(to_int), pad_value=0)),
+            [node.input], f"{node.name}:window", (window_bits, "signed" if to_int else in_kind))
+        stream, in_bits, in_kind = f"{node.name}:window", window_bits, "signed" if to_int else in_kind
         matrix = node.weights.transpose(0, 2, 3, 1).reshape(node.out_channels, -1)  # window order (ky, kx, c)
     else:
         matrix = node.weights
@@ -282,15 +462,17 @@ def _mvtu_stage(graph: Graph, folding: Folding, node: MatMul | Conv, stages: lis
     n_thresh = 0 if threshold is None else threshold.thresholds.shape[1]
     out_bits = node.acc_dtype.bits if threshold is None else _bits(threshold.out_dtype)
     out_base = 0 if threshold is None else threshold.base
-    index = len(stages)
-    matrices[index] = matrix
-    thresholds[index] = None if threshold is None else threshold.thresholds
-    return Stage(index, "mvtu", node.name, fold.simd, in_bits, fold.pe, out_bits,
-                 threshold is None or out_base < 0, layer_cycles(graph, node, fold), mh // fold.pe,
-                 dict(mw=mw, mh=mh, pe=fold.pe, simd=fold.simd, in_kind=IN_KINDS[in_kind],
-                      w_bits=1 if node.w_dtype.bipolar else node.w_dtype.bits, acc_bits=node.acc_dtype.bits,
-                      n_thresh=n_thresh, out_bits=out_bits, out_base=out_base, positions=positions,
-                      weight_file=f"l{index}_weights.mem", threshold_file=f"l{index}_thresholds.mem"))
+    index = len(low.stages)
+    low.matrices[index] = matrix
+    low.thresholds[index] = None if threshold is None else threshold.thresholds
+    out_fmt = (node.acc_dtype.bits, "signed") if threshold is None else (out_bits, _kind(threshold.out_dtype))
+    add(Stage(index, "mvtu", node.name, fold.simd, in_bits, fold.pe, out_bits, threshold is None or out_base < 0,
+              layer_cycles(graph, node, fold), mh // fold.pe,
+              dict(mw=mw, mh=mh, pe=fold.pe, simd=fold.simd, in_kind=IN_KINDS[in_kind],
+                   w_bits=1 if node.w_dtype.bipolar else node.w_dtype.bits, acc_bits=node.acc_dtype.bits,
+                   n_thresh=n_thresh, out_bits=out_bits, out_base=out_base, positions=positions,
+                   weight_file=f"l{index}_weights.mem", threshold_file=f"l{index}_thresholds.mem")),
+        [stream], node.output, out_fmt)
 
 
 def stage_resources(stage: Stage) -> estimate.Resources:
@@ -299,24 +481,29 @@ def stage_resources(stage: Stage) -> estimate.Resources:
         return estimate.mvtu(stage.params, stage.in_bits, stage.out_bits)
     if stage.kind == "window":
         return estimate.window(stage.params, stage.in_bits, stage.out_elems, stage.out_bits)
-    return estimate.pool(stage.params, stage.in_bits)
+    if stage.kind == "threshold":
+        return estimate.threshold(stage.params, stage.out_bits)
+    if stage.kind == "join":
+        return estimate.join(stage.out_elems, stage.out_bits)
+    return estimate.pool(stage.params, stage.out_bits)
 
 
 def design_info(graph: Graph, folding: Folding) -> dict:
     """What testbenches and reports need to drive the top level: stream shapes, the cycle model and the
     resource estimate."""
-    stages = lower(graph, folding).stages
-    links = [Link(a, b) for a, b in zip(stages, stages[1:], strict=False)]
+    low = lower(graph, folding)
+    stages = low.stages
+    source, edges, forks = connect(low)
     total = sum((stage_resources(s) for s in stages), estimate.Resources(0, 0, 0))
-    total = sum((estimate.fifo(k.fifo_width, k.fifo_depth) for k in links), total)
-    first, last = stages[0], stages[-1]
+    total = sum((estimate.fifo(k.fifo_width, k.fifo_depth) for k in edges), total)
+    last = stages[-1]
     features = int(np.prod(graph.input_shape))
     out_features = int(np.prod(graph.shape(graph.output)))
     return {
         "top": TOP,
         # a feature map streams pixel by pixel: the (C, H, W) input is sent in (H, W, C) order
-        "input": {"features": features, "elems_per_beat": first.in_elems, "elem_bits": first.in_bits,
-                  "beats": features // first.in_elems, "shape": list(graph.input_shape),
+        "input": {"features": features, "elems_per_beat": source.out_elems, "elem_bits": source.out_bits,
+                  "beats": features // source.out_elems, "shape": list(graph.input_shape),
                   "layout": "hwc" if len(graph.input_shape) == 3 else "flat"},
         "output": {"features": out_features, "elems_per_beat": last.out_elems, "elem_bits": last.out_bits,
                    "signed": last.out_signed, "beats": out_features // last.out_elems},
@@ -332,23 +519,26 @@ def design_info(graph: Graph, folding: Folding) -> dict:
 
 
 def emit(graph: Graph, folding: Folding) -> dict[str, str]:
-    lowered = lower(graph, folding)
-    stages = lowered.stages
+    low = lower(graph, folding)
     files: dict[str, str] = {}
-    for s in stages:
-        if s.kind != "mvtu":
-            continue
+    for s in low.stages:
         p = s.params
-        files[p["weight_file"]] = packing.mem_file(
-            packing.mvtu_weight_words(lowered.matrices[s.index], p["pe"], p["simd"], p["w_bits"]),
-            p["pe"] * p["simd"] * p["w_bits"])
-        if lowered.thresholds[s.index] is not None:
+        if s.kind == "mvtu":
+            files[p["weight_file"]] = packing.mem_file(
+                packing.mvtu_weight_words(low.matrices[s.index], p["pe"], p["simd"], p["w_bits"]),
+                p["pe"] * p["simd"] * p["w_bits"])
+            if low.thresholds[s.index] is not None:
+                files[p["threshold_file"]] = packing.mem_file(
+                    packing.mvtu_threshold_words(low.thresholds[s.index], p["pe"], p["acc_bits"]),
+                    p["pe"] * p["n_thresh"] * p["acc_bits"])
+        elif s.kind == "threshold":  # all channels in one word, as one pixel arrives per beat
             files[p["threshold_file"]] = packing.mem_file(
-                packing.mvtu_threshold_words(lowered.thresholds[s.index], p["pe"], p["acc_bits"]),
-                p["pe"] * p["n_thresh"] * p["acc_bits"])
+                packing.mvtu_threshold_words(low.thresholds[s.index], p["c"], p["t_bits"]),
+                p["c"] * p["n_thresh"] * p["t_bits"])
     info = design_info(graph, folding)
-    files[f"{TOP}.sv"] = _TEMPLATE.render(stages=stages, top=TOP, ii=info["initiation_interval"],
-                                          links=[Link(a, b) for a, b in zip(stages, stages[1:], strict=False)])
+    source, edges, forks = connect(low)
+    files[f"{TOP}.sv"] = _TEMPLATE.render(stages=low.stages, top=TOP, ii=info["initiation_interval"], source=source,
+                                          edges=edges, forks=forks)
     for name in LIBRARY:
         files[name] = resources.files("hw").joinpath("rtl", name).read_text()
     files["design.json"] = json.dumps(info, indent=1) + "\n"

@@ -50,8 +50,17 @@ def window(p: dict, in_bits: int, out_elems: int, out_bits: int) -> Resources:
     return Resources(lut, frame_bits + out_elems * out_bits + 96, 0)
 
 
-def pool(p: dict, bits: int) -> Resources:
-    return Resources(2 * p["c"] * bits + 8, 2 * p["c"] * bits + 8, 0)
+def pool(p: dict, out_bits: int) -> Resources:
+    return Resources(2 * p["c"] * out_bits + 8, 2 * p["c"] * out_bits + 8, 0)
+
+
+def threshold(p: dict, out_bits: int) -> Resources:
+    return Resources(p["c"] * p["n_thresh"] * p["t_bits"], p["c"] * out_bits + 1,
+                     p["c"] * p["n_thresh"] * p["t_bits"])
+
+
+def join(out_elems: int, out_bits: int) -> Resources:
+    return Resources(out_elems * out_bits, out_elems * out_bits + 1, 0)
 
 
 def fifo(width: int, depth: int) -> Resources:

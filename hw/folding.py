@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import Conv, Graph, MatMul, MaxPool, Quantize
+from xnorkit.ir import Add, Concat, Conv, Graph, MatMul, MaxPool, Quantize, SumPool
 
 
 @dataclass(frozen=True)
@@ -54,16 +54,17 @@ def initiation_interval(graph: Graph, folding: Folding) -> int:
 
 
 def _stream_elems(graph: Graph, folding: Folding, tensor: str) -> int | None:
-    """Elements per beat of the stream carrying `tensor`: the producing unit's PE, a pooled feature map's
-    channels; None at the network input (its stream takes whatever the first stage reads)."""
+    """Elements per beat of the stream carrying `tensor`: the producing unit's PE, a pooled, summed or
+    concatenated feature map's channels (one pixel per beat); None at the network input (its stream takes
+    whatever the first stage reads)."""
     node = graph.producer(tensor)
-    while node is not None and not isinstance(node, MatMul | Conv | MaxPool | Quantize):
+    while node is not None and not isinstance(node, MatMul | Conv | MaxPool | SumPool | Add | Concat | Quantize):
         node = graph.producer(node.input)
     if node is None or isinstance(node, Quantize):
         return None
-    if isinstance(node, MaxPool):
-        return graph.shape(node.output)[0]
-    return folding[node.name].pe
+    if isinstance(node, MatMul | Conv):
+        return folding[node.name].pe
+    return graph.shape(node.output)[0]
 
 
 def reads_elems(graph: Graph, layer: MacLayer, fold: Fold) -> int:

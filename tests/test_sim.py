@@ -121,21 +121,29 @@ def test_cnn_bit_exact_with_window_pool_and_flatten(tmp_path, case):
     assert bulk.steady_state_cycles == design["initiation_interval"] == fold_mod.initiation_interval(graph, folding)
 
 
-@pytest.mark.parametrize(("kind", "w_bits", "a_bits"), [("lenet5", 1, 1), ("cnv", 2, 2)])
-def test_zoo_cnn_compiles_to_bit_exact_rtl(tmp_path, kind, w_bits, a_bits):
-    """A zoo CNN exported by Brevitas, compiled, generated and simulated: RTL = golden on every input."""
+@pytest.mark.parametrize(("kind", "w_bits", "a_bits", "target"),
+                         [("lenet5", 1, 1, 256), ("cnv", 2, 2, 256), ("resnet", 1, 1, 256), ("resnet", 2, 2, 64),
+                          ("squeezenet", 1, 1, 256), ("squeezenet", 2, 2, 1024)])
+def test_zoo_cnn_compiles_to_bit_exact_rtl(tmp_path, kind, w_bits, a_bits, target):
+    """A zoo CNN exported by Brevitas, compiled, generated and simulated: RTL = golden on every input, with
+    random stalls, and the analytical interval back to back. Residual nets exercise forks, sums, standalone
+    thresholds and sum pooling; SqueezeNet's fire modules channel concatenation."""
     import torch
 
     from quant_train import data, zoo
     from tests.conftest import check_exact
+    from tests.test_hw import lint
 
     torch.manual_seed(0)
     digits = data.load_digits()
     x = digits.x_test[:40].reshape(-1, 1, 8, 8)
     graph, _ = check_exact(zoo.build(kind, w_bits, a_bits, (1, 8, 8), 10, 5), x, tmp_path / "m")
-    folding = fold_mod.solve(graph, 256)
+    folding = fold_mod.solve(graph, target)
     write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
+    assert lint(tmp_path / "rtl") == ""
     x_int = golden.quantize_input(graph, x)
     expected = golden.run_from_int(graph, x_int)
     result = runner.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.2, 0.2, seed=4)
     assert result.mismatch is None and np.array_equal(result.outputs, expected)
+    clean = runner.simulate_bulk(tmp_path / "rtl", x_int, expected)
+    assert clean.steady_state_cycles == emit_sv.design_info(graph, folding)["initiation_interval"]

@@ -1,0 +1,73 @@
+// Pooling reduction behind xk_sliding_window (SIMD = C, so one beat is one window position of all
+// channels), one output beat per WINDOW consecutive beats:
+//   SUM 0: the maximum per channel (padding arrives as the type's minimum and never wins; on bipolar
+//          bits the maximum is an OR), OUT_BITS = BITS;
+//   SUM 1: the sum of the values per channel (average pooling without its division, docs/numerics.md),
+//          bipolar bits counting -1 / +1, a signed OUT_BITS integer.
+module xk_pool #(
+    parameter int C = 1,
+    parameter int BITS = 1,
+    parameter int KIND = 1,  // 0 bipolar, 1 unsigned, 2 signed
+    parameter bit SUM = 1'b0,
+    parameter int WINDOW = 4,
+    parameter int OUT_BITS = BITS
+) (
+    input  logic                  clk,
+    input  logic                  rst_n,
+    input  logic [C*BITS-1:0]     s_tdata,
+    input  logic                  s_tvalid,
+    output logic                  s_tready,
+    output logic [C*OUT_BITS-1:0] m_tdata,
+    output logic                  m_tvalid,
+    input  logic                  m_tready
+);
+  localparam int CNT_W = WINDOW > 1 ? $clog2(WINDOW) : 1;
+  logic [CNT_W-1:0] position;
+  logic [C*OUT_BITS-1:0] best, merged;
+  logic take, last;
+
+  assign s_tready = !m_tvalid || m_tready;
+  assign take = s_tvalid && s_tready;
+  assign last = position == CNT_W'(WINDOW - 1);
+
+  function automatic logic signed [OUT_BITS-1:0] value(input logic [BITS-1:0] x);
+    if (KIND == 0) return x[0] ? OUT_BITS'(1) : -OUT_BITS'(1);
+    else if (KIND == 1) return $signed(OUT_BITS'(x));
+    else return OUT_BITS'($signed(x));
+  endfunction
+
+  always_comb begin
+    for (int c = 0; c < C; c++) begin
+      logic [OUT_BITS-1:0] a, b;
+      logic a_wins;
+      b = best[c*OUT_BITS+:OUT_BITS];
+      if (SUM) begin
+        a = value(s_tdata[c*BITS+:BITS]);
+        merged[c*OUT_BITS+:OUT_BITS] = (position == '0) ? a : a + b;
+      end else begin
+        a = OUT_BITS'(s_tdata[c*BITS+:BITS]);
+        a_wins = KIND == 2 ? $signed(a) > $signed(b) : a > b;
+        merged[c*OUT_BITS+:OUT_BITS] = (position == '0 || a_wins) ? a : b;
+      end
+    end
+  end
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      position <= '0;
+      m_tvalid <= 1'b0;
+    end else begin
+      if (m_tvalid && m_tready) m_tvalid <= 1'b0;
+      if (take) begin
+        position <= last ? '0 : position + 1'b1;
+        if (last) m_tvalid <= 1'b1;
+      end
+    end
+  end
+  always_ff @(posedge clk) begin
+    if (take) begin
+      best <= merged;
+      if (last) m_tdata <= merged;
+    end
+  end
+endmodule
