@@ -143,7 +143,32 @@ def test_zoo_cnn_compiles_to_bit_exact_rtl(tmp_path, kind, w_bits, a_bits, targe
     assert lint(tmp_path / "rtl") == ""
     x_int = golden.quantize_input(graph, x)
     expected = golden.run_from_int(graph, x_int)
+    result = runner.simulate(tmp_path / "rtl", x_int[:12], expected[:12], "verilator", 0.2, 0.2, seed=4)  # cocotb
+    assert result.mismatch is None and np.array_equal(result.outputs, expected[:12])
     result = runner.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.2, 0.2, seed=4)
     assert result.mismatch is None and np.array_equal(result.outputs, expected)
     clean = runner.simulate_bulk(tmp_path / "rtl", x_int, expected)
     assert clean.steady_state_cycles == emit_sv.design_info(graph, folding)["initiation_interval"]
+
+
+def test_icarus_equals_verilator_on_the_digits_default(tmp_path):
+    """The embedded default network (digits, the demo's configuration), one training epoch: the same RTL
+    under Icarus (cocotb, with stalls) and Verilator (the C++ harness) gives the same integers as golden."""
+    require_tool("iverilog")
+    from quant_train import config, data, train
+    from xnorkit import build
+
+    digits = data.load_digits()
+    cfg = config.Config()
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 1})})
+    model, _ = train.train(cfg, digits)
+    train.export_qonnx(model, (64,), tmp_path / "m.onnx")
+    graph = build.compile_model(tmp_path / "m.onnx", tmp_path / "b")
+    info = build.generate_hw(tmp_path / "b")
+    x_int = golden.quantize_input(graph, digits.x_test[:24])
+    expected = golden.run_from_int(graph, x_int)
+    icarus = runner.simulate(tmp_path / "b" / "rtl", x_int, expected, "icarus", 0.2, 0.2, seed=2)
+    verilator = runner.simulate_bulk(tmp_path / "b" / "rtl", x_int, expected)
+    assert icarus.mismatch is None and verilator.mismatch is None
+    assert np.array_equal(icarus.outputs, verilator.outputs)
+    assert verilator.steady_state_cycles == info["initiation_interval"]
