@@ -133,18 +133,44 @@ def test_a_dilated_convolution_is_refused(tmp_path):
     assert "node 'Conv_0' (op Conv): dilated convolutions are not supported" in message
 
 
-def test_backends_refuse_a_cnn_build_with_one_line(tmp_path):
+def test_backends_refuse_what_they_cannot_build_with_one_line(tmp_path):
     import subprocess
     import sys
 
     torch.manual_seed(0)
-    train.export_qonnx(CASES["cnn_w1a1_pad_pool"]().eval(), (1, 8, 8), tmp_path / "m.onnx")
-    build.compile_model(tmp_path / "m.onnx", tmp_path / "b")
-    for command in ("hw", "firmware"):
-        proc = subprocess.run([sys.executable, "-m", "xnorkit", command, str(tmp_path / "b")], capture_output=True,
-                              text=True)
-        assert proc.returncode == 2 and "(Conv) yet" in proc.stderr, proc.stderr
+    for case, command, message in (("cnn_w1a1_pad_pool", "firmware", "(Conv) yet"),
+                                   ("cnn_w4a4_depthwise", "hw", "'Conv_1': groups=8 is not supported by the RTL")):
+        (tmp_path / case).mkdir()
+        train.export_qonnx(CASES[case]().eval(), (1, 8, 8), tmp_path / case / "m.onnx")
+        build.compile_model(tmp_path / case / "m.onnx", tmp_path / case / "b")
+        proc = subprocess.run([sys.executable, "-m", "xnorkit", command, str(tmp_path / case / "b")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "depthwise" not in c])
+def test_rtl_equals_golden(tmp_path, case):
+    """Every matrix case the RTL builds (binary, ternary, k-bit and per-channel weights, signed and unsigned
+    activations, padded convolutions, pooling): bit-exact with random stalls."""
+    from hw import emit_sv
+    from hw import folding as fold_mod
+    from sim import runner
+    from tests.conftest import require_tool
+    from xnorkit import golden
+    from xnorkit.build import write_tree
+
+    require_tool("verilator")
+    torch.manual_seed(7)
+    model = CASES[case]()
+    _randomize_batchnorm_any(model, 7)
+    x = _inputs(model, 7)[:60]
+    graph, _ = check_exact(model, x, tmp_path / "m", min_tensors=4)
+    write_tree(tmp_path / "rtl", emit_sv.emit(graph, fold_mod.solve(graph, 64)))
+    x_int = golden.quantize_input(graph, x)
+    expected = golden.run_from_int(graph, x_int)
+    result = runner.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.2, 0.2, seed=1)
+    assert result.mismatch is None and np.array_equal(result.outputs, expected)
 
 
 def test_predict_golden_on_a_cnn(tmp_path):
