@@ -79,6 +79,7 @@ def main() -> int:
                        "bit_exact": result.mismatch is None, "rtl_accuracy": round(rtl_acc, 4),
                        "golden_accuracy": round(golden_acc, 4), "cycles_measured": cycles,
                        "cycles_analytical": analytical, "latency_cycles": result.latency,
+                       "latency_estimate": design["latency_estimate"],
                        "fps_at_200mhz": round(CLOCK_HZ / cycles), "build_seconds": round(build_s, 1),
                        "sim_seconds": round(sim_s, 1), "sim_inferences_per_s": round(len(x_int) / sim_s)}
                 rows.append(row)
@@ -86,7 +87,8 @@ def main() -> int:
                 print(f"  {name:5s} folding ({folds})")
                 verdict = "bit-exact" if row["bit_exact"] else f"MISMATCH: {result.mismatch}"
                 print(f"        {len(x_int)} images {verdict}, RTL accuracy {rtl_acc:.2%}; {cycles:.1f} cycles per "
-                      f"inference measured, {analytical} analytical, latency {result.latency}; "
+                      f"inference measured, {analytical} analytical, latency {result.latency} (estimate "
+                      f"{design['latency_estimate']}); "
                       f"{row['fps_at_200mhz']:,} FPS at 200 MHz")
                 print(f"        Verilator build {build_s:.0f} s, simulation {sim_s:.1f} s "
                       f"({row['sim_inferences_per_s']:,} inferences/s)")

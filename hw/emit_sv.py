@@ -512,6 +512,8 @@ def design_info(graph: Graph, folding: Folding) -> dict:
                        if s.kind == "mvtu" else {})} for s in stages],
         "resources": total.as_dict(),
         "initiation_interval": max(s.cycles for s in stages),
+        # as if each stage finished its whole inference before the next began: an upper estimate, stages overlap
+        "latency_estimate": sum(s.cycles for s in stages),
         "ideal_interval": initiation_interval(graph, folding),
         "folding": to_json(folding),
         "sources": [*LIBRARY, f"{TOP}.sv"],

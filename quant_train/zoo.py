@@ -130,14 +130,16 @@ class MLP(nn.Module):
 
 
 class FloatMLP(nn.Module):
-    """An unquantized MLP (Linear, BatchNorm, ReLU): a teacher for knowledge distillation; without
-    batch-norm, the float reference of Deep Compression's LeNet-300-100."""
+    """An unquantized MLP (Linear, BatchNorm, ReLU, optional dropout): a teacher for knowledge distillation
+    (Hinton et al. regularize theirs with dropout, so that its soft targets on its own training images still
+    rank the wrong classes); without batch-norm, the float reference of Deep Compression's LeNet-300-100."""
 
-    def __init__(self, features: int, hidden: list[int], classes: int, norm: bool = True):
+    def __init__(self, features: int, hidden: list[int], classes: int, norm: bool = True, dropout: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = []
         for h in hidden:
-            layers += [nn.Linear(features, h), *([nn.BatchNorm1d(h)] if norm else []), nn.ReLU()]
+            layers += [nn.Linear(features, h), *([nn.BatchNorm1d(h)] if norm else []), nn.ReLU(),
+                       *([nn.Dropout(dropout)] if dropout else [])]
             features = h
         layers.append(nn.Linear(features, classes))
         self.net = nn.Sequential(*layers)

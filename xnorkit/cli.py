@@ -141,7 +141,8 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     console.print(f"{len(x_int)} inputs bit-exact against golden ({simulator}{' C++ harness' if bulk else ''}, "
                   f"stalls {stall}); "
                   f"{clean.steady_state_cycles:.1f} cycles per inference measured, "
-                  f"{design['initiation_interval']} analytical; latency {clean.latency} cycles")
+                  f"{design['initiation_interval']} analytical; latency {clean.latency} cycles (estimate "
+                  f"{design['latency_estimate']})")
 
 
 @app.command()
