@@ -2,14 +2,16 @@
 in hw/rtl/. Reads the IR and a folding; computes no numerics (thresholds, weights and widths come from
 the IR, packed by xnorkit.packing). `emit(graph, folding) -> {relative path: text}`; no I/O.
 
-The IR becomes a chain of stages joined by AXI4-Streams:
+The IR becomes a graph of stages joined by AXI4-Streams (docs/hardware.md):
 - `MatMul` (+ `Threshold`): an MVTU (xk_mvtu).
 - `Conv` (+ `Threshold`): a sliding-window generator (xk_sliding_window) feeding an MVTU whose vector is
   the window; one vector per output position.
-- `MaxPool`: a sliding-window generator feeding a max reduction (xk_pool_max).
+- `MaxPool` / `SumPool`: a sliding-window generator feeding a reduction (xk_pool).
+- `Add` / `Concat`: a join of two streams (xk_join); a `Threshold` after it: xk_threshold.
 - `Reshape` (flatten): nothing. Feature maps stream pixel by pixel (channels fastest), so a fully
   connected layer after a flatten reads its inputs in (H, W, C) order: its weight columns are laid out
   in that order (a permutation of the IR's row-major (C, H, W) columns, never a change of values).
+- A tensor read by several stages: a fork (xk_stream_fork).
 """
 
 from __future__ import annotations
