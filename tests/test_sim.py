@@ -122,8 +122,9 @@ def test_cnn_bit_exact_with_window_pool_and_flatten(tmp_path, case):
 
 
 @pytest.mark.parametrize(("kind", "w_bits", "a_bits", "target"),
-                         [("lenet5", 1, 1, 256), ("cnv", 2, 2, 256), ("resnet", 1, 1, 256), ("resnet", 2, 2, 64),
-                          ("squeezenet", 1, 1, 256), ("squeezenet", 2, 2, 1024)])
+                         [("lenet5", 1, 1, 256), ("cnv", 2, 2, 256), ("resnet", 1, 1, 256),
+                          pytest.param("resnet", 2, 2, 64, marks=pytest.mark.slow),
+                          pytest.param("squeezenet", 1, 1, 256, marks=pytest.mark.slow), ("squeezenet", 2, 2, 1024)])
 def test_zoo_cnn_compiles_to_bit_exact_rtl(tmp_path, kind, w_bits, a_bits, target):
     """A zoo CNN exported by Brevitas, compiled, generated and simulated: RTL = golden on every input, with
     random stalls, and the analytical interval back to back. Residual nets exercise forks, sums, standalone
