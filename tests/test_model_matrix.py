@@ -188,3 +188,18 @@ def test_predict_golden_on_a_cnn(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert compare.float_rows_agree(np.load(tmp_path / "y.npy"), train.evaluate(model, x)).all()
+
+
+def test_hw_and_inspect_on_a_cnn_build(tmp_path):
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    train.export_qonnx(CASES["cnn_w1a1_pad_pool"]().eval(), (1, 8, 8), tmp_path / "m.onnx")
+    build.compile_model(tmp_path / "m.onnx", tmp_path / "b")
+    for command in (("hw", "--target-cycles", "64"), ("inspect",)):
+        proc = subprocess.run([sys.executable, "-m", "xnorkit", *command, str(tmp_path / "b")], capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stdout.split())
+    assert "accelerator stages" in said and "window" in said and "pool" in said and "interval 64 cycles" in said

@@ -168,7 +168,7 @@ def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     rows = analysis.layer_stats(graph)
     design_path = Path(build_dir) / "rtl" / "design.json"
     design = json.loads(design_path.read_text()) if design_path.exists() else None
-    folds = {layer["name"]: layer for layer in design["layers"]} if design else {}
+    folds = {layer["name"]: layer for layer in design["layers"] if layer["kind"] == "mvtu"} if design else {}
     if as_json:
         print(json.dumps({"layers": [asdict(r) | ({"pe": folds[r.name]["pe"], "simd": folds[r.name]["simd"],
                                                    "cycles": folds[r.name]["cycles"]} if r.name in folds else {})
