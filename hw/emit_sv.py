@@ -40,6 +40,8 @@ from xnorkit.ir import (
     Reshape,
     SumPool,
     Threshold,
+    Transpose,
+    inputs_of,
 )
 
 LIBRARY = ("xk_popcount.sv", "xk_mvtu.sv", "xk_sliding_window.sv", "xk_pool.sv", "xk_join.sv", "xk_threshold.sv",
@@ -325,7 +327,7 @@ class Lowered:
     input_bits: int
 
 
-_SUPPORTED = (Quantize, MatMul, Conv, Threshold, MaxPool, SumPool, Reshape, Add, Concat, Dequantize)
+_SUPPORTED = (Quantize, MatMul, Conv, Threshold, MaxPool, SumPool, Reshape, Transpose, Add, Concat, Dequantize)
 
 
 def _signed_bits(dtype: IntType) -> int:
@@ -349,7 +351,9 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
     low = Lowered([], {}, {}, {}, _bits(graph.nodes[0].dtype))
     source: dict[str, int] = {}  # IR tensor -> the stage whose output stream carries it
     fmt: dict[str, tuple[int, str]] = {}
-    hwc_of: dict[str, tuple[int, int, int]] = {}  # flattened tensors that stream in (H, W, C) order
+    # tensors whose logical layout differs from the stream's: (the streamed (C, H, W) map, the logical axes
+    # as axes of that map, flattened or not); the stream itself is always pixel by pixel, channels fastest
+    layout_of: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = {}
     merged: set[str] = set()  # thresholds folded into the MVTU before them
 
     def add(stage: Stage, inputs: list[str], output: str, out_fmt: tuple[int, str]) -> Stage:
@@ -360,16 +364,27 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
 
     for node in graph.nodes:
         n = len(low.stages)
+        transposed = [t for t in inputs_of(node) if t in layout_of and not layout_of[t][2]]
+        if transposed and not isinstance(node, Reshape | Transpose):
+            raise XnorkitError(f"'{node.name}' reads a transposed feature map; the RTL streams feature maps pixel by "
+                               f"pixel and only a flatten may follow a transpose")
         if isinstance(node, Quantize):
             source[node.output], fmt[node.output] = -1, (_bits(node.dtype), _kind(node.dtype))
-        elif isinstance(node, Reshape):
+        elif isinstance(node, Reshape | Transpose):
             shape = graph.shape(node.input)
-            flat_of = hwc_of.get(node.input) or (shape if len(shape) == 3 else None)
-            if flat_of and len(node.shape) == 1:
-                hwc_of[node.output] = flat_of
-            elif len(node.shape) != len(shape) or (len(shape) == 3 and tuple(node.shape) != tuple(shape)):
-                raise XnorkitError(f"reshape '{node.name}' {shape} -> {tuple(node.shape)}: the RTL streams feature "
-                                   f"maps pixel by pixel and supports only a flatten before a fully connected layer")
+            map_shape, axes, flat = layout_of.get(node.input) or (shape, (0, 1, 2), False)
+            if isinstance(node, Transpose) and len(shape) == 3 and not flat:
+                layout_of[node.output] = (map_shape, tuple(axes[p] for p in node.perm), False)
+            elif isinstance(node, Reshape) and len(map_shape) == 3 and len(node.shape) == 1:
+                layout_of[node.output] = (map_shape, axes, True)
+            elif isinstance(node, Reshape) and tuple(node.shape) == tuple(shape):
+                if node.input in layout_of:
+                    layout_of[node.output] = layout_of[node.input]
+            else:
+                raise XnorkitError(f"{type(node).__name__.lower()} '{node.name}' {shape} -> "
+                                   f"{tuple(graph.shape(node.output))}: the RTL streams feature maps pixel by pixel "
+                                   f"and supports only a flatten (after a transpose, or not) before a fully "
+                                   f"connected layer")
             source[node.output], fmt[node.output] = source[node.input], fmt[node.input]
         elif isinstance(node, MaxPool | SumPool):
             c, h, w = graph.shape(node.input)
@@ -426,7 +441,7 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
             threshold = next((c for c in graph.consumers(node.output) if isinstance(c, Threshold)), None)
             if threshold is None and node.output != graph.output:
                 raise XnorkitError(f"layer '{node.name}' has neither a threshold nor the graph output after it")
-            _mvtu_stages(graph, folding, node, threshold, low, add, fmt, hwc_of)
+            _mvtu_stages(graph, folding, node, threshold, low, add, fmt, layout_of)
             if threshold is not None:
                 merged.add(threshold.name)
                 source[threshold.output] = source[node.output]
@@ -437,7 +452,8 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
 
 
 def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold: Threshold | None, low: Lowered,
-                 add, fmt: dict[str, tuple[int, str]], hwc_of: dict[str, tuple[int, int, int]]) -> None:
+                 add, fmt: dict[str, tuple[int, str]],
+                 layout_of: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]]) -> None:
     fold = folding[node.name]
     mw, mh, positions = matrix_shape(graph, node)
     in_bits, in_kind = fmt[node.input]
@@ -458,9 +474,10 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
         matrix = node.weights.transpose(0, 2, 3, 1).reshape(node.out_channels, -1)  # window order (ky, kx, c)
     else:
         matrix = node.weights
-        if node.input in hwc_of:
-            c, h, w = hwc_of[node.input]
-            matrix = matrix.reshape(mh, c, h, w).transpose(0, 2, 3, 1).reshape(mh, -1)
+        if node.input in layout_of:  # columns in the logical order of a flattened map -> stream order (H, W, C)
+            map_shape, axes, _ = layout_of[node.input]
+            logical = matrix.reshape(mh, *(map_shape[a] for a in axes))
+            matrix = logical.transpose(0, *(1 + axes.index(a) for a in (1, 2, 0))).reshape(mh, -1)
     n_thresh = 0 if threshold is None else threshold.thresholds.shape[1]
     out_bits = node.acc_dtype.bits if threshold is None else _bits(threshold.out_dtype)
     out_base = 0 if threshold is None else threshold.base

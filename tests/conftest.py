@@ -9,7 +9,20 @@ import numpy as np
 import pytest
 
 from xnorkit import numerics, tools
-from xnorkit.ir import BIPOLAR, Conv, Dequantize, Graph, IntType, MatMul, MaxPool, Quantize, Reshape, Threshold, verify
+from xnorkit.ir import (
+    BIPOLAR,
+    Conv,
+    Dequantize,
+    Graph,
+    IntType,
+    MatMul,
+    MaxPool,
+    Quantize,
+    Reshape,
+    Threshold,
+    Transpose,
+    verify,
+)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -73,9 +86,9 @@ def _thresholds(rng, ranges: np.ndarray, levels: int) -> np.ndarray:
 
 def random_cnn_graph(image: tuple[int, int, int] = (1, 12, 12), channels: tuple[int, ...] = (4, 8), classes: int = 10,
                      seed: int = 0, input_bits: int = 4, w_bits: int = 1, a_bits: int = 1, pads: int = 1,
-                     kernel: int = 3) -> Graph:
-    """A seeded LeNet-style IR network: [Conv (padded) -> Threshold -> MaxPool 2x2]* -> flatten -> MatMul ->
-    Dequantize; bipolar or k-bit weights and activations as in `random_graph`."""
+                     kernel: int = 3, transpose: tuple[int, int, int] | None = None) -> Graph:
+    """A seeded LeNet-style IR network: [Conv (padded) -> Threshold -> MaxPool 2x2]* -> [Transpose] -> flatten
+    -> MatMul -> Dequantize; bipolar or k-bit weights and activations as in `random_graph`."""
     rng = np.random.default_rng(seed)
     in_dtype = IntType(input_bits, signed=False)
     w_dtype = BIPOLAR if w_bits == 1 else IntType(w_bits, signed=True)
@@ -103,6 +116,10 @@ def random_cnn_graph(image: tuple[int, int, int] = (1, 12, 12), channels: tuple[
         nodes.append(MaxPool(f"pool{i}", f"cout{i}", f"pool{i}", (2, 2), (2, 2), (0, 0, 0, 0)))
         types[f"pool{i}"], shapes[f"pool{i}"] = out_dtype, (c, h, w)
         current, in_dtype = f"pool{i}", out_dtype
+    if transpose is not None:
+        nodes.append(Transpose("transpose", current, "transposed", transpose))
+        types["transposed"], shapes["transposed"] = in_dtype, tuple((c, h, w)[a] for a in transpose)
+        current = "transposed"
     nodes.append(Reshape("flatten", current, "flat", (c * h * w,)))
     types["flat"], shapes["flat"] = in_dtype, (c * h * w,)
     wt = weights((classes, c * h * w))

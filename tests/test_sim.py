@@ -11,6 +11,8 @@ from tests.conftest import random_cnn_graph, random_graph, random_inputs, requir
 from tests.test_hw import FOLDINGS
 from xnorkit import golden
 from xnorkit.build import write_tree
+from xnorkit.errors import XnorkitError
+from xnorkit.ir import Graph, MaxPool, Transpose
 
 
 def _simulate(tmp_path, graph, folding, count, simulator="verilator", stall=0.3):
@@ -173,3 +175,29 @@ def test_icarus_equals_verilator_on_the_digits_default(tmp_path):
     assert icarus.mismatch is None and verilator.mismatch is None
     assert np.array_equal(icarus.outputs, verilator.outputs)
     assert verilator.steady_state_cycles == info["initiation_interval"]
+
+
+@pytest.mark.parametrize("perm", [(1, 2, 0), (2, 1, 0), (0, 2, 1)])
+def test_transpose_before_flatten_is_a_column_order(tmp_path, perm):
+    """A transpose of a feature map followed by a flatten only reorders the fully connected layer's inputs:
+    the emitter lays its weight columns out in stream order, and the RTL equals golden."""
+    require_tool("verilator")
+    graph = random_cnn_graph(channels=(4,), transpose=perm, seed=3)
+    folding = fold_mod.solve(graph, 256)
+    write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
+    x_int = golden.quantize_input(graph, random_inputs(graph, 20))
+    expected = golden.run_from_int(graph, x_int)
+    assert runner.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.2, 0.2, seed=1).mismatch is None
+
+
+def test_a_transposed_map_read_by_a_pool_is_refused():
+    graph = random_cnn_graph(channels=(4,), seed=3)
+    nodes = list(graph.nodes)
+    pool = next(i for i, n in enumerate(nodes) if n.name == "pool0")
+    nodes.insert(pool, Transpose("transpose", "cout0", "cout0_t", (0, 2, 1)))
+    nodes[pool + 1] = MaxPool("pool0", "cout0_t", "pool0", (2, 2), (2, 2), (0, 0, 0, 0))
+    broken = Graph(graph.input, graph.input_shape, tuple(nodes), graph.outputs, graph.float_outputs,
+                   graph.tensor_types | {"cout0_t": graph.tensor_types["cout0"]},
+                   graph.tensor_shapes | {"cout0_t": graph.tensor_shapes["cout0"]})
+    with pytest.raises(XnorkitError, match="'pool0' reads a transposed feature map"):
+        emit_sv.lower(broken, fold_mod.solve(graph, 256))
