@@ -44,7 +44,8 @@ from xnorkit.ir import (
     inputs_of,
 )
 
-LIBRARY = ("xk_popcount.sv", "xk_mvtu.sv", "xk_sliding_window.sv", "xk_pool.sv", "xk_join.sv", "xk_threshold.sv",
+LIBRARY = ("xk_value.sv", "xk_multi_threshold.sv", "xk_popcount.sv", "xk_mvtu.sv", "xk_sliding_window.sv",
+           "xk_pool.sv", "xk_join.sv", "xk_threshold.sv",
            "xk_stream_fork.sv", "xk_stream_fifo.sv",
            "xk_stream_dwc.sv")
 TOP = "xnorkit_top"
@@ -310,10 +311,6 @@ def _kind(dtype: IntType) -> str:
     return "bipolar" if dtype.bipolar else "signed" if dtype.signed else "unsigned"
 
 
-def _bits(dtype: IntType) -> int:
-    return 1 if dtype.bipolar else dtype.bits
-
-
 @dataclass
 class Lowered:
     """The stages in dataflow order; per stage the producers of its input ports (-1: the network input);
@@ -330,9 +327,9 @@ class Lowered:
 _SUPPORTED = (Quantize, MatMul, Conv, Threshold, MaxPool, SumPool, Reshape, Transpose, Add, Concat, Dequantize)
 
 
-def _signed_bits(dtype: IntType) -> int:
-    """Bits of a two's complement field holding every value of the type."""
-    return dtype.bits if dtype.signed else dtype.bits + 1
+def _signed_field_bits(dtype: IntType) -> int:
+    """Bits of a two's complement field holding every value of the type (sums stream as signed)."""
+    return numerics.signed_type_for(dtype.min, dtype.max).bits
 
 
 def lower(graph: Graph, folding: Folding) -> Lowered:
@@ -348,7 +345,7 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
         if isinstance(node, Conv) and node.groups != 1:
             raise XnorkitError(f"convolution '{node.name}': groups={node.groups} is not supported by the RTL yet")
     validate(graph, folding)
-    low = Lowered([], {}, {}, {}, _bits(graph.nodes[0].dtype))
+    low = Lowered([], {}, {}, {}, graph.nodes[0].dtype.bits)
     source: dict[str, int] = {}  # IR tensor -> the stage whose output stream carries it
     fmt: dict[str, tuple[int, str]] = {}
     # tensors whose logical layout differs from the stream's: (the streamed (C, H, W) map, the logical axes
@@ -369,7 +366,7 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
             raise XnorkitError(f"'{node.name}' reads a transposed feature map; the RTL streams feature maps pixel by "
                                f"pixel and only a flatten may follow a transpose")
         if isinstance(node, Quantize):
-            source[node.output], fmt[node.output] = -1, (_bits(node.dtype), _kind(node.dtype))
+            source[node.output], fmt[node.output] = -1, (node.dtype.bits, _kind(node.dtype))
         elif isinstance(node, Reshape | Transpose):
             shape = graph.shape(node.input)
             map_shape, axes, flat = layout_of.get(node.input) or (shape, (0, 1, 2), False)
@@ -401,7 +398,7 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
             if isinstance(node, MaxPool):
                 out_fmt = (bits, kind)
             else:
-                out_fmt = (_signed_bits(graph.tensor_types[node.output]), "signed")
+                out_fmt = (_signed_field_bits(graph.tensor_types[node.output]), "signed")
             add(Stage(n + 1, "pool", node.name, c, bits, c, out_fmt[0], out_fmt[1] == "signed", ho * wo * kh * kw, 1,
                       dict(c=c, window=kh * kw, kind=IN_KINDS[kind], sum=int(isinstance(node, SumPool)))),
                 [f"{node.name}:window"], node.output, out_fmt)
@@ -413,7 +410,7 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
             c_a, c_b = graph.shape(a)[0], graph.shape(b)[0]
             frame = int(np.prod(graph.shape(node.output)[1:])) if len(graph.shape(node.output)) == 3 else 1
             if isinstance(node, Add):
-                out_fmt = (_signed_bits(graph.tensor_types[node.output]), "signed")
+                out_fmt = (_signed_field_bits(graph.tensor_types[node.output]), "signed")
             else:
                 if (a_bits, a_kind) != (b_bits, b_kind):
                     raise XnorkitError(f"concat '{node.name}': its inputs stream in different formats")
@@ -431,7 +428,7 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
             t = node.thresholds
             t_bits = max(bits, numerics.signed_type_for(int(t.min()), int(t.max())).bits)
             frame = int(np.prod(graph.shape(node.output)[1:])) if len(graph.shape(node.output)) == 3 else 1
-            out_bits = _bits(node.out_dtype)
+            out_bits = node.out_dtype.bits
             add(Stage(n, "threshold", node.name, c, bits, c, out_bits, node.base < 0, frame, 1,
                       dict(c=c, in_kind=IN_KINDS[kind], t_bits=t_bits, n_thresh=t.shape[1], base=node.base,
                            threshold_file=f"l{n}_thresholds.mem")),
@@ -445,7 +442,7 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
             if threshold is not None:
                 merged.add(threshold.name)
                 source[threshold.output] = source[node.output]
-                fmt[threshold.output] = (_bits(threshold.out_dtype), _kind(threshold.out_dtype))
+                fmt[threshold.output] = (threshold.out_dtype.bits, _kind(threshold.out_dtype))
     if source.get(graph.output) != len(low.stages) - 1:
         raise XnorkitError("the RTL generator needs the graph output to be the last stage's stream")
     return low
@@ -479,7 +476,7 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
             logical = matrix.reshape(mh, *(map_shape[a] for a in axes))
             matrix = logical.transpose(0, *(1 + axes.index(a) for a in (1, 2, 0))).reshape(mh, -1)
     n_thresh = 0 if threshold is None else threshold.thresholds.shape[1]
-    out_bits = node.acc_dtype.bits if threshold is None else _bits(threshold.out_dtype)
+    out_bits = node.acc_dtype.bits if threshold is None else threshold.out_dtype.bits
     out_base = 0 if threshold is None else threshold.base
     index = len(low.stages)
     low.matrices[index] = matrix
@@ -488,7 +485,7 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
     add(Stage(index, "mvtu", node.name, fold.simd, in_bits, fold.pe, out_bits, threshold is None or out_base < 0,
               layer_cycles(graph, node, fold), mh // fold.pe,
               dict(mw=mw, mh=mh, pe=fold.pe, simd=fold.simd, in_kind=IN_KINDS[in_kind],
-                   w_bits=1 if node.w_dtype.bipolar else node.w_dtype.bits, acc_bits=node.acc_dtype.bits,
+                   w_bits=node.w_dtype.bits, acc_bits=node.acc_dtype.bits,
                    n_thresh=n_thresh, out_bits=out_bits, out_base=out_base, positions=positions,
                    weight_file=f"l{index}_weights.mem", threshold_file=f"l{index}_thresholds.mem")),
         [stream], node.output, out_fmt)

@@ -30,20 +30,14 @@ module xk_join #(
   assign a_tready = advance && b_tvalid;
   assign b_tready = advance && a_tvalid;
 
-  function automatic logic signed [OUT_BITS-1:0] value(input logic [31:0] x, input int bits, input int kind);
-    if (kind == 0) return x[0] ? OUT_BITS'(1) : -OUT_BITS'(1);
-    else if (kind == 1) return OUT_BITS'(x & ((32'd1 << bits) - 1));
-    else return OUT_BITS'($signed(x << (32 - bits)) >>> (32 - bits));
-  endfunction
-
   logic [OUT_ELEMS*OUT_BITS-1:0] joined;
   generate
     if (MODE == 0) begin : g_add
-      always_comb begin
-        for (int e = 0; e < A_ELEMS; e++) begin
-          joined[e*OUT_BITS+:OUT_BITS] = value(32'(a_tdata[e*A_BITS+:A_BITS]), A_BITS, A_KIND)
-                                        + value(32'(b_tdata[e*B_BITS+:B_BITS]), B_BITS, B_KIND);
-        end
+      for (genvar e = 0; e < A_ELEMS; e++) begin : g_elem
+        logic signed [OUT_BITS-1:0] a, b;
+        xk_value #(.BITS(A_BITS), .KIND(A_KIND), .OUT_BITS(OUT_BITS)) u_a (.x(a_tdata[e*A_BITS+:A_BITS]), .value(a));
+        xk_value #(.BITS(B_BITS), .KIND(B_KIND), .OUT_BITS(OUT_BITS)) u_b (.x(b_tdata[e*B_BITS+:B_BITS]), .value(b));
+        assign joined[e*OUT_BITS+:OUT_BITS] = a + b;
       end
     end else begin : g_concat
       assign joined = {b_tdata, a_tdata};

@@ -129,17 +129,6 @@ module xk_mvtu #(
     end
   end
 
-  // an element as a signed value one bit wider than stored (bipolar: +1 / -1)
-  function automatic logic signed [IN_BITS:0] in_value(input logic [IN_BITS-1:0] x);
-    if (IN_KIND == 0) return x[0] ? (IN_BITS + 1)'(1) : -(IN_BITS + 1)'(1);
-    else if (IN_KIND == 1) return $signed({1'b0, x});
-    else return $signed({x[IN_BITS-1], x});
-  endfunction
-  function automatic logic signed [W_BITS:0] w_value(input logic [W_BITS-1:0] w);
-    if (W_BITS == 1) return w[0] ? (W_BITS + 1)'(1) : -(W_BITS + 1)'(1);
-    else return $signed({w[W_BITS-1], w});
-  endfunction
-
   for (genvar p = 0; p < PE; p++) begin : g_lane
     logic signed [ACC_BITS-1:0] partial;
     if (XNOR) begin : g_xnor_popcount
@@ -147,20 +136,30 @@ module xk_mvtu #(
       xk_popcount #(.N(SIMD)) u_popcount (.bits(~(s1_data ^ s1_weights[p*SIMD+:SIMD])), .count(popcount));
       // dot product of the fold from its popcount: 2 p - SIMD
       assign partial = $signed({{(ACC_BITS - POP_W - 1) {1'b0}}, popcount, 1'b0}) - ACC_BITS'(SIMD);
-    end else if (W_BITS == 1) begin : g_int_times_sign
-      always_comb begin
-        partial = '0;
-        for (int s = 0; s < SIMD; s++) begin
-          if (s1_weights[p*SIMD+s]) partial = partial + ACC_BITS'(in_value(s1_data[s*IN_BITS+:IN_BITS]));
-          else partial = partial - ACC_BITS'(in_value(s1_data[s*IN_BITS+:IN_BITS]));
-        end
+    end else begin : g_integer
+      // elements and weights as signed values one bit wider than stored (xk_value owns the bit meaning)
+      logic signed [IN_BITS:0] in_values[SIMD];
+      for (genvar s = 0; s < SIMD; s++) begin : g_in_value
+        xk_value #(.BITS(IN_BITS), .KIND(IN_KIND), .OUT_BITS(IN_BITS + 1)) u_value (
+            .x(s1_data[s*IN_BITS+:IN_BITS]), .value(in_values[s]));
       end
-    end else begin : g_int_times_int
-      always_comb begin
-        partial = '0;
-        for (int s = 0; s < SIMD; s++) begin
-          partial = partial + ACC_BITS'(in_value(s1_data[s*IN_BITS+:IN_BITS])
-                                        * w_value(s1_weights[(p*SIMD+s)*W_BITS+:W_BITS]));
+      if (W_BITS == 1) begin : g_int_times_sign
+        always_comb begin
+          partial = '0;
+          for (int s = 0; s < SIMD; s++) begin
+            if (s1_weights[p*SIMD+s]) partial = partial + ACC_BITS'(in_values[s]);
+            else partial = partial - ACC_BITS'(in_values[s]);
+          end
+        end
+      end else begin : g_int_times_int
+        logic signed [W_BITS:0] w_values[SIMD];
+        for (genvar s = 0; s < SIMD; s++) begin : g_w_value
+          xk_value #(.BITS(W_BITS), .KIND(2), .OUT_BITS(W_BITS + 1)) u_value (
+              .x(s1_weights[(p*SIMD+s)*W_BITS+:W_BITS]), .value(w_values[s]));
+        end
+        always_comb begin
+          partial = '0;
+          for (int s = 0; s < SIMD; s++) partial = partial + ACC_BITS'(in_values[s] * w_values[s]);
         end
       end
     end
@@ -186,19 +185,14 @@ module xk_mvtu #(
       logic [PE*N_THRESH*ACC_BITS-1:0] threshold_rom[NF];
       initial $readmemh(THRESHOLD_FILE, threshold_rom);
       logic [PE*N_THRESH*ACC_BITS-1:0] thresholds;
+      logic [PE*OUT_BITS-1:0] levels;
       assign thresholds = threshold_rom[s2_nf];
-      always_ff @(posedge clk) begin
-        if (advance && s2_valid && s2_last) begin
-          for (int p = 0; p < PE; p++) begin
-            logic [OUT_BITS-1:0] level;
-            level = OUT_BITS'(OUT_BASE);
-            for (int l = 0; l < N_THRESH; l++) begin
-              level = level + OUT_BITS'(acc_next[p] >= $signed(thresholds[(p*N_THRESH+l)*ACC_BITS+:ACC_BITS]));
-            end
-            m_tdata[p*OUT_BITS+:OUT_BITS] <= level;
-          end
-        end
+      for (genvar p = 0; p < PE; p++) begin : g_level
+        xk_multi_threshold #(.N(N_THRESH), .BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .BASE(OUT_BASE)) u_level (
+            .value(acc_next[p]), .thresholds(thresholds[p*N_THRESH*ACC_BITS+:N_THRESH*ACC_BITS]),
+            .level(levels[p*OUT_BITS+:OUT_BITS]));
       end
+      always_ff @(posedge clk) if (advance && s2_valid && s2_last) m_tdata <= levels;
     end else begin : g_raw
       logic unused_nf;
       assign unused_nf = &{1'b0, s2_nf};  // no threshold memory to address

@@ -30,25 +30,19 @@ module xk_pool #(
   assign take = s_tvalid && s_tready;
   assign last = position == CNT_W'(WINDOW - 1);
 
-  function automatic logic signed [OUT_BITS-1:0] value(input logic [BITS-1:0] x);
-    if (KIND == 0) return x[0] ? OUT_BITS'(1) : -OUT_BITS'(1);
-    else if (KIND == 1) return $signed(OUT_BITS'(x));
-    else return OUT_BITS'($signed(x));
-  endfunction
-
-  always_comb begin
-    for (int c = 0; c < C; c++) begin
-      logic [OUT_BITS-1:0] a, b;
+  for (genvar c = 0; c < C; c++) begin : g_channel
+    logic [OUT_BITS-1:0] b;
+    assign b = best[c*OUT_BITS+:OUT_BITS];
+    if (SUM) begin : g_sum
+      logic signed [OUT_BITS-1:0] a;
+      xk_value #(.BITS(BITS), .KIND(KIND), .OUT_BITS(OUT_BITS)) u_value (.x(s_tdata[c*BITS+:BITS]), .value(a));
+      assign merged[c*OUT_BITS+:OUT_BITS] = (position == '0) ? a : a + b;
+    end else begin : g_max
+      logic [OUT_BITS-1:0] a;
       logic a_wins;
-      b = best[c*OUT_BITS+:OUT_BITS];
-      if (SUM) begin
-        a = value(s_tdata[c*BITS+:BITS]);
-        merged[c*OUT_BITS+:OUT_BITS] = (position == '0) ? a : a + b;
-      end else begin
-        a = OUT_BITS'(s_tdata[c*BITS+:BITS]);
-        a_wins = KIND == 2 ? $signed(a) > $signed(b) : a > b;
-        merged[c*OUT_BITS+:OUT_BITS] = (position == '0 || a_wins) ? a : b;
-      end
+      assign a = OUT_BITS'(s_tdata[c*BITS+:BITS]);
+      assign a_wins = KIND == 2 ? $signed(a) > $signed(b) : a > b;
+      assign merged[c*OUT_BITS+:OUT_BITS] = (position == '0 || a_wins) ? a : b;
     end
   end
 

@@ -106,7 +106,8 @@ module xk_sliding_window #(
   end
 
   // ---- window elements of this beat ------------------------------------------------------------------
-  logic [SIMD*OUT_BITS-1:0] beat;
+  logic [SIMD*BITS-1:0] selected;  // the stored element of each lane (PAD_VALUE outside the map)
+  logic [SIMD-1:0] lane_in_map;
   always_comb begin
     for (int s = 0; s < SIMD; s++) begin
       /* verilator lint_off UNUSEDSIGNAL */  // index arithmetic in int; only the low bits select
@@ -127,10 +128,25 @@ module xk_sliding_window #(
       ix = ox * SW + wx - PAD_L;
       in_map = iy >= 0 && iy < H && ix >= 0 && ix < W;
       value = in_map ? frame[rd_bank][PIX_W'(in_map ? iy * W + ix : 0)][c*BITS+:BITS] : PAD_VALUE;
-      if (BIPOLAR_TO_INT) beat[s*OUT_BITS+:OUT_BITS] = !in_map ? OUT_BITS'(0) : value[0] ? OUT_BITS'(1) : '1;
-      else beat[s*OUT_BITS+:OUT_BITS] = OUT_BITS'(value);
+      selected[s*BITS+:BITS] = value;
+      lane_in_map[s] = in_map;
     end
   end
+
+  logic [SIMD*OUT_BITS-1:0] beat;
+  generate
+    if (BIPOLAR_TO_INT) begin : g_to_int
+      for (genvar s = 0; s < SIMD; s++) begin : g_lane
+        logic signed [1:0] value;
+        xk_value #(.BITS(1), .KIND(0), .OUT_BITS(2)) u_value (.x(selected[s]), .value(value));
+        assign beat[s*2+:2] = lane_in_map[s] ? value : 2'sd0;  // padding: the real value 0
+      end
+    end else begin : g_pass
+      assign beat = selected;
+      logic unused;
+      assign unused = &{1'b0, lane_in_map};
+    end
+  endgenerate
 
   always_ff @(posedge clk) begin
     if (!rst_n) m_tvalid <= 1'b0;

@@ -25,28 +25,20 @@ module xk_threshold #(
   logic [C*N_THRESH*T_BITS-1:0] threshold_rom[1];
   initial $readmemh(THRESHOLD_FILE, threshold_rom);
 
-  function automatic logic signed [T_BITS-1:0] value(input logic [IN_BITS-1:0] x);
-    if (IN_KIND == 0) return x[0] ? T_BITS'(1) : -T_BITS'(1);
-    else if (IN_KIND == 1) return $signed(T_BITS'(x));
-    else return T_BITS'($signed(x));
-  endfunction
+  logic [C*OUT_BITS-1:0] levels;
+  for (genvar c = 0; c < C; c++) begin : g_channel
+    logic signed [T_BITS-1:0] value;
+    xk_value #(.BITS(IN_BITS), .KIND(IN_KIND), .OUT_BITS(T_BITS)) u_value (.x(s_tdata[c*IN_BITS+:IN_BITS]),
+                                                                          .value(value));
+    xk_multi_threshold #(.N(N_THRESH), .BITS(T_BITS), .OUT_BITS(OUT_BITS), .BASE(OUT_BASE)) u_level (
+        .value, .thresholds(threshold_rom[0][c*N_THRESH*T_BITS+:N_THRESH*T_BITS]),
+        .level(levels[c*OUT_BITS+:OUT_BITS]));
+  end
 
   assign s_tready = !m_tvalid || m_tready;
   always_ff @(posedge clk) begin
     if (!rst_n) m_tvalid <= 1'b0;
     else if (s_tready) m_tvalid <= s_tvalid;
   end
-  always_ff @(posedge clk) begin
-    if (s_tvalid && s_tready) begin
-      for (int c = 0; c < C; c++) begin
-        logic [OUT_BITS-1:0] level;
-        level = OUT_BITS'(OUT_BASE);
-        for (int l = 0; l < N_THRESH; l++) begin
-          level = level + OUT_BITS'(value(s_tdata[c*IN_BITS+:IN_BITS])
-                                    >= $signed(threshold_rom[0][(c*N_THRESH+l)*T_BITS+:T_BITS]));
-        end
-        m_tdata[c*OUT_BITS+:OUT_BITS] <= level;
-      end
-    end
-  end
+  always_ff @(posedge clk) if (s_tvalid && s_tready) m_tdata <= levels;
 endmodule
