@@ -28,8 +28,8 @@ TEACHER_EPOCHS = 5
 STUDENT_EPOCHS = 20
 # (kind, temperature, soft-target weight alpha, teacher noise): Hinton soft targets, Ba & Caruana's logit
 # regression, Sau & Balasubramanian's noisy teacher, FitNets (hints for the middle layer, then Hinton)
-CANDIDATES = (("hinton", 2.0, 0.5, 0.0), ("hinton", 4.0, 0.7, 0.0), ("mimic", 1.0, 0.5, 0.0),
-              ("noisy", 4.0, 0.7, 0.2), ("fitnets", 2.0, 0.5, 0.0))
+CANDIDATES = (("hinton", 2.0, 0.5, 0.0), ("hinton", 2.0, 0.9, 0.0), ("hinton", 4.0, 0.7, 0.0),
+              ("mimic", 1.0, 0.5, 0.0), ("noisy", 4.0, 0.7, 0.2), ("fitnets", 2.0, 0.5, 0.0))
 HINT_EPOCHS = 2
 SEEDS = (0, 1, 2)
 

@@ -5,7 +5,8 @@ the IR, packed by xnorkit.packing). `emit(graph, folding) -> {relative path: tex
 The IR becomes a graph of stages joined by AXI4-Streams (docs/hardware.md):
 - `MatMul` (+ `Threshold`): an MVTU (xk_mvtu).
 - `Conv` (+ `Threshold`): a sliding-window generator (xk_sliding_window) feeding an MVTU whose vector is
-  the window; one vector per output position.
+  the window; one vector per output position. A grouped convolution streams each group's window in turn
+  and its MVTU computes each group's neurons from that group's part alone.
 - `MaxPool` / `SumPool`: a sliding-window generator feeding a reduction (xk_pool).
 - `Add` / `Concat`: a join of two streams (xk_join); a `Threshold` after it: xk_threshold.
 - `Reshape` (flatten): nothing. Feature maps stream pixel by pixel (channels fastest), so a fully
@@ -24,7 +25,7 @@ import jinja2
 import numpy as np
 
 from hw import estimate
-from hw.folding import Folding, initiation_interval, layer_cycles, matrix_shape, to_json, validate
+from hw.folding import Folding, initiation_interval, layer_cycles, mac_layers, matrix_shape, to_json, validate
 from xnorkit import numerics, packing
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
@@ -123,7 +124,7 @@ class Edge:
             return self.dst.params["h"] * self.dst.params["w"] * self.dst_elems // self.fifo_elems + 2
         # a whole vector of the producer, and of the consumer: an MVTU reads its vector during its first neuron
         # fold only, so the next one must be waiting in full when it comes round
-        reads = self.dst.params["mw"] if self.dst.kind == "mvtu" else 0
+        reads = self.dst.params["mw"] * self.dst.params["groups"] if self.dst.kind == "mvtu" else 0
         return max(2, self.src.vector_beats * self.src.out_elems // self.fifo_elems + 1,
                    reads // self.fifo_elems + 1)
 
@@ -180,7 +181,8 @@ module {{ top }} (
   logic l{{ s.index }}_out_tvalid, l{{ s.index }}_out_tready;
 {% if s.kind == "mvtu" %}
   xk_mvtu #(
-      .MW({{ p.mw }}), .MH({{ p.mh }}), .PE({{ p.pe }}), .SIMD({{ p.simd }}), .IN_BITS({{ s.in_bits }}),
+      .MW({{ p.mw }}), .MH({{ p.mh }}), .PE({{ p.pe }}), .SIMD({{ p.simd }}), .GROUPS({{ p.groups }}),
+      .IN_BITS({{ s.in_bits }}),
       .IN_KIND({{ p.in_kind }}), .W_BITS({{ p.w_bits }}), .ACC_BITS({{ p.acc_bits }}),
       .N_THRESH({{ p.n_thresh }}), .OUT_BITS({{ p.out_bits }}), .OUT_BASE({{ p.out_base }}),
       .WEIGHT_FILE("{{ p.weight_file }}"), .THRESHOLD_FILE("{{ p.threshold_file }}")
@@ -189,6 +191,7 @@ module {{ top }} (
   xk_sliding_window #(
       .C({{ p.c }}), .H({{ p.h }}), .W({{ p.w }}), .KH({{ p.kh }}), .KW({{ p.kw }}), .SH({{ p.sh }}), .SW({{ p.sw }}),
       .PAD_T({{ p.pad_t }}), .PAD_L({{ p.pad_l }}), .HO({{ p.ho }}), .WO({{ p.wo }}), .SIMD({{ s.out_elems }}),
+      .GROUPS({{ p.groups }}),
       .BITS({{ s.in_bits }}), .BIPOLAR_TO_INT(1'b{{ p.bipolar_to_int }}), .PAD_VALUE({{ s.in_bits }}'d{{ p.pad_value }})
   ) u_l{{ s.index }} (
 {% elif s.kind == "pool" %}
@@ -342,8 +345,6 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
         if not isinstance(node, _SUPPORTED):
             raise XnorkitError(f"the RTL generator does not support IR node '{node.name}' ({type(node).__name__}) "
                                f"yet")
-        if isinstance(node, Conv) and node.groups != 1:
-            raise XnorkitError(f"convolution '{node.name}': groups={node.groups} is not supported by the RTL yet")
     validate(graph, folding)
     low = Lowered([], {}, {}, {}, graph.nodes[0].dtype.bits)
     source: dict[str, int] = {}  # IR tensor -> the stage whose output stream carries it
@@ -393,7 +394,7 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
             add(Stage(n, "window", f"{node.name}_window", c, bits, c, bits, kind == "signed",
                       max(h * w, ho * wo * kh * kw), kh * kw,
                       dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1], pad_t=pads[0],
-                           pad_l=pads[1], ho=ho, wo=wo, bipolar_to_int=0, pad_value=pad_value)),
+                           pad_l=pads[1], ho=ho, wo=wo, groups=1, bipolar_to_int=0, pad_value=pad_value)),
                 [node.input], f"{node.name}:window", (bits, kind))
             if isinstance(node, MaxPool):
                 out_fmt = (bits, kind)
@@ -462,13 +463,16 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
         to_int = in_kind == "bipolar" and any(node.pads)  # padding is the real 0: bipolar windows become int2
         window_bits = 2 if to_int else in_bits
         n = len(low.stages)
+        beats = node.groups * mw // fold.simd  # per window: each group's part in turn
         add(Stage(n, "window", f"{node.name}_window", c, in_bits, fold.simd, window_bits, to_int or in_kind == "signed",
-                  max(h * w, ho * wo * (mw // fold.simd)), mw // fold.simd,
+                  max(h * w, ho * wo * beats), beats,
                   dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1], pad_t=node.pads[0],
-                       pad_l=node.pads[1], ho=ho, wo=wo, bipolar_to_int=int(to_int), pad_value=0)),
+                       pad_l=node.pads[1], ho=ho, wo=wo, groups=node.groups, bipolar_to_int=int(to_int),
+                       pad_value=0)),
             [node.input], f"{node.name}:window", (window_bits, "signed" if to_int else in_kind))
         stream, in_bits, in_kind = f"{node.name}:window", window_bits, "signed" if to_int else in_kind
-        matrix = node.weights.transpose(0, 2, 3, 1).reshape(node.out_channels, -1)  # window order (ky, kx, c)
+        # window order (ky, kx, c); a grouped layer's rows hold their own group's columns only
+        matrix = node.weights.transpose(0, 2, 3, 1).reshape(node.out_channels, -1)
     else:
         matrix = node.weights
         if node.input in layout_of:  # columns in the logical order of a flattened map -> stream order (H, W, C)
@@ -485,6 +489,7 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
     add(Stage(index, "mvtu", node.name, fold.simd, in_bits, fold.pe, out_bits, threshold is None or out_base < 0,
               layer_cycles(graph, node, fold), mh // fold.pe,
               dict(mw=mw, mh=mh, pe=fold.pe, simd=fold.simd, in_kind=IN_KINDS[in_kind],
+                   groups=node.groups if isinstance(node, Conv) else 1,
                    w_bits=node.w_dtype.bits, acc_bits=node.acc_dtype.bits,
                    n_thresh=n_thresh, out_bits=out_bits, out_base=out_base, positions=positions,
                    weight_file=f"l{index}_weights.mem", threshold_file=f"l{index}_thresholds.mem")),
@@ -514,7 +519,8 @@ def design_info(graph: Graph, folding: Folding) -> dict:
     total = sum((estimate.fifo(k.fifo_width, k.fifo_depth) for k in edges), total)
     last = stages[-1]
     features = int(np.prod(graph.input_shape))
-    out_features = int(np.prod(graph.shape(graph.output)))
+    out_shape = graph.shape(graph.output)
+    out_features = int(np.prod(out_shape))
     return {
         "top": TOP,
         # a feature map streams pixel by pixel: the (C, H, W) input is sent in (H, W, C) order
@@ -522,7 +528,8 @@ def design_info(graph: Graph, folding: Folding) -> dict:
                   "beats": features // source.out_elems, "shape": list(graph.input_shape),
                   "layout": "hwc" if len(graph.input_shape) == 3 else "flat"},
         "output": {"features": out_features, "elems_per_beat": last.out_elems, "elem_bits": last.out_bits,
-                   "signed": last.out_signed, "beats": out_features // last.out_elems},
+                   "signed": last.out_signed, "beats": out_features // last.out_elems, "shape": list(out_shape),
+                   "layout": "hwc" if len(out_shape) == 3 else "flat"},
         "layers": [{"name": s.name, "kind": s.kind, "cycles": s.cycles, **stage_resources(s).as_dict(),
                     **({k: s.params[k] for k in ("mw", "mh", "pe", "simd", "acc_bits", "positions")}
                        if s.kind == "mvtu" else {})} for s in stages],
@@ -530,7 +537,10 @@ def design_info(graph: Graph, folding: Folding) -> dict:
         "initiation_interval": max(s.cycles for s in stages),
         # as if each stage finished its whole inference before the next began: an upper estimate, stages overlap
         "latency_estimate": sum(s.cycles for s in stages),
-        "ideal_interval": initiation_interval(graph, folding),
+        # the slowest unit's MACs over its lanes; a design without one (a lone pool or join) is as fast as its
+        # stream allows
+        "ideal_interval": (initiation_interval(graph, folding) if mac_layers(graph)
+                           else max(s.cycles for s in stages)),
         "folding": to_json(folding),
         "sources": [*LIBRARY, f"{TOP}.sv"],
     }

@@ -70,7 +70,7 @@ def _stream_elems(graph: Graph, folding: Folding, tensor: str) -> int | None:
 def reads_elems(graph: Graph, layer: MacLayer, fold: Fold) -> int:
     """Elements per beat the stage in front of the unit reads: its SIMD, or a convolution's sliding window,
     which takes one pixel (all channels) per beat."""
-    return fold.simd if isinstance(layer, MatMul) else int(layer.weights.shape[1])
+    return fold.simd if isinstance(layer, MatMul) else int(layer.weights.shape[1]) * layer.groups
 
 
 def _check(graph: Graph, layer: MacLayer, fold: Fold, incoming: int | None) -> str | None:
@@ -80,10 +80,13 @@ def _check(graph: Graph, layer: MacLayer, fold: Fold, incoming: int | None) -> s
     if fold.simd < 1 or mw % fold.simd:
         return f"SIMD={fold.simd} must divide its {mw} inputs"
     if isinstance(layer, Conv):
-        channels = int(layer.weights.shape[1])
+        channels = int(layer.weights.shape[1])  # of one group
+        group = f" per group ({layer.groups} groups)" if layer.groups > 1 else ""
         if channels % fold.simd and fold.simd != mw:
-            return (f"SIMD={fold.simd} must divide its {channels} input channels or cover the whole "
+            return (f"SIMD={fold.simd} must divide its {channels} input channels{group} or cover the whole "
                     f"{mw}-element window")
+        if (mh // layer.groups) % fold.pe:
+            return f"PE={fold.pe} must divide its {mh // layer.groups} outputs per group ({layer.groups} groups)"
     reads = reads_elems(graph, layer, fold)
     if incoming is not None and incoming % reads and reads % incoming:
         return (f"it reads {reads} elements per beat and the stream before it carries {incoming}: one must "

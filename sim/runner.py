@@ -52,8 +52,10 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     design = json.loads((rtl_dir / "design.json").read_text())
     work = rtl_dir.parent / "sim_build" / simulator
     work.mkdir(parents=True, exist_ok=True)
-    np.savez(work / "vectors.npz", inputs=stream_order(inputs, design),
-             **({} if expected is None else {"expected": np.asarray(expected, dtype=np.int64)}))
+    vectors = {"inputs": stream_order(inputs, design["input"])}
+    if expected is not None:  # in the IR's order, flattened: the testbench turns its outputs into that order
+        vectors["expected"] = np.asarray(expected, dtype=np.int64).reshape(len(inputs), -1)
+    np.savez(work / "vectors.npz", **vectors)
     results = work / "results.npz"
     results.unlink(missing_ok=True)
     settings = {
@@ -115,12 +117,21 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     return result
 
 
-def stream_order(inputs: np.ndarray, design: dict) -> np.ndarray:
-    """Integer inputs (N, *input shape) as the design's input stream takes them, one row per inference:
-    feature maps pixel by pixel, channels fastest."""
-    x = np.asarray(inputs, dtype=np.int64)
-    if design["input"].get("layout") == "hwc":
-        x = x.reshape(len(x), *design["input"]["shape"]).transpose(0, 2, 3, 1)
+def stream_order(values: np.ndarray, stream: dict) -> np.ndarray:
+    """Integer tensors (N, *shape) in the order a stream of the design (its design.json "input" or
+    "output") carries them, one row per inference: feature maps pixel by pixel, channels fastest."""
+    x = np.asarray(values, dtype=np.int64)
+    if stream.get("layout") == "hwc":
+        x = x.reshape(len(x), *stream["shape"]).transpose(0, 2, 3, 1)
+    return x.reshape(len(x), -1)
+
+
+def ir_order(rows: np.ndarray, stream: dict) -> np.ndarray:
+    """The inverse of `stream_order`, flattened: rows as received, in the IR's row-major (C, H, W) order."""
+    x = np.asarray(rows)
+    if stream.get("layout") == "hwc":
+        c, h, w = stream["shape"]
+        x = x.reshape(len(x), h, w, c).transpose(0, 3, 1, 2)
     return x.reshape(len(x), -1)
 
 
@@ -172,7 +183,7 @@ def simulate_bulk(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None
     exe = build_bulk(rtl_dir)
     work = exe.parent
     in_info, out_info = design["input"], design["output"]
-    inputs = stream_order(inputs, design)
+    inputs = stream_order(inputs, design["input"])
     beats = packing.stream_bytes(inputs, in_info["elems_per_beat"], in_info["elem_bits"])
     (work / "inputs.bin").write_bytes(beats.tobytes())
     out_bytes = -(-out_info["elems_per_beat"] * out_info["elem_bits"] // 8)
@@ -183,7 +194,8 @@ def simulate_bulk(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None
     if proc.returncode:
         raise XnorkitError(f"simulation of {rtl_dir} failed: {(proc.stderr or proc.stdout).strip()}")
     raw = np.fromfile(work / "outputs.bin", dtype=np.uint8).reshape(len(inputs), out_info["beats"], out_bytes)
-    outputs = packing.unstream_bytes(raw, out_info["elems_per_beat"], out_info["elem_bits"], out_info["signed"])
+    outputs = ir_order(packing.unstream_bytes(raw, out_info["elems_per_beat"], out_info["elem_bits"],
+                                              out_info["signed"]), out_info)
     cycles = np.fromfile(work / "cycles.bin", dtype=np.uint64).reshape(-1, 2).astype(np.int64)
     return SimResult(outputs, cycles[:, 0], cycles[:, 1], mismatch_report(outputs, expected))
 
@@ -192,7 +204,7 @@ def mismatch_report(outputs: np.ndarray, expected: np.ndarray | None) -> str | N
     """The scoreboard's line: how many outputs differ, and the first one with its index and both values."""
     if expected is None:
         return None
-    bad = np.argwhere(outputs != expected)
+    bad = np.argwhere(outputs != np.asarray(expected).reshape(outputs.shape))
     if not len(bad):
         return None
     i, j = bad[0]

@@ -2,9 +2,10 @@
 
 One coroutine runs the whole cycle loop: at each falling edge it drives the input stream (with random
 valid gaps) and the output ready (with random stalls), then, once signals settle (ReadOnly), it records
-which handshakes the next rising edge will complete. Inputs, expected outputs and settings come from
-files named in environment variables (written by sim.runner); the outputs and cycle times go back the
-same way. The scoreboard compares with the golden model's integers exactly.
+which handshakes the next rising edge will complete. Inputs (in stream order), expected outputs (in the
+IR's order) and settings come from files named in environment variables (written by sim.runner); the
+outputs (in the IR's order) and cycle times go back the same way. The scoreboard compares with the
+golden model's integers exactly.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from sim.runner import mismatch_report
+from sim.runner import ir_order, mismatch_report
 from xnorkit import packing
 
 
@@ -82,6 +83,7 @@ async def stream_network(dut) -> None:
                         for b in range(beats_per_output)])
         for i in range(n)
     ])
+    outputs = ir_order(outputs, out_info)  # a feature map arrives pixel by pixel; golden's order is (C, H, W)
     np.savez(settings["results"], outputs=outputs, accepted_at=np.array(accepted_at),
              completed_at=np.array(completed_at))
     report = mismatch_report(outputs, expected)

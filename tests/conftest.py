@@ -77,7 +77,7 @@ def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5, w_bits: i
     return graph
 
 
-def _thresholds(rng, ranges: np.ndarray, levels: int) -> np.ndarray:
+def random_thresholds(rng, ranges: np.ndarray, levels: int) -> np.ndarray:
     mid = ranges.mean(axis=1)
     spread = (ranges[:, 1] - ranges[:, 0]) / 8 + 1
     t = np.rint(mid[:, None] + rng.normal(0, 1, (len(ranges), levels)) * spread[:, None]).astype(np.int64)
@@ -109,7 +109,7 @@ def random_cnn_graph(image: tuple[int, int, int] = (1, 12, 12), channels: tuple[
         nodes.append(Conv(f"conv{i}", current, f"cacc{i}", wt, in_dtype, w_dtype, acc_type, (1, 1), (pads,) * 4, 1))
         types[f"cacc{i}"], shapes[f"cacc{i}"] = acc_type, (out_c, h, w)
         ranges = np.array([numerics.accumulator_range(r, in_dtype) for r in wt.reshape(out_c, -1)])
-        t = _thresholds(rng, ranges, 1 if a_bits == 1 else 2 ** a_bits - 1)
+        t = random_thresholds(rng, ranges, 1 if a_bits == 1 else 2 ** a_bits - 1)
         nodes.append(Threshold(f"cact{i}", f"cacc{i}", f"cout{i}", t, 0, out_dtype))
         types[f"cout{i}"], shapes[f"cout{i}"] = out_dtype, (out_c, h, w)
         c, h, w = out_c, h // 2, w // 2

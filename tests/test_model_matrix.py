@@ -138,8 +138,7 @@ def test_backends_refuse_what_they_cannot_build_with_one_line(tmp_path):
     import sys
 
     torch.manual_seed(0)
-    for case, command, message in (("cnn_w1a1_pad_pool", "firmware", "(Conv) yet"),
-                                   ("cnn_w4a4_depthwise", "hw", "'Conv_1': groups=8 is not supported by the RTL")):
+    for case, command, message in (("cnn_w1a1_pad_pool", "firmware", "(Conv) yet"),):
         (tmp_path / case).mkdir()
         train.export_qonnx(CASES[case]().eval(), (1, 8, 8), tmp_path / case / "m.onnx")
         build.compile_model(tmp_path / case / "m.onnx", tmp_path / case / "b")
@@ -149,10 +148,10 @@ def test_backends_refuse_what_they_cannot_build_with_one_line(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if "depthwise" not in c])
+@pytest.mark.parametrize("case", CASES)
 def test_rtl_equals_golden(tmp_path, case):
-    """Every matrix case the RTL builds (binary, ternary, k-bit and per-channel weights, signed and unsigned
-    activations, padded convolutions, pooling): bit-exact with random stalls."""
+    """Every matrix case (binary, ternary, k-bit and per-channel weights, signed and unsigned activations,
+    padded, grouped and depthwise convolutions, pooling): bit-exact with random stalls."""
     from hw import emit_sv
     from hw import folding as fold_mod
     from sim import runner

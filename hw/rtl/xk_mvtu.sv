@@ -5,6 +5,12 @@
 // time, SIMD inputs per cycle, so one vector takes SF * NF cycles (NF = MH/PE). The first neuron fold
 // reads the stream and keeps the vector in a buffer for the other NF - 1 folds.
 //
+// Grouped convolutions (GROUPS > 1): MW is one group's window and the vector arrives group by group
+// (xk_sliding_window with the same GROUPS), GROUPS * SF beats. The NF / GROUPS neuron folds of group g
+// use only its inputs: the first of them reads group g's SF beats from the stream, the others the
+// buffer, so a vector takes SF * NF cycles, the MACs of the layer without the zeros of a dense matrix.
+// PE divides MH / GROUPS (a neuron fold never spans two groups).
+//
 // Element kinds (docs/numerics.md): IN_KIND 0 bipolar (1 bit, 1 = +1), 1 unsigned, 2 signed
 // (IN_BITS each); W_BITS 1 bipolar, else signed two's complement. Datapath per PE lane and fold:
 //   bipolar x bipolar:  2 * popcount(XNOR) - SIMD     (adder-tree popcount, xk_popcount)
@@ -22,6 +28,7 @@ module xk_mvtu #(
     parameter int MH = 64,
     parameter int PE = 4,
     parameter int SIMD = 8,
+    parameter int GROUPS = 1,
     parameter int IN_BITS = 1,
     parameter int IN_KIND = 0,
     parameter int W_BITS = 1,
@@ -44,6 +51,7 @@ module xk_mvtu #(
 );
   localparam int SF = MW / SIMD;
   localparam int NF = MH / PE;
+  localparam int NF_G = NF / GROUPS;  // neuron folds per group
   localparam int SF_W = SF > 1 ? $clog2(SF) : 1;
   localparam int NF_W = NF > 1 ? $clog2(NF) : 1;
   localparam int ADDR_W = SF * NF > 1 ? $clog2(SF * NF) : 1;
@@ -56,25 +64,28 @@ module xk_mvtu #(
 
   // ---- s0: fold counters ----------------------------------------------------------------------------
   logic [SF_W-1:0] sf;
-  logic [NF_W-1:0] nf;
+  logic [NF_W-1:0] nf, nf_in_group;
   logic [ADDR_W-1:0] addr;
-  logic advance, s0_valid, fire;
+  logic advance, s0_valid, fire, reading;
   logic [SIMD*IN_BITS-1:0] s0_data;
 
   assign advance  = !m_tvalid || m_tready;
-  assign s0_valid = (nf == '0) ? s_tvalid : 1'b1;
-  assign s_tready = advance && (nf == '0);
+  assign reading  = nf_in_group == '0;  // the group's first neuron fold takes its inputs from the stream
+  assign s0_valid = reading ? s_tvalid : 1'b1;
+  assign s_tready = advance && reading;
   assign fire     = advance && s0_valid;
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
       sf <= '0;
       nf <= '0;
+      nf_in_group <= '0;
       addr <= '0;
     end else if (fire) begin
       if (sf == SF_W'(SF - 1)) begin
         sf <= '0;
         nf <= (nf == NF_W'(NF - 1)) ? '0 : nf + 1'b1;
+        nf_in_group <= (nf_in_group == NF_W'(NF_G - 1)) ? '0 : nf_in_group + 1'b1;
       end else begin
         sf <= sf + 1'b1;
       end
@@ -83,10 +94,10 @@ module xk_mvtu #(
   end
 
   generate
-    if (NF > 1) begin : g_buffer
+    if (NF_G > 1) begin : g_buffer
       logic [SIMD*IN_BITS-1:0] in_buffer[SF];
-      always_ff @(posedge clk) if (fire && nf == '0) in_buffer[sf] <= s_tdata;
-      assign s0_data = (nf == '0) ? s_tdata : in_buffer[sf];
+      always_ff @(posedge clk) if (fire && reading) in_buffer[sf] <= s_tdata;
+      assign s0_data = reading ? s_tdata : in_buffer[sf];
     end else begin : g_no_buffer
       assign s0_data = s_tdata;
     end

@@ -4,6 +4,10 @@
 // per beat. SIMD divides C (the window walks ky, kx, channel fold), or SIMD = KH * KW * C (one whole
 // window per beat).
 //
+// A grouped convolution (GROUPS > 1, CG = C / GROUPS channels each) reads each group's window in turn:
+// (g, ky, kx, c) with c local to the group, so the MVTU after it sees one group's inputs at a time and
+// never multiplies by the zeros outside its group. SIMD then divides CG or equals KH * KW * CG.
+//
 // Positions outside the input (padding) read PAD_VALUE. With BIPOLAR_TO_INT, 1-bit bipolar inputs leave
 // as 2-bit signed integers (+1 / -1) and padding as 0: padding is the real value 0, which a bipolar bit
 // cannot hold (docs/numerics.md, Convolution and padding).
@@ -24,6 +28,7 @@ module xk_sliding_window #(
     parameter int HO = 26,
     parameter int WO = 26,
     parameter int SIMD = 1,
+    parameter int GROUPS = 1,
     parameter int BITS = 1,
     parameter bit BIPOLAR_TO_INT = 1'b0,
     parameter logic [BITS-1:0] PAD_VALUE = '0,
@@ -39,8 +44,9 @@ module xk_sliding_window #(
     input  logic                     m_tready
 );
   localparam int PIXELS = H * W;
-  localparam bit WHOLE = SIMD == KH * KW * C;
-  localparam int CF = WHOLE ? 1 : C / SIMD;  // channel folds per window position
+  localparam int CG = C / GROUPS;
+  localparam bit WHOLE = SIMD == KH * KW * CG;
+  localparam int CF = WHOLE ? 1 : CG / SIMD;  // channel folds per window position
   localparam int PIX_W = PIXELS > 1 ? $clog2(PIXELS) : 1;
 
   logic [C*BITS-1:0] frame[2][PIXELS];
@@ -63,16 +69,17 @@ module xk_sliding_window #(
   end
   always_ff @(posedge clk) if (s_tvalid && s_tready) frame[wr_bank][wr_pixel] <= s_tdata;
 
-  // ---- read side: counters over (oy, ox, ky, kx, cf) ----------------------------------------------------
+  // ---- read side: counters over (oy, ox, g, ky, kx, cf) -------------------------------------------------
   logic rd_bank, rd_fire, rd_done;
-  int oy, ox, ky, kx, cf;
+  int oy, ox, g, ky, kx, cf;
   assign rd_fire = full[rd_bank] && (!m_tvalid || m_tready);
-  assign rd_done = rd_fire && oy == HO - 1 && ox == WO - 1 && (WHOLE || (ky == KH - 1 && kx == KW - 1 && cf == CF - 1));
+  assign rd_done = rd_fire && oy == HO - 1 && ox == WO - 1 && g == GROUPS - 1
+                   && (WHOLE || (ky == KH - 1 && kx == KW - 1 && cf == CF - 1));
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
       rd_bank <= 1'b0;
-      {oy, ox, ky, kx, cf} <= '0;
+      {oy, ox, g, ky, kx, cf} <= '0;
     end else if (rd_fire) begin
       if (rd_done) rd_bank <= !rd_bank;
       if (!WHOLE && cf != CF - 1) cf <= cf + 1;
@@ -84,10 +91,14 @@ module xk_sliding_window #(
           if (!WHOLE && ky != KH - 1) ky <= ky + 1;
           else begin
             ky <= 0;
-            if (ox != WO - 1) ox <= ox + 1;
+            if (g != GROUPS - 1) g <= g + 1;
             else begin
-              ox <= 0;
-              oy <= (oy == HO - 1) ? 0 : oy + 1;
+              g <= 0;
+              if (ox != WO - 1) ox <= ox + 1;
+              else begin
+                ox <= 0;
+                oy <= (oy == HO - 1) ? 0 : oy + 1;
+              end
             end
           end
         end
@@ -116,13 +127,13 @@ module xk_sliding_window #(
       logic [BITS-1:0] value;
       logic in_map;
       if (WHOLE) begin
-        wy = s / (KW * C);
-        wx = (s / C) % KW;
-        c = s % C;
+        wy = s / (KW * CG);
+        wx = (s / CG) % KW;
+        c = g * CG + s % CG;
       end else begin
         wy = ky;
         wx = kx;
-        c = cf * SIMD + s;
+        c = g * CG + cf * SIMD + s;
       end
       iy = oy * SH + wy - PAD_T;
       ix = ox * SW + wx - PAD_L;
