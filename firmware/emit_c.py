@@ -1,10 +1,15 @@
-"""C emitter: ahead-of-time C99 for one network (packed const weights, a static buffer plan, one call per
-IR node into the hand-written kernels of firmware/lib). `emit(graph) -> {relative path: text}`; no I/O,
-no numerics beyond what the IR states."""
+"""C emitter: ahead-of-time C99 for one network: packed const weights (flash), one static activation arena
+planned at generation time (RAM), and one call per IR node into the hand-written kernels of firmware/lib.
+`emit(graph) -> {relative path: text}`; no I/O, no numerics beyond what the IR states.
+
+Tensors live in C as the kernels expect them (firmware/lib/xk_kernels.h): pixel by pixel, channels
+fastest; bipolar ones packed 32 channels to a word per pixel, integer ones as int32. A fully connected layer
+after a flatten gets its weight columns in that order (packing.hwc_columns), as in the RTL.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 import jinja2
@@ -12,7 +17,21 @@ import numpy as np
 
 from xnorkit import packing
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import Dequantize, Graph, MatMul, Quantize, Threshold
+from xnorkit.ir import (
+    Add,
+    Concat,
+    Conv,
+    Dequantize,
+    Graph,
+    MatMul,
+    MaxPool,
+    Quantize,
+    Reshape,
+    SumPool,
+    Threshold,
+    Transpose,
+    inputs_of,
+)
 
 LIBRARY = ("lib/xk_kernels.h", "lib/xk_kernels.c", "lib/xk_runner.c", "cortex_m4/startup.c", "cortex_m4/link.ld")
 
@@ -28,28 +47,95 @@ def c_array(values: np.ndarray, per_line: int = 8, fmt: str = "{}") -> str:
     return ",\n    ".join(lines)
 
 
-@dataclass(frozen=True)
-class BufferPlan:
-    """Static activations: the quantized input, one accumulator buffer, two ping-pong bit buffers for
-    binary activations and one buffer of int32 values for k-bit activations."""
+def _words(n: int) -> int:
+    return -(-n // 32)
 
-    input_elems: int
-    acc_elems: int
-    bit_words: int
-    int_elems: int
+
+@dataclass
+class Tensor:
+    """A tensor as C holds it: `channels` values at each of `pixels` positions, packed bits or int32."""
+
+    index: int
+    what: str  # the IR tensor (or the unpacked copy of one)
+    bits: bool
+    channels: int
+    pixels: int
+    first: int = -1  # the step that writes it
+    last: int = -1  # the last step that reads it
+    offset: int = 0  # bytes into the arena
 
     @property
     def bytes(self) -> int:
-        return 4 * (self.input_elems + self.acc_elems + 2 * self.bit_words + self.int_elems)
+        return 4 * self.pixels * (_words(self.channels) if self.bits else self.channels)
+
+    @property
+    def ctype(self) -> str:
+        return "uint32_t" if self.bits else "int32_t"
+
+    @property
+    def macro(self) -> str:
+        return f"XK_T{self.index}"
 
 
-def plan_buffers(graph: Graph) -> BufferPlan:
-    layers = graph.matmuls()
-    hidden = [m.out_features for m in layers[:-1]] or [1]
-    binary = [n.channels for n in graph.nodes if isinstance(n, Threshold) and n.out_dtype.bipolar]
-    multi = [n.channels for n in graph.nodes if isinstance(n, Threshold) and not n.out_dtype.bipolar]
-    return BufferPlan(layers[0].in_features, max(hidden), max(((n + 31) // 32 for n in binary), default=0),
-                      max(multi, default=0))
+@dataclass(frozen=True)
+class _Table:
+    ctype: str
+    name: str
+    count: int
+    body: str
+
+
+@dataclass
+class Program:
+    """The generated program before rendering: the arena's tensors, the const tables, the call sequence
+    (each call's text with `{}` fields for the tensors it names) and the arena size."""
+
+    tensors: list[Tensor] = field(default_factory=list)
+    tables: list[_Table] = field(default_factory=list)
+    structs: list[tuple[str, str, str]] = field(default_factory=list)  # (type, name, initializer) geometries
+    calls: list[tuple[str, list[Tensor], str]] = field(default_factory=list)  # (text, its tensors, comment)
+    output: Tensor | None = None
+    weight_bytes: int = 0
+
+    @property
+    def bytes(self) -> int:
+        """The activation arena, bytes: every tensor at its planned offset."""
+        return max((t.offset + t.bytes for t in self.tensors), default=0)
+
+    def tensor(self, what: str, bits: bool, channels: int, pixels: int) -> Tensor:
+        t = Tensor(len(self.tensors), what, bits, channels, pixels)
+        self.tensors.append(t)
+        return t
+
+    def call(self, text: str, *tensors: Tensor, writes: Tensor | None = None, comment: str = "") -> None:
+        step = len(self.calls)
+        for t in tensors:
+            t.last = max(t.last, step)
+        if writes is not None:
+            writes.first = step
+            writes.last = max(writes.last, step)
+        self.calls.append((text, [*tensors, *([writes] if writes else [])], comment))
+
+    def table(self, ctype: str, name: str, values: np.ndarray, per_line: int, fmt: str = "{}") -> str:
+        values = np.asarray(values).reshape(-1)
+        self.tables.append(_Table(ctype, name, values.size, c_array(values, per_line, fmt)))
+        self.weight_bytes += values.size * {"uint32_t": 4, "int32_t": 4, "int8_t": 1}[ctype]
+        return name
+
+
+def plan(tensors: list[Tensor]) -> None:
+    """Offsets in one arena: largest tensors first, each at the lowest offset where it overlaps no placed
+    tensor that is alive at the same time (a kernel's inputs and output are alive together)."""
+    placed: list[Tensor] = []
+    for t in sorted(tensors, key=lambda t: (-t.bytes, t.index)):
+        busy = sorted((p.offset, p.offset + p.bytes) for p in placed if not (p.last < t.first or t.last < p.first))
+        offset = 0
+        for start, end in busy:
+            if offset + t.bytes <= start:
+                break
+            offset = max(offset, end)
+        t.offset = offset
+        placed.append(t)
 
 
 _HEADER = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string("""\
@@ -61,18 +147,20 @@ _HEADER = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_new
 
 #define XK_INPUT_SIZE {{ input_size }}u
 #define XK_OUTPUT_SIZE {{ output_size }}u
-#define XK_ACTIVATION_BYTES {{ plan.bytes }}u
+#define XK_ACTIVATION_BYTES {{ activation_bytes }}u
+#define XK_WEIGHT_BYTES {{ weight_bytes }}u
 
-/* Runs one inference: `input` holds XK_INPUT_SIZE floats in the layout the trained model takes (the
- * input quantizer is applied here); `output` receives the last layer's XK_OUTPUT_SIZE integers. */
-void xk_infer(const float *input, int32_t *output);
+/* Runs one inference: `input` holds XK_INPUT_SIZE floats in the layout the trained model takes ((C, H, W)
+ * for images; the input quantizer is applied here); `output` receives the last layer's XK_OUTPUT_SIZE
+ * integers. Returns the index of the largest output (the class). */
+int32_t xk_infer(const float *input, int32_t *output);
 
 #endif
 """)
 
 _SOURCE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True).from_string("""\
-/* Generated by xnorkit from the IR: weights and thresholds, a static buffer plan, the call sequence. */
+/* Generated by xnorkit from the IR: const weights and thresholds, a static activation arena, the calls. */
 #include "xk_model.h"
 
 #include "xk_kernels.h"
@@ -82,85 +170,201 @@ static const {{ t.ctype }} {{ t.name }}[{{ t.count }}] = {
     {{ t.body }}
 };
 {% endfor %}
+{% for kind, name, body in structs %}
+static const {{ kind }} {{ name }} = {{ '{' }}{{ body }}{{ '}' }};
+{% endfor %}
 
-/* activation buffers: {{ plan.bytes }} bytes */
-static int32_t xk_input_q[{{ plan.input_elems }}];
-static int32_t xk_acc[{{ plan.acc_elems }}];
-{% if plan.bit_words %}
-static uint32_t xk_bits[2][{{ plan.bit_words }}];
-{% endif %}
-{% if plan.int_elems %}
-static int32_t xk_act[{{ plan.int_elems }}];
-{% endif %}
+/* activations: {{ arena_bytes }} bytes, each tensor at the offset planned from its lifetime */
+static uint32_t xk_arena[{{ arena_words }}];
+{% for t in tensors %}
+#define {{ t.macro }} (({{ t.ctype }} *)&xk_arena[{{ t.offset // 4 }}])  /* {{ t.what }}: {{ t.bytes }} bytes */
+{% endfor %}
 
-void xk_infer(const float *input, int32_t *output) {
+int32_t xk_infer(const float *input, int32_t *output) {
 {% for line in calls %}
     {{ line }}
 {% endfor %}
+    return xk_argmax(output, XK_OUTPUT_SIZE);
 }
 """)
 
 
-@dataclass(frozen=True)
-class _Table:
-    ctype: str
-    name: str
-    count: int
-    body: str
+def _map(graph: Graph, tensor: str) -> tuple[int, int]:
+    """(channels, pixels) of an IR tensor: a vector is one pixel."""
+    shape = graph.shape(tensor)
+    return int(shape[0]), int(np.prod(shape[1:])) if len(shape) > 1 else 1
 
 
-def emit(graph: Graph) -> dict[str, str]:
-    plan = plan_buffers(graph)
-    tables: list[_Table] = []
-    calls: list[str] = []
-    location: dict[str, str] = {graph.input: "input"}  # where each IR tensor lives in C
-    bits_slot = 0
+def _geometry(program: Program, kind: str, values: dict) -> str:
+    name = f"xk_shape{len(program.structs)}"
+    program.structs.append((kind, name, ", ".join(str(int(v)) for v in values.values())))
+    return name
+
+
+def lower(graph: Graph) -> Program:
+    """The call sequence and tensors of a network, planned into one arena."""
+    if len(graph.outputs) != 1:
+        raise XnorkitError(f"the C generator builds single-output networks; this one has {len(graph.outputs)} "
+                           f"outputs (early exits or control nodes)")
+    prog = Program()
+    at: dict[str, Tensor] = {}
+    # a flattened map (after a transpose, or not): (the stored (C, H, W) map, the logical axes as its axes)
+    layout_of: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = {}
     layer = 0
+
+    def as_int(t: Tensor) -> Tensor:
+        """`t` as int32 values (an unpacked copy of a bipolar tensor, -1/+1)."""
+        if not t.bits:
+            return t
+        copy = prog.tensor(f"{t.what} as integers", False, t.channels, t.pixels)
+        prog.call(f"xk_bits_to_int({{}}, {t.channels}u, {t.pixels}u, {{}});", t, writes=copy)
+        return copy
+
     for node in graph.nodes:
-        src = location[node.input]
+        transposed = [t for t in inputs_of(node) if t in layout_of and not layout_of[t][2]]
+        if transposed and not isinstance(node, Reshape | Transpose):
+            raise XnorkitError(f"'{node.name}' reads a transposed feature map; the C generator stores feature maps "
+                               f"pixel by pixel and only a flatten may follow a transpose")
         if isinstance(node, Quantize):
-            n = int(np.prod(graph.input_shape))
-            calls.append(f"xk_quantize({src}, {n}u, {c_float(node.scale)}, {node.zero_point}, {node.dtype.min}, "
-                         f"{node.dtype.max}, xk_input_q);")
-            location[node.output] = "xk_input_q"
-        elif isinstance(node, MatMul):
-            if not node.w_dtype.bipolar:
-                raise XnorkitError(f"layer '{node.name}': {node.w_dtype.name()} weights are not supported by the C "
-                                   f"generator yet (binary weights only)")
-            words = packing.pack_bits(packing.bipolar_to_bits(node.weights), 32)
-            name = f"xk_l{layer}_weights"
-            tables.append(_Table("uint32_t", name, words.size, c_array(words, 6, "0x{:08x}u")))
-            dst = "output" if node.output == graph.output else "xk_acc"
-            kernel = "xk_dense_bin_bin" if node.in_dtype.bipolar else "xk_dense_int_bin"
+            if node.dtype.bipolar:
+                raise XnorkitError(f"input quantizer '{node.name}': a bipolar network input is not supported by the C "
+                                   f"generator (quantize the input to integers)")
+            channels, pixels = _map(graph, node.output)
+            q = at[node.output] = prog.tensor(node.output, False, channels, pixels)
+            prog.call(f"xk_quantize(input, {channels}u, {pixels}u, {c_float(node.scale)}, {node.zero_point}, "
+                      f"{node.dtype.min}, {node.dtype.max}, {{}});", writes=q, comment=node.name)
+        elif isinstance(node, Reshape | Transpose):
+            shape = graph.shape(node.input)
+            map_shape, axes, flat = layout_of.get(node.input) or (shape, (0, 1, 2), False)
+            if isinstance(node, Transpose) and len(shape) == 3 and not flat:
+                layout_of[node.output] = (map_shape, tuple(axes[p] for p in node.perm), False)
+            elif isinstance(node, Reshape) and len(map_shape) == 3 and len(node.shape) == 1:
+                layout_of[node.output] = (map_shape, axes, True)
+            elif not (isinstance(node, Reshape) and tuple(node.shape) == tuple(shape)):
+                raise XnorkitError(f"{type(node).__name__.lower()} '{node.name}' {shape} -> "
+                                   f"{tuple(graph.shape(node.output))}: the C generator stores feature maps pixel "
+                                   f"by pixel and supports only a flatten (after a transpose, or not) before a "
+                                   f"fully connected layer")
+            elif node.input in layout_of:
+                layout_of[node.output] = layout_of[node.input]
+            at[node.output] = at[node.input]
+        elif isinstance(node, MatMul | Conv):
+            x = at[node.input]
+            if node.w_dtype.bits > 8:
+                raise XnorkitError(f"layer '{node.name}': {node.w_dtype.name()} weights do not fit the C kernels' "
+                                   f"int8 weights (8 bits at most)")
             if not node.in_dtype.bipolar and node.in_dtype.bits > 16:
                 raise XnorkitError(f"layer '{node.name}': integer inputs over 16 bits do not fit the C kernels")
-            calls.append(f"{kernel}({src}, {node.in_features}u, {name}, {node.out_features}u, {dst});  "
-                         f"/* {node.name} */")
-            location[node.output] = dst
+            channels, pixels = _map(graph, node.output)
+            acc = at[node.output] = prog.tensor(node.output, False, channels, pixels)
+            name = f"xk_l{layer}_weights"
+            binary = node.in_dtype.bipolar and node.w_dtype.bipolar
+            if isinstance(node, MatMul):
+                matrix = node.weights
+                if node.input in layout_of:
+                    map_shape, axes, _ = layout_of[node.input]
+                    matrix = packing.hwc_columns(matrix, map_shape, axes)
+                if binary:  # packed per pixel of the stored input, as the input is
+                    rows = packing.bipolar_to_bits(matrix.reshape(len(matrix), x.pixels, x.channels))
+                    prog.table("uint32_t", name, packing.pack_bits(rows, 32), 6, "0x{:08x}u")
+                    prog.call(f"xk_dense_bin_bin({{}}, {x.pixels * _words(x.channels)}u, {x.pixels * x.channels}u, "
+                              f"{name}, {node.out_features}u, {{}});", x, writes=acc, comment=node.name)
+                elif node.w_dtype.bipolar:
+                    prog.table("uint32_t", name, packing.pack_bits(packing.bipolar_to_bits(matrix), 32), 6,
+                               "0x{:08x}u")
+                    prog.call(f"xk_dense_int_bin({{}}, {node.in_features}u, {name}, {node.out_features}u, {{}});",
+                              x, writes=acc, comment=node.name)
+                else:
+                    prog.table("int8_t", name, matrix, 16)
+                    prog.call(f"xk_dense_int_int({{}}, {node.in_features}u, {name}, {node.out_features}u, {{}});",
+                              as_int(x), writes=acc, comment=node.name)
+            else:
+                c, h, w = graph.shape(node.input)
+                _, ho, wo = graph.shape(node.output)
+                kh, kw = node.weights.shape[2:]
+                shape = _geometry(prog, "xk_conv_shape", dict(
+                    c=c, h=h, w=w, out_c=node.out_channels, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1],
+                    pad_t=node.pads[0], pad_l=node.pads[1], ho=ho, wo=wo, groups=node.groups))
+                kernels = node.weights.transpose(0, 2, 3, 1)  # (o, ky, kx, c): the stored pixel's order
+                if binary and node.groups == 1:
+                    prog.table("uint32_t", name, packing.pack_bits(packing.bipolar_to_bits(kernels), 32), 6,
+                               "0x{:08x}u")
+                    prog.call(f"xk_conv_bin_bin({{}}, &{shape}, {name}, {{}});", x, writes=acc, comment=node.name)
+                else:
+                    prog.table("int8_t", name, kernels, 16)
+                    prog.call(f"xk_conv_int_int({{}}, &{shape}, {name}, {{}});", as_int(x), writes=acc,
+                              comment=node.name)
             layer += 1
         elif isinstance(node, Threshold):
-            name = f"xk_l{layer - 1}_thresholds"
-            tables.append(_Table("int32_t", name, node.thresholds.size, c_array(node.thresholds, 10)))
+            x = at[node.input]
+            if x.bits:
+                raise XnorkitError(f"threshold '{node.name}' on a bipolar tensor is not supported by the C generator")
+            name = prog.table("int32_t", f"xk_thresholds{sum(t.ctype == 'int32_t' for t in prog.tables)}",
+                              node.thresholds, 10)
+            out = at[node.output] = prog.tensor(node.output, node.out_dtype.bipolar, x.channels, x.pixels)
             if node.out_dtype.bipolar:
-                dst = f"xk_bits[{bits_slot}]"
-                calls.append(f"xk_threshold({src}, {name}, {node.channels}u, {dst});  /* {node.name} */")
-                bits_slot ^= 1
+                prog.call(f"xk_threshold({{}}, {name}, {x.channels}u, {x.pixels}u, {{}});", x, writes=out,
+                          comment=node.name)
             else:
-                dst = "xk_act"
-                calls.append(f"xk_multithreshold({src}, {name}, {node.channels}u, {node.thresholds.shape[1]}u, "
-                             f"{node.base}, {dst});  /* {node.name} */")
-            location[node.output] = dst
+                prog.call(f"xk_multithreshold({{}}, {name}, {x.channels}u, {x.pixels}u, {node.thresholds.shape[1]}u, "
+                          f"{node.base}, {{}});", x, writes=out, comment=node.name)
+        elif isinstance(node, MaxPool | SumPool):
+            x = at[node.input]
+            c, h, w = graph.shape(node.input)
+            _, ho, wo = graph.shape(node.output)
+            pads = node.pads if isinstance(node, MaxPool) else (0, 0, 0, 0)
+            shape = _geometry(prog, "xk_pool_shape", dict(
+                c=c, h=h, w=w, kh=node.kernel[0], kw=node.kernel[1], sh=node.stride[0], sw=node.stride[1],
+                pad_t=pads[0], pad_l=pads[1], ho=ho, wo=wo))
+            if isinstance(node, MaxPool):
+                out = at[node.output] = prog.tensor(node.output, x.bits, c, ho * wo)
+                kernel = "xk_maxpool_bits" if x.bits else "xk_maxpool_int"
+                prog.call(f"{kernel}({{}}, &{shape}, {{}});", x, writes=out, comment=node.name)
+            else:
+                x = as_int(x)
+                out = at[node.output] = prog.tensor(node.output, False, c, ho * wo)
+                prog.call(f"xk_sumpool_int({{}}, &{shape}, {{}});", x, writes=out, comment=node.name)
+        elif isinstance(node, Add):
+            a, b = (as_int(at[t]) for t in node.inputs)
+            out = at[node.output] = prog.tensor(node.output, False, a.channels, a.pixels)
+            prog.call(f"xk_add_int({{}}, {{}}, {a.channels * a.pixels}u, {{}});", a, b, writes=out, comment=node.name)
+        elif isinstance(node, Concat):
+            if len(node.inputs) != 2:
+                raise XnorkitError(f"concat '{node.name}' of {len(node.inputs)} tensors: the C generator joins two")
+            a, b = (at[t] for t in node.inputs)
+            if a.bits != b.bits:
+                a, b = as_int(a), as_int(b)
+            out = at[node.output] = prog.tensor(node.output, a.bits, a.channels + b.channels, a.pixels)
+            kernel = "xk_concat_bits" if a.bits else "xk_concat_int"
+            prog.call(f"{kernel}({{}}, {a.channels}u, {{}}, {b.channels}u, {a.pixels}u, {{}});", a, b, writes=out,
+                      comment=node.name)
         elif isinstance(node, Dequantize):
             continue  # float outputs are the host's business; the C API returns the integers
         else:
-            raise XnorkitError(f"the C generator does not support IR node '{node.name}' ({type(node).__name__}) "
-                               f"yet; it builds fully connected networks")
-    last = graph.producer(graph.output)
-    assert isinstance(last, MatMul)
+            raise XnorkitError(f"the C generator does not support IR node '{node.name}' ({type(node).__name__})")
+    result = at[graph.output]
+    prog.output = result
+    kernel = "xk_output_bits" if result.bits else "xk_output_int"
+    prog.call(f"{kernel}({{}}, {result.channels}u, {result.pixels}u, output);", result, comment="the output")
+    plan(prog.tensors)
+    return prog
+
+
+def plan_buffers(graph: Graph) -> Program:
+    """The planned program; `.bytes` is the activation arena in bytes."""
+    return lower(graph)
+
+
+def emit(graph: Graph) -> dict[str, str]:
+    prog = lower(graph)
+    calls = [text.format(*(t.macro for t in tensors)) + (f"  /* {comment} */" if comment else "")
+             for text, tensors, comment in prog.calls]
+    output_size = int(np.prod(graph.shape(graph.output)))
     files = {
-        "xk_model.h": _HEADER.render(input_size=int(np.prod(graph.input_shape)), output_size=last.out_features,
-                                     plan=plan),
-        "xk_model.c": _SOURCE.render(tables=tables, calls=calls, plan=plan),
+        "xk_model.h": _HEADER.render(input_size=int(np.prod(graph.input_shape)), output_size=output_size,
+                                     activation_bytes=prog.bytes, weight_bytes=prog.weight_bytes),
+        "xk_model.c": _SOURCE.render(tables=prog.tables, structs=prog.structs, calls=calls, tensors=prog.tensors,
+                                     arena_bytes=prog.bytes, arena_words=max(1, prog.bytes // 4)),
     }
     for path in LIBRARY:
         files[path.split("/")[-1]] = resources.files("firmware").joinpath(path).read_text()

@@ -477,8 +477,7 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
         matrix = node.weights
         if node.input in layout_of:  # columns in the logical order of a flattened map -> stream order (H, W, C)
             map_shape, axes, _ = layout_of[node.input]
-            logical = matrix.reshape(mh, *(map_shape[a] for a in axes))
-            matrix = logical.transpose(0, *(1 + axes.index(a) for a in (1, 2, 0))).reshape(mh, -1)
+            matrix = packing.hwc_columns(matrix, map_shape, axes)
     n_thresh = 0 if threshold is None else threshold.thresholds.shape[1]
     out_bits = node.acc_dtype.bits if threshold is None else threshold.out_dtype.bits
     out_base = 0 if threshold is None else threshold.base

@@ -75,3 +75,64 @@ def test_k_bit_activations_in_c_are_bit_exact(tmp_path):
     expected = golden.predict_int(graph, x)
     assert np.array_equal(runner.run_host(tmp_path / "fw", x, 10), expected)
     assert np.array_equal(runner.run_cortex_m4(tmp_path / "fw", x[:60], 10), expected[:60])
+
+
+def _layer_cases():
+    from tests import test_rtl_layers as layers
+
+    for build, cases in ((layers.mvtu_net, layers.MVTU_CASES), (layers.conv_net, layers.CONV_CASES),
+                         (layers.pool_net, layers.POOL_CASES), (layers.threshold_net, layers.THRESHOLD_CASES),
+                         (layers.join_net, layers.JOIN_CASES)):
+        for case in cases:
+            yield case, build(case)[0]
+
+
+def test_every_layer_type_in_c_is_bit_exact(tmp_path):
+    """The one-layer networks of tests/test_rtl_layers.py (dense and convolution over element kinds and bit
+    widths, grouped and depthwise, max and sum pooling, thresholds, add and concat) in C on the host. A
+    bipolar network input (which a trained model never has) is refused with one line."""
+    from xnorkit.errors import XnorkitError
+
+    require_tool("gcc")
+    refused = 0
+    for case, graph in _layer_cases():
+        if graph.nodes[0].dtype.bipolar:
+            with pytest.raises(XnorkitError, match="a bipolar network input is not supported"):
+                emit_c.emit(graph)
+            refused += 1
+            continue
+        write_tree(tmp_path / case, emit_c.emit(graph))
+        x = random_inputs(graph, 20)
+        expected = golden.predict_int(graph, x).reshape(len(x), -1)
+        assert np.array_equal(runner.run_host(tmp_path / case, x, expected.shape[1]), expected), case
+    assert refused == sum(g.nodes[0].dtype.bipolar for _, g in _layer_cases()) < 16
+
+
+@pytest.mark.parametrize(("w_bits", "a_bits", "transpose"), [(1, 1, None), (2, 2, None), (1, 1, (1, 2, 0)),
+                                                             (3, 1, None)])
+def test_cnn_in_c_on_host_and_cortex_m4(tmp_path, w_bits, a_bits, transpose):
+    """LeNet-style networks (padded convolutions, max-pooling, a flatten, after a transpose or not) in C:
+    host and Cortex-M4 under QEMU equal golden; the arena is smaller than keeping every tensor."""
+    from tests.conftest import random_cnn_graph
+
+    require_tool("gcc")
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    graph = random_cnn_graph(w_bits=w_bits, a_bits=a_bits, seed=w_bits + 3 * a_bits, transpose=transpose)
+    write_tree(tmp_path / "fw", emit_c.emit(graph))
+    x = random_inputs(graph, 60)
+    expected = golden.predict_int(graph, x)
+    assert np.array_equal(runner.run_host(tmp_path / "fw", x, 10), expected)
+    assert np.array_equal(runner.run_cortex_m4(tmp_path / "fw", x[:20], 10), expected[:20])
+    prog = emit_c.lower(graph)
+    assert prog.bytes < sum(t.bytes for t in prog.tensors)
+
+
+def test_arena_plan_never_overlaps_live_tensors():
+    from tests.conftest import random_cnn_graph
+
+    prog = emit_c.lower(random_cnn_graph(w_bits=2, a_bits=2))
+    for a in prog.tensors:
+        for b in prog.tensors:
+            if a.index < b.index and not (a.last < b.first or b.last < a.first):
+                assert a.offset + a.bytes <= b.offset or b.offset + b.bytes <= a.offset, (a, b)

@@ -29,6 +29,16 @@ def pack_bits(bits: np.ndarray, word_bits: int = 64) -> np.ndarray:
     return as_bytes.view(word_dtype).astype(word_dtype.newbyteorder("="))
 
 
+def hwc_columns(matrix: np.ndarray, map_shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
+    """A fully connected layer's weight columns after a flatten, from the IR's order to the order the
+    feature map is stored and streamed in, pixel by pixel with channels fastest ((H, W, C)): `map_shape`
+    is the stored (C, H, W) map and `axes` the flattened tensor's axes as axes of it (a transpose before
+    the flatten). The same values, permuted."""
+    rows = matrix.shape[0]
+    logical = matrix.reshape(rows, *(map_shape[a] for a in axes))
+    return logical.transpose(0, *(1 + axes.index(a) for a in (1, 2, 0))).reshape(rows, -1)
+
+
 def pack_fields(values: np.ndarray, bits: int) -> int:
     """Pack a 1-D sequence of integers into one Python int, element i at bit position i * bits (two's
     complement fields for negative values). Used for wide RTL words of any width."""

@@ -2,14 +2,28 @@
 
 #include <math.h>
 
-void xk_quantize(const float *x, uint32_t n, float scale, int32_t zero_point, int32_t qmin, int32_t qmax,
-                 int32_t *q) {
-    for (uint32_t i = 0; i < n; i++) {
-        /* rintf rounds half to even in the default rounding mode, as torch.round does */
-        float y = rintf(x[i] / scale + (float)zero_point);
-        if (y < (float)qmin) y = (float)qmin;
-        if (y > (float)qmax) y = (float)qmax;
-        q[i] = (int32_t)y;
+void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, float scale, int32_t zero_point,
+                 int32_t qmin, int32_t qmax, int32_t *q) {
+    for (uint32_t c = 0; c < channels; c++) {
+        for (uint32_t p = 0; p < pixels; p++) {
+            /* rintf rounds half to even in the default rounding mode, as torch.round does */
+            float y = rintf(x[c * pixels + p] / scale + (float)zero_point);
+            if (y < (float)qmin) y = (float)qmin;
+            if (y > (float)qmax) y = (float)qmax;
+            q[p * channels + c] = (int32_t)y;
+        }
+    }
+}
+
+void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const uint32_t *weights,
+                      uint32_t n_out, int32_t *acc) {
+    /* padding bits are 0 in both operands, so their XNOR counts as a match: take them off */
+    const int32_t padding = (int32_t)(words * 32u - n_valid);
+    for (uint32_t o = 0; o < n_out; o++) {
+        const uint32_t *row = weights + o * words;
+        uint32_t matches = 0;
+        for (uint32_t i = 0; i < words; i++) matches += xk_popcount32(~(x[i] ^ row[i]));
+        acc[o] = 2 * ((int32_t)matches - padding) - (int32_t)n_valid;
     }
 }
 
@@ -18,38 +32,209 @@ void xk_dense_int_bin(const int32_t *x, uint32_t n_in, const uint32_t *weights, 
     for (uint32_t o = 0; o < n_out; o++) {
         const uint32_t *row = weights + o * words;
         int32_t sum = 0;
-        for (uint32_t i = 0; i < n_in; i++) {
-            sum += ((row[i / 32u] >> (i % 32u)) & 1u) ? x[i] : -x[i];
-        }
+        for (uint32_t i = 0; i < n_in; i++) sum += ((row[i / 32u] >> (i % 32u)) & 1u) ? x[i] : -x[i];
         acc[o] = sum;
     }
 }
 
-void xk_dense_bin_bin(const uint32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t n_out, int32_t *acc) {
-    const uint32_t words = XK_WORDS(n_in);
-    /* padding bits are 0 in both operands, so their XNOR counts as a match: take them off */
-    const int32_t padding = (int32_t)(words * 32u - n_in);
+void xk_dense_int_int(const int32_t *x, uint32_t n_in, const int8_t *weights, uint32_t n_out, int32_t *acc) {
     for (uint32_t o = 0; o < n_out; o++) {
-        const uint32_t *row = weights + o * words;
-        uint32_t matches = 0;
-        for (uint32_t w = 0; w < words; w++) matches += xk_popcount32(~(x[w] ^ row[w]));
-        acc[o] = 2 * ((int32_t)matches - padding) - (int32_t)n_in;
+        const int8_t *row = weights + o * n_in;
+        int32_t sum = 0;
+        for (uint32_t i = 0; i < n_in; i++) sum += x[i] * (int32_t)row[i];
+        acc[o] = sum;
     }
 }
 
-void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t n, uint32_t *out) {
-    for (uint32_t w = 0; w < XK_WORDS(n); w++) out[w] = 0;
-    for (uint32_t o = 0; o < n; o++) {
-        if (acc[o] >= threshold[o]) out[o / 32u] |= 1u << (o % 32u);
+/* the input row (or column) of window element k at output position o, or -1 outside the map */
+static int32_t xk_source(uint32_t o, uint32_t stride, uint32_t k, uint32_t pad, uint32_t size) {
+    int32_t i = (int32_t)(o * stride + k) - (int32_t)pad;
+    return (i >= 0 && i < (int32_t)size) ? i : -1;
+}
+
+void xk_conv_bin_bin(const uint32_t *x, const xk_conv_shape *s, const uint32_t *weights, int32_t *acc) {
+    const uint32_t words = XK_WORDS(s->c);
+    const int32_t padding_bits = (int32_t)(words * 32u - s->c);
+    for (uint32_t oy = 0; oy < s->ho; oy++) {
+        for (uint32_t ox = 0; ox < s->wo; ox++) {
+            int32_t *out = acc + (oy * s->wo + ox) * s->out_c;
+            for (uint32_t o = 0; o < s->out_c; o++) {
+                const uint32_t *kernel = weights + o * s->kh * s->kw * words;
+                int32_t matches = 0, valid = 0;
+                for (uint32_t ky = 0; ky < s->kh; ky++) {
+                    int32_t iy = xk_source(oy, s->sh, ky, s->pad_t, s->h);
+                    if (iy < 0) continue;
+                    for (uint32_t kx = 0; kx < s->kw; kx++) {
+                        int32_t ix = xk_source(ox, s->sw, kx, s->pad_l, s->w);
+                        if (ix < 0) continue;  /* padding: the real value 0 */
+                        const uint32_t *pixel = x + ((uint32_t)iy * s->w + (uint32_t)ix) * words;
+                        const uint32_t *wk = kernel + (ky * s->kw + kx) * words;
+                        for (uint32_t i = 0; i < words; i++) matches += (int32_t)xk_popcount32(~(pixel[i] ^ wk[i]));
+                        matches -= padding_bits;
+                        valid += s->c;
+                    }
+                }
+                out[o] = 2 * matches - valid;
+            }
+        }
     }
 }
 
-void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t n, uint32_t levels, int32_t base,
-                       int32_t *out) {
-    for (uint32_t o = 0; o < n; o++) {
-        const int32_t *row = threshold + o * levels;
-        int32_t value = base;
-        for (uint32_t l = 0; l < levels; l++) value += acc[o] >= row[l];
-        out[o] = value;
+void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *weights, int32_t *acc) {
+    const uint32_t group_in = s->c / s->groups, group_out = s->out_c / s->groups;
+    for (uint32_t oy = 0; oy < s->ho; oy++) {
+        for (uint32_t ox = 0; ox < s->wo; ox++) {
+            int32_t *out = acc + (oy * s->wo + ox) * s->out_c;
+            for (uint32_t o = 0; o < s->out_c; o++) {
+                const int8_t *kernel = weights + o * s->kh * s->kw * group_in;
+                const uint32_t first = (o / group_out) * group_in;  /* the group's first input channel */
+                int32_t sum = 0;
+                for (uint32_t ky = 0; ky < s->kh; ky++) {
+                    int32_t iy = xk_source(oy, s->sh, ky, s->pad_t, s->h);
+                    if (iy < 0) continue;
+                    for (uint32_t kx = 0; kx < s->kw; kx++) {
+                        int32_t ix = xk_source(ox, s->sw, kx, s->pad_l, s->w);
+                        if (ix < 0) continue;
+                        const int32_t *pixel = x + ((uint32_t)iy * s->w + (uint32_t)ix) * s->c + first;
+                        const int8_t *wk = kernel + (ky * s->kw + kx) * group_in;
+                        for (uint32_t c = 0; c < group_in; c++) sum += pixel[c] * (int32_t)wk[c];
+                    }
+                }
+                out[o] = sum;
+            }
+        }
     }
+}
+
+void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
+                  uint32_t *out) {
+    const uint32_t words = XK_WORDS(channels);
+    for (uint32_t p = 0; p < pixels; p++) {
+        uint32_t *bits = out + p * words;
+        for (uint32_t i = 0; i < words; i++) bits[i] = 0;
+        for (uint32_t c = 0; c < channels; c++) {
+            if (acc[p * channels + c] >= threshold[c]) bits[c / 32u] |= 1u << (c % 32u);
+        }
+    }
+}
+
+void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
+                       uint32_t levels, int32_t base, int32_t *out) {
+    for (uint32_t p = 0; p < pixels; p++) {
+        for (uint32_t c = 0; c < channels; c++) {
+            const int32_t *row = threshold + c * levels;
+            const int32_t value = acc[p * channels + c];
+            int32_t level = base;
+            for (uint32_t l = 0; l < levels; l++) level += value >= row[l];
+            out[p * channels + c] = level;
+        }
+    }
+}
+
+static int32_t xk_bit(const uint32_t *x, uint32_t words, uint32_t p, uint32_t c) {
+    return (int32_t)((x[p * words + c / 32u] >> (c % 32u)) & 1u);
+}
+
+void xk_bits_to_int(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out) {
+    const uint32_t words = XK_WORDS(channels);
+    for (uint32_t p = 0; p < pixels; p++) {
+        for (uint32_t c = 0; c < channels; c++) out[p * channels + c] = 2 * xk_bit(x, words, p, c) - 1;
+    }
+}
+
+void xk_maxpool_bits(const uint32_t *x, const xk_pool_shape *s, uint32_t *out) {
+    const uint32_t words = XK_WORDS(s->c);
+    for (uint32_t oy = 0; oy < s->ho; oy++) {
+        for (uint32_t ox = 0; ox < s->wo; ox++) {
+            uint32_t *bits = out + (oy * s->wo + ox) * words;
+            for (uint32_t i = 0; i < words; i++) bits[i] = 0;
+            for (uint32_t ky = 0; ky < s->kh; ky++) {
+                int32_t iy = xk_source(oy, s->sh, ky, s->pad_t, s->h);
+                if (iy < 0) continue;
+                for (uint32_t kx = 0; kx < s->kw; kx++) {
+                    int32_t ix = xk_source(ox, s->sw, kx, s->pad_l, s->w);
+                    if (ix < 0) continue;
+                    const uint32_t *pixel = x + ((uint32_t)iy * s->w + (uint32_t)ix) * words;
+                    for (uint32_t i = 0; i < words; i++) bits[i] |= pixel[i];
+                }
+            }
+        }
+    }
+}
+
+static void xk_pool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out, int sum) {
+    for (uint32_t oy = 0; oy < s->ho; oy++) {
+        for (uint32_t ox = 0; ox < s->wo; ox++) {
+            int32_t *values = out + (oy * s->wo + ox) * s->c;
+            int first = 1;
+            for (uint32_t ky = 0; ky < s->kh; ky++) {
+                int32_t iy = xk_source(oy, s->sh, ky, s->pad_t, s->h);
+                if (iy < 0) continue;
+                for (uint32_t kx = 0; kx < s->kw; kx++) {
+                    int32_t ix = xk_source(ox, s->sw, kx, s->pad_l, s->w);
+                    if (ix < 0) continue;
+                    const int32_t *pixel = x + ((uint32_t)iy * s->w + (uint32_t)ix) * s->c;
+                    for (uint32_t c = 0; c < s->c; c++) {
+                        if (first) values[c] = pixel[c];
+                        else if (sum) values[c] += pixel[c];
+                        else if (pixel[c] > values[c]) values[c] = pixel[c];
+                    }
+                    first = 0;
+                }
+            }
+        }
+    }
+}
+
+void xk_maxpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out) { xk_pool_int(x, s, out, 0); }
+
+void xk_sumpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out) { xk_pool_int(x, s, out, 1); }
+
+void xk_add_int(const int32_t *a, const int32_t *b, uint32_t n, int32_t *out) {
+    for (uint32_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void xk_concat_int(const int32_t *a, uint32_t a_channels, const int32_t *b, uint32_t b_channels, uint32_t pixels,
+                   int32_t *out) {
+    for (uint32_t p = 0; p < pixels; p++) {
+        int32_t *pixel = out + p * (a_channels + b_channels);
+        for (uint32_t c = 0; c < a_channels; c++) pixel[c] = a[p * a_channels + c];
+        for (uint32_t c = 0; c < b_channels; c++) pixel[a_channels + c] = b[p * b_channels + c];
+    }
+}
+
+void xk_concat_bits(const uint32_t *a, uint32_t a_channels, const uint32_t *b, uint32_t b_channels,
+                    uint32_t pixels, uint32_t *out) {
+    const uint32_t a_words = XK_WORDS(a_channels), b_words = XK_WORDS(b_channels);
+    const uint32_t words = XK_WORDS(a_channels + b_channels);
+    for (uint32_t p = 0; p < pixels; p++) {
+        uint32_t *bits = out + p * words;
+        for (uint32_t i = 0; i < words; i++) bits[i] = 0;
+        for (uint32_t c = 0; c < a_channels + b_channels; c++) {
+            uint32_t bit = c < a_channels ? (uint32_t)xk_bit(a, a_words, p, c)
+                                          : (uint32_t)xk_bit(b, b_words, p, c - a_channels);
+            bits[c / 32u] |= bit << (c % 32u);
+        }
+    }
+}
+
+void xk_output_int(const int32_t *x, uint32_t channels, uint32_t pixels, int32_t *out) {
+    for (uint32_t p = 0; p < pixels; p++) {
+        for (uint32_t c = 0; c < channels; c++) out[c * pixels + p] = x[p * channels + c];
+    }
+}
+
+void xk_output_bits(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out) {
+    const uint32_t words = XK_WORDS(channels);
+    for (uint32_t p = 0; p < pixels; p++) {
+        for (uint32_t c = 0; c < channels; c++) out[c * pixels + p] = xk_bit(x, words, p, c);
+    }
+}
+
+int32_t xk_argmax(const int32_t *x, uint32_t n) {
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++) {
+        if (x[i] > x[best]) best = i;
+    }
+    return (int32_t)best;
 }

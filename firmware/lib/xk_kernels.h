@@ -1,6 +1,12 @@
-/* xnorkit kernels: portable C99 implementations of the IR nodes (docs/numerics.md).
- * Bipolar vectors are packed LSB first into uint32_t words: element i at word i / 32, bit i % 32,
- * bit 1 = +1, bit 0 = -1, padding bits 0. */
+/* xnorkit kernels: portable C99 implementations of the IR nodes (docs/numerics.md, Firmware layout).
+ *
+ * A tensor is `channels` values at each of `pixels` positions (a vector: one pixel), stored pixel by
+ * pixel, channels fastest: a (C, H, W) feature map in (H, W, C) order.
+ * - integer tensors: int32_t[pixels * channels];
+ * - bipolar tensors: each pixel's channels packed LSB first into XK_WORDS(channels) uint32_t words
+ *   (channel c at word c / 32, bit c % 32), bit 1 = +1, bit 0 = -1, padding bits 0.
+ * Bipolar inputs and weights multiply by XNOR and popcount; padding positions of a convolution and
+ * padding bits count as the real value 0. */
 #ifndef XK_KERNELS_H
 #define XK_KERNELS_H
 
@@ -8,39 +14,86 @@
 
 #define XK_WORDS(n) (((n) + 31u) / 32u)
 
-/* Bits set in a 32-bit word. POPCNT where the compiler targets it, else a SWAR count (Cortex-M has
- * no popcount instruction). Both give the same integers. */
+/* Bits set in a 32-bit word: the POPCNT instruction where the compiler targets it (x86-64 -mpopcnt), the
+ * NEON/CNT sequence on AArch64, else a SWAR count (Cortex-M has no popcount instruction). All give the
+ * same integers. */
 static inline uint32_t xk_popcount32(uint32_t v) {
-#if defined(__POPCNT__)
+#if defined(__POPCNT__) || defined(__aarch64__)
     return (uint32_t)__builtin_popcount(v);
 #else
     v = v - ((v >> 1) & 0x55555555u);
     v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
     v = (v + (v >> 4)) & 0x0F0F0F0Fu;
     return (v * 0x01010101u) >> 24;
-/* k-bit activation: out[o] = base + #{l < levels : acc[o] >= threshold[o * levels + l]}. */
-void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t n, uint32_t levels, int32_t base,
-                       int32_t *out);
-
 #endif
 }
 
-/* Quantize: clamp(round_half_even(x / scale) + zero_point, qmin, qmax), in float32 as Brevitas does. */
-void xk_quantize(const float *x, uint32_t n, float scale, int32_t zero_point, int32_t qmin, int32_t qmax,
-                 int32_t *q);
+/* A convolution's geometry; pads_t/pads_l are the top and left padding (bottom and right follow from
+ * the output size). */
+typedef struct {
+    uint16_t c, h, w, out_c, kh, kw, sh, sw, pad_t, pad_l, ho, wo, groups;
+} xk_conv_shape;
 
-/* Integer input times binary weights: acc[o] = sum_i (w[o][i] ? +x[i] : -x[i]). */
+/* A pooling window's geometry (padding never wins a maximum and is not summed). */
+typedef struct {
+    uint16_t c, h, w, kh, kw, sh, sw, pad_t, pad_l, ho, wo;
+} xk_pool_shape;
+
+/* Quantize: clamp(round_half_even(x / scale) + zero_point, qmin, qmax), in float32 as Brevitas does. `x`
+ * is in the trained model's (C, H, W) order, `q` in (H, W, C) order. */
+void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, float scale, int32_t zero_point,
+                 int32_t qmin, int32_t qmax, int32_t *q);
+
+/* Bipolar input, bipolar weights: acc[o] = 2 * popcount(XNOR(x, w[o])) - n_valid over `words` words per
+ * row, of which n_valid bits are real (the others are 0 in both and are taken off). */
+void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const uint32_t *weights,
+                      uint32_t n_out, int32_t *acc);
+
+/* Integer input, bipolar weights packed as above (one row of XK_WORDS(n_in) words per output):
+ * acc[o] = sum_i (w[o][i] ? +x[i] : -x[i]). */
 void xk_dense_int_bin(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t n_out, int32_t *acc);
 
-/* Binary input times binary weights: acc[o] = sum_i x_i w_o,i over +-1 values, computed as
- * 2 * popcount(XNOR(x, w[o])) - n_in over the n_in valid bits. */
-void xk_dense_bin_bin(const uint32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t n_out, int32_t *acc);
+/* Integer input, k-bit weights (int8, row-major (out, in)): acc[o] = sum_i x[i] * w[o][i]. */
+void xk_dense_int_int(const int32_t *x, uint32_t n_in, const int8_t *weights, uint32_t n_out, int32_t *acc);
 
-/* Sign activation: bit o of out = acc[o] >= threshold[o]; packed as above. */
-void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t n, uint32_t *out);
+/* Bipolar map, bipolar weights (groups = 1): weights[o][ky][kx] as XK_WORDS(c) packed words. */
+void xk_conv_bin_bin(const uint32_t *x, const xk_conv_shape *s, const uint32_t *weights, int32_t *acc);
 
-/* k-bit activation: out[o] = base + #{l < levels : acc[o] >= threshold[o * levels + l]}. */
-void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t n, uint32_t levels, int32_t base,
-                       int32_t *out);
+/* Integer map, k-bit weights (int8, (out, ky, kx, c / groups)), any groups. */
+void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *weights, int32_t *acc);
+
+/* Sign activation: bit of (pixel, channel) = acc >= threshold[channel]; packed as above. */
+void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
+                  uint32_t *out);
+
+/* k-bit activation: out = base + #{l < levels : acc >= threshold[channel * levels + l]}. */
+void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
+                       uint32_t levels, int32_t base, int32_t *out);
+
+/* A bipolar tensor's values as integers, -1 or +1 (for kernels that have no bipolar form). */
+void xk_bits_to_int(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out);
+
+/* Max pooling: an OR of bipolar bits, a maximum of integers. */
+void xk_maxpool_bits(const uint32_t *x, const xk_pool_shape *s, uint32_t *out);
+void xk_maxpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out);
+
+/* Sum pooling (average pooling without its division). */
+void xk_sumpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out);
+
+/* Elementwise sum (residual connections). */
+void xk_add_int(const int32_t *a, const int32_t *b, uint32_t n, int32_t *out);
+
+/* Channel concatenation per pixel: a's channels, then b's. */
+void xk_concat_int(const int32_t *a, uint32_t a_channels, const int32_t *b, uint32_t b_channels, uint32_t pixels,
+                   int32_t *out);
+void xk_concat_bits(const uint32_t *a, uint32_t a_channels, const uint32_t *b, uint32_t b_channels,
+                    uint32_t pixels, uint32_t *out);
+
+/* The network's output in the IR's (C, H, W) order as int32 (bipolar: the bit, 1 = +1). */
+void xk_output_int(const int32_t *x, uint32_t channels, uint32_t pixels, int32_t *out);
+void xk_output_bits(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out);
+
+/* Index of the largest of n values (the first on ties). */
+int32_t xk_argmax(const int32_t *x, uint32_t n);
 
 #endif
