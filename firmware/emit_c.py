@@ -350,6 +350,36 @@ def lower(graph: Graph) -> Program:
     return prog
 
 
+# What the generated library needs besides its tables and arena, measured with arm-none-eabi-gcc -O2 for a
+# Cortex-M4: the kernels about 3 KB, each call in xk_infer a few dozen bytes; the kernels' deepest frame a
+# few hundred bytes of stack.
+CODE_BYTES, CODE_BYTES_PER_CALL, STACK_BYTES = 4096, 64, 1024
+
+
+def footprint(prog: Program) -> dict[str, int]:
+    """Flash (const tables and code) and RAM (the arena and stack) the library needs, in bytes."""
+    code = CODE_BYTES + CODE_BYTES_PER_CALL * len(prog.calls)
+    tables = prog.weight_bytes + 32 * len(prog.structs)
+    return {"weights": prog.weight_bytes, "code": code, "flash": tables + code, "arena": prog.bytes,
+            "stack": STACK_BYTES, "ram": prog.bytes + STACK_BYTES}
+
+
+def check_fits(prog: Program, board) -> dict[str, int]:
+    """The footprint, or a one-line refusal with the numbers when it exceeds the board's flash or RAM."""
+    need = footprint(prog)
+    problems = []
+    if need["flash"] > board.flash_bytes:
+        problems.append(f"{need['flash']:,} bytes of flash (weights {need['weights']:,} + code about "
+                        f"{need['code']:,}), the board has {board.flash_bytes:,}")
+    if need["ram"] > board.ram_bytes:
+        problems.append(f"{need['ram']:,} bytes of RAM (activations {need['arena']:,} + stack {need['stack']:,}), "
+                        f"the board has {board.ram_bytes:,}")
+    if problems:
+        raise XnorkitError(f"the network does not fit {board.name} ({board.part}): it needs " + "; and ".join(problems)
+                           + "; prune or quantize it further, or pick a larger board (xnorkit boards)")
+    return need
+
+
 def plan_buffers(graph: Graph) -> Program:
     """The planned program; `.bytes` is the activation arena in bytes."""
     return lower(graph)

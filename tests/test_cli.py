@@ -79,6 +79,15 @@ def test_hw_sim_firmware_commands(trained_build, tmp_path):
     assert proc.returncode == 0 and info["initiation_interval"] <= 40
     proc = xnorkit("firmware", b)
     assert proc.returncode == 0 and (b / "firmware" / "xk_model.h").exists()
+    proc = xnorkit("firmware", b, "--board", "rpi-pico", "-o", tmp_path / "pico")
+    said = " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and (tmp_path / "pico" / "xk_model.c").exists(), proc.stderr
+    assert "rpi-pico: flash" in said and "of 2,097,152 bytes" in said
+    proc = xnorkit("firmware", b, "--board", "no-such-board", "-o", tmp_path / "none")
+    assert proc.returncode == 2 and "unknown board 'no-such-board'; known boards:" in proc.stderr
+    assert not (tmp_path / "none").exists()
+    proc = xnorkit("boards")
+    assert proc.returncode == 0 and "stm32f4-discovery" in proc.stdout and "RP2040" in proc.stdout
 
 
 def test_config_errors_name_the_key(tmp_path):

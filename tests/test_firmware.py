@@ -48,11 +48,33 @@ def test_weights_are_packed_const_and_buffers_planned(fw):
     assert f"#define XK_ACTIVATION_BYTES {plan.bytes}u" in (path / "xk_model.h").read_text()
 
 
-def test_board_definition():
+def test_board_definitions():
     import boards
 
-    assert "mps2-an386" in boards.names()
+    assert {"mps2-an386", "stm32f4-discovery", "nrf52840-dk", "rpi-pico", "stm32f746g-disco"} <= set(boards.names())
     assert boards.load("mps2-an386")["cpu"] == "cortex-m4"
+    assert {boards.load(n).cpu for n in boards.names()} >= {"cortex-m4f", "cortex-m0plus", "cortex-m7"}
+    assert boards.load("stm32f4-discovery").ram_bytes == 128 * 1024
+    with pytest.raises(Exception, match="flash_bytes"):
+        boards.Board(name="x", kind="mcu", description="", cpu="cortex-m4", part="x", clock_mhz=1, flash_bytes=0,
+                     ram_bytes=1)
+    with pytest.raises(Exception, match="extra"):
+        boards.Board(name="x", kind="mcu", description="", cpu="cortex-m4", part="x", clock_mhz=1, flash_bytes=1,
+                     ram_bytes=1, sram=4)
+
+
+def test_a_network_that_does_not_fit_is_refused_with_the_numbers():
+    import boards
+    from xnorkit.errors import XnorkitError
+
+    big = emit_c.lower(random_graph([784, 3072, 3072, 10], seed=0))  # 11.9 Mbit of binary weights
+    weights = 4 * (25 * 3072 + 96 * 3072 + 96 * 10) + 4 * 2 * 3072  # packed rows, then int32 thresholds
+    with pytest.raises(XnorkitError, match=rf"does not fit stm32f4-discovery \(STM32F407VGT6\): it needs "
+                                           rf"[0-9,]+ bytes of flash \(weights {weights:,} \+ code about"):
+        emit_c.check_fits(big, boards.load("stm32f4-discovery"))
+    need = emit_c.check_fits(big, boards.load("rpi-pico"))
+    assert need["weights"] == weights
+    assert need["ram"] == big.bytes + emit_c.STACK_BYTES
 
 
 def test_k_bit_activations_in_c_are_bit_exact(tmp_path):

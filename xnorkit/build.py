@@ -77,10 +77,15 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128) -> dict:
     return emit_sv.design_info(graph, folding)
 
 
-def generate_firmware(build: Path) -> Path:
+def generate_firmware(build: Path, board: str = "mps2-an386", out: Path | None = None) -> tuple[Path, dict]:
+    """The C library for `board` in `out` (default BUILD/firmware); refuses, before writing anything, a network
+    that does not fit the board. Returns the folder and the footprint (firmware.emit_c.footprint)."""
+    import boards
     from firmware import emit_c
 
-    return write_tree(Path(build) / "firmware", emit_c.emit(load(build)))
+    graph = load(build)
+    need = emit_c.check_fits(emit_c.lower(graph), boards.load(board))
+    return write_tree(Path(out) if out else Path(build) / "firmware", emit_c.emit(graph)), need
 
 
 def dequantize(graph: Graph, acc: np.ndarray) -> np.ndarray:
@@ -145,7 +150,7 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
         if not (build / "firmware" / "xk_model.c").exists():
             generate_firmware(build)
         run = fw.run_host if backend == "c" else fw.run_cortex_m4
-        acc = run(build / "firmware", x, graph.producer(graph.output).out_features)
+        acc = run(build / "firmware", x, int(np.prod(graph.shape(graph.output))))
     else:
         raise XnorkitError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
     return dequantize(graph, acc) if dequantize_output else acc

@@ -146,12 +146,34 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
 
 
 @app.command()
-def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")]) -> None:
-    """C library for microcontrollers into BUILD/firmware/."""
+def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
+             board: Annotated[str, typer.Option(help="MCU board the library must fit (xnorkit boards)")] = "mps2-an386",
+             output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                         help="folder (default BUILD/firmware)")] = None) -> None:
+    """C library for a microcontroller: refuses, with the numbers, a network that does not fit the board."""
+    import boards as boards_mod
     from xnorkit import build
 
-    path = build.generate_firmware(build_dir)
-    console.print(f"wrote {path}/ (xk_model.h, xk_model.c, kernels, Cortex-M4 start-up)")
+    path, need = build.generate_firmware(build_dir, board, output)
+    target = boards_mod.load(board)
+    console.print(f"wrote {path}/ (xk_model.h, xk_model.c, kernels, Cortex-M4 start-up); {target.name}: flash "
+                  f"{need['flash']:,} of {target.flash_bytes:,} bytes (weights {need['weights']:,}), RAM "
+                  f"{need['ram']:,} of {target.ram_bytes:,} bytes (activations {need['arena']:,})")
+
+
+@app.command("boards")
+def list_boards() -> None:
+    """The board definitions: part, CPU, clock, flash and RAM."""
+    from rich.table import Table
+
+    import boards as boards_mod
+
+    table = Table("board", "part", "cpu", "MHz", "flash", "RAM", "description")
+    for name in boards_mod.names():
+        b = boards_mod.load(name)
+        table.add_row(b.name, b.part, b.cpu, f"{b.clock_mhz:g}", f"{b.flash_bytes:,}", f"{b.ram_bytes:,}",
+                      b.description)
+    console.print(table)
 
 
 @app.command()

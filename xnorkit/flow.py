@@ -88,8 +88,8 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
     lap("rtl", t0)
 
     t0 = time.perf_counter()
-    fw_dir = build_mod.generate_firmware(build)
-    n_out = graph.producer(graph.output).out_features
+    fw_dir, _ = build_mod.generate_firmware(build)
+    n_out = int(np.prod(graph.shape(graph.output)))
     c_out = fw_runner.run_host(fw_dir, x_test, n_out)
     lap("c_host", t0)
     t0 = time.perf_counter()
