@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from pathlib import Path
 
@@ -28,11 +29,17 @@ def _run(cmd: list[str], cwd: Path, what: str, timeout: float = 600) -> subproce
     return proc
 
 
-def build_host(fw_dir: Path) -> Path:
+# the host's kernel paths (firmware/lib/xk_kernels.h): the portable reference, and what this ISA has
+HOST_PATHS = {"reference": ["-DXK_PORTABLE"], "harley-seal": [],
+              "popcnt64": ["-mpopcnt"] if platform.machine() in ("x86_64", "AMD64") else []}
+
+
+def build_host(fw_dir: Path, path: str = "popcnt64") -> Path:
+    """The library and batch runner for this machine, with one of the kernel paths of HOST_PATHS."""
     fw_dir = Path(fw_dir).resolve()
     gcc = tools.require("gcc")
-    exe = fw_dir / "xk_host"
-    _run([gcc, "-O2", *WARNINGS, *SOURCES, "-lm", "-o", exe.name], fw_dir, "host C build")
+    exe = fw_dir / f"xk_host_{path}"
+    _run([gcc, "-O2", *HOST_PATHS[path], *WARNINGS, *SOURCES, "-lm", "-o", exe.name], fw_dir, "host C build")
     return exe
 
 
@@ -58,8 +65,8 @@ def _exchange(fw_dir: Path, inputs: np.ndarray, output_size: int, command: list[
     return raw.reshape(len(inputs), output_size).astype(np.int64)
 
 
-def run_host(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
-    exe = build_host(fw_dir)
+def run_host(fw_dir: Path, inputs: np.ndarray, output_size: int, path: str = "popcnt64") -> np.ndarray:
+    exe = build_host(fw_dir, path)
     return _exchange(exe.parent, inputs.reshape(len(inputs), -1), output_size, [str(exe)], "host C run")
 
 

@@ -158,3 +158,32 @@ def test_arena_plan_never_overlaps_live_tensors():
         for b in prog.tensors:
             if a.index < b.index and not (a.last < b.first or b.last < a.first):
                 assert a.offset + a.bytes <= b.offset or b.offset + b.bytes <= a.offset, (a, b)
+
+
+@pytest.mark.parametrize("path", list(runner.HOST_PATHS))
+def test_every_kernel_path_gives_the_same_integers(tmp_path, path):
+    """The portable reference, the 64-bit POPCNT path and the Harley-Seal carry-save path (Cortex-M's) on
+    the host: word counts that are not multiples of 8 exercise each path's tail."""
+    from tests.conftest import random_cnn_graph
+
+    require_tool("gcc")
+    for name, graph in (("mlp", random_graph([100, 300, 200, 10], seed=5)),
+                        ("cnn", random_cnn_graph(channels=(40, 72), seed=5))):
+        write_tree(tmp_path / name, emit_c.emit(graph))
+        x = random_inputs(graph, 40)
+        assert np.array_equal(runner.run_host(tmp_path / name, x, 10, path), golden.predict_int(graph, x)), name
+
+
+@pytest.mark.parametrize("cpu", ["cortex-m0plus", "cortex-m4", "cortex-m7"])
+def test_library_compiles_warning_free_for_each_cortex_m(tmp_path, cpu):
+    import subprocess
+
+    from xnorkit import tools
+
+    require_tool("arm-none-eabi-gcc")
+    gcc = tools.require("arm-none-eabi-gcc")
+    write_tree(tmp_path, emit_c.emit(random_graph([64, 96, 10], seed=1)))
+    for source in ("xk_kernels.c", "xk_model.c"):
+        proc = subprocess.run([gcc, f"-mcpu={cpu}", "-mthumb", "-O2", *runner.WARNINGS, "-c", source, "-o",
+                               f"{source}.o"], cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr

@@ -1,6 +1,7 @@
 #include "xk_kernels.h"
 
 #include <math.h>
+#include <string.h>
 
 void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, float scale, int32_t zero_point,
                  int32_t qmin, int32_t qmax, int32_t *q) {
@@ -15,15 +16,59 @@ void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, float scale
     }
 }
 
+#if defined(XK_PATH_REFERENCE)
+uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words) {
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < words; i++) total += xk_popcount32(a[i] ^ b[i]);
+    return total;
+}
+#elif defined(XK_PATH_POPCNT64)
+uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words) {
+    uint64_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;  /* four chains keep the popcount unit busy */
+    uint32_t i = 0;
+    for (; i + 8u <= words; i += 8u) {
+        uint64_t a64[4], b64[4];
+        memcpy(a64, a + i, sizeof a64);  /* unaligned 64-bit loads; the compiler emits plain moves */
+        memcpy(b64, b + i, sizeof b64);
+        c0 += (uint64_t)__builtin_popcountll(a64[0] ^ b64[0]);
+        c1 += (uint64_t)__builtin_popcountll(a64[1] ^ b64[1]);
+        c2 += (uint64_t)__builtin_popcountll(a64[2] ^ b64[2]);
+        c3 += (uint64_t)__builtin_popcountll(a64[3] ^ b64[3]);
+    }
+    for (; i < words; i++) c0 += xk_popcount32(a[i] ^ b[i]);
+    return (uint32_t)(c0 + c1 + c2 + c3);
+}
+#else
+/* carry-save adder: (high, low) = a + b + c bitwise */
+#define XK_CSA(high, low, a, b, c) do { uint32_t u_ = (a) ^ (b); \
+    (high) = ((a) & (b)) | (u_ & (c)); (low) = u_ ^ (c); } while (0)
+
+uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words) {
+    uint32_t total = 0, ones = 0, twos = 0, fours = 0, eights;
+    uint32_t twos_a, twos_b, fours_a, fours_b;
+    uint32_t i = 0;
+    for (; i + 8u <= words; i += 8u) {
+        XK_CSA(twos_a, ones, ones, a[i] ^ b[i], a[i + 1u] ^ b[i + 1u]);
+        XK_CSA(twos_b, ones, ones, a[i + 2u] ^ b[i + 2u], a[i + 3u] ^ b[i + 3u]);
+        XK_CSA(fours_a, twos, twos, twos_a, twos_b);
+        XK_CSA(twos_a, ones, ones, a[i + 4u] ^ b[i + 4u], a[i + 5u] ^ b[i + 5u]);
+        XK_CSA(twos_b, ones, ones, a[i + 6u] ^ b[i + 6u], a[i + 7u] ^ b[i + 7u]);
+        XK_CSA(fours_b, twos, twos, twos_a, twos_b);
+        XK_CSA(eights, fours, fours, fours_a, fours_b);
+        total += xk_popcount32(eights);
+    }
+    total = 8u * total + 4u * xk_popcount32(fours) + 2u * xk_popcount32(twos) + xk_popcount32(ones);
+    for (; i < words; i++) total += xk_popcount32(a[i] ^ b[i]);
+    return total;
+}
+#endif
+
 void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const uint32_t *weights,
                       uint32_t n_out, int32_t *acc) {
-    /* padding bits are 0 in both operands, so their XNOR counts as a match: take them off */
-    const int32_t padding = (int32_t)(words * 32u - n_valid);
+    /* padding bits are 0 in both operands and never differ: the n_valid real products are +1 where the
+     * bits agree and -1 where they differ */
     for (uint32_t o = 0; o < n_out; o++) {
-        const uint32_t *row = weights + o * words;
-        uint32_t matches = 0;
-        for (uint32_t i = 0; i < words; i++) matches += xk_popcount32(~(x[i] ^ row[i]));
-        acc[o] = 2 * ((int32_t)matches - padding) - (int32_t)n_valid;
+        acc[o] = (int32_t)n_valid - 2 * (int32_t)xk_popcount_xor(x, weights + o * words, words);
     }
 }
 
@@ -54,13 +99,12 @@ static int32_t xk_source(uint32_t o, uint32_t stride, uint32_t k, uint32_t pad, 
 
 void xk_conv_bin_bin(const uint32_t *x, const xk_conv_shape *s, const uint32_t *weights, int32_t *acc) {
     const uint32_t words = XK_WORDS(s->c);
-    const int32_t padding_bits = (int32_t)(words * 32u - s->c);
     for (uint32_t oy = 0; oy < s->ho; oy++) {
         for (uint32_t ox = 0; ox < s->wo; ox++) {
             int32_t *out = acc + (oy * s->wo + ox) * s->out_c;
             for (uint32_t o = 0; o < s->out_c; o++) {
                 const uint32_t *kernel = weights + o * s->kh * s->kw * words;
-                int32_t matches = 0, valid = 0;
+                int32_t differ = 0, valid = 0;  /* padding positions: the real value 0, left out */
                 for (uint32_t ky = 0; ky < s->kh; ky++) {
                     int32_t iy = xk_source(oy, s->sh, ky, s->pad_t, s->h);
                     if (iy < 0) continue;
@@ -69,12 +113,11 @@ void xk_conv_bin_bin(const uint32_t *x, const xk_conv_shape *s, const uint32_t *
                         if (ix < 0) continue;  /* padding: the real value 0 */
                         const uint32_t *pixel = x + ((uint32_t)iy * s->w + (uint32_t)ix) * words;
                         const uint32_t *wk = kernel + (ky * s->kw + kx) * words;
-                        for (uint32_t i = 0; i < words; i++) matches += (int32_t)xk_popcount32(~(pixel[i] ^ wk[i]));
-                        matches -= padding_bits;
+                        differ += (int32_t)xk_popcount_xor(pixel, wk, words);
                         valid += s->c;
                     }
                 }
-                out[o] = 2 * matches - valid;
+                out[o] = valid - 2 * differ;
             }
         }
     }

@@ -15,10 +15,10 @@
 #define XK_WORDS(n) (((n) + 31u) / 32u)
 
 /* Bits set in a 32-bit word: the POPCNT instruction where the compiler targets it (x86-64 -mpopcnt), the
- * NEON/CNT sequence on AArch64, else a SWAR count (Cortex-M has no popcount instruction). All give the
- * same integers. */
+ * CNT instruction on AArch64, else a SWAR count (Cortex-M has no popcount instruction). All give the same
+ * integers. */
 static inline uint32_t xk_popcount32(uint32_t v) {
-#if defined(__POPCNT__) || defined(__aarch64__)
+#if (defined(__POPCNT__) || defined(__aarch64__)) && !defined(XK_PORTABLE)
     return (uint32_t)__builtin_popcount(v);
 #else
     v = v - ((v >> 1) & 0x55555555u);
@@ -27,6 +27,26 @@ static inline uint32_t xk_popcount32(uint32_t v) {
     return (v * 0x01010101u) >> 24;
 #endif
 }
+
+/* Bits that differ between a[0..words) and b[0..words): the XOR-popcount at the heart of every binary
+ * dot product (a dot product of n bipolar values is n - 2 * differing). One implementation per ISA,
+ * chosen at compile time (XK_KERNEL_PATH names it); all return the same integer:
+ * - "reference" (compile with -DXK_PORTABLE): one word at a time, the plain definition;
+ * - "popcnt64": 64-bit words through a popcount instruction (x86-64 with POPCNT, AArch64);
+ * - "harley-seal": Cortex-M and other 32-bit cores without one: carry-save adders sum eight words' XORs
+ *   bit-sliced, so one SWAR popcount serves eight words (Harley and Seal; Mula, Kurz, Lemire 2018). */
+uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words);
+
+#if defined(XK_PORTABLE)
+#define XK_PATH_REFERENCE 1
+#define XK_KERNEL_PATH "reference"
+#elif defined(__POPCNT__) || defined(__aarch64__)
+#define XK_PATH_POPCNT64 1
+#define XK_KERNEL_PATH "popcnt64"
+#else
+#define XK_PATH_HARLEY_SEAL 1
+#define XK_KERNEL_PATH "harley-seal"
+#endif
 
 /* A convolution's geometry; pads_t/pads_l are the top and left padding (bottom and right follow from
  * the output size). */
