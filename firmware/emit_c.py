@@ -33,7 +33,8 @@ from xnorkit.ir import (
     inputs_of,
 )
 
-LIBRARY = ("lib/xk_kernels.h", "lib/xk_kernels.c", "lib/xk_runner.c", "cortex_m4/startup.c", "cortex_m4/link.ld")
+LIBRARY = ("lib/xk_kernels.h", "lib/xk_kernels.c", "lib/xk_runner.c", "cortex_m4/startup.c", "cortex_m4/link.ld",
+           "cortex_m4/xk_profile.c")
 
 
 def c_float(value: float) -> str:
@@ -180,9 +181,18 @@ static uint32_t xk_arena[{{ arena_words }}];
 #define {{ t.macro }} (({{ t.ctype }} *)&xk_arena[{{ t.offset // 4 }}])  /* {{ t.what }}: {{ t.bytes }} bytes */
 {% endfor %}
 
+#ifdef XK_PROFILE /* instruction counts per call (cortex_m4/xk_profile.c) */
+void xk_profile_point(uint32_t step);
+#define XK_PROFILE_POINT(step) xk_profile_point(step)
+#else
+#define XK_PROFILE_POINT(step) ((void)0)
+#endif
+
 int32_t xk_infer(const float *input, int32_t *output) {
+    XK_PROFILE_POINT(0u);
 {% for line in calls %}
     {{ line }}
+    XK_PROFILE_POINT({{ loop.index }}u);
 {% endfor %}
     return xk_argmax(output, XK_OUTPUT_SIZE);
 }
@@ -269,11 +279,15 @@ def lower(graph: Graph) -> Program:
                     prog.table("uint32_t", name, packing.pack_bits(rows, 32), 6, "0x{:08x}u")
                     prog.call(f"xk_dense_bin_bin({{}}, {x.pixels * _words(x.channels)}u, {x.pixels * x.channels}u, "
                               f"{name}, {node.out_features}u, {{}});", x, writes=acc, comment=node.name)
-                elif node.w_dtype.bipolar:
-                    prog.table("uint32_t", name, packing.pack_bits(packing.bipolar_to_bits(matrix), 32), 6,
-                               "0x{:08x}u")
-                    prog.call(f"xk_dense_int_bin({{}}, {node.in_features}u, {name}, {node.out_features}u, {{}});",
-                              x, writes=acc, comment=node.name)
+                elif node.w_dtype.bipolar:  # by the input's bit planes on the binary kernel
+                    bits = packing.bipolar_to_bits(matrix)
+                    prog.table("uint32_t", name, packing.pack_bits(bits, 32), 6, "0x{:08x}u")
+                    ones = prog.table("int32_t", f"{name}_ones", bits.sum(axis=1), 10)
+                    planes = prog.tensor(f"{node.input} bit planes", True, node.in_features, node.in_dtype.bits)
+                    prog.call(f"xk_dense_int_bin({{}}, {node.in_features}u, {node.in_dtype.bits}u, "
+                              f"{int(node.in_dtype.signed)}, {name}, {ones}, {node.out_features}u, {{}}, {{}});",
+                              x, planes, writes=acc, comment=node.name)
+                    planes.first = planes.last = len(prog.calls) - 1
                 else:
                     prog.table("int8_t", name, matrix, 16)
                     prog.call(f"xk_dense_int_int({{}}, {node.in_features}u, {name}, {node.out_features}u, {{}});",

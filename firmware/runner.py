@@ -43,14 +43,16 @@ def build_host(fw_dir: Path, path: str = "popcnt64") -> Path:
     return exe
 
 
-def build_cortex_m4(fw_dir: Path) -> Path:
+def build_cortex_m4(fw_dir: Path, profile: bool = False) -> Path:
+    """The library and batch runner for the emulated Cortex-M4; `profile`: the instruction-counting runner."""
     fw_dir = Path(fw_dir).resolve()
     gcc = tools.require("arm-none-eabi-gcc")
-    elf = fw_dir / "xk_cortex_m4.elf"
-    _run([gcc, *M4_FLAGS, *WARNINGS, "--specs=rdimon.specs", "-T", "link.ld",
-          "-Wl,--gc-sections", "startup.c", *SOURCES, "-lc", "-lrdimon", "-lm", "-lgcc",
-          "-Wl,-Map,xk_cortex_m4.map", "-o", elf.name], fw_dir, "Cortex-M4 C build")
-    return elf
+    name = "xk_cortex_m4_profile" if profile else "xk_cortex_m4"
+    sources = [*SOURCES[:-1], "xk_profile.c"] if profile else SOURCES
+    _run([gcc, *M4_FLAGS, *WARNINGS, *(["-DXK_PROFILE"] if profile else []), "--specs=rdimon.specs", "-T",
+          "link.ld", "-Wl,--gc-sections", "startup.c", *sources, "-lc", "-lrdimon", "-lm", "-lgcc",
+          f"-Wl,-Map,{name}.map", "-o", f"{name}.elf"], fw_dir, "Cortex-M4 C build")
+    return fw_dir / f"{name}.elf"
 
 
 def _exchange(fw_dir: Path, inputs: np.ndarray, output_size: int, command: list[str], what: str) -> np.ndarray:
@@ -70,13 +72,31 @@ def run_host(fw_dir: Path, inputs: np.ndarray, output_size: int, path: str = "po
     return _exchange(exe.parent, inputs.reshape(len(inputs), -1), output_size, [str(exe)], "host C run")
 
 
-def run_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
-    elf = build_cortex_m4(fw_dir)
+def _qemu(elf: Path, icount: bool = False) -> list[str]:
     qemu = tools.require("qemu-system-arm")
     machine = boards.load(BOARD)["qemu_machine"]
-    cmd = [qemu, "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
-           "-semihosting-config", "enable=on,target=native", "-kernel", elf.name]
-    return _exchange(elf.parent, inputs.reshape(len(inputs), -1), output_size, cmd, "Cortex-M4 run under QEMU")
+    return [qemu, "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
+            "-semihosting-config", "enable=on,target=native", *(["-icount", "shift=0"] if icount else []),
+            "-kernel", elf.name]
+
+
+def run_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
+    elf = build_cortex_m4(fw_dir)
+    return _exchange(elf.parent, inputs.reshape(len(inputs), -1), output_size, _qemu(elf),
+                     "Cortex-M4 run under QEMU")
+
+
+def profile_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs and instructions per kernel call (N, calls) on the emulated Cortex-M4: QEMU's instruction
+    count (-icount shift=0: one instruction per virtual nanosecond) read through the board's timer, which
+    ticks at its system clock: exact to one tick (1000 / clock_mhz instructions) per call."""
+    elf = build_cortex_m4(fw_dir, profile=True)
+    (elf.parent / "profile.bin").unlink(missing_ok=True)
+    outputs = _exchange(elf.parent, inputs.reshape(len(inputs), -1), output_size, _qemu(elf, icount=True),
+                        "Cortex-M4 profile run under QEMU")
+    ticks = np.fromfile(elf.parent / "profile.bin", dtype="<u4").astype(np.int64).reshape(len(inputs), -1)
+    per_tick = 1000 / boards.load(BOARD).clock_mhz
+    return outputs, ticks * per_tick
 
 
 def size(elf: Path) -> dict[str, int]:

@@ -72,12 +72,21 @@ void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const
     }
 }
 
-void xk_dense_int_bin(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t n_out, int32_t *acc) {
+void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_signed, const uint32_t *weights,
+                      const int32_t *ones, uint32_t n_out, uint32_t *planes, int32_t *acc) {
     const uint32_t words = XK_WORDS(n_in);
+    for (uint32_t i = 0; i < in_bits * words; i++) planes[i] = 0;
+    for (uint32_t i = 0; i < n_in; i++) {
+        const uint32_t value = (uint32_t)x[i];  /* two's complement bits of a signed input */
+        for (uint32_t k = 0; k < in_bits; k++) planes[k * words + i / 32u] |= ((value >> k) & 1u) << (i % 32u);
+    }
     for (uint32_t o = 0; o < n_out; o++) {
         const uint32_t *row = weights + o * words;
         int32_t sum = 0;
-        for (uint32_t i = 0; i < n_in; i++) sum += ((row[i / 32u] >> (i % 32u)) & 1u) ? x[i] : -x[i];
+        for (uint32_t k = 0; k < in_bits; k++) {
+            const int32_t plane = ones[o] - (int32_t)xk_popcount_xor(planes + k * words, row, words);
+            sum += (is_signed && k + 1u == in_bits) ? -(plane * (int32_t)(1u << k)) : plane * (int32_t)(1u << k);
+        }
         acc[o] = sum;
     }
 }

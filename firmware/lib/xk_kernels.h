@@ -69,9 +69,13 @@ void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, float scale
 void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const uint32_t *weights,
                       uint32_t n_out, int32_t *acc);
 
-/* Integer input, bipolar weights packed as above (one row of XK_WORDS(n_in) words per output):
- * acc[o] = sum_i (w[o][i] ? +x[i] : -x[i]). */
-void xk_dense_int_bin(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t n_out, int32_t *acc);
+/* Integer input of `in_bits` bits (two's complement when `is_signed`), bipolar weights packed as above (one
+ * row of XK_WORDS(n_in) words per output, `ones[o]` of them set): acc[o] = sum_i (w[o][i] ? +x[i] : -x[i]),
+ * by bit planes: with x = sum_k c_k x_k (c_k = 2^k; the sign plane of a signed input -2^(in_bits-1)),
+ * acc[o] = sum_k c_k (ones[o] - popcount(X_k XOR W_o)), so the integer layer runs on the binary kernel.
+ * `planes` is scratch for in_bits * XK_WORDS(n_in) words. */
+void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_signed, const uint32_t *weights,
+                      const int32_t *ones, uint32_t n_out, uint32_t *planes, int32_t *acc);
 
 /* Integer input, k-bit weights (int8, row-major (out, in)): acc[o] = sum_i x[i] * w[o][i]. */
 void xk_dense_int_int(const int32_t *x, uint32_t n_in, const int8_t *weights, uint32_t n_out, int32_t *acc);
