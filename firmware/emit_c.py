@@ -211,8 +211,10 @@ def _geometry(program: Program, kind: str, values: dict) -> str:
     return name
 
 
-def lower(graph: Graph) -> Program:
-    """The call sequence and tensors of a network, planned into one arena."""
+def lower(graph: Graph, binary_kernels: bool = True) -> Program:
+    """The call sequence and tensors of a network, planned into one arena. `binary_kernels=False` builds the
+    int8 baseline of the same network: bipolar values as integers -1/+1 and weights as int8, every layer a
+    plain multiply-accumulate loop (for comparisons in the same harness; the same integers)."""
     if len(graph.outputs) != 1:
         raise XnorkitError(f"the C generator builds single-output networks; this one has {len(graph.outputs)} "
                            f"outputs (early exits or control nodes)")
@@ -268,7 +270,7 @@ def lower(graph: Graph) -> Program:
             channels, pixels = _map(graph, node.output)
             acc = at[node.output] = prog.tensor(node.output, False, channels, pixels)
             name = f"xk_l{layer}_weights"
-            binary = node.in_dtype.bipolar and node.w_dtype.bipolar
+            binary = node.in_dtype.bipolar and node.w_dtype.bipolar and x.bits
             if isinstance(node, MatMul):
                 matrix = node.weights
                 if node.input in layout_of:
@@ -279,7 +281,7 @@ def lower(graph: Graph) -> Program:
                     prog.table("uint32_t", name, packing.pack_bits(rows, 32), 6, "0x{:08x}u")
                     prog.call(f"xk_dense_bin_bin({{}}, {x.pixels * _words(x.channels)}u, {x.pixels * x.channels}u, "
                               f"{name}, {node.out_features}u, {{}});", x, writes=acc, comment=node.name)
-                elif node.w_dtype.bipolar:  # by the input's bit planes on the binary kernel
+                elif node.w_dtype.bipolar and binary_kernels:  # by the input's bit planes on the binary kernel
                     bits = packing.bipolar_to_bits(matrix)
                     prog.table("uint32_t", name, packing.pack_bits(bits, 32), 6, "0x{:08x}u")
                     ones = prog.table("int32_t", f"{name}_ones", bits.sum(axis=1), 10)
@@ -315,8 +317,12 @@ def lower(graph: Graph) -> Program:
                 raise XnorkitError(f"threshold '{node.name}' on a bipolar tensor is not supported by the C generator")
             name = prog.table("int32_t", f"xk_thresholds{sum(t.ctype == 'int32_t' for t in prog.tables)}",
                               node.thresholds, 10)
-            out = at[node.output] = prog.tensor(node.output, node.out_dtype.bipolar, x.channels, x.pixels)
-            if node.out_dtype.bipolar:
+            packed = node.out_dtype.bipolar and binary_kernels
+            out = at[node.output] = prog.tensor(node.output, packed, x.channels, x.pixels)
+            if node.out_dtype.bipolar and not packed:
+                prog.call(f"xk_sign_int({{}}, {name}, {x.channels}u, {x.pixels}u, {{}});", x, writes=out,
+                          comment=node.name)
+            elif node.out_dtype.bipolar:
                 prog.call(f"xk_threshold({{}}, {name}, {x.channels}u, {x.pixels}u, {{}});", x, writes=out,
                           comment=node.name)
             else:
@@ -357,6 +363,9 @@ def lower(graph: Graph) -> Program:
         else:
             raise XnorkitError(f"the C generator does not support IR node '{node.name}' ({type(node).__name__})")
     result = at[graph.output]
+    out_type = graph.tensor_types.get(graph.output)
+    if out_type is not None and out_type.bipolar and not result.bits:
+        raise XnorkitError("the int8 baseline cannot return a bipolar output as bits")
     prog.output = result
     kernel = "xk_output_bits" if result.bits else "xk_output_int"
     prog.call(f"{kernel}({{}}, {result.channels}u, {result.pixels}u, output);", result, comment="the output")
@@ -399,8 +408,8 @@ def plan_buffers(graph: Graph) -> Program:
     return lower(graph)
 
 
-def emit(graph: Graph) -> dict[str, str]:
-    prog = lower(graph)
+def emit(graph: Graph, binary_kernels: bool = True) -> dict[str, str]:
+    prog = lower(graph, binary_kernels)
     calls = [text.format(*(t.macro for t in tensors)) + (f"  /* {comment} */" if comment else "")
              for text, tensors, comment in prog.calls]
     output_size = int(np.prod(graph.shape(graph.output)))

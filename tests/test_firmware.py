@@ -188,3 +188,18 @@ def test_library_compiles_warning_free_for_each_cortex_m(tmp_path, cpu):
         proc = subprocess.run([gcc, f"-mcpu={cpu}", "-mthumb", "-O2", *runner.WARNINGS, "-c", source, "-o",
                                f"{source}.o"], cwd=tmp_path, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_int8_baseline_gives_the_same_integers(tmp_path):
+    """The int8 baseline (bipolar values as -1/+1 integers, int8 weights, no packed bits) that the firmware
+    benchmark compares against: the same integers as golden, with no binary kernel in its calls."""
+    from tests.conftest import random_cnn_graph
+
+    require_tool("gcc")
+    for name, graph in (("mlp", random_graph([100, 64, 48, 10], seed=2)), ("cnn", random_cnn_graph(seed=2))):
+        files = emit_c.emit(graph, binary_kernels=False)
+        body = files["xk_model.c"].split("xk_infer")[1]
+        assert "bin" not in body and "xk_dense_int_int" in body
+        write_tree(tmp_path / name, files)
+        x = random_inputs(graph, 30)
+        assert np.array_equal(runner.run_host(tmp_path / name, x, 10), golden.predict_int(graph, x)), name

@@ -170,6 +170,12 @@ void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t channel
     }
 }
 
+void xk_sign_int(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels, int32_t *out) {
+    for (uint32_t p = 0; p < pixels; p++) {
+        for (uint32_t c = 0; c < channels; c++) out[p * channels + c] = acc[p * channels + c] >= threshold[c] ? 1 : -1;
+    }
+}
+
 void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
                        uint32_t levels, int32_t base, int32_t *out) {
     for (uint32_t p = 0; p < pixels; p++) {

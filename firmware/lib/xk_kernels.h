@@ -90,6 +90,9 @@ void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *wei
 void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
                   uint32_t *out);
 
+/* Sign activation as integers, -1 or +1 (the int8 baseline, which never packs bits). */
+void xk_sign_int(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels, int32_t *out);
+
 /* k-bit activation: out = base + #{l < levels : acc >= threshold[channel * levels + l]}. */
 void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
                        uint32_t levels, int32_t base, int32_t *out);

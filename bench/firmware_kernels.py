@@ -1,0 +1,168 @@
+"""The firmware's kernels against their limits and against an int8 baseline, in one run:
+
+(a) host x86-64: the binary dense kernel (xk_dense_bin_bin, 64-bit POPCNT path) on a 1024 x 1024 layer, in
+    binary MACs per TSC cycle and per ns, against POPCNT's peak (one 64-bit popcount per cycle per core: 64
+    bMAC per cycle) and against a float32 numpy (BLAS) matrix-vector product of the same shape. Goal: at
+    least 50% of the POPCNT peak.
+(b) Cortex-M4 under QEMU: instructions per inference of an LFC W1A1 network (784 -> 3 x 1024 -> 10, seeded
+    random weights: a binary kernel's instruction count does not depend on the values), per layer, counted
+    by QEMU (-icount shift=0) through the board timer (firmware/cortex_m4/xk_profile.c), and binary MACs
+    per instruction. Goal: at least 2 for the LFC's binary layers.
+(c) the same network as the int8 baseline (bipolar values as -1/+1 integers, int8 weights, a plain C
+    multiply-accumulate loop; emit_c.emit(binary_kernels=False)) in the same harness, and the ratio.
+(d) arm-none-eabi-size of the LFC library for the Cortex-M4: flash within 10% of its packed weight bits / 8
+    plus code, RAM (.bss) equal to the planned activation arena.
+Every firmware output equals the golden model's.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from firmware import emit_c, runner  # noqa: E402
+from tests.conftest import random_graph, random_inputs  # noqa: E402
+from xnorkit import golden, tools  # noqa: E402
+from xnorkit.build import write_tree  # noqa: E402
+
+POPCNT_PEAK = 64  # binary MACs per cycle per core: one 64-bit POPCNT per cycle
+LFC = [784, 1024, 1024, 1024, 10]
+IMAGES = 4  # per QEMU run; instruction counts are the same for every image
+
+
+def host_kernel(work: Path) -> dict:
+    lib = ROOT / "firmware" / "lib"
+    exe = work / "kernel_timing"
+    subprocess.run([tools.require("gcc"), "-O3", "-mpopcnt", "-std=c99", "-Wall", "-Wextra", "-Werror",
+                    "-D_POSIX_C_SOURCE=199309L", f"-I{lib}", str(ROOT / "bench" / "firmware_kernel_timing.c"),
+                    str(lib / "xk_kernels.c"), "-lm", "-o", str(exe)], check=True)
+    ns, tsc, path, _ = subprocess.run([str(exe), "4000"], capture_output=True, text=True,
+                                      check=True).stdout.split()
+    macs = 1024 * 1024
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((1024, 1024), dtype=np.float32)
+    x = rng.standard_normal(1024, dtype=np.float32)
+    for _ in range(50):
+        w @ x
+    reps = 2000
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        w @ x
+    float_ns = (time.perf_counter() - t0) / reps * 1e9
+    xb = rng.standard_normal((1024, 64), dtype=np.float32)
+    t0 = time.perf_counter()
+    for _ in range(200):
+        w @ xb
+    float_batch_ns = (time.perf_counter() - t0) / 200 / 64 * 1e9
+    per_cycle = macs / float(tsc)
+    print(f"(a) host {platform.processor() or platform.machine()}, kernel path {path}: 1024x1024 binary layer "
+          f"{float(ns) / 1000:.2f} us per call = {macs / float(ns):.1f} bMAC/ns, {per_cycle:.1f} bMAC per TSC cycle "
+          f"= {100 * per_cycle / POPCNT_PEAK:.0f}% of POPCNT's {POPCNT_PEAK}")
+    print(f"    float32 numpy (BLAS) matrix-vector product, same shape: {float_ns / 1000:.2f} us = "
+          f"{macs / float_ns:.2f} MAC/ns ({float_ns / float(ns):.1f}x slower); batched 64 vectors: "
+          f"{macs / float_batch_ns:.2f} MAC/ns ({float_batch_ns / float(ns):.1f}x slower per vector)")
+    return {"host_kernel_path": path, "host_bmac_per_ns": round(macs / float(ns), 1),
+            "host_bmac_per_cycle": round(per_cycle, 1), "host_percent_of_popcnt_peak": round(100 * per_cycle /
+                                                                                              POPCNT_PEAK, 1),
+            "float32_matvec_mac_per_ns": round(macs / float_ns, 2),
+            "float32_batched_mac_per_ns": round(macs / float_batch_ns, 2)}
+
+
+def layer_counts(graph, instructions: np.ndarray, prog) -> list[tuple[str, int, float]]:
+    """(call, MACs, instructions) per kernel call of the profile (the same for every image)."""
+    assert (instructions == instructions[0]).all() or np.ptp(instructions, axis=0).max() <= 80
+    macs = {m.name: m.in_features * m.out_features for m in graph.matmuls()}
+    rows = []
+    for (text, _, comment), count in zip(prog.calls, instructions.mean(axis=0), strict=True):
+        rows.append((f"{text.split('(')[0]} ({comment})", macs.get(comment, 0), float(count)))
+    return rows
+
+
+def main() -> int:
+    t0 = time.perf_counter()
+    result: dict = {"bench": "firmware_kernels"}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        result |= host_kernel(work)
+
+        graph = random_graph(LFC, seed=1, input_bits=8)
+        x = random_inputs(graph, IMAGES)
+        expected = golden.predict_int(graph, x)
+        runs = {}
+        for name, binary in (("binary", True), ("int8", False)):
+            write_tree(work / name, emit_c.emit(graph, binary_kernels=binary))
+            outputs, instructions = runner.profile_cortex_m4(work / name, x, 10)
+            assert np.array_equal(outputs, expected), f"{name} firmware differs from golden"
+            runs[name] = layer_counts(graph, instructions, emit_c.lower(graph, binary))
+        print(f"(b, c) Cortex-M4 (QEMU mps2-an386, -icount), LFC W1A1 {LFC}, instructions per inference "
+              f"(outputs = golden on {IMAGES} images):")
+        print(f"    {'call':44s} {'MACs':>9s} {'xnorkit':>12s} {'MAC/instr':>9s} {'int8':>12s} {'MAC/instr':>9s}")
+        binary_layers = []
+        for (call, macs, ours), (_, _, base) in zip(runs["binary"], _align(runs), strict=True):
+            print(f"    {call:44s} {macs:9,d} {ours:12,.0f} {macs / ours if macs else 0:9.2f} "
+                  f"{base:12,.0f} {macs / base if macs and base else 0:9.2f}")
+            if call.startswith("xk_dense_bin_bin"):
+                binary_layers.append((macs, ours))
+        total, total_int8 = sum(r[2] for r in runs["binary"]), sum(r[2] for r in runs["int8"])
+        bmac_per_instr = sum(m for m, _ in binary_layers) / sum(i for _, i in binary_layers)
+        print(f"    total: {total:,.0f} instructions per inference; int8 baseline {total_int8:,.0f}: "
+              f"{total_int8 / total:.1f}x more; binary layers {bmac_per_instr:.2f} bMAC per instruction")
+        result |= {"m4_instructions_per_inference": int(total), "m4_int8_instructions_per_inference": int(total_int8),
+                   "m4_speedup_over_int8": round(total_int8 / total, 2),
+                   "m4_binary_layers_bmac_per_instruction": round(bmac_per_instr, 2)}
+
+        size = library_size(work / "binary", graph)
+        result |= size
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["ok"] = bool(result["host_percent_of_popcnt_peak"] >= 50 and result["m4_binary_layers_bmac_per_instruction"]
+                        >= 2 and result["flash_within_percent"] <= 10 and result["ram_equals_plan"])
+    print(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
+def _align(runs: dict) -> list[tuple[str, int, float]]:
+    """The int8 run's counts in the binary run's rows: per fully connected layer (by its comment), the
+    sign activations and other calls summed into the row of the same IR node."""
+    by_node: dict[str, float] = {}
+    for call, _, count in runs["int8"]:
+        node = call.split("(", 1)[1].rstrip(")")
+        by_node[node] = by_node.get(node, 0.0) + count
+    return [(call, macs, by_node.get(call.split("(", 1)[1].rstrip(")"), 0.0)) for call, macs, _ in runs["binary"]]
+
+
+def library_size(fw: Path, graph) -> dict:
+    gcc, size_tool = tools.require("arm-none-eabi-gcc"), tools.require("arm-none-eabi-size")
+    objects = []
+    for source in ("xk_model.c", "xk_kernels.c"):
+        subprocess.run([gcc, *runner.M4_FLAGS, *runner.WARNINGS, "-c", source, "-o", f"{source}.o"], cwd=fw,
+                       check=True)
+        objects.append(f"{source}.o")
+    lines = subprocess.run([size_tool, *objects], cwd=fw, capture_output=True, text=True,
+                           check=True).stdout.splitlines()[1:]
+    text = sum(int(line.split()[0]) + int(line.split()[1]) for line in lines)  # .text (code, const) + .data
+    bss = sum(int(line.split()[2]) for line in lines)
+    kernels_code = int(lines[1].split()[0])
+    weight_bits = sum(m.in_features * m.out_features for m in graph.matmuls())
+    prog = emit_c.lower(graph)
+    budget = weight_bits / 8 + kernels_code + (text - kernels_code - prog.weight_bytes)  # weights + code
+    within = 100 * (text - budget) / budget
+    print(f"(d) arm-none-eabi-size, LFC library for the Cortex-M4: flash {text:,} bytes = packed weight bits / 8 "
+          f"{weight_bits // 8:,} + code {budget - weight_bits / 8:,.0f} + {text - budget:,.0f} "
+          f"({within:.1f}%: row padding, thresholds, first-layer row counts); RAM .bss {bss:,} bytes, "
+          f"planned arena {prog.bytes:,} (+ stack {emit_c.STACK_BYTES:,})")
+    return {"flash_bytes": text, "weight_bits_bytes": weight_bits // 8, "flash_within_percent": round(within, 1),
+            "ram_bss_bytes": bss, "planned_arena_bytes": prog.bytes, "ram_equals_plan": bss == prog.bytes}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
