@@ -33,8 +33,12 @@ from xnorkit.ir import (
     inputs_of,
 )
 
-LIBRARY = ("lib/xk_kernels.h", "lib/xk_kernels.c", "lib/xk_runner.c", "cortex_m4/startup.c", "cortex_m4/link.ld",
-           "cortex_m4/xk_profile.c")
+# hand-written files copied beside the generated ones: (source in firmware/, path in the output folder)
+LIBRARY = {"lib/xk_kernels.h": "xk_kernels.h", "lib/xk_kernels.c": "xk_kernels.c", "lib/xk_runner.c": "xk_runner.c",
+           "cortex_m4/startup.c": "startup.c", "cortex_m4/link.ld": "link.ld", "cortex_m4/xk_profile.c": "xk_profile.c",
+           # stand-alone build, PlatformIO library, Zephyr module / CMake library
+           "project/Makefile": "Makefile", "project/library.json": "library.json",
+           "project/CMakeLists.txt": "CMakeLists.txt", "project/module.yml": "zephyr/module.yml"}
 
 
 def c_float(value: float) -> str:
@@ -419,6 +423,6 @@ def emit(graph: Graph, binary_kernels: bool = True) -> dict[str, str]:
         "xk_model.c": _SOURCE.render(tables=prog.tables, structs=prog.structs, calls=calls, tensors=prog.tensors,
                                      arena_bytes=prog.bytes, arena_words=max(1, prog.bytes // 4)),
     }
-    for path in LIBRARY:
-        files[path.split("/")[-1]] = resources.files("firmware").joinpath(path).read_text()
+    for source, path in LIBRARY.items():
+        files[path] = resources.files("firmware").joinpath(source).read_text()
     return files
