@@ -48,6 +48,7 @@ def main() -> int:
 
     teacher_cfg = base.model_copy(update={"train": config.TrainConfig(epochs=TEACHER_EPOCHS, batch_size=256,
                                                                         lr=0.001)})
+    train.seed_everything(teacher_cfg.train.seed)  # the teacher's initial weights too: the same teacher every run
     teacher, _ = train.train(teacher_cfg, fit, model=zoo.FloatMLP(784, [1024, 1024, 1024], 10))
     teacher_acc = accuracy(teacher, mnist.x_test, mnist.y_test)
     print(f"float LFC teacher           test {teacher_acc:.2%}")
