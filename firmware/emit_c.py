@@ -156,8 +156,9 @@ _HEADER = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_new
 #define XK_WEIGHT_BYTES {{ weight_bytes }}u
 
 /* Runs one inference: `input` holds XK_INPUT_SIZE floats in the layout the trained model takes ((C, H, W)
- * for images; the input quantizer is applied here); `output` receives the last layer's XK_OUTPUT_SIZE
- * integers. Returns the index of the largest output (the class). */
+ * for images; the input quantizer is applied here); `output` receives XK_OUTPUT_SIZE integers: the last
+ * layer's (a network with early exits: each exit's, then the final layer's). Returns the index of the
+ * largest final output (the class). */
 int32_t xk_infer(const float *input, int32_t *output);
 
 #endif
@@ -198,7 +199,7 @@ int32_t xk_infer(const float *input, int32_t *output) {
     {{ line }}
     XK_PROFILE_POINT({{ loop.index }}u);
 {% endfor %}
-    return xk_argmax(output, XK_OUTPUT_SIZE);
+    return xk_argmax(output + {{ output_size - final }}, {{ final }}u);
 }
 """)
 
@@ -219,9 +220,6 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
     """The call sequence and tensors of a network, planned into one arena. `binary_kernels=False` builds the
     int8 baseline of the same network: bipolar values as integers -1/+1 and weights as int8, every layer a
     plain multiply-accumulate loop (for comparisons in the same harness; the same integers)."""
-    if len(graph.outputs) != 1:
-        raise XnorkitError(f"the C generator builds single-output networks; this one has {len(graph.outputs)} "
-                           f"outputs (early exits or control nodes)")
     prog = Program()
     at: dict[str, Tensor] = {}
     # a flattened map (after a transpose, or not): (the stored (C, H, W) map, the logical axes as its axes)
@@ -366,13 +364,18 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
             continue  # float outputs are the host's business; the C API returns the integers
         else:
             raise XnorkitError(f"the C generator does not support IR node '{node.name}' ({type(node).__name__})")
-    result = at[graph.output]
-    out_type = graph.tensor_types.get(graph.output)
-    if out_type is not None and out_type.bipolar and not result.bits:
-        raise XnorkitError("the int8 baseline cannot return a bipolar output as bits")
-    prog.output = result
-    kernel = "xk_output_bits" if result.bits else "xk_output_int"
-    prog.call(f"{kernel}({{}}, {result.channels}u, {result.pixels}u, output);", result, comment="the output")
+    # every output (early exits first, in the graph's order), side by side in `output`, as golden joins them
+    offset = 0
+    for name in graph.outputs:
+        result = at[name]
+        out_type = graph.tensor_types.get(name)
+        if out_type is not None and out_type.bipolar and not result.bits:
+            raise XnorkitError("the int8 baseline cannot return a bipolar output as bits")
+        kernel = "xk_output_bits" if result.bits else "xk_output_int"
+        prog.call(f"{kernel}({{}}, {result.channels}u, {result.pixels}u, output + {offset});", result,
+                  comment=f"output {name}")
+        offset += result.channels * result.pixels
+    prog.output = at[graph.outputs[-1]]
     plan(prog.tensors)
     return prog
 
@@ -416,12 +419,14 @@ def emit(graph: Graph, binary_kernels: bool = True) -> dict[str, str]:
     prog = lower(graph, binary_kernels)
     calls = [text.format(*(t.macro for t in tensors)) + (f"  /* {comment} */" if comment else "")
              for text, tensors, comment in prog.calls]
-    output_size = int(np.prod(graph.shape(graph.output)))
+    output_size = sum(int(np.prod(graph.shape(t))) for t in graph.outputs)
+    final = int(np.prod(graph.shape(graph.outputs[-1])))
     files = {
         "xk_model.h": _HEADER.render(input_size=int(np.prod(graph.input_shape)), output_size=output_size,
                                      activation_bytes=prog.bytes, weight_bytes=prog.weight_bytes),
         "xk_model.c": _SOURCE.render(tables=prog.tables, structs=prog.structs, calls=calls, tensors=prog.tensors,
-                                     arena_bytes=prog.bytes, arena_words=max(1, prog.bytes // 4)),
+                                     arena_bytes=prog.bytes, arena_words=max(1, prog.bytes // 4),
+                                     output_size=output_size, final=final),
     }
     for source, path in LIBRARY.items():
         files[path] = resources.files("firmware").joinpath(source).read_text()

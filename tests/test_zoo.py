@@ -1,13 +1,16 @@
 """Every zoo model, trained for one short epoch on digits, exports to QONNX and compiles; the golden
-model's argmax equals Brevitas' on every test input (every exit of B-LeNet)."""
+model's argmax equals Brevitas' on every test input (every exit of B-LeNet), and the generated C on the
+host computes the golden model's integers on every test input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from firmware import runner as fw_runner
 from quant_train import config, data, train, zoo
-from xnorkit import build, compare, golden
+from tests.conftest import IN_CI
+from xnorkit import build, compare, golden, tools
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +40,10 @@ def test_zoo_model_trains_exports_and_compiles(tmp_path, digits, name, weights, 
         cols = slice(part * digits.num_classes, (part + 1) * digits.num_classes)
         assert np.array_equal(ours[:, cols].argmax(1), ref[:, cols].argmax(1))
     assert compare.float_rows_agree(ours, ref).all(), compare.max_relative_error(ours, ref)
+    if tools.available("gcc") or IN_CI:
+        build.generate_firmware(tmp_path / "build")
+        expected = golden.predict_int(graph, x)
+        assert np.array_equal(fw_runner.run_host(tmp_path / "build" / "firmware", x, expected.shape[1]), expected)
 
 
 def test_unknown_zoo_model_is_one_line(tmp_path):

@@ -150,7 +150,7 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
         if not (build / "firmware" / "xk_model.c").exists():
             generate_firmware(build)
         run = fw.run_host if backend == "c" else fw.run_cortex_m4
-        acc = run(build / "firmware", x, int(np.prod(graph.shape(graph.output))))
+        acc = run(build / "firmware", x, sum(int(np.prod(graph.shape(t))) for t in graph.outputs))
     else:
         raise XnorkitError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
     return dequantize(graph, acc) if dequantize_output else acc
