@@ -292,6 +292,11 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
                               f"{int(node.in_dtype.signed)}, {name}, {ones}, {node.out_features}u, {{}}, {{}});",
                               x, planes, writes=acc, comment=node.name)
                     planes.first = planes.last = len(prog.calls) - 1
+                elif node.w_dtype.bits <= 4 and binary_kernels:  # 2- or 4-bit fields: less flash than int8
+                    field = 2 if node.w_dtype.bits <= 2 else 4
+                    prog.table("uint32_t", name, packing.pack_rows(matrix, field), 6, "0x{:08x}u")
+                    prog.call(f"xk_dense_int_kbit({{}}, {node.in_features}u, {name}, {field}u, {node.out_features}u, "
+                              f"{{}});", as_int(x), writes=acc, comment=node.name)
                 else:
                     prog.table("int8_t", name, matrix, 16)
                     prog.call(f"xk_dense_int_int({{}}, {node.in_features}u, {name}, {node.out_features}u, {{}});",

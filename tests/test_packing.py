@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from xnorkit import packing
 
@@ -50,3 +51,18 @@ def test_stream_bytes_match_stream_words():
             words = packing.stream_words(values[i], elems, bits)
             assert [int.from_bytes(b.tobytes(), "little") for b in beats[i]] == words
         assert np.array_equal(packing.unstream_bytes(beats, elems, bits, signed), values)
+
+
+@pytest.mark.parametrize("field_bits", [2, 4, 8])
+def test_pack_rows_fields_round_trip(field_bits):
+    rng = np.random.default_rng(field_bits)
+    lo, hi = -(1 << (field_bits - 1)), (1 << (field_bits - 1)) - 1
+    values = rng.integers(lo, hi + 1, size=(5, 37))
+    words = packing.pack_rows(values, field_bits)
+    per_word = 32 // field_bits
+    assert words.dtype == np.uint32 and words.shape == (5, -(-37 // per_word))
+    for r in range(5):
+        for i in range(37):
+            field = (int(words[r, i // per_word]) >> (i % per_word * field_bits)) & ((1 << field_bits) - 1)
+            assert field - (1 << field_bits) * (field >> (field_bits - 1)) == values[r, i]
+        assert int(words[r, -1]) >> (37 % per_word * field_bits) == 0 or 37 % per_word == 0  # padding fields 0

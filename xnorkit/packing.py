@@ -29,6 +29,22 @@ def pack_bits(bits: np.ndarray, word_bits: int = 64) -> np.ndarray:
     return as_bytes.view(word_dtype).astype(word_dtype.newbyteorder("="))
 
 
+def pack_rows(values: np.ndarray, field_bits: int, word_bits: int = 32) -> np.ndarray:
+    """Pack each row of small signed integers into words of `word_bits // field_bits` two's complement fields,
+    element i at word i // per_word, bits (i % per_word) * field_bits up; a row's last word is padded with 0
+    fields. `field_bits` divides `word_bits`, so no field straddles two words."""
+    assert word_bits % field_bits == 0
+    values = np.asarray(values, dtype=np.int64)
+    rows, n = values.shape
+    per_word = word_bits // field_bits
+    words = -(-n // per_word)
+    fields = np.zeros((rows, words * per_word), dtype=np.uint64)
+    fields[:, :n] = values & ((1 << field_bits) - 1)
+    shifts = (np.arange(per_word, dtype=np.uint64) * field_bits)
+    packed = (fields.reshape(rows, words, per_word) << shifts).sum(axis=2, dtype=np.uint64)
+    return packed.astype(np.dtype(f"uint{word_bits}"))
+
+
 def hwc_columns(matrix: np.ndarray, map_shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
     """A fully connected layer's weight columns after a flatten, from the IR's order to the order the
     feature map is stored and streamed in, pixel by pixel with channels fastest ((H, W, C)): `map_shape`

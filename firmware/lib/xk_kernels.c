@@ -130,6 +130,24 @@ void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_
     }
 }
 
+void xk_dense_int_kbit(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t field_bits, uint32_t n_out,
+                       int32_t *acc) {
+    const uint32_t per_word = 32u / field_bits, words = (n_in + per_word - 1u) / per_word;
+    const uint32_t mask = (1u << field_bits) - 1u, sign = 1u << (field_bits - 1u);
+    for (uint32_t o = 0; o < n_out; o++) {
+        const uint32_t *row = weights + o * words;
+        int32_t sum = 0;
+        for (uint32_t w = 0, i = 0; w < words; w++) {
+            uint32_t word = row[w];
+            for (uint32_t f = 0; f < per_word && i < n_in; f++, i++, word >>= field_bits) {
+                const int32_t weight = (int32_t)((word & mask) ^ sign) - (int32_t)sign;  /* sign-extend */
+                sum += x[i] * weight;
+            }
+        }
+        acc[o] = sum;
+    }
+}
+
 void xk_dense_int_int(const int32_t *x, uint32_t n_in, const int8_t *weights, uint32_t n_out, int32_t *acc) {
     for (uint32_t o = 0; o < n_out; o++) {
         const int8_t *row = weights + o * n_in;

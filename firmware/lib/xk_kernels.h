@@ -77,6 +77,11 @@ void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const
 void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_signed, const uint32_t *weights,
                       const int32_t *ones, uint32_t n_out, uint32_t *planes, int32_t *acc);
 
+/* Integer input, k-bit weights packed in `field_bits`-bit two's complement fields (2 or 4), 32 / field_bits to
+ * a word, each row starting a new word: acc[o] = sum_i x[i] * w[o][i]. A quarter or half of int8's flash. */
+void xk_dense_int_kbit(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t field_bits, uint32_t n_out,
+                       int32_t *acc);
+
 /* Integer input, k-bit weights (int8, row-major (out, in)): acc[o] = sum_i x[i] * w[o][i]. */
 void xk_dense_int_int(const int32_t *x, uint32_t n_in, const int8_t *weights, uint32_t n_out, int32_t *acc);
 
