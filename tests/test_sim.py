@@ -25,7 +25,8 @@ def _simulate(tmp_path, graph, folding, count, simulator="verilator", stall=0.3)
     return expected, stalled, clean
 
 
-@pytest.mark.parametrize("name", FOLDINGS)
+# the fully parallel folding builds slowly; tests/test_rtl_layers.py runs a fully parallel unit by default
+@pytest.mark.parametrize("name", [n if n != "full" else pytest.param(n, marks=pytest.mark.slow) for n in FOLDINGS])
 def test_folding_sweep_bit_exact_and_cycles_match(tmp_path, small_graph, name):
     folding = FOLDINGS[name]
     count = 6 if name == "pe1_simd1" else 24
@@ -101,7 +102,7 @@ CNN_CASES = {  # (w_bits, a_bits, target cycles): foldings from serial to a whol
     "w3a1": (3, 1, 2000),
     "w1a3": (1, 3, 100),
 }
-SLOW_CNN_CASES = ("w1a1_serial", "w3a1")
+SLOW_CNN_CASES = ("w1a1_serial", "w3a1", "w1a1_parallel")  # whole-window units: tests/test_rtl_layers.py
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CNN_CASES else c
