@@ -212,7 +212,7 @@ def _map(graph: Graph, tensor: str) -> tuple[int, int]:
 
 def _geometry(program: Program, kind: str, values: dict) -> str:
     name = f"xk_shape{len(program.structs)}"
-    program.structs.append((kind, name, ", ".join(str(int(v)) for v in values.values())))
+    program.structs.append((kind, name, ", ".join(f".{k} = {int(v)}" for k, v in values.items())))
     return name
 
 
