@@ -1,6 +1,6 @@
 """The generated C firmware on MNIST: every zoo network the C generator builds, bit-exact against the golden
 model on the full 10,000-image test set on the host (gcc) and on the first 1,000 images on a Cortex-M4
-emulated by QEMU (mps2-an386, semihosting): TFC W2A2, SFC and LFC W1A1, a LeNet-5 W1A1 (padded
+emulated by QEMU (mps2-an386, semihosting): TFC W1A1 and W2A2, SFC and LFC W1A1, a LeNet-5 W1A1 (padded
 convolutions, max-pooling), an SFC with ternary weights pruned to 25% density (Deep Compression stage 1)
 and B-LeNet (LeNet-5 with an early exit).
 
@@ -30,6 +30,7 @@ from xnorkit import build, golden  # noqa: E402
 HOST_IMAGES, M4_IMAGES = 10000, 1000
 # (label, zoo model, weights, activation bits, epochs, training images, prune density or None)
 NETWORKS = (
+    ("TFC W1A1", "tfc", "binary", 1, 2, 60000, None),
     ("TFC W2A2", "tfc", "int2", 2, 2, 60000, None),
     ("SFC W1A1", "sfc", "binary", 1, 2, 60000, None),
     ("LFC W1A1", "lfc", "binary", 1, 1, 30000, None),
