@@ -14,11 +14,23 @@
 
 #define XK_WORDS(n) (((n) + 31u) / 32u)
 
+/* The kernel path, chosen at compile time (see xk_popcount_xor below). */
+#if defined(XK_PORTABLE)
+#define XK_PATH_REFERENCE 1
+#define XK_KERNEL_PATH "reference"
+#elif defined(__POPCNT__) || defined(__aarch64__)
+#define XK_PATH_POPCNT64 1
+#define XK_KERNEL_PATH "popcnt64"
+#else
+#define XK_PATH_HARLEY_SEAL 1
+#define XK_KERNEL_PATH "harley-seal"
+#endif
+
 /* Bits set in a 32-bit word: the POPCNT instruction where the compiler targets it (x86-64 -mpopcnt), the
  * CNT instruction on AArch64, else a SWAR count (Cortex-M has no popcount instruction). All give the same
  * integers. */
 static inline uint32_t xk_popcount32(uint32_t v) {
-#if (defined(__POPCNT__) || defined(__aarch64__)) && !defined(XK_PORTABLE)
+#if defined(XK_PATH_POPCNT64)
     return (uint32_t)__builtin_popcount(v);
 #else
     v = v - ((v >> 1) & 0x55555555u);
@@ -37,16 +49,6 @@ static inline uint32_t xk_popcount32(uint32_t v) {
  *   bit-sliced, so one SWAR popcount serves eight words (Harley and Seal; Mula, Kurz, Lemire 2018). */
 uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words);
 
-#if defined(XK_PORTABLE)
-#define XK_PATH_REFERENCE 1
-#define XK_KERNEL_PATH "reference"
-#elif defined(__POPCNT__) || defined(__aarch64__)
-#define XK_PATH_POPCNT64 1
-#define XK_KERNEL_PATH "popcnt64"
-#else
-#define XK_PATH_HARLEY_SEAL 1
-#define XK_KERNEL_PATH "harley-seal"
-#endif
 
 /* A convolution's geometry; pads_t/pads_l are the top and left padding (bottom and right follow from
  * the output size). */
