@@ -1,41 +1,70 @@
-"""Board definitions: one YAML file per board beside this module, validated by `Board` (an unknown key or
-an impossible value is a one-line error naming the file and the key)."""
+"""Board definitions: one YAML file per board beside this module, validated by `McuBoard` or `FpgaBoard`
+(chosen by `kind`; an unknown key or an impossible value is a one-line error naming the file and the key)."""
 
 from __future__ import annotations
 
 from importlib import resources
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from xnorkit.errors import XnorkitError
 
 CPUS = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m4f", "cortex-m7", "cortex-m33")
+# FPGA families: the Yosys synthesis command, nextpnr (open place and route) where there is one, and the
+# block RAM's shapes (width, depth) and LUT inputs the resource model needs
+FAMILIES = ("ice40", "ecp5", "xc7", "xcup")
 
 
-class Board(BaseModel):
-    """A microcontroller board: what the firmware generator needs to know to say whether a network fits."""
-
+class _Board(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    kind: Literal["mcu"]
     description: str
-    cpu: Literal[CPUS]
     part: str
     clock_mhz: float = Field(gt=0)
-    flash_bytes: int = Field(gt=0)
-    ram_bytes: int = Field(gt=0)
-    qemu_machine: str | None = None  # boards QEMU emulates: the firmware runs there in the tests
 
     def __getitem__(self, key: str):  # dict-style access for callers that read one field
         return getattr(self, key)
 
 
-def names() -> list[str]:
+class McuBoard(_Board):
+    """A microcontroller board: what the firmware generator needs to know to say whether a network fits."""
+
+    kind: Literal["mcu"]
+    cpu: Literal[CPUS]
+    flash_bytes: int = Field(gt=0)
+    ram_bytes: int = Field(gt=0)
+    qemu_machine: str | None = None  # boards QEMU emulates: the firmware runs there in the tests
+
+
+class FpgaBoard(_Board):
+    """An FPGA board: the part's resources (the folding solver's budget), its clock (the timing constraint)
+    and how it is built: `open` runs Yosys and nextpnr to a placed and routed design, `yosys` synthesizes
+    with Yosys for the resource counts and leaves place and route to the vendor project that
+    `xnorkit synth` writes (`vivado`)."""
+
+    kind: Literal["fpga"]
+    family: Literal[FAMILIES]
+    package: str  # nextpnr's --package for open flows; the vendor tool's part already names it
+    lut: int = Field(gt=0)  # LUT4 on iCE40 and ECP5, LUT6 on Xilinx parts
+    ff: int = Field(gt=0)
+    bram: int = Field(ge=0)  # block RAMs: iCE40 EBR (4 Kbit), ECP5 DP16KD (18 Kbit), Xilinx RAMB18 (18 Kbit)
+    dsp: int = Field(ge=0)
+    toolchain: Literal["open", "vivado"]
+    processor: Literal["none", "zynq7", "zynqmp"] = "none"  # a Zynq's ARM cores: DMA block design, PYNQ driver
+    utilization_limit: float = Field(0.8, gt=0, le=1)  # the share of LUTs and BRAMs the solver may plan to use
+
+
+Board = McuBoard | FpgaBoard
+_ADAPTER = TypeAdapter(Annotated[Board, Field(discriminator="kind")])
+
+
+def names(kind: str | None = None) -> list[str]:
     files = resources.files("boards").iterdir()
-    return sorted(p.name.removesuffix(".yaml").replace("_", "-") for p in files if p.name.endswith(".yaml"))
+    found = sorted(p.name.removesuffix(".yaml").replace("_", "-") for p in files if p.name.endswith(".yaml"))
+    return [n for n in found if kind is None or load(n).kind == kind]
 
 
 def load(name: str) -> Board:
@@ -43,10 +72,19 @@ def load(name: str) -> Board:
     if not path.is_file():
         raise XnorkitError(f"unknown board '{name}'; known boards: {', '.join(names())}")
     try:
-        return Board(**yaml.safe_load(path.read_text()))
+        return _ADAPTER.validate_python(yaml.safe_load(path.read_text()))
     except ValidationError as e:
         err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in err["loc"] if p not in ("mcu", "fpga")) or "(top level)"
         raise XnorkitError(f"board file {path.name}: {key}: {err['msg']}") from None
     except (yaml.YAMLError, TypeError) as e:
         raise XnorkitError(f"board file {path.name} is not a YAML mapping: {e}") from None
+
+
+def load_kind(name: str, kind: str) -> Board:
+    """`load`, refusing a board of the other kind with the boards that would do."""
+    board = load(name)
+    if board.kind != kind:
+        what = "a microcontroller" if kind == "mcu" else "an FPGA"
+        raise XnorkitError(f"board '{name}' is not {what} board; {what} boards: {', '.join(names(kind))}")
+    return board

@@ -74,7 +74,7 @@ def run_host(fw_dir: Path, inputs: np.ndarray, output_size: int, path: str = "po
 
 def _qemu(elf: Path, icount: bool = False) -> list[str]:
     qemu = tools.require("qemu-system-arm")
-    machine = boards.load(BOARD)["qemu_machine"]
+    machine = boards.load_kind(BOARD, "mcu")["qemu_machine"]
     return [qemu, "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
             "-semihosting-config", "enable=on,target=native", *(["-icount", "shift=0"] if icount else []),
             "-kernel", elf.name]
@@ -95,7 +95,7 @@ def profile_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> tup
     outputs = _exchange(elf.parent, inputs.reshape(len(inputs), -1), output_size, _qemu(elf, icount=True),
                         "Cortex-M4 profile run under QEMU")
     ticks = np.fromfile(elf.parent / "profile.bin", dtype="<u4").astype(np.int64).reshape(len(inputs), -1)
-    per_tick = 1000 / boards.load(BOARD).clock_mhz
+    per_tick = 1000 / boards.load_kind(BOARD, "mcu").clock_mhz
     return outputs, ticks * per_tick
 
 

@@ -25,7 +25,16 @@ import jinja2
 import numpy as np
 
 from hw import estimate
-from hw.folding import Folding, initiation_interval, layer_cycles, mac_layers, matrix_shape, to_json, validate
+from hw.folding import (
+    WEIGHT_STYLES,
+    Folding,
+    initiation_interval,
+    layer_cycles,
+    mac_layers,
+    matrix_shape,
+    to_json,
+    validate,
+)
 from xnorkit import numerics, packing
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
@@ -45,11 +54,12 @@ from xnorkit.ir import (
     inputs_of,
 )
 
-LIBRARY = ("xk_value.sv", "xk_multi_threshold.sv", "xk_popcount.sv", "xk_mvtu.sv", "xk_sliding_window.sv",
-           "xk_pool.sv", "xk_join.sv", "xk_threshold.sv",
+LIBRARY = ("xk_value.sv", "xk_multi_threshold.sv", "xk_popcount.sv", "xk_adder_tree.sv", "xk_mvtu.sv",
+           "xk_sliding_window.sv", "xk_pool.sv", "xk_join.sv", "xk_threshold.sv",
            "xk_stream_fork.sv", "xk_stream_fifo.sv",
            "xk_stream_dwc.sv")
 TOP = "xnorkit_top"
+SHELL = "xnorkit_shell"  # byte-wide streams around TOP, for boards with few pins (hw/synth.py)
 IN_KINDS = {"bipolar": 0, "unsigned": 1, "signed": 2}
 
 
@@ -185,7 +195,8 @@ module {{ top }} (
       .IN_BITS({{ s.in_bits }}),
       .IN_KIND({{ p.in_kind }}), .W_BITS({{ p.w_bits }}), .ACC_BITS({{ p.acc_bits }}),
       .N_THRESH({{ p.n_thresh }}), .OUT_BITS({{ p.out_bits }}), .OUT_BASE({{ p.out_base }}),
-      .WEIGHT_FILE("{{ p.weight_file }}"), .THRESHOLD_FILE("{{ p.threshold_file }}")
+      .WEIGHT_FILE("{{ p.weight_file }}"), .THRESHOLD_FILE("{{ p.threshold_file }}"),
+      .WEIGHT_STYLE({{ p.weight_style }})
   ) u_l{{ s.index }} (
 {% elif s.kind == "window" %}
   xk_sliding_window #(
@@ -491,7 +502,8 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
                    groups=node.groups if isinstance(node, Conv) else 1,
                    w_bits=node.w_dtype.bits, acc_bits=node.acc_dtype.bits,
                    n_thresh=n_thresh, out_bits=out_bits, out_base=out_base, positions=positions,
-                   weight_file=f"l{index}_weights.mem", threshold_file=f"l{index}_thresholds.mem")),
+                   weight_file=f"l{index}_weights.mem", threshold_file=f"l{index}_thresholds.mem",
+                   weight_style=WEIGHT_STYLES.index(fold.weights))),
         [stream], node.output, out_fmt)
 
 
@@ -542,6 +554,8 @@ def design_info(graph: Graph, folding: Folding) -> dict:
                            else max(s.cycles for s in stages)),
         "folding": to_json(folding),
         "sources": [*LIBRARY, f"{TOP}.sv"],
+        "shell": {"top": SHELL, "sources": [*LIBRARY, f"{TOP}.sv", f"{SHELL}.sv"],
+                  "parameters": {"IN_W": source.out_width, "OUT_W": last.out_width}},
     }
 
 
@@ -566,7 +580,7 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
     source, edges, forks = connect(low)
     files[f"{TOP}.sv"] = _TEMPLATE.render(stages=low.stages, top=TOP, ii=info["initiation_interval"], source=source,
                                           edges=edges, forks=forks)
-    for name in LIBRARY:
+    for name in (*LIBRARY, f"{SHELL}.sv"):
         files[name] = resources.files("hw").joinpath("rtl", name).read_text()
     files["design.json"] = json.dumps(info, indent=1) + "\n"
     return files

@@ -9,11 +9,17 @@ from pathlib import Path
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Add, Concat, Conv, Graph, MatMul, MaxPool, Quantize, SumPool
 
+WEIGHT_STYLES = ("auto", "block", "logic")
+
 
 @dataclass(frozen=True)
 class Fold:
+    """A unit's parallelism (PE output lanes x SIMD inputs per cycle) and where its weights live: block RAM,
+    logic (constants folded into the LUTs, zero weights of a pruned layer vanish) or the tool's choice."""
+
     pe: int
     simd: int
+    weights: str = "auto"
 
 
 Folding = dict[str, Fold]
@@ -125,14 +131,20 @@ def solve(graph: Graph, target_cycles: int) -> Folding:
 
 
 def to_json(folding: Folding) -> dict:
-    return {name: {"pe": f.pe, "simd": f.simd} for name, f in folding.items()}
+    return {name: {"pe": f.pe, "simd": f.simd, **({"weights": f.weights} if f.weights != "auto" else {})}
+            for name, f in folding.items()}
 
 
 def from_json(data: dict) -> Folding:
     try:
-        return {name: Fold(int(v["pe"]), int(v["simd"])) for name, v in data.items()}
+        folding = {name: Fold(int(v["pe"]), int(v["simd"]), str(v.get("weights", "auto"))) for name, v in data.items()}
     except (KeyError, TypeError, ValueError, AttributeError):
-        raise XnorkitError('folding JSON must map each layer name to {"pe": N, "simd": N}') from None
+        raise XnorkitError('folding JSON must map each layer name to {"pe": N, "simd": N} (optionally '
+                           '"weights": "block" or "logic")') from None
+    bad = next((n for n, f in folding.items() if f.weights not in WEIGHT_STYLES), None)
+    if bad:
+        raise XnorkitError(f"folding of '{bad}': weights must be one of {', '.join(WEIGHT_STYLES)}")
+    return folding
 
 
 def load(path: str | Path) -> Folding:

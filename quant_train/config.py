@@ -21,7 +21,7 @@ class _Section(BaseModel):
 
 class ModelConfig(_Section):
     kind: str = "mlp"  # "mlp" (the hidden sizes below) or a zoo name (quant_train.zoo.NAMES)
-    hidden: list[int] = Field(default_factory=lambda: [256, 256, 256], min_length=1)
+    hidden: list[int] = Field(default_factory=lambda: [256, 256], min_length=1)  # fits the iCE40 UP5K
     weights: str = "binary"  # binary (BNN), xnor (XNOR-Net alpha per channel), ternary, int2..int8, dorefa2..dorefa8
     a_bits: int = Field(1, ge=1, le=8)  # 1: binary sign; 2..8: unsigned after ReLU
     activations: Literal["learned", "dorefa"] = "learned"  # k-bit scale: learned, or DoReFa's clip to [0, 1]

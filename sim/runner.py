@@ -141,56 +141,85 @@ def _max_cycles(design: dict, count: int, stall_in: float, stall_out: float) -> 
     return int(1000 + 4 * slowdown * per_input * (count + 2))
 
 
-def build_bulk(rtl_dir: Path) -> Path:
+def _byte_beats(bits: int) -> int:
+    return -(-bits // 8)
+
+
+def build_bulk(rtl_dir: Path, gate_level: Path | None = None) -> Path:
     """Compile the design with sim/harness.cpp into one Verilator executable (cached: rebuilt only when
-    a source changes). Returns the executable."""
+    a source changes). Returns the executable. With `gate_level`, a folder of hw/synth.py's (netlist.v,
+    utilization.json), the synthesized netlist is compiled instead, with Yosys' models of the family's
+    primitives: the network inside its byte-wide shell, as placed and routed."""
     rtl_dir = Path(rtl_dir).resolve()
     design = json.loads((rtl_dir / "design.json").read_text())
     harness = Path(__file__).with_name("harness.cpp")
-    sources = [rtl_dir / s for s in design["sources"]]
-    in_width = design["input"]["elems_per_beat"] * design["input"]["elem_bits"]
-    out_width = design["output"]["elems_per_beat"] * design["output"]["elem_bits"]
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [harness, *sources, *sorted(rtl_dir.glob("*.mem"))]))
-    work = rtl_dir.parent / "sim_build" / "bulk"
+    if gate_level is None:
+        run_dir, top = rtl_dir, design["top"]
+        sources = [rtl_dir / s for s in design["sources"]]
+        in_width = design["input"]["elems_per_beat"] * design["input"]["elem_bits"]
+        out_width = design["output"]["elems_per_beat"] * design["output"]["elem_bits"]
+        inputs_of_digest = [*sources, *sorted(rtl_dir.glob("*.mem"))]
+    else:
+        from hw import synth
+
+        run_dir = Path(gate_level).resolve()
+        synthesized = json.loads((run_dir / "utilization.json").read_text())
+        if synthesized["top"] != design["shell"]["top"]:
+            raise XnorkitError(f"{run_dir} holds a netlist of {synthesized['top']}, not of the byte-wide "
+                               f"{design['shell']['top']}: gate-level simulation needs an open-flow board")
+        top, in_width, out_width = synthesized["top"], 8, 8
+        sources = [run_dir / "netlist.v", synth.cell_library(synthesized["family"])]
+        inputs_of_digest = sources
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [harness, *inputs_of_digest]))
+    work = (rtl_dir.parent / "sim_build" / "bulk") if gate_level is None else run_dir / "sim_build"
     exe = work / "Vxnorkit_top"
     stamp = work / "sources.sha256"
     if exe.exists() and stamp.exists() and stamp.read_text() == digest.hexdigest():
         return exe
     work.mkdir(parents=True, exist_ok=True)
     verilator = tools.require("verilator")
+    # the harness drives a model class named Vxnorkit_top whatever the top module (--prefix)
     cmd = [verilator, "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal",
-           "--top-module", design["top"], "-Mdir", str(work), "-j", str(os.cpu_count() or 1),
+           "--top-module", top, "--prefix", "Vxnorkit_top", "-Mdir", str(work), "-j", str(os.cpu_count() or 1),
            "-CFLAGS", f"-O2 -DIN_WIDTH={in_width} -DOUT_WIDTH={out_width}", *map(str, sources), str(harness)]
+    if gate_level is not None:  # Yosys' cell models: timing checks and style Verilator need not see
+        cmd[1:1] = ["-DNO_ICE40_DEFAULT_ASSIGNMENTS", "--no-timing", "-Wno-lint", "-Wno-style"]
     env = {**os.environ, **tools.verilator_make_fixes()}
     # $readmemh paths are relative: Verilator resolves them at run time from the working directory
-    proc = subprocess.run(cmd, cwd=rtl_dir, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True, env=env)
     if proc.returncode or not exe.exists():
         log = work / "build.log"
         log.write_text(proc.stdout + proc.stderr)
         first = next((ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if "rror" in ln), "see the log")
-        raise XnorkitError(f"Verilator build of {rtl_dir} failed: {first} ({log})")
+        raise XnorkitError(f"Verilator build of {run_dir} failed: {first} ({log})")
     stamp.write_text(digest.hexdigest())
     return exe
 
 
 def simulate_bulk(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = None, stall_in: float = 0.0,
-                  stall_out: float = 0.0, seed: int = 0) -> SimResult:
+                  stall_out: float = 0.0, seed: int = 0, gate_level: Path | None = None) -> SimResult:
     """Stream integer `inputs` (N, features) through the design with the compiled C++ harness
     (sim/harness.cpp): the same RTL and stream protocol as `simulate`, fast enough for whole test sets.
-    With `expected`, every output is compared exactly (SimResult.mismatch)."""
+    With `expected`, every output is compared exactly (SimResult.mismatch). With `gate_level` (see
+    `build_bulk`), the synthesized netlist runs, each beat as its bytes (xnorkit_shell)."""
     rtl_dir = Path(rtl_dir).resolve()
     design = json.loads((rtl_dir / "design.json").read_text())
-    exe = build_bulk(rtl_dir)
+    exe = build_bulk(rtl_dir, gate_level)
     work = exe.parent
     in_info, out_info = design["input"], design["output"]
     inputs = stream_order(inputs, design["input"])
     beats = packing.stream_bytes(inputs, in_info["elems_per_beat"], in_info["elem_bits"])
     (work / "inputs.bin").write_bytes(beats.tobytes())
-    out_bytes = -(-out_info["elems_per_beat"] * out_info["elem_bits"] // 8)
+    out_bytes = _byte_beats(out_info["elems_per_beat"] * out_info["elem_bits"])
+    in_beats, out_beats = in_info["beats"], out_info["beats"]
+    if gate_level is not None:  # one byte per beat of the shell
+        in_beats *= _byte_beats(in_info["elems_per_beat"] * in_info["elem_bits"])
+        out_beats *= out_bytes
     cmd = [str(exe), str(work / "inputs.bin"), str(work / "outputs.bin"), str(work / "cycles.bin"),
-           str(in_info["beats"]), str(out_info["beats"]), repr(stall_in), repr(stall_out), str(seed),
-           str(_max_cycles(design, len(inputs), stall_in, stall_out))]
-    proc = subprocess.run(cmd, cwd=rtl_dir, capture_output=True, text=True)
+           str(in_beats), str(out_beats), repr(stall_in), repr(stall_out), str(seed),
+           str(_max_cycles(design, len(inputs), stall_in, stall_out) + 8 * (in_beats + out_beats) * len(inputs))]
+    proc = subprocess.run(cmd, cwd=work.parent if gate_level is not None else rtl_dir, capture_output=True,
+                          text=True)
     if proc.returncode:
         raise XnorkitError(f"simulation of {rtl_dir} failed: {(proc.stderr or proc.stdout).strip()}")
     raw = np.fromfile(work / "outputs.bin", dtype=np.uint8).reshape(len(inputs), out_info["beats"], out_bytes)

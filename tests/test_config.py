@@ -24,5 +24,5 @@ def test_a_good_config(tmp_path):
     (tmp_path / "c.yaml").write_text("dataset: mnist\nmodel: {kind: lenet5, weights: ternary, a_bits: 2}\n"
                                      "train: {epochs: 3, lr: 1}\n")
     cfg = config.load(tmp_path / "c.yaml")
-    assert cfg.model.w_bits == "t" and cfg.train.lr == 1.0 and cfg.model.hidden == [256, 256, 256]
+    assert cfg.model.w_bits == "t" and cfg.train.lr == 1.0 and cfg.model.hidden == [256, 256]
     assert config.load(None) == config.DEFAULT

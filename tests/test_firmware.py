@@ -53,13 +53,13 @@ def test_board_definitions():
 
     assert {"mps2-an386", "stm32f4-discovery", "nrf52840-dk", "rpi-pico", "stm32f746g-disco"} <= set(boards.names())
     assert boards.load("mps2-an386")["cpu"] == "cortex-m4"
-    assert {boards.load(n).cpu for n in boards.names()} >= {"cortex-m4f", "cortex-m0plus", "cortex-m7"}
+    assert {boards.load(n).cpu for n in boards.names("mcu")} >= {"cortex-m4f", "cortex-m0plus", "cortex-m7"}
     assert boards.load("stm32f4-discovery").ram_bytes == 128 * 1024
     with pytest.raises(Exception, match="flash_bytes"):
-        boards.Board(name="x", kind="mcu", description="", cpu="cortex-m4", part="x", clock_mhz=1, flash_bytes=0,
+        boards.McuBoard(name="x", kind="mcu", description="", cpu="cortex-m4", part="x", clock_mhz=1, flash_bytes=0,
                      ram_bytes=1)
     with pytest.raises(Exception, match="extra"):
-        boards.Board(name="x", kind="mcu", description="", cpu="cortex-m4", part="x", clock_mhz=1, flash_bytes=1,
+        boards.McuBoard(name="x", kind="mcu", description="", cpu="cortex-m4", part="x", clock_mhz=1, flash_bytes=1,
                      ram_bytes=1, sram=4)
 
 

@@ -84,7 +84,7 @@ def generate_firmware(build: Path, board: str = "mps2-an386", out: Path | None =
     from firmware import emit_c
 
     graph = load(build)
-    need = emit_c.check_fits(emit_c.lower(graph), boards.load(board))
+    need = emit_c.check_fits(emit_c.lower(graph), boards.load_kind(board, "mcu"))
     return write_tree(Path(out) if out else Path(build) / "firmware", emit_c.emit(graph)), need
 
 

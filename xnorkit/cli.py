@@ -155,7 +155,7 @@ def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     from xnorkit import build
 
     path, need = build.generate_firmware(build_dir, board, output)
-    target = boards_mod.load(board)
+    target = boards_mod.load_kind(board, "mcu")
     console.print(f"wrote {path}/ (xk_model.h, xk_model.c, kernels, Cortex-M4 start-up); {target.name}: flash "
                   f"{need['flash']:,} of {target.flash_bytes:,} bytes (weights {need['weights']:,}), RAM "
                   f"{need['ram']:,} of {target.ram_bytes:,} bytes (activations {need['arena']:,})")
@@ -163,17 +163,23 @@ def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
 
 @app.command("boards")
 def list_boards() -> None:
-    """The board definitions: part, CPU, clock, flash and RAM."""
+    """The board definitions: FPGAs (part, LUTs, flip-flops, block RAMs, DSPs, clock, flow) and microcontrollers
+    (part, CPU, clock, flash, RAM)."""
     from rich.table import Table
 
     import boards as boards_mod
 
-    table = Table("board", "part", "cpu", "MHz", "flash", "RAM", "description")
-    for name in boards_mod.names():
-        b = boards_mod.load(name)
-        table.add_row(b.name, b.part, b.cpu, f"{b.clock_mhz:g}", f"{b.flash_bytes:,}", f"{b.ram_bytes:,}",
+    fpgas = Table("FPGA board", "part", "LUT", "FF", "BRAM", "DSP", "MHz", "flow", "description")
+    for b in map(boards_mod.load, boards_mod.names("fpga")):
+        flow = "Yosys + nextpnr" if b.toolchain == "open" else "Yosys counts, Vivado project"
+        fpgas.add_row(b.name, b.part, f"{b.lut:,}", f"{b.ff:,}", str(b.bram), str(b.dsp), f"{b.clock_mhz:g}", flow,
                       b.description)
-    console.print(table)
+    mcus = Table("MCU board", "part", "cpu", "MHz", "flash", "RAM", "description")
+    for b in map(boards_mod.load, boards_mod.names("mcu")):
+        mcus.add_row(b.name, b.part, b.cpu, f"{b.clock_mhz:g}", f"{b.flash_bytes:,}", f"{b.ram_bytes:,}",
+                     b.description)
+    console.print(fpgas)
+    console.print(mcus)
 
 
 @app.command()

