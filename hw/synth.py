@@ -174,6 +174,10 @@ def synthesize(build_dir: Path, board_name: str, place_route: bool = True, seed:
     # Yosys (WebAssembly) sees only its working directory: every path is relative
     script = [f"read_verilog -defer -sv {' '.join(sources)}",
               f"hierarchy -top {top} {params}".strip(),
+              # iCE40: the stream FIFOs and MVTU input buffers in registers; Yosys would spend a 4 Kbit block
+              # RAM on every 16 bits of width of a FIFO a few words deep, and the weights need them
+              *(["proc", "setattr -set ram_style \"logic\" m:*storage m:*in_buffer"] if board.family == "ice40"
+                else []),
               f"{SYNTH_COMMAND[board.family]} -top {top}",
               "tee -q -o stat.json stat -json",
               "write_json hierarchy.json",
@@ -192,7 +196,7 @@ def synthesize(build_dir: Path, board_name: str, place_route: bool = True, seed:
     instances = _instances(json.loads((work / "hierarchy.json").read_text()))
     totals = _hierarchy_totals(modules, instances)
     layers = {inst.lstrip("\\"): _count(totals[mtype], board.family)
-              for inst, mtype in sorted(instances.get(design["top"], {}).items())}
+              for inst, mtype in sorted(instances.get(design["top"], {}).items()) if mtype in modules}
     (work / "hierarchy.json").unlink()  # the whole netlist again, per module: large and not needed afterwards
 
     result = SynthResult(board.name, board.family, top, total, layers,

@@ -67,11 +67,18 @@ def load(build: Path) -> Graph:
     return ir.load(Path(build))
 
 
-def generate_hw(build: Path, folding=None, target_cycles: int = 128) -> dict:
+def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str | None = None) -> dict:
+    """BUILD/rtl/: the given folding, else the fastest that fits `board` (an FPGA board), else the solver's for
+    `target_cycles`."""
     from hw import emit_sv
     from hw import folding as fold_mod
 
     graph = load(build)
+    if folding is None and board is not None:
+        import boards
+        from hw import fit
+
+        folding, _ = fit.solve(graph, boards.load_kind(board, "fpga"))
     folding = folding or fold_mod.solve(graph, target_cycles)
     write_tree(Path(build) / "rtl", emit_sv.emit(graph, folding))
     return emit_sv.design_info(graph, folding)

@@ -81,7 +81,9 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
        fold: Annotated[Path | None, typer.Option(help='folding JSON {"layer": {"pe": N, "simd": N}}')] = None,
        target_cycles: Annotated[int, typer.Option(help="initiation interval the solver aims for")] = 128,
        target_fps: Annotated[float | None, typer.Option(help="frames per second the solver aims for")] = None,
-       clock_mhz: Annotated[float, typer.Option(help="clock for --target-fps")] = 200.0) -> None:
+       clock_mhz: Annotated[float, typer.Option(help="clock for --target-fps")] = 200.0,
+       board: Annotated[str | None, typer.Option(help="FPGA board: the fastest folding that fits it "
+                                                      "(xnorkit boards)")] = None) -> None:
     """SystemVerilog for the network into BUILD/rtl/."""
     from hw import folding
     from xnorkit import build
@@ -92,9 +94,41 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         target_cycles = max(1, int(clock_mhz * 1e6 // target_fps))
     if target_cycles < 1:
         raise XnorkitError("--target-cycles must be >= 1")
-    info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles)
+    if board is not None and (fold is not None or target_fps is not None):
+        raise XnorkitError("--board picks the folding itself: give it without --fold and --target-fps")
+    info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles, board)
     console.print(f"wrote {build_dir}/rtl/: {len(info['layers'])} layers, {info['initiation_interval']} cycles "
                   f"per inference; folding {json.dumps(info['folding'])}")
+    if board is not None:
+        import boards as boards_mod
+        from hw import fit
+
+        target = boards_mod.load(board)
+        est = fit.estimate(build.load(build_dir), folding.from_json(info["folding"]), target)
+        console.print(f"{target.name}: estimated {est.lut:,} of {target.lut:,} LUTs, {est.ff:,} of {target.ff:,} "
+                      f"FFs, {est.bram} of {target.bram} block RAMs; {target.clock_mhz:g} MHz -> "
+                      f"{target.clock_mhz * 1e6 / info['initiation_interval']:,.0f} inferences/s")
+
+
+@app.command()
+def synth(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
+          board: Annotated[str, typer.Option(help="FPGA board (xnorkit boards)")],
+          place_route: Annotated[bool, typer.Option(help="nextpnr placement and routing (open-flow boards)")] = True,
+          seed: Annotated[int, typer.Option(help="nextpnr's placer seed")] = 1) -> None:
+    """Synthesis of BUILD/rtl for a board with open tools: Yosys resource counts, and for iCE40 / ECP5 boards
+    placement, routing, Fmax and a bitstream. Generates BUILD/rtl for the board first when there is none."""
+    from hw import synth as synth_mod
+    from xnorkit import build
+
+    if not (Path(build_dir) / "rtl" / "design.json").exists():
+        build.generate_hw(build_dir, board=board)
+    result = synth_mod.synthesize(build_dir, board, place_route, seed)
+    t, c = result.total, result.capacity
+    console.print(f"{board}: {t.lut:,} of {c['lut']:,} LUTs ({t.lut / c['lut']:.1%}), {t.ff:,} of {c['ff']:,} FFs, "
+                  f"{t.bram} of {c['bram']} block RAMs, {t.dsp} of {c['dsp']} DSPs"
+                  + (f"; Fmax {result.fmax_mhz:g} MHz (clock {result.clock_mhz:g} MHz)" if result.routed else "")
+                  + (f"; bitstream {result.bitstream}" if result.bitstream else ""))
+    console.print(f"wrote {Path(build_dir) / 'synth' / board}/ (utilization.json, netlist.v, logs)")
 
 
 @app.command()

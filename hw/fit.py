@@ -1,0 +1,158 @@
+"""Fitting a network to an FPGA board: the resource estimate in the board's own units (LUT4 or LUT6, block
+RAMs of its shape), where each layer's weights go (block RAM or logic), and the fastest folding that fits
+the board's budget (`xnorkit hw BUILD --board NAME`). hw/synth.py then measures what Yosys makes of it;
+the report shows both."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+from boards import FpgaBoard
+from hw import emit_sv, folding
+from hw.folding import Fold, Folding
+from xnorkit.errors import XnorkitError
+from xnorkit.ir import Graph
+
+# block RAM shapes (width, depth) per family: iCE40 EBR 4 Kbit, ECP5 DP16KD and Xilinx RAMB18 18 Kbit
+BRAM_SHAPES = {"ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
+               "ecp5": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
+               "xc7": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
+               "xcup": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))}
+LUT_INPUTS = {"ice40": 4, "ecp5": 4, "xc7": 6, "xcup": 6}
+# hw.estimate counts 6-input LUTs; a 4-input LUT family needs about this many more (measured: the digits
+# default on the iCE40 UP5K, Yosys synth_ice40: 4,872 LUT4 where hw.estimate says 2,200 LUT6)
+LUT4_PER_LUT6 = 2.2
+
+
+@dataclass(frozen=True)
+class BoardEstimate:
+    lut: int
+    ff: int
+    bram: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def bram_blocks(width: int, depth: int, family: str) -> int:
+    """Block RAMs a width x depth memory takes in its best shape."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM_SHAPES[family])
+
+
+def rom_luts(width: int, depth: int, family: str) -> int:
+    """LUTs of a constant ROM in logic: per output bit a function of log2(depth) address bits."""
+    entries = 2 ** LUT_INPUTS[family]
+    per_bit = 1 if depth <= entries else math.ceil(depth / entries) + math.ceil(depth / entries ** 2)
+    return width * per_bit
+
+
+def weight_memory(stage: emit_sv.Stage) -> tuple[int, int]:
+    """(width, depth) of an MVTU's weight ROM: one PE x SIMD word per fold."""
+    p = stage.params
+    return p["pe"] * p["simd"] * p["w_bits"], (p["mw"] // p["simd"]) * (p["mh"] // p["pe"])
+
+
+def choose_weight_memory(stage: emit_sv.Stage, board: FpgaBoard) -> str:
+    """Block RAM or logic, whichever takes the smaller share of the board."""
+    width, depth = weight_memory(stage)
+    if board.bram == 0:
+        return "logic"
+    in_bram = bram_blocks(width, depth, board.family) / board.bram
+    in_logic = rom_luts(width, depth, board.family) / board.lut
+    return "block" if in_bram < in_logic else "logic"
+
+
+def estimate(graph: Graph, fold: Folding, board: FpgaBoard) -> BoardEstimate:
+    """hw.estimate's datapath figures for the stages, in the board's LUTs, plus the memories as the board
+    builds them: each weight ROM where the folding puts it (block RAM, or logic; "auto" as
+    `choose_weight_memory` would place it), threshold ROMs in logic, the buffers and FIFOs in LUT-RAM
+    (Xilinx) or registers (iCE40, ECP5), and on open-flow boards the byte-wide shell's beat registers."""
+    low = emit_sv.lower(graph, fold)
+    source, edges, _ = emit_sv.connect(low)
+    scale = LUT4_PER_LUT6 if LUT_INPUTS[board.family] == 4 else 1.0
+    lut = ff = bram = 0.0
+    for s in low.stages:
+        r = emit_sv.stage_resources(s)
+        ram_bits = r.memory_bits
+        lut, ff = lut + r.lut * scale, ff + r.ff
+        if s.kind == "mvtu":
+            p = s.params
+            width, depth = weight_memory(s)
+            style = fold[s.name].weights
+            style = choose_weight_memory(s, board) if style == "auto" else style
+            if style == "block":
+                bram += bram_blocks(width, depth, board.family)
+            else:
+                lut += rom_luts(width, depth, board.family)
+            lut += rom_luts(p["pe"] * p["n_thresh"] * p["acc_bits"], p["mh"] // p["pe"], board.family)
+            sf, nf = p["mw"] // p["simd"], p["mh"] // p["pe"]
+            if nf > 1:  # the input buffer the later neuron folds read
+                lut, ff, bram = _add(lut, ff, bram, _ram(p["simd"] * s.in_bits, sf, board.family))
+            ram_bits = 0
+        elif s.kind == "threshold":  # constants per channel, folded into the comparators
+            lut += r.memory_bits / LUT_INPUTS[board.family]
+            ram_bits = 0
+        lut, ff, bram = _add(lut, ff, bram, _ram(ram_bits, 1, board.family))
+    for e in edges:
+        r = emit_sv.estimate.fifo(e.fifo_width, e.fifo_depth)
+        lut, ff = lut + r.lut * scale, ff + r.ff
+        lut, ff, bram = _add(lut, ff, bram, _ram(e.fifo_width, e.fifo_depth, board.family))
+    if board.toolchain == "open":  # xnorkit_shell gathers an input beat and splits an output beat
+        beat_bits = source.out_width + low.stages[-1].out_width
+        lut, ff = lut + beat_bits, ff + beat_bits
+    return BoardEstimate(round(lut), round(ff), round(bram))
+
+
+def _ram(width: int, depth: int, family: str) -> tuple[float, float, int]:
+    """(LUTs, flip-flops, block RAMs) of a small read-write memory (input buffer, FIFO): LUT-RAM on Xilinx,
+    64 bits a LUT; registers with read multiplexers on iCE40 (which has no LUT-RAM; hw/synth.py keeps these
+    out of its 30 block RAMs, which the weights need) and ECP5."""
+    bits = width * depth
+    if LUT_INPUTS[family] == 6:
+        return bits / 64, 0.0, 0
+    return bits / 2, float(bits), 0
+
+
+def _add(lut: float, ff: float, bram: float, more: tuple[float, float, int]) -> tuple[float, float, float]:
+    return lut + more[0], ff + more[1], bram + more[2]
+
+
+def logic_cells(est: BoardEstimate, board: FpgaBoard) -> int:
+    """What the LUT budget must hold: on iCE40 a logic cell has one LUT4 and one flip-flop, and nextpnr packs
+    few flip-flops with an unrelated LUT (the digits default: 4,872 LUTs + 3,284 FFs took 8,205 cells)."""
+    return est.lut + est.ff if board.family == "ice40" else est.lut
+
+
+def fits(est: BoardEstimate, board: FpgaBoard) -> bool:
+    limit = board.utilization_limit
+    return (logic_cells(est, board) <= limit * board.lut and est.bram <= limit * board.bram
+            and est.ff <= limit * board.ff)
+
+
+def _with_memories(graph: Graph, fold: Folding, board: FpgaBoard) -> Folding:
+    low = emit_sv.lower(graph, fold)
+    styles = {s.name: choose_weight_memory(s, board) for s in low.stages if s.kind == "mvtu"}
+    return {name: replace(f, weights=styles[name]) for name, f in fold.items()}
+
+
+def solve(graph: Graph, board: FpgaBoard) -> tuple[Folding, BoardEstimate]:
+    """The fastest folding (fewest cycles per inference, powers of two as targets) whose estimate fits the
+    board within its utilization limit, each layer's weights placed by `choose_weight_memory`. Refuses with
+    the numbers of the slowest folding when even that does not fit."""
+    macs = sum(folding.layer_cycles(graph, m, Fold(1, 1)) for m in folding.mac_layers(graph))
+    target, last = 1, None
+    while True:
+        fold = _with_memories(graph, folding.solve(graph, target), board)
+        est = estimate(graph, fold, board)
+        if fits(est, board):
+            return fold, est
+        last = est
+        if target >= macs:
+            break
+        target *= 2
+    limit = board.utilization_limit
+    raise XnorkitError(
+        f"the network does not fit {board.name} even fully folded (one MAC per layer per cycle): estimated "
+        f"{logic_cells(last, board):,} LUTs of {int(limit * board.lut):,}, {last.bram} block RAMs of "
+        f"{int(limit * board.bram)} ({limit:.0%} of the part); use a smaller network, fewer weight bits, or a larger board")

@@ -1,0 +1,101 @@
+"""Open synthesis (hw/synth.py), gate-level simulation of its netlist, FPGA boards and the board-aware folding
+(hw/fit.py). Small networks: Yosys and nextpnr run in WebAssembly, seconds each here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import boards
+from hw import emit_sv, fit, folding, synth
+from sim import runner
+from tests.conftest import random_graph, random_inputs
+from xnorkit import build, golden, ir
+from xnorkit.errors import XnorkitError
+
+
+@pytest.fixture(scope="module")
+def small_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    graph = random_graph([16, 32, 10], seed=0)
+    ir.save(graph, out)
+    build.generate_hw(out, target_cycles=16)
+    return out, graph
+
+
+def test_icebreaker_open_flow_and_gate_level_simulation(small_build):
+    out, graph = small_build
+    result = synth.synthesize(out, "icebreaker")
+    assert result.routed and result.fits() and result.fmax_mhz > result.clock_mhz
+    assert result.total.lut > 100 and result.total.ff > 100
+    assert set(result.layers) >= {"u_l0", "u_l1"} and result.layers["u_l0"].lut > result.layers["u_l1"].lut
+    assert sum(layer.lut for layer in result.layers.values()) <= result.total.lut
+    work = out / "synth" / "icebreaker"
+    assert (work / "design.bin").stat().st_size > 100_000  # a whole UP5K configuration image
+    assert json.loads((work / "utilization.json").read_text())["fmax_mhz"] == result.fmax_mhz
+    # the synthesized netlist, simulated with Yosys' iCE40 cell models: bit-exact against golden
+    x = random_inputs(graph, 40)
+    expected = golden.run_from_int(graph, x)
+    for stall in (0.0, 0.3):
+        sim = runner.simulate_bulk(out / "rtl", x, expected, stall, stall, seed=2, gate_level=work)
+        assert sim.mismatch is None, sim.mismatch
+    assert "SB_LUT4" in (work / "netlist.v").read_text()
+
+
+def test_xilinx_boards_get_yosys_counts(small_build):
+    out, _ = small_build
+    result = synth.synthesize(out, "arty-a7-35")
+    assert not result.routed and result.top == "xnorkit_top"
+    assert 0 < result.total.lut < 2000 and result.total.ff > 0
+    with pytest.raises(XnorkitError, match="byte-wide"):
+        runner.build_bulk(out / "rtl", gate_level=out / "synth" / "arty-a7-35")
+
+
+def test_fpga_boards_are_validated():
+    assert {"icebreaker", "ulx3s-25f", "arty-a7-35", "pynq-z2", "zcu104"} <= set(boards.names("fpga"))
+    ice = boards.load("icebreaker")
+    assert (ice.family, ice.lut, ice.bram, ice.toolchain) == ("ice40", 5280, 30, "open")
+    assert boards.load("pynq-z2").processor == "zynq7"
+    with pytest.raises(XnorkitError, match="not a microcontroller"):
+        boards.load_kind("pynq-z2", "mcu")
+    with pytest.raises(XnorkitError, match="not an FPGA"):
+        boards.load_kind("rpi-pico", "fpga")
+    with pytest.raises(Exception, match="family"):
+        boards.FpgaBoard(name="x", kind="fpga", description="", part="x", clock_mhz=1, family="stratix", package="",
+                         lut=1, ff=1, bram=0, dsp=0, toolchain="open")
+
+
+def test_block_ram_shapes_and_weight_placement():
+    assert fit.bram_blocks(16, 256, "ice40") == 1 and fit.bram_blocks(64, 256, "ice40") == 4
+    assert fit.bram_blocks(256, 256, "ice40") == 16 and fit.bram_blocks(1, 4096, "ice40") == 2
+    assert fit.bram_blocks(36, 512, "xc7") == 1 and fit.bram_blocks(512, 128, "xc7") == 15
+    # 512 x 128 bits: as logic 512 LUT6 x 2 + mux, in block RAM 15 of 100 -> logic on an Arty
+    graph = random_graph([512, 128, 10], seed=1)
+    low = emit_sv.lower(graph, {"fc0": folding.Fold(1, 512), "fc1": folding.Fold(1, 1)})
+    stage = next(s for s in low.stages if s.kind == "mvtu")
+    assert fit.weight_memory(stage) == (512, 128)
+    assert fit.choose_weight_memory(stage, boards.load("arty-a7-35")) == "logic"
+    assert fit.choose_weight_memory(stage, boards.load("zcu104")) == "logic"
+
+
+def test_the_board_solver_picks_the_fastest_folding_that_fits_and_refuses_with_numbers():
+    graph = random_graph([64, 256, 256, 10], seed=0)
+    small, large = boards.load("icebreaker"), boards.load("pynq-z2")
+    fold_small, est_small = fit.solve(graph, small)
+    fold_large, est_large = fit.solve(graph, large)
+    assert fit.fits(est_small, small) and fit.fits(est_large, large)
+    assert folding.initiation_interval(graph, fold_large) < folding.initiation_interval(graph, fold_small)
+    faster = folding.solve(graph, folding.initiation_interval(graph, fold_small) // 2)
+    assert not fit.fits(fit.estimate(graph, fit._with_memories(graph, faster, small), small), small)
+    huge = random_graph([784, 2048, 2048, 10], seed=0)
+    with pytest.raises(XnorkitError, match=r"does not fit icebreaker.*block RAMs"):
+        fit.solve(huge, small)
+
+
+def test_folding_json_carries_the_weight_memory():
+    fold = folding.from_json({"a": {"pe": 2, "simd": 4, "weights": "block"}, "b": {"pe": 1, "simd": 1}})
+    assert fold["a"].weights == "block" and fold["b"].weights == "auto"
+    assert folding.to_json(fold) == {"a": {"pe": 2, "simd": 4, "weights": "block"}, "b": {"pe": 1, "simd": 1}}
+    with pytest.raises(XnorkitError, match="weights must be one of"):
+        folding.from_json({"a": {"pe": 1, "simd": 1, "weights": "ultra"}})
