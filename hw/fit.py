@@ -155,4 +155,5 @@ def solve(graph: Graph, board: FpgaBoard) -> tuple[Folding, BoardEstimate]:
     raise XnorkitError(
         f"the network does not fit {board.name} even fully folded (one MAC per layer per cycle): estimated "
         f"{logic_cells(last, board):,} LUTs of {int(limit * board.lut):,}, {last.bram} block RAMs of "
-        f"{int(limit * board.bram)} ({limit:.0%} of the part); use a smaller network, fewer weight bits, or a larger board")
+        f"{int(limit * board.bram)} ({limit:.0%} of the part); use a smaller network, fewer weight bits, or a "
+        f"larger board")
