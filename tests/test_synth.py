@@ -99,3 +99,25 @@ def test_folding_json_carries_the_weight_memory():
     assert folding.to_json(fold) == {"a": {"pe": 2, "simd": 4, "weights": "block"}, "b": {"pe": 1, "simd": 1}}
     with pytest.raises(XnorkitError, match="weights must be one of"):
         folding.from_json({"a": {"pe": 1, "simd": 1, "weights": "ultra"}})
+
+
+def test_fusesoc_core_filelist_and_a_lint_clean_shell(small_build):
+    import subprocess
+
+    import yaml
+
+    from xnorkit import tools
+
+    out, _ = small_build
+    rtl = out / "rtl"
+    design = json.loads((rtl / "design.json").read_text())
+    assert (rtl / "filelist.f").read_text().split() == design["sources"]
+    core = yaml.safe_load((rtl / "xnorkit.core").read_text())
+    assert core["targets"]["default"]["toplevel"] == "xnorkit_top"
+    assert core["targets"]["shell"]["toplevel"] == "xnorkit_shell"
+    assert core["filesets"]["rtl"]["files"] == design["sources"]
+    assert {next(iter(f)) for f in core["filesets"]["memories"]["files"]} == {p.name for p in rtl.glob("*.mem")}
+    params = [f"-G{k}={v}" for k, v in design["shell"]["parameters"].items()]
+    proc = subprocess.run([tools.require("verilator"), "--lint-only", "-Wall", "--top-module", "xnorkit_shell",
+                           *params, *design["shell"]["sources"]], cwd=rtl, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -140,6 +140,8 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         waves: Annotated[bool, typer.Option(help="write a waveform file")] = False,
         bulk: Annotated[bool, typer.Option(help="the compiled Verilator C++ harness instead of cocotb (fast, for "
                                                 "whole test sets)")] = False,
+        gate_level: Annotated[str | None, typer.Option(help="simulate the netlist `xnorkit synth --board BOARD` "
+                                                           "wrote (open-flow boards), with the C++ harness")] = None,
         seed: int = 0) -> None:
     """Simulation of BUILD/rtl (cocotb, or the C++ harness with --bulk): bit-exact check against golden with
     random stalls, then back to back for cycles per inference."""
@@ -159,7 +161,14 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     expected = golden.run_from_int(graph, x_int)
     if not 0.0 <= stall < 1.0:
         raise XnorkitError("--stall must be in [0, 1)")
-    if bulk:
+    if gate_level is not None:
+        netlist = Path(build_dir) / "synth" / gate_level
+        if not (netlist / "utilization.json").exists():
+            raise XnorkitError(f"no netlist for {gate_level} in {netlist}; run `xnorkit synth {build_dir} --board "
+                               f"{gate_level}` first")
+        stalled = runner.simulate_bulk(Path(build_dir) / "rtl", x_int, expected, stall, stall, seed, netlist)
+        clean = runner.simulate_bulk(Path(build_dir) / "rtl", x_int, expected, gate_level=netlist)
+    elif bulk:
         if simulator != "verilator" or waves:
             raise XnorkitError("--bulk runs the Verilator C++ harness: no --simulator icarus or --waves with it")
         stalled = runner.simulate_bulk(Path(build_dir) / "rtl", x_int, expected, stall, stall, seed)
@@ -172,7 +181,8 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         if result.mismatch:
             console.print(f"[red]MISMATCH ({name}): {result.mismatch}[/red]")
             raise typer.Exit(1)
-    console.print(f"{len(x_int)} inputs bit-exact against golden ({simulator}{' C++ harness' if bulk else ''}, "
+    how = f"gate-level netlist for {gate_level}, byte-wide shell" if gate_level else simulator
+    console.print(f"{len(x_int)} inputs bit-exact against golden ({how}{' C++ harness' if bulk else ''}, "
                   f"stalls {stall}); "
                   f"{clean.steady_state_cycles:.1f} cycles per inference measured, "
                   f"{design['initiation_interval']} analytical; latency {clean.latency} cycles (estimate "
