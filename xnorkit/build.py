@@ -84,6 +84,29 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str 
     return emit_sv.design_info(graph, folding)
 
 
+def generate_hls(build: Path, folding, board: str | None = None, check_inputs: int = 64) -> tuple[Path, int]:
+    """BUILD/hls/: the HLS C++ of the network at `folding`, for `board`'s part and clock (default PYNQ-Z2),
+    with `check_inputs` seeded random inputs and golden's outputs for them (inputs.bin, expected.bin), which
+    the g++ build is checked against here and Vitis HLS' C simulation reads."""
+    import boards
+    from hw import emit_hls
+    from sim import hls
+
+    graph = load(build)
+    target = boards.load_kind(board or "pynq-z2", "fpga")
+    files = emit_hls.emit(graph, folding, target.part, target.clock_mhz)
+    out = write_tree(Path(build) / "hls", files)
+    q = graph.nodes[0].dtype
+    x = np.random.default_rng(0).integers(q.min, q.max + 1, size=(check_inputs, *graph.input_shape))
+    expected = golden.run_from_int(graph, x)
+    outputs = hls.run(out, x, expected.shape[1])
+    np.ascontiguousarray(expected, dtype=np.int32).tofile(out / "expected.bin")
+    bad = int((outputs != expected).any(axis=1).sum())
+    if bad:
+        raise XnorkitError(f"the HLS C++ disagrees with golden on {bad} of {check_inputs} inputs ({out})")
+    return out, check_inputs
+
+
 def generate_firmware(build: Path, board: str = "mps2-an386", out: Path | None = None) -> tuple[Path, dict]:
     """The C library for `board` in `out` (default BUILD/firmware); refuses, before writing anything, a network
     that does not fit the board. Returns the folder and the footprint (firmware.emit_c.footprint)."""

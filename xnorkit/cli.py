@@ -83,8 +83,10 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
        target_fps: Annotated[float | None, typer.Option(help="frames per second the solver aims for")] = None,
        clock_mhz: Annotated[float, typer.Option(help="clock for --target-fps")] = 200.0,
        board: Annotated[str | None, typer.Option(help="FPGA board: the fastest folding that fits it "
-                                                      "(xnorkit boards)")] = None) -> None:
-    """SystemVerilog for the network into BUILD/rtl/."""
+                                                      "(xnorkit boards)")] = None,
+       backend: Annotated[str, typer.Option(help="rtl (SystemVerilog) or hls (Vitis HLS C++, checked with g++)")]
+       = "rtl") -> None:
+    """SystemVerilog for the network into BUILD/rtl/ (with --backend hls also Vitis HLS C++ into BUILD/hls/)."""
     from hw import folding
     from xnorkit import build
 
@@ -94,6 +96,8 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         target_cycles = max(1, int(clock_mhz * 1e6 // target_fps))
     if target_cycles < 1:
         raise XnorkitError("--target-cycles must be >= 1")
+    if backend not in ("rtl", "hls"):
+        raise XnorkitError(f"--backend must be rtl or hls (got {backend})")
     if board is not None and (fold is not None or target_fps is not None):
         raise XnorkitError("--board picks the folding itself: give it without --fold and --target-fps")
     info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles, board)
@@ -108,6 +112,10 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         console.print(f"{target.name}: estimated {est.lut:,} of {target.lut:,} LUTs, {est.ff:,} of {target.ff:,} "
                       f"FFs, {est.bram} of {target.bram} block RAMs; {target.clock_mhz:g} MHz -> "
                       f"{target.clock_mhz * 1e6 / info['initiation_interval']:,.0f} inferences/s")
+    if backend == "hls":
+        path, checked = build.generate_hls(build_dir, folding.from_json(info["folding"]), board)
+        console.print(f"wrote {path}/ (xk_model.cpp, xk_weights.h, xk_hls.h, xk_hls_tb.cpp, run_hls.tcl); g++: "
+                      f"bit-exact against golden on {checked} inputs")
 
 
 @app.command()

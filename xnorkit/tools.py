@@ -16,6 +16,7 @@ _INSTALL_HINTS = {
     "arm-none-eabi-size": "apt-get install gcc-arm-none-eabi",
     "qemu-system-arm": "apt-get install qemu-system-arm",
     "gcc": "apt-get install gcc",
+    "g++": "apt-get install g++",
     "cmake": "apt-get install cmake",
 }
 
