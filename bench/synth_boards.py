@@ -30,6 +30,7 @@ from xnorkit import build, golden  # noqa: E402
 
 def trained_build(cfg: config.Config, dataset: data.Dataset, folder: Path, shape: tuple[int, ...]) -> Path:
     model, _ = train.train(cfg, dataset)
+    folder.mkdir(parents=True, exist_ok=True)
     train.export_qonnx(model, shape, folder / "model.onnx")
     build.compile_model(folder / "model.onnx", folder / "build")
     return folder / "build"

@@ -209,6 +209,10 @@ def synthesize(build_dir: Path, board_name: str, place_route: bool = True, seed:
                          clock_mhz=board.clock_mhz, netlist=str(work / "netlist.v"), seconds=result_seconds)
     if open_flow and place_route:
         _place_and_route(board, work, result, seed)
+    if board.toolchain == "vivado":
+        from hw import vivado
+
+        vivado.write_project(rtl, work, design, board)
     (work / "utilization.json").write_text(json.dumps(result.as_dict(), indent=1) + "\n")
     return result
 
