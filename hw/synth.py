@@ -15,6 +15,7 @@ are counted on its own (`layers`), then flattens for place and route and for the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -73,6 +74,7 @@ class SynthResult:
     bitstream: str | None = None
     netlist: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    design_sha256: str = ""  # of the design.json synthesized: a report skips results of another folding
 
     def fits(self) -> bool:
         return all(getattr(self.total, k) <= self.capacity[k] for k in ("lut", "ff", "bram", "dsp"))
@@ -206,7 +208,8 @@ def synthesize(build_dir: Path, board_name: str, place_route: bool = True, seed:
 
     result = SynthResult(board.name, board.family, top, total, layers,
                          {"lut": board.lut, "ff": board.ff, "bram": board.bram, "dsp": board.dsp},
-                         clock_mhz=board.clock_mhz, netlist=str(work / "netlist.v"), seconds=result_seconds)
+                         clock_mhz=board.clock_mhz, netlist=str(work / "netlist.v"), seconds=result_seconds,
+                         design_sha256=hashlib.sha256((rtl / "design.json").read_bytes()).hexdigest())
     if open_flow and place_route:
         _place_and_route(board, work, result, seed)
     if board.toolchain == "vivado":

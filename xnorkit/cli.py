@@ -235,6 +235,18 @@ def list_boards() -> None:
 
 
 @app.command()
+def report(builds: Annotated[list[Path], typer.Argument(metavar="BUILD...", help="one or more builds")],
+           output: Annotated[Path | None, typer.Option("-o", "--output", help="folder (default: the first BUILD)")]
+           = None) -> None:
+    """report.md and a self-contained report.html: per-layer cycles and resources (estimate and Yosys),
+    pipeline balance, board utilization, the accuracy ladder of a flow, and with several builds a Pareto chart."""
+    from xnorkit import report as report_mod
+
+    md, page = report_mod.write(builds, output or builds[0])
+    console.print(f"wrote {md} and {page}")
+
+
+@app.command()
 def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
             as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False) -> None:
     """Per layer: type, shapes, bit widths, weights, density, MACs per inference, memory bits."""

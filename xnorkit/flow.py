@@ -132,9 +132,12 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
     report["timings_s"]["total"] = round(time.perf_counter() - started, 2)
     report["ok"] = all(v == n for k, v in report["agreement"].items())
     build_mod.save_json(out / "report.json", report)
-    (out / "report.md").write_text(render_markdown(report, out))
+    from xnorkit import report as report_mod
+
+    report_mod.write([build], out, extra_markdown=render_markdown(report, out))
     console.print(summary_table(report))
-    console.print(f"wrote {out / 'model.onnx'}, {build}/, {out / 'report.json'}, {out / 'report.md'}")
+    console.print(f"wrote {out / 'model.onnx'}, {build}/, {out / 'report.json'}, {out / 'report.md'}, "
+                  f"{out / 'report.html'}")
     return report
 
 
