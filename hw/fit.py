@@ -69,40 +69,45 @@ def choose_weight_memory(stage: emit_sv.Stage, board: FpgaBoard) -> str:
     return "block" if in_bram < in_logic else "logic"
 
 
+def stage_estimate(stage: emit_sv.Stage, fold: Fold | None, board: FpgaBoard) -> BoardEstimate:
+    """One stage on the board: hw.estimate's datapath LUTs times the family's calibration, plus its memories
+    as the board builds them (`fold` gives an MVTU's weight memory placement)."""
+    r = emit_sv.stage_resources(stage)
+    lut, ff, bram = r.lut * DATAPATH_SCALE[board.family], float(r.ff), 0.0
+    ram_bits = r.memory_bits
+    if stage.kind == "mvtu":
+        p = stage.params
+        width, depth = weight_memory(stage)
+        style = fold.weights if fold is not None else "auto"
+        style = choose_weight_memory(stage, board) if style == "auto" else style
+        if style == "block":
+            bram += bram_blocks(width, depth, board.family)
+        else:
+            lut += rom_luts(width, depth, board.family)
+        lut += rom_luts(p["pe"] * p["n_thresh"] * p["acc_bits"], p["mh"] // p["pe"], board.family)
+        sf, nf = p["mw"] // p["simd"], p["mh"] // p["pe"]
+        if nf > 1:  # the input buffer the later neuron folds read
+            lut, ff, bram = _add(lut, ff, bram, _ram(p["simd"] * stage.in_bits, sf, board.family))
+        ram_bits = 0
+    elif stage.kind == "threshold":  # constants per channel, folded into the comparators
+        lut += r.memory_bits / LUT_INPUTS[board.family]
+        ram_bits = 0
+    lut, ff, bram = _add(lut, ff, bram, _ram(ram_bits, 1, board.family))
+    return BoardEstimate(round(lut), round(ff), round(bram))
+
+
 def estimate(graph: Graph, fold: Folding, board: FpgaBoard) -> BoardEstimate:
-    """hw.estimate's datapath figures for the stages, in the board's LUTs, plus the memories as the board
-    builds them: each weight ROM where the folding puts it (block RAM, or logic; "auto" as
-    `choose_weight_memory` would place it), threshold ROMs in logic, the buffers and FIFOs in LUT-RAM
-    (Xilinx) or registers (iCE40, ECP5), and on open-flow boards the byte-wide shell's beat registers."""
+    """The design on the board: every stage (`stage_estimate`), the FIFOs between them in LUT-RAM (Xilinx) or
+    registers / block RAM (iCE40, ECP5), and on open-flow boards the byte-wide shell's beat registers."""
     low = emit_sv.lower(graph, fold)
     source, edges, _ = emit_sv.connect(low)
-    scale = DATAPATH_SCALE[board.family]
     lut = ff = bram = 0.0
     for s in low.stages:
-        r = emit_sv.stage_resources(s)
-        ram_bits = r.memory_bits
-        lut, ff = lut + r.lut * scale, ff + r.ff
-        if s.kind == "mvtu":
-            p = s.params
-            width, depth = weight_memory(s)
-            style = fold[s.name].weights
-            style = choose_weight_memory(s, board) if style == "auto" else style
-            if style == "block":
-                bram += bram_blocks(width, depth, board.family)
-            else:
-                lut += rom_luts(width, depth, board.family)
-            lut += rom_luts(p["pe"] * p["n_thresh"] * p["acc_bits"], p["mh"] // p["pe"], board.family)
-            sf, nf = p["mw"] // p["simd"], p["mh"] // p["pe"]
-            if nf > 1:  # the input buffer the later neuron folds read
-                lut, ff, bram = _add(lut, ff, bram, _ram(p["simd"] * s.in_bits, sf, board.family))
-            ram_bits = 0
-        elif s.kind == "threshold":  # constants per channel, folded into the comparators
-            lut += r.memory_bits / LUT_INPUTS[board.family]
-            ram_bits = 0
-        lut, ff, bram = _add(lut, ff, bram, _ram(ram_bits, 1, board.family))
+        e = stage_estimate(s, fold.get(s.name) if s.kind == "mvtu" else None, board)
+        lut, ff, bram = lut + e.lut, ff + e.ff, bram + e.bram
     for e in edges:
         r = emit_sv.estimate.fifo(e.fifo_width, e.fifo_depth)
-        lut, ff = lut + r.lut * scale, ff + r.ff
+        lut, ff = lut + r.lut * DATAPATH_SCALE[board.family], ff + r.ff
         lut, ff, bram = _add(lut, ff, bram, _ram(e.fifo_width, e.fifo_depth, board.family))
     if board.toolchain == "open":  # xnorkit_shell gathers an input beat and splits an output beat
         beat_bits = source.out_width + low.stages[-1].out_width
