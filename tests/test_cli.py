@@ -120,3 +120,25 @@ def test_flow_default_network_end_to_end(tmp_path):
     for name in ("model.onnx", "report.md", "checkpoint.pt", "metrics.json", "build/ir.json",
                  "build/rtl/xnorkit_top.sv", "build/firmware/xk_model.c"):
         assert (tmp_path / "demo" / name).exists(), name
+
+
+def test_board_commands_and_their_one_line_refusals(trained_build, tmp_path):
+    import shutil
+
+    work = tmp_path / "build"
+    shutil.copytree(trained_build / "build", work)
+    proc = xnorkit("hw", work, "--board", "icebreaker")
+    assert proc.returncode == 0 and "icebreaker: estimated" in proc.stdout, proc.stderr
+    folding = json.loads((work / "rtl" / "design.json").read_text())["folding"]
+    assert all(f["weights"] in ("block", "logic") for f in folding.values())
+    for args, message in ((["synth", work, "--board", "rpi-pico"], "not an FPGA board"),
+                          (["synth", work, "--board", "de10-nano"], "unknown board 'de10-nano'"),
+                          (["hw", work, "--board", "icebreaker", "--target-fps", "100"], "--board picks the folding"),
+                          (["hw", work, "--backend", "vhdl"], "--backend must be rtl or hls"),
+                          (["firmware", work, "--board", "pynq-z2"], "not a microcontroller board"),
+                          (["sim", work, "--gate-level", "icebreaker"], "run `xnorkit synth")):
+        proc = xnorkit(*args)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
+            args, proc.stderr)
+    boards_out = xnorkit("boards").stdout
+    assert "icebreaker" in boards_out and "pynq-z2" in boards_out and "stm32f4-discovery" in boards_out
