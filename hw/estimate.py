@@ -28,15 +28,20 @@ class Resources:
         return asdict(self)
 
 
-def mvtu(p: dict, in_bits: int, out_bits: int) -> Resources:
-    pe, simd, acc = p["pe"], p["simd"], p["acc_bits"]
+def mvtu_mac_luts(p: dict, in_bits: int) -> int:
+    """LUTs of the PE x SIMD multiply-accumulate lanes of one fold, before per-family calibration."""
     if p["in_kind"] == 0 and p["w_bits"] == 1:
         per_input = 1
     elif p["w_bits"] == 1:
         per_input = in_bits + 1
     else:
         per_input = in_bits * p["w_bits"]
-    lut = pe * simd * per_input + pe * acc + pe * p["n_thresh"] * acc
+    return p["pe"] * p["simd"] * per_input
+
+
+def mvtu(p: dict, in_bits: int, out_bits: int) -> Resources:
+    pe, simd, acc = p["pe"], p["simd"], p["acc_bits"]
+    lut = mvtu_mac_luts(p, in_bits) + pe * acc + pe * p["n_thresh"] * acc
     sf, nf = p["mw"] // simd, p["mh"] // pe
     ff = simd * in_bits + pe * simd * p["w_bits"] + 2 * pe * acc + pe * out_bits + 4 * (sf * nf).bit_length()
     memory = p["mw"] * p["mh"] * p["w_bits"] + p["mh"] * p["n_thresh"] * acc + (sf * simd * in_bits if nf > 1 else 0)

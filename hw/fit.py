@@ -20,10 +20,12 @@ BRAM_SHAPES = {"ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
                "xc7": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
                "xcup": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))}
 LUT_INPUTS = {"ice40": 4, "ecp5": 4, "xc7": 6, "xcup": 6}
-# hw.estimate's datapath LUTs (XNOR-popcount, add-or-subtract trees, accumulators, comparators) times this is
-# what Yosys makes of them per family, calibrated on the digits default: synth_xilinx at 32 cycles per
-# inference (17,582 LUT6 where the uncalibrated model said 8,568), synth_ice40 at 512 and 2,048 cycles
+# hw.estimate's datapath LUTs times this is what Yosys makes of them per family: for an MVTU its multiply-
+# accumulate lanes (XNOR-popcount, add-or-subtract trees; calibrated on bench/popcount_luts.py's PE x SIMD
+# sweep of synth_xilinx, where a binary MAC costs 2.2 to 2.7 LUT6), for other stages all of it (calibrated
+# on the digits default under synth_ice40 at 512 and 2,048 cycles per inference)
 DATAPATH_SCALE = {"ice40": 2.2, "ecp5": 2.2, "xc7": 2.6, "xcup": 2.6}
+MVTU_CONTROL_LUTS = 50  # fold counters, ROM address, valid pipeline
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ def stage_estimate(stage: emit_sv.Stage, fold: Fold | None, board: FpgaBoard) ->
     ram_bits = r.memory_bits
     if stage.kind == "mvtu":
         p = stage.params
+        # the lanes scale with the family's MAC cost; accumulators and comparators sit on the carry chain
+        lut = (emit_sv.estimate.mvtu_mac_luts(p, stage.in_bits) * DATAPATH_SCALE[board.family]
+               + p["pe"] * p["acc_bits"] * max(1, p["n_thresh"]) + MVTU_CONTROL_LUTS)
         width, depth = weight_memory(stage)
         style = fold.weights if fold is not None else "auto"
         style = choose_weight_memory(stage, board) if style == "auto" else style
