@@ -57,3 +57,19 @@ def test_convolutions_are_refused_in_one_line():
     graph = random_cnn_graph()
     with pytest.raises(XnorkitError, match="fully connected networks.*xnorkit hw"):
         emit_hls.emit(graph, folding.solve(graph, 4096))
+
+
+def test_hls4ml_comparison_table(trained_build):
+    require_tool("g++")
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "xnorkit", "hw", str(trained_build / "build"), "--backend", "hls4ml",
+                           "--input", str(trained_build / "x.npy")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((trained_build / "build" / "hls4ml" / "comparison.json").read_text())
+    assert result["inputs"] == 40 and [r["config"] for r in result["rows"]] == ["hls4ml default", "wide fixed<32,16>"]
+    for row in result["rows"]:
+        assert "error" in row or (0 <= row["argmax_agree"] <= 40 and row["max_abs_difference"] >= 0)
+    assert "| hls4ml default |" in (trained_build / "build" / "hls4ml" / "comparison.md").read_text()

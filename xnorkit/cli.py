@@ -84,8 +84,11 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
        clock_mhz: Annotated[float, typer.Option(help="clock for --target-fps")] = 200.0,
        board: Annotated[str | None, typer.Option(help="FPGA board: the fastest folding that fits it "
                                                       "(xnorkit boards)")] = None,
-       backend: Annotated[str, typer.Option(help="rtl (SystemVerilog) or hls (Vitis HLS C++, checked with g++)")]
-       = "rtl") -> None:
+       backend: Annotated[str, typer.Option(help="rtl (SystemVerilog), hls (Vitis HLS C++, checked with g++) or "
+                                                 "hls4ml (hls4ml's project and its outputs against golden)")]
+       = "rtl",
+       input: Annotated[Path | None, typer.Option("--input", help="float32 .npy inputs for the hls4ml comparison "
+                                                                   "(else 64 seeded random ones)")] = None) -> None:
     """SystemVerilog for the network into BUILD/rtl/ (with --backend hls also Vitis HLS C++ into BUILD/hls/)."""
     from hw import folding
     from xnorkit import build
@@ -96,8 +99,23 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         target_cycles = max(1, int(clock_mhz * 1e6 // target_fps))
     if target_cycles < 1:
         raise XnorkitError("--target-cycles must be >= 1")
-    if backend not in ("rtl", "hls"):
-        raise XnorkitError(f"--backend must be rtl or hls (got {backend})")
+    if backend not in ("rtl", "hls", "hls4ml"):
+        raise XnorkitError(f"--backend must be rtl, hls or hls4ml (got {backend})")
+    if backend == "hls4ml":
+        import numpy as np
+
+        from hw import hls4ml_compare
+
+        graph = build.load(build_dir)
+        if input is not None:
+            x = np.load(input).astype(np.float32)
+        else:  # integer inputs of the model's range, as the floats its input quantizer takes
+            q = graph.nodes[0]
+            ints = np.random.default_rng(0).integers(q.dtype.min, q.dtype.max + 1, size=(64, *graph.input_shape))
+            x = ((ints - q.zero_point) * q.scale).astype(np.float32)
+        hls4ml_compare.run(build_dir, graph, x)
+        console.print((Path(build_dir) / "hls4ml" / "comparison.md").read_text())
+        return
     if board is not None and (fold is not None or target_fps is not None):
         raise XnorkitError("--board picks the folding itself: give it without --fold and --target-fps")
     info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles, board)
