@@ -158,15 +158,16 @@ def markdown(builds: list[BuildFacts]) -> str:
             lines.append(f"| {ly['name']} | {ly['kind']} | {ly['cycles']:,} | {ly.get('pe', '')} | "
                          f"{ly.get('simd', '')} | {ly['lut']:,} | " + " | ".join(cells) + " |")
         if b.synth:
-            lines += ["", "| board | LUT | FF | BRAM | DSP | Fmax (MHz) | inferences/s at Fmax |",
-                      "|---|---|---|---|---|---|---|"]
+            lines += ["", "| board | fits | LUT | FF | BRAM | DSP | Fmax (MHz) | inferences/s |",
+                      "|---|---|---|---|---|---|---|---|"]
             for board, u in b.synth.items():
                 t, c = u["total"], u["capacity"]
                 fmax = u.get("fmax_mhz")
-                rate = f"{fmax * 1e6 / d['initiation_interval']:,.0f}" if fmax else ""
-                lines.append(f"| {board} | {t['lut']:,} / {c['lut']:,} | {t['ff']:,} / {c['ff']:,} | "
-                             f"{t['bram']} / {c['bram']} | {t['dsp']} / {c['dsp']} | {fmax or '(not routed)'} | "
-                             f"{rate} |")
+                clock = fmax or u["clock_mhz"]
+                rate = f"{clock * 1e6 / d['initiation_interval']:,.0f} at {'Fmax' if fmax else 'the board clock'}"
+                lines.append(f"| {board} | {'yes' if u['fits'] else 'NO'} | {t['lut']:,} / {c['lut']:,} | "
+                             f"{t['ff']:,} / {c['ff']:,} | {t['bram']} / {c['bram']} | {t['dsp']} / {c['dsp']} | "
+                             f"{fmax or '(not routed)'} | {rate} |")
         if b.stale:
             lines += ["", f"Left out: the synthesis results for {', '.join(b.stale)}, made from another design "
                           f"(another folding); run `xnorkit synth` again."]
