@@ -44,7 +44,7 @@ def synthesize(build_dir: Path, board_name: str, label: str, target_cycles: int 
         info = build.generate_hw(build_dir, board=board_name)
     else:
         graph = build.load(build_dir)
-        info = build.generate_hw(build_dir, fit._with_memories(graph, fold_mod.solve(graph, target_cycles), board))
+        info = build.generate_hw(build_dir, fit.place_weights(graph, fold_mod.solve(graph, target_cycles), board))
     planned = fit.estimate(build.load(build_dir), fold_mod.from_json(info["folding"]), board)
     result = synth.synthesize(build_dir, board_name)
     t = result.total

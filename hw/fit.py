@@ -148,7 +148,7 @@ def fits(est: BoardEstimate, board: FpgaBoard) -> bool:
             and est.ff <= limit * board.ff)
 
 
-def _with_memories(graph: Graph, fold: Folding, board: FpgaBoard) -> Folding:
+def place_weights(graph: Graph, fold: Folding, board: FpgaBoard) -> Folding:
     low = emit_sv.lower(graph, fold)
     styles = {s.name: choose_weight_memory(s, board) for s in low.stages if s.kind == "mvtu"}
     return {name: replace(f, weights=styles[name]) for name, f in fold.items()}
@@ -161,7 +161,7 @@ def solve(graph: Graph, board: FpgaBoard) -> tuple[Folding, BoardEstimate]:
     macs = sum(folding.layer_cycles(graph, m, Fold(1, 1)) for m in folding.mac_layers(graph))
     target, last = 1, None
     while True:
-        fold = _with_memories(graph, folding.solve(graph, target), board)
+        fold = place_weights(graph, folding.solve(graph, target), board)
         est = estimate(graph, fold, board)
         if fits(est, board):
             return fold, est

@@ -88,7 +88,7 @@ def test_the_board_solver_picks_the_fastest_folding_that_fits_and_refuses_with_n
     assert fit.fits(est_small, small) and fit.fits(est_large, large)
     assert folding.initiation_interval(graph, fold_large) < folding.initiation_interval(graph, fold_small)
     faster = folding.solve(graph, folding.initiation_interval(graph, fold_small) // 2)
-    assert not fit.fits(fit.estimate(graph, fit._with_memories(graph, faster, small), small), small)
+    assert not fit.fits(fit.estimate(graph, fit.place_weights(graph, faster, small), small), small)
     huge = random_graph([784, 2048, 2048, 10], seed=0)
     with pytest.raises(XnorkitError, match=r"does not fit icebreaker.*block RAMs"):
         fit.solve(huge, small)
