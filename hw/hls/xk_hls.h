@@ -34,6 +34,18 @@ inline int32_t activate(int32_t acc, const int32_t thresholds[]) {
     return level;
 }
 
+// The PE outputs of neuron fold nf: activations, or the accumulators themselves in the output layer
+template <int PE, int N_THRESH, int BASE, typename Out>
+inline void write_fold(int nf, const int32_t acc[PE], Out out[], const int32_t thresholds[][N_THRESH > 0 ? N_THRESH : 1]) {
+#pragma HLS INLINE
+    for (int p = 0; p < PE; ++p) {
+#pragma HLS UNROLL
+        const int n = nf * PE + p;
+        out[n] = static_cast<Out>(N_THRESH > 0 ? activate<N_THRESH, BASE>(acc[p], thresholds[N_THRESH > 0 ? n : 0])
+                                               : acc[p]);
+    }
+}
+
 // Bipolar inputs, bipolar weights: acc += 2 * popcount(XNOR) - SIMD per fold. WEIGHTS[nf * SF + sf][p][w]
 // holds lane p's SIMD weight bits of the fold (bit s of word s / 64; 1 = +1).
 template <int MW, int MH, int PE, int SIMD, int N_THRESH, int BASE, typename Out>
@@ -61,12 +73,7 @@ void mvtu_xnor(const int8_t in[MW], Out out[MH], const uint64_t weights[][PE][(S
                 acc[p] += 2 * matches - SIMD;
             }
         }
-        for (int p = 0; p < PE; ++p) {
-#pragma HLS UNROLL
-            const int n = nf * PE + p;
-            out[n] = static_cast<Out>(N_THRESH > 0 ? activate<N_THRESH, BASE>(acc[p], thresholds[N_THRESH > 0 ? n : 0])
-                                                   : acc[p]);
-        }
+        write_fold<PE, N_THRESH, BASE>(nf, acc, out, thresholds);
     }
 }
 
@@ -95,12 +102,7 @@ void mvtu_int(const In in[MW], Out out[MH], const int8_t weights[][PE][SIMD],
                 acc[p] += partial;
             }
         }
-        for (int p = 0; p < PE; ++p) {
-#pragma HLS UNROLL
-            const int n = nf * PE + p;
-            out[n] = static_cast<Out>(N_THRESH > 0 ? activate<N_THRESH, BASE>(acc[p], thresholds[N_THRESH > 0 ? n : 0])
-                                                   : acc[p]);
-        }
+        write_fold<PE, N_THRESH, BASE>(nf, acc, out, thresholds);
     }
 }
 
