@@ -134,7 +134,7 @@ def test_board_commands_and_their_one_line_refusals(trained_build, tmp_path):
     for args, message in ((["synth", work, "--board", "rpi-pico"], "not an FPGA board"),
                           (["synth", work, "--board", "de10-nano"], "unknown board 'de10-nano'"),
                           (["hw", work, "--board", "icebreaker", "--target-fps", "100"], "--board picks the folding"),
-                          (["hw", work, "--backend", "vhdl"], "--backend must be rtl or hls"),
+                          (["hw", work, "--backend", "vhdl"], "--backend must be rtl, hls or hls4ml"),
                           (["firmware", work, "--board", "pynq-z2"], "not a microcontroller board"),
                           (["sim", work, "--gate-level", "icebreaker"], "run `xnorkit synth")):
         proc = xnorkit(*args)

@@ -125,7 +125,11 @@ def test_cnn_bit_exact_with_window_pool_and_flatten(tmp_path, case):
 
 
 @pytest.mark.parametrize(("kind", "w_bits", "a_bits", "target"),
-                         [("lenet5", 1, 1, 256), ("cnv", 2, 2, 256), ("resnet", 1, 1, 256),
+                         # cnv and resnet build Verilator models of several minutes each (make test-all); the
+                         # default suite keeps LeNet-5 and SqueezeNet, and each of their layers runs alone in
+                         # tests/test_rtl_layers.py
+                         [("lenet5", 1, 1, 256), pytest.param("cnv", 2, 2, 256, marks=pytest.mark.slow),
+                          pytest.param("resnet", 1, 1, 256, marks=pytest.mark.slow),
                           pytest.param("resnet", 2, 2, 64, marks=pytest.mark.slow),
                           pytest.param("squeezenet", 1, 1, 256, marks=pytest.mark.slow), ("squeezenet", 2, 2, 1024)])
 def test_zoo_cnn_compiles_to_bit_exact_rtl(tmp_path, kind, w_bits, a_bits, target):
