@@ -13,14 +13,14 @@ from importlib import resources
 
 import numpy as np
 
-from hw.emit_sv import Lowered, Stage, lower
+from hw.emit_sv import IN_KINDS, Lowered, Stage, lower
 from hw.folding import Folding
 from xnorkit import packing
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
 
 TOP = "xnorkit_hls"
-IN_BIPOLAR = 0  # emit_sv's IN_KINDS: bipolar 0, unsigned 1, signed 2
+IN_BIPOLAR = IN_KINDS["bipolar"]
 
 
 def _c_type(bits: int) -> str:
@@ -34,24 +34,21 @@ def _c_type(bits: int) -> str:
 def _weights(name: str, stage: Stage, matrix: np.ndarray) -> str:
     p = stage.params
     pe, simd = p["pe"], p["simd"]
-    sf, nf = p["mw"] // simd, p["mh"] // pe
+    words_per_lane = -(-simd // 64)
+    xnor = p["w_bits"] == 1 and p["in_kind"] == IN_BIPOLAR
+    # bipolar weights as bits (1 = +1); k-bit weights as their signed values
+    fields = packing.bipolar_to_bits(matrix) if p["w_bits"] == 1 else np.asarray(matrix, dtype=np.int64)
     folds = []
-    bipolar = p["w_bits"] == 1
-    for n in range(nf):
-        for s in range(sf):
-            tile = matrix[n * pe:(n + 1) * pe, s * simd:(s + 1) * simd]
-            if bipolar and p["in_kind"] == IN_BIPOLAR:  # packed bits, 64 a word, bit s = weight s
-                bits = packing.bipolar_to_bits(tile)
-                words = [[int(packing.pack_fields(row[w * 64:(w + 1) * 64], 1)) for w in range(-(-simd // 64))]
-                         for row in bits]
-                folds.append("{" + ", ".join("{" + ", ".join(f"0x{v:016x}ULL" for v in r) + "}" for r in words) + "}")
-            else:  # values: bipolar weights as 1 / 0 (add / subtract), k-bit weights signed
-                vals = packing.bipolar_to_bits(tile) if bipolar else np.asarray(tile, dtype=np.int64)
-                folds.append("{" + ", ".join("{" + ", ".join(str(int(v)) for v in r) + "}" for r in vals) + "}")
-    if bipolar and p["in_kind"] == IN_BIPOLAR:
-        decl = f"static const uint64_t {name}_weights[{nf * sf}][{pe}][{-(-simd // 64)}]"
-    else:
-        decl = f"static const int8_t {name}_weights[{nf * sf}][{pe}][{simd}]"
+    for tile in packing.mvtu_weight_tiles(fields, pe, simd):
+        if xnor:  # packed bits, 64 a word, bit s = weight s
+            rows = [[f"0x{packing.pack_fields(row[w * 64:(w + 1) * 64], 1):016x}ULL" for w in range(words_per_lane)]
+                    for row in tile]
+        else:  # values: bipolar weights as 1 / 0 (add / subtract), k-bit weights signed
+            rows = [[str(int(v)) for v in row] for row in tile]
+        folds.append("{" + ", ".join("{" + ", ".join(r) + "}" for r in rows) + "}")
+    count = len(folds)
+    decl = (f"static const uint64_t {name}_weights[{count}][{pe}][{words_per_lane}]" if xnor
+            else f"static const int8_t {name}_weights[{count}][{pe}][{simd}]")
     return decl + " = {\n    " + ",\n    ".join(folds) + "};\n"
 
 
@@ -80,7 +77,7 @@ def emit(graph: Graph, folding: Folding, part: str = "xc7z020clg400-1", clock_mh
     weights, calls, buffers, partitions = [], [], [], []
     in_bits = low.stages[0].in_bits
     in_type = _c_type(in_bits + 1)  # unsigned pixels as signed values
-    prev = "in"
+    prev, prev_type = "in", in_type
     for i, s in enumerate(low.stages):
         p = s.params
         name = f"l{i}"
@@ -88,17 +85,18 @@ def emit(graph: Graph, folding: Folding, part: str = "xc7z020clg400-1", clock_mh
                        + _weights(name, s, low.matrices[s.index]) + _thresholds(name, low.thresholds[s.index]))
         last = i == len(low.stages) - 1
         out = "out" if last else f"{name}_out"
-        out_type = "int32_t" if last else "int8_t"
+        # a hidden activation's values (unsigned up to 8 bits, signed levels) in the narrowest signed type
+        out_type = "int32_t" if last else _c_type(s.out_bits + 1)
         if not last:
             if p["n_thresh"] == 0:
                 raise XnorkitError(f"'{s.name}': a hidden layer without an activation is not in the HLS backend")
-            buffers.append(f"    int8_t {out}[{p['mh']}];")
+            buffers.append(f"    {out_type} {out}[{p['mh']}];")
         n_thresh, base = p["n_thresh"], p["out_base"]
         if p["in_kind"] == IN_BIPOLAR and p["w_bits"] == 1:
             calls.append(f"    xk::mvtu_xnor<{p['mw']}, {p['mh']}, {p['pe']}, {p['simd']}, {n_thresh}, {base}, "
                          f"{out_type}>({prev}, {out}, {name}_weights, {name}_thresholds);")
         else:
-            src_type = in_type if i == 0 else "int8_t"
+            src_type = prev_type
             calls.append(f"    xk::mvtu_int<{p['mw']}, {p['mh']}, {p['pe']}, {p['simd']}, "
                          f"{'true' if p['in_kind'] == IN_BIPOLAR else 'false'}, "
                          f"{'true' if p['w_bits'] == 1 else 'false'}, {n_thresh}, {base}, {src_type}, {out_type}>"
@@ -106,7 +104,7 @@ def emit(graph: Graph, folding: Folding, part: str = "xc7z020clg400-1", clock_mh
         # the folding's parallelism: every lane's (and every SIMD input's) weights readable in one cycle
         partitions.append(f"#pragma HLS ARRAY_PARTITION variable = {name}_weights complete dim = 2\n"
                           f"#pragma HLS ARRAY_PARTITION variable = {name}_weights complete dim = 3")
-        prev = out
+        prev, prev_type = out, out_type
     n_in, n_out = low.stages[0].params["mw"], low.stages[-1].params["mh"]
     interval = max(s.cycles for s in low.stages)
     model = f"""// Generated by xnorkit: {len(low.stages)} layers, {interval} cycles per inference (the slowest layer's

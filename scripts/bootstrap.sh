@@ -9,6 +9,7 @@ command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi)
 [ -e /usr/lib/arm-none-eabi/newlib/librdimon.a ] || need_apt+=(libnewlib-arm-none-eabi)
 command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
 command -v cmake >/dev/null || need_apt+=(cmake)
+command -v tclsh >/dev/null || need_apt+=(tcl)  # syntax check of the generated Vivado scripts
 command -v chromium >/dev/null || need_apt+=(chromium)  # the report's rendering test (headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

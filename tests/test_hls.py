@@ -19,6 +19,7 @@ CASES = {  # sizes, weight bits, activation bits, solver target in cycles
     "wide_simd_words": ([200, 130, 10], 1, 1, 1),  # SIMD 200: four 64-bit words, the last one partial
     "w2a2": ([48, 32, 32, 10], 2, 2, 64),
     "w4a4": ([30, 24, 10], 4, 4, 16),
+    "w2a8": ([40, 24, 24, 10], 2, 8, 16),  # hidden values up to 255: wider than int8_t
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 import boards
 from hw import emit_sv, fit, folding, synth
 from sim import runner
-from tests.conftest import random_graph, random_inputs
+from tests.conftest import random_graph, random_inputs, require_tool
 from xnorkit import build, golden, ir
 from xnorkit.errors import XnorkitError
 
@@ -138,10 +138,9 @@ def test_vivado_project_and_pynq_driver_for_a_zynq_board(small_build, tmp_path):
     tcl = (project / "create_project.tcl").read_text()
     assert "-part xc7z020clg400-1" in tcl and "axi_dma" in tcl and "CONFIG.BUS_BYTES {8}" in tcl
     assert all((project / name).exists() for name in ("xnorkit_shell.sv", "xnorkit_top.sv", "l0_weights.mem"))
-    tclsh = shutil.which("tclsh") or shutil.which("tclsh8.6")
-    if tclsh:  # balanced braces, brackets and quotes in every command
-        check = f'set f [open "{project / "create_project.tcl"}"]; set s [read $f]; puts [info complete $s]'
-        assert subprocess.run([tclsh], input=check, capture_output=True, text=True).stdout.strip() == "1"
+    require_tool("tclsh")  # balanced braces, brackets and quotes in every command
+    check = f'set f [open "{project / "create_project.tcl"}"]; set s [read $f]; puts [info complete $s]'
+    assert subprocess.run([shutil.which("tclsh")], input=check, capture_output=True, text=True).stdout.strip() == "1"
     # the driver's packing equals the simulators' (pynq itself is not installed here: a stand-in module)
     sys.modules.setdefault("pynq", types.SimpleNamespace(Overlay=None, allocate=None))
     source = (project / "xnorkit_pynq.py").read_text()

@@ -81,15 +81,16 @@ def mvtu_weight_words(weights: np.ndarray, pe: int, simd: int, w_bits: int = 1) 
     """Weight memory of a matrix-vector unit with PE x SIMD folding: word (nf * SF + sf) holds, for PE
     lane p, the SIMD weights of neuron nf * PE + p at inputs sf * SIMD .. sf * SIMD + SIMD - 1, at field
     p * SIMD + s of `w_bits` bits (1: a bipolar bit; more: two's complement)."""
-    out_features, in_features = weights.shape
-    nf_count, sf_count = out_features // pe, in_features // simd
     fields = bipolar_to_bits(weights) if w_bits == 1 else np.asarray(weights, dtype=np.int64)
-    words = []
-    for nf in range(nf_count):
-        for sf in range(sf_count):
-            tile = fields[nf * pe:(nf + 1) * pe, sf * simd:(sf + 1) * simd]
-            words.append(pack_fields(tile.reshape(-1), w_bits))
-    return words
+    return [pack_fields(tile.reshape(-1), w_bits) for tile in mvtu_weight_tiles(fields, pe, simd)]
+
+
+def mvtu_weight_tiles(weights: np.ndarray, pe: int, simd: int) -> list[np.ndarray]:
+    """The (PE, SIMD) tiles of a matrix in fold order: tile nf * SF + sf holds neurons nf * PE .. + PE - 1 at
+    inputs sf * SIMD .. + SIMD - 1 (the weight memory's word order, also the HLS backend's arrays)."""
+    out_features, in_features = weights.shape
+    return [weights[nf * pe:(nf + 1) * pe, sf * simd:(sf + 1) * simd]
+            for nf in range(out_features // pe) for sf in range(in_features // simd)]
 
 
 def mvtu_threshold_words(thresholds: np.ndarray, pe: int, acc_bits: int) -> list[int]:

@@ -17,6 +17,7 @@ _INSTALL_HINTS = {
     "qemu-system-arm": "apt-get install qemu-system-arm",
     "gcc": "apt-get install gcc",
     "g++": "apt-get install g++",
+    "tclsh": "apt-get install tcl",
     "cmake": "apt-get install cmake",
 }
 

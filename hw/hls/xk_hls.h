@@ -3,7 +3,8 @@
 // compiles with g++ for the bit-exactness check against the golden model and with Vitis HLS, where the
 // pragmas fold the loops (a g++ build ignores them).
 //
-// Activations between layers are one int8_t per element (a bipolar element is its bit: 1 = +1, 0 = -1);
+// Activations between layers are one value per element in the narrowest signed type that holds them
+// (a bipolar element is its bit: 1 = +1, 0 = -1);
 // the unit packs each fold's SIMD bipolar inputs into words for the XNOR-popcount, which costs nothing
 // in hardware (wires).
 #ifndef XK_HLS_H
