@@ -123,7 +123,7 @@ def estimate(graph: Graph, fold: Folding, board: FpgaBoard) -> BoardEstimate:
 def _ram(width: int, depth: int, family: str) -> tuple[float, float, int]:
     """(LUTs, flip-flops, block RAMs) of a small read-write memory (input buffer, FIFO): LUT-RAM on Xilinx,
     64 bits a LUT; on iCE40, which has none, block RAM when deeper than 16 words, else registers with read
-    multiplexers (hw/synth.py tells Yosys so), as on ECP5."""
+    multiplexers (hw/synth.py tells Yosys so); on ECP5 registers too, conservatively (it has distributed RAM)."""
     bits = width * depth
     if LUT_INPUTS[family] == 6:
         return bits / 64, 0.0, 0
