@@ -24,7 +24,7 @@ from importlib import resources
 import jinja2
 import numpy as np
 
-from hw import estimate
+from hw import estimate, popcount_x7
 from hw.folding import (
     WEIGHT_STYLES,
     Folding,
@@ -54,7 +54,8 @@ from xnorkit.ir import (
     inputs_of,
 )
 
-LIBRARY = ("xk_value.sv", "xk_multi_threshold.sv", "xk_popcount.sv", "xk_adder_tree.sv", "xk_mvtu.sv",
+LIBRARY = ("xk_value.sv", "xk_multi_threshold.sv", "xk_popcount.sv", "xk_xnor_popcount.sv", "xk_adder_tree.sv",
+           "xk_mvtu.sv",
            "xk_sliding_window.sv", "xk_pool.sv", "xk_join.sv", "xk_threshold.sv",
            "xk_stream_fork.sv", "xk_stream_fifo.sv",
            "xk_stream_dwc.sv")
@@ -553,8 +554,8 @@ def design_info(graph: Graph, folding: Folding) -> dict:
         "ideal_interval": (initiation_interval(graph, folding) if mac_layers(graph)
                            else max(s.cycles for s in stages)),
         "folding": to_json(folding),
-        "sources": [*LIBRARY, f"{TOP}.sv"],
-        "shell": {"top": SHELL, "sources": [*LIBRARY, f"{TOP}.sv", f"{SHELL}.sv"],
+        "sources": [*LIBRARY, popcount_x7.FILE, f"{TOP}.sv"],
+        "shell": {"top": SHELL, "sources": [*LIBRARY, popcount_x7.FILE, f"{TOP}.sv", f"{SHELL}.sv"],
                   "parameters": {"IN_W": source.out_width, "OUT_W": last.out_width}},
     }
 
@@ -582,6 +583,9 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
                                           edges=edges, forks=forks)
     for name in (*LIBRARY, f"{SHELL}.sv"):
         files[name] = resources.files("hw").joinpath("rtl", name).read_text()
+    files[popcount_x7.FILE] = popcount_x7.library(
+        [s.params["simd"] for s in low.stages if s.kind == "mvtu" and s.params["in_kind"] == 0
+         and s.params["w_bits"] == 1])
     files["design.json"] = json.dumps(info, indent=1) + "\n"
     mems = sorted(name for name in files if name.endswith(".mem"))
     files["filelist.f"] = "".join(f"{name}\n" for name in info["sources"])

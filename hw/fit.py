@@ -9,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 from boards import FpgaBoard
-from hw import emit_sv, folding
+from hw import emit_sv, folding, popcount_x7
 from hw.folding import Fold, Folding
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
@@ -26,6 +26,9 @@ LUT_INPUTS = {"ice40": 4, "ecp5": 4, "xc7": 6, "xcup": 6}
 # on the digits default under synth_ice40 at 512 and 2,048 cycles per inference)
 DATAPATH_SCALE = {"ice40": 2.2, "ecp5": 2.2, "xc7": 2.6, "xcup": 2.6}
 MVTU_CONTROL_LUTS = 50  # fold counters, ROM address, valid pipeline
+# on 7-series the bipolar lanes are hw/popcount_x7.py's LUT6_2/CARRY4 trees, not what synthesis infers: LUT6 per
+# binary MAC with the rest of the lane, fitted to bench/popcount_luts.py's sweep (within 10%)
+PRIMITIVE_XNOR_SCALE = {"xc7": 1.12}  # one per family of popcount_x7.FAMILIES
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,11 @@ def stage_estimate(stage: emit_sv.Stage, fold: Fold | None, board: FpgaBoard) ->
     if stage.kind == "mvtu":
         p = stage.params
         # the lanes scale with the family's MAC cost; accumulators and comparators sit on the carry chain
-        lut = (emit_sv.estimate.mvtu_mac_luts(p, stage.in_bits) * DATAPATH_SCALE[board.family]
+        scale = DATAPATH_SCALE[board.family]
+        if p["in_kind"] == 0 and p["w_bits"] == 1 and board.family in popcount_x7.FAMILIES \
+                and p["simd"] >= popcount_x7.MIN_WIDTH:
+            scale = PRIMITIVE_XNOR_SCALE[board.family]
+        lut = (emit_sv.estimate.mvtu_mac_luts(p, stage.in_bits) * scale
                + p["pe"] * p["acc_bits"] * max(1, p["n_thresh"]) + MVTU_CONTROL_LUTS)
         width, depth = weight_memory(stage)
         style = fold.weights if fold is not None else "auto"

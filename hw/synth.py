@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import boards
+from hw import popcount_x7
 from xnorkit.errors import XnorkitError
 
 SYNTH_COMMAND = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5",
@@ -36,8 +37,8 @@ NEXTPNR_DEVICE = {"iCE40UP5K": "--up5k", "iCE40UP3K": "--up3k", "iCE40HX8K": "--
                   "LFE5U-12F": "--12k", "LFE5U-25F": "--25k", "LFE5U-45F": "--45k", "LFE5U-85F": "--85k"}
 # cell types by resource, per family (Yosys' names of the primitives)
 LUT_CELLS = {"ice40": ("SB_LUT4",), "ecp5": ("LUT4",),
-             "xc7": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"),
-             "xcup": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")}
+             "xc7": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2"),
+             "xcup": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2")}
 BRAM_CELLS = {"ice40": {"SB_RAM40_4K": 1}, "ecp5": {"DP16KD": 1, "PDPW16KD": 1},
               # a RAMB36 is two RAMB18: the boards count RAMB18
               "xc7": {"RAMB18E1": 1, "RAMB36E1": 2}, "xcup": {"RAMB18E2": 1, "RAMB36E2": 2}}
@@ -175,7 +176,9 @@ def synthesize(build_dir: Path, board_name: str, place_route: bool = True, seed:
 
     params = " ".join(f"-chparam {k} {v}" for k, v in shell["parameters"].items()) if shell else ""
     # Yosys (WebAssembly) sees only its working directory: every path is relative
-    script = [f"read_verilog -defer -sv {' '.join(sources)}",
+    # 7-series: the XNOR-popcounts as LUT6_2/CARRY4 compressor trees (hw/popcount_x7.py)
+    defines = "-DXNORKIT_XILINX_PRIMITIVES " if board.family in popcount_x7.FAMILIES else ""
+    script = [f"read_verilog -defer {defines}-sv {' '.join(sources)}",
               f"hierarchy -top {top} {params}".strip(),
               # flatten within each stage (its popcount and adder trees optimize as one), not across stages,
               # so that each layer's cells are counted on its own

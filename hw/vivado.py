@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from boards import FpgaBoard
+from hw import popcount_x7
 
 DMA_BYTES = 8  # the AXI DMA's stream width on the Zynq HP ports used here
 
@@ -34,6 +35,9 @@ def project_tcl(design: dict, board: FpgaBoard, sources: list[str], mems: list[s
         f"add_files -norecurse [list {' '.join(f'$here/{m}' for m in mems)}]" if mems else "",
         "add_files -fileset constrs_1 -norecurse $here/constraints.xdc",
         "set_property file_type SystemVerilog [get_files *.sv]",
+        # the LUT6_2/CARRY4 XNOR-popcounts on 7-series (hw/popcount_x7.py), as in xnorkit's Yosys run
+        ("set_property verilog_define XNORKIT_XILINX_PRIMITIVES [current_fileset]"
+         if board.family in popcount_x7.FAMILIES else ""),
     ]
     if not zynq:
         lines += [f"set_property top {design['top']} [current_fileset]",

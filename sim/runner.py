@@ -145,11 +145,13 @@ def _byte_beats(bits: int) -> int:
     return -(-bits // 8)
 
 
-def build_bulk(rtl_dir: Path, gate_level: Path | None = None) -> Path:
+def build_bulk(rtl_dir: Path, gate_level: Path | None = None, xilinx_primitives: bool = False) -> Path:
     """Compile the design with sim/harness.cpp into one Verilator executable (cached: rebuilt only when
     a source changes). Returns the executable. With `gate_level`, a folder of hw/synth.py's (netlist.v,
     utilization.json), the synthesized netlist is compiled instead, with Yosys' models of the family's
-    primitives: the network inside its byte-wide shell, as placed and routed."""
+    primitives: the network inside its byte-wide shell, as placed and routed. With `xilinx_primitives`, the
+    RTL as synthesized for Xilinx 7-series: its XNOR-popcounts as LUT6_2/CARRY4 netlists (hw/popcount_x7.py)
+    on Yosys' models of those primitives."""
     rtl_dir = Path(rtl_dir).resolve()
     design = json.loads((rtl_dir / "design.json").read_text())
     harness = Path(__file__).with_name("harness.cpp")
@@ -159,6 +161,13 @@ def build_bulk(rtl_dir: Path, gate_level: Path | None = None) -> Path:
         in_width = design["input"]["elems_per_beat"] * design["input"]["elem_bits"]
         out_width = design["output"]["elems_per_beat"] * design["output"]["elem_bits"]
         inputs_of_digest = [*sources, *sorted(rtl_dir.glob("*.mem"))]
+        if xilinx_primitives:
+            from hw import popcount_x7
+
+            models = rtl_dir.parent / "sim_build" / "xilinx_cells.v"
+            models.parent.mkdir(parents=True, exist_ok=True)
+            models.write_text(popcount_x7.cell_models())
+            sources.append(models)
     else:
         from hw import synth
 
@@ -171,7 +180,8 @@ def build_bulk(rtl_dir: Path, gate_level: Path | None = None) -> Path:
         sources = [run_dir / "netlist.v", synth.cell_library(synthesized["family"])]
         inputs_of_digest = sources
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in [harness, *inputs_of_digest]))
-    work = (rtl_dir.parent / "sim_build" / "bulk") if gate_level is None else run_dir / "sim_build"
+    work = (rtl_dir.parent / "sim_build" / ("bulk_x7" if xilinx_primitives else "bulk") if gate_level is None
+            else run_dir / "sim_build")
     exe = work / "Vxnorkit_top"
     stamp = work / "sources.sha256"
     if exe.exists() and stamp.exists() and stamp.read_text() == digest.hexdigest():
@@ -184,6 +194,8 @@ def build_bulk(rtl_dir: Path, gate_level: Path | None = None) -> Path:
            "-CFLAGS", f"-O2 -DIN_WIDTH={in_width} -DOUT_WIDTH={out_width}", *map(str, sources), str(harness)]
     if gate_level is not None:  # Yosys' cell models: timing checks and style Verilator need not see
         cmd[1:1] = ["-DNO_ICE40_DEFAULT_ASSIGNMENTS", "--no-timing", "-Wno-lint", "-Wno-style"]
+    if xilinx_primitives:
+        cmd[1:1] = ["-DXNORKIT_XILINX_PRIMITIVES", "-Wno-lint", "-Wno-style"]
     env = {**os.environ, **tools.verilator_make_fixes()}
     # $readmemh paths are relative: Verilator resolves them at run time from the working directory
     proc = subprocess.run(cmd, cwd=run_dir, capture_output=True, text=True, env=env)
@@ -197,14 +209,16 @@ def build_bulk(rtl_dir: Path, gate_level: Path | None = None) -> Path:
 
 
 def simulate_bulk(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = None, stall_in: float = 0.0,
-                  stall_out: float = 0.0, seed: int = 0, gate_level: Path | None = None) -> SimResult:
+                  stall_out: float = 0.0, seed: int = 0, gate_level: Path | None = None,
+                  xilinx_primitives: bool = False) -> SimResult:
     """Stream integer `inputs` (N, features) through the design with the compiled C++ harness
     (sim/harness.cpp): the same RTL and stream protocol as `simulate`, fast enough for whole test sets.
     With `expected`, every output is compared exactly (SimResult.mismatch). With `gate_level` (see
-    `build_bulk`), the synthesized netlist runs, each beat as its bytes (xnorkit_shell)."""
+    `build_bulk`), the synthesized netlist runs, each beat as its bytes (xnorkit_shell); with
+    `xilinx_primitives` the RTL as Xilinx 7-series synthesis reads it."""
     rtl_dir = Path(rtl_dir).resolve()
     design = json.loads((rtl_dir / "design.json").read_text())
-    exe = build_bulk(rtl_dir, gate_level)
+    exe = build_bulk(rtl_dir, gate_level, xilinx_primitives)
     work = exe.parent
     in_info, out_info = design["input"], design["output"]
     inputs = stream_order(inputs, design["input"])

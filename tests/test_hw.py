@@ -18,10 +18,11 @@ FOLDINGS = {
 }
 
 
-def lint(rtl_dir) -> str:
+def lint(rtl_dir, *options: str) -> str:
     require_tool("verilator")
     sources = sorted(str(p) for p in rtl_dir.glob("*.sv"))
-    proc = subprocess.run([tools.require("verilator"), "--lint-only", "-Wall", "--top-module", emit_sv.TOP, *sources],
+    proc = subprocess.run([tools.require("verilator"), "--lint-only", "-Wall", "--top-module", emit_sv.TOP, *options,
+                           *sources],
                           capture_output=True, text=True, cwd=rtl_dir)
     return proc.stderr if proc.returncode else ""
 

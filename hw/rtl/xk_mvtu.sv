@@ -13,7 +13,7 @@
 //
 // Element kinds (docs/numerics.md): IN_KIND 0 bipolar (1 bit, 1 = +1), 1 unsigned, 2 signed
 // (IN_BITS each); W_BITS 1 bipolar, else signed two's complement. Datapath per PE lane and fold:
-//   bipolar x bipolar:  2 * popcount(XNOR) - SIMD     (adder-tree popcount, xk_popcount)
+//   bipolar x bipolar:  2 * popcount(XNOR) - SIMD     (xk_xnor_popcount)
 //   integer x bipolar:  sum of +x or -x               (no multiplier)
 //   any x integer:      sum of signed products        (bit-parallel multipliers)
 // Output per neuron: N_THRESH == 0: the accumulator (ACC_BITS, signed); else the multi-threshold
@@ -161,7 +161,7 @@ module xk_mvtu #(
     logic signed [ACC_BITS-1:0] partial;
     if (XNOR) begin : g_xnor_popcount
       logic [POP_W-1:0] popcount;
-      xk_popcount #(.N(SIMD)) u_popcount (.bits(~(s1_data ^ s1_weights[p*SIMD+:SIMD])), .count(popcount));
+      xk_xnor_popcount #(.N(SIMD)) u_popcount (.x(s1_data), .w(s1_weights[p*SIMD+:SIMD]), .count(popcount));
       // dot product of the fold from its popcount: 2 p - SIMD
       assign partial = $signed({{(ACC_BITS - POP_W - 1) {1'b0}}, popcount, 1'b0}) - ACC_BITS'(SIMD);
     end else begin : g_integer
