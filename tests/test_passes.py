@@ -1,0 +1,56 @@
+"""xnorkit/passes.py: constant and unread hidden neurons leave the IR, and the golden outputs stay the same."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from tests.conftest import random_graph, random_inputs
+from xnorkit import golden, passes
+from xnorkit.ir import MatMul, Threshold, verify
+
+
+def _with_weights(graph, name, weights):
+    nodes = tuple(replace(n, weights=weights) if n.name == name else n for n in graph.nodes)
+    return replace(graph, nodes=nodes)
+
+
+@pytest.mark.parametrize("w_bits,a_bits", [(1, 1), (2, 2), (3, 1)])
+def test_pruned_neurons_leave_and_outputs_stay(w_bits, a_bits):
+    graph = random_graph([24, 40, 32, 20, 10], seed=4, w_bits=w_bits, a_bits=a_bits)
+    rng = np.random.default_rng(1)
+    if w_bits > 1:  # structured pruning: whole rows (neurons) and a column (an input nothing reads) at zero
+        fc0 = graph.node("fc0").weights.copy()
+        fc0[rng.choice(40, 10, replace=False)] = 0
+        fc1 = graph.node("fc1").weights.copy()
+        fc1[rng.choice(32, 6, replace=False)] = 0
+        fc1[:, 3] = 0
+        graph = _with_weights(_with_weights(graph, "fc0", fc0), "fc1", fc1)
+    x = random_inputs(graph, 300)
+    before = golden.predict_int(graph, x)
+    pruned, removed = passes.remove_constant_neurons(graph)
+    verify(pruned)
+    assert np.array_equal(golden.predict_int(pruned, x), before)
+    assert np.array_equal(golden.predict_float(pruned, x), golden.predict_float(graph, x))
+    # random_graph makes each hidden layer's first and last neuron constant (always / never fires); the last
+    # hidden layer's stay (removing them would move the output accumulators)
+    assert removed["sign0"] >= (11 if w_bits > 1 else 2) and removed["sign1"] >= (7 if w_bits > 1 else 2)
+    assert "sign2" not in removed
+    kept = [n.out_features for n in pruned.nodes if isinstance(n, MatMul)]
+    assert kept == [40 - removed["sign0"], 32 - removed["sign1"], 20, 10]
+    assert pruned.tensor_shapes["act0"] == (kept[0],)
+    assert pruned.node("fc1").in_features == kept[0]
+
+
+def test_the_output_layer_keeps_its_channels_and_a_clean_graph_is_unchanged():
+    graph = random_graph([16, 20, 10], seed=2)
+    pruned, removed = passes.remove_constant_neurons(graph)
+    assert pruned.node("fc1").out_features == 10
+    # constant neurons feeding the output layer would move the output accumulators: they stay
+    assert removed == {}
+    thresholds = graph.node("sign0").thresholds.copy()
+    ranges = np.array([[-16 * 31, 16 * 31]] * 20)
+    thresholds[1:-1] = ranges[1:-1, :1] + 1  # no neuron constant now
+    clean = replace(graph, nodes=tuple(replace(n, thresholds=thresholds) if isinstance(n, Threshold) else n
+                                      for n in graph.nodes))
+    assert passes.remove_constant_neurons(clean)[1] == {}

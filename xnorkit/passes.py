@@ -1,0 +1,99 @@
+"""IR-to-IR passes of the compiler core, each exact: the golden model gives the same network outputs before
+and after, bit for bit.
+
+`remove_constant_neurons`: a hidden neuron of a MatMul -> Threshold -> MatMul chain whose output cannot
+change (its weight row is all zero, as structured pruning leaves it, or its thresholds lie outside its
+accumulator's range) or that nothing reads (the next weight column is all zero) is removed physically: its
+weight row, its thresholds and the next layer's weight column. A constant neuron's contribution to the next
+accumulators is a constant per channel, which moves into the next layer's thresholds, so every later layer,
+the RTL, the HLS and the firmware see a smaller network with the same outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from xnorkit import numerics
+from xnorkit.ir import Dequantize, Graph, MatMul, Threshold
+
+
+def _constant_levels(node: Threshold, layer: MatMul) -> np.ndarray:
+    """Per channel, the output level when it cannot change over the accumulator's range, else -1."""
+    levels = np.full(node.channels, -1, dtype=np.int64)
+    for c in range(node.channels):
+        lo, hi = numerics.accumulator_range(layer.weights[c], layer.in_dtype)
+        t = node.thresholds[c]
+        if not np.any((t > lo) & (t <= hi)):  # no threshold between two reachable accumulator values
+            levels[c] = node.base + int(np.count_nonzero(t <= lo))
+    return levels
+
+
+def _chain(graph: Graph, first: MatMul) -> tuple[Threshold, MatMul, Threshold | Dequantize] | None:
+    """first -> Threshold -> MatMul -> (Threshold | Dequantize), each tensor read once and not a network output."""
+    def only_consumer(tensor: str):
+        users = graph.consumers(tensor)
+        return users[0] if len(users) == 1 and tensor not in graph.outputs else None
+
+    act = only_consumer(first.output)
+    nxt = only_consumer(act.output) if isinstance(act, Threshold) else None
+    after = graph.consumers(nxt.output) if isinstance(nxt, MatMul) else []
+    if not isinstance(act, Threshold) or not isinstance(nxt, MatMul) or len(after) != 1 \
+            or not isinstance(after[0], Threshold | Dequantize):
+        return None
+    return act, nxt, after[0]
+
+
+def _remove_once(graph: Graph) -> tuple[Graph, dict[str, int]]:
+    removed: dict[str, int] = {}
+    nodes = {n.name: n for n in graph.nodes}
+    shapes, types = dict(graph.tensor_shapes), dict(graph.tensor_types)
+    for first in [n for n in graph.nodes if isinstance(n, MatMul)]:
+        chain = _chain(graph, nodes[first.name])
+        if chain is None:
+            continue
+        first = nodes[first.name]
+        act, nxt, after = (nodes[n.name] for n in chain)
+        levels = _constant_levels(act, first)
+        unused = ~np.any(nxt.weights != 0, axis=0)
+        constant = levels >= 0
+        if isinstance(after, Dequantize):
+            # the network's output accumulators themselves would move: only neurons nothing reads may go
+            constant = constant & unused
+        drop = constant | unused
+        if not drop.any() or drop.all():
+            continue
+        keep = ~drop
+        values = numerics.integer_values(np.where(constant, levels, 0), act.out_dtype)
+        shift = nxt.weights[:, constant].astype(np.int64) @ values[constant].astype(np.int64)
+        weights = nxt.weights[:, keep]
+        nodes[first.name] = replace(first, weights=first.weights[keep],
+                                    acc_dtype=numerics.accumulator_type(first.weights[keep], first.in_dtype))
+        nodes[act.name] = replace(act, thresholds=act.thresholds[keep])
+        nodes[nxt.name] = replace(nxt, weights=weights, acc_dtype=numerics.accumulator_type(weights, nxt.in_dtype))
+        if isinstance(after, Threshold) and shift.any():
+            # acc = acc' + shift: acc >= T <=> acc' >= T - shift, clamped into acc' range as the frontend does
+            ranges = np.array([numerics.accumulator_range(row, nxt.in_dtype) for row in weights])
+            moved = after.thresholds - shift[:, None]
+            moved = np.clip(moved, ranges[:, :1], ranges[:, 1:] + 1)
+            nodes[after.name] = replace(after, thresholds=moved.astype(np.int64))
+        types[first.output], types[nxt.output] = nodes[first.name].acc_dtype, nodes[nxt.name].acc_dtype
+        kept = int(keep.sum())
+        for tensor in (first.output, act.output):
+            shapes[tensor] = (kept,)
+        removed[act.name] = int(drop.sum())
+    new = replace(graph, nodes=tuple(nodes[n.name] for n in graph.nodes), tensor_shapes=shapes, tensor_types=types)
+    return new, removed
+
+
+def remove_constant_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
+    """The graph without constant or unread hidden neurons, and how many went per activation node; repeated
+    until nothing more goes (removing a column can leave a later neuron constant)."""
+    total: dict[str, int] = {}
+    while True:
+        graph, removed = _remove_once(graph)
+        if not removed:
+            return graph, total
+        for name, count in removed.items():
+            total[name] = total.get(name, 0) + count
