@@ -154,11 +154,14 @@ _HEADER = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_new
 #define XK_OUTPUT_SIZE {{ output_size }}u
 #define XK_ACTIVATION_BYTES {{ activation_bytes }}u
 #define XK_WEIGHT_BYTES {{ weight_bytes }}u
+#define XK_PROFILE_STEPS {{ steps }}u /* calls in xk_infer (instruction profiles: cortex_m4/xk_profile.c) */
 
 /* Runs one inference: `input` holds XK_INPUT_SIZE floats in the layout the trained model takes ((C, H, W)
  * for images; the input quantizer is applied here); `output` receives XK_OUTPUT_SIZE integers: the last
- * layer's (a network with early exits: each exit's, then the final layer's). Returns the index of the
- * largest final output (the class). */
+ * layer's (a network with several outputs: each exit's, then the final layer's; with early exits that stop
+ * the inference, the outputs after the exit taken read 0 and one more integer follows: the index of the exit
+ * taken, the number of exits for the final layer). Returns the index of the largest output of the exit
+ * taken (the class). */
 int32_t xk_infer(const float *input, int32_t *output);
 
 #endif
@@ -199,7 +202,7 @@ int32_t xk_infer(const float *input, int32_t *output) {
     {{ line }}
     XK_PROFILE_POINT({{ loop.index }}u);
 {% endfor %}
-    return xk_argmax(output + {{ output_size - final }}, {{ final }}u);
+    return xk_argmax(output + {{ final_offset }}, {{ final }}u);
 }
 """)
 
@@ -214,6 +217,27 @@ def _geometry(program: Program, kind: str, values: dict) -> str:
     name = f"xk_shape{len(program.structs)}"
     program.structs.append((kind, name, ", ".join(f".{k} = {int(v)}" for k, v in values.items())))
     return name
+
+
+def _exits_first(graph: Graph) -> list:
+    """The nodes in an order that computes each early exit's output as early as possible: for each exit in turn
+    the nodes it depends on, then the rest, each group in the graph's (topological) order."""
+    producer = {n.output: n for n in graph.nodes}
+    placed: list = []
+    seen: set[str] = set()
+    for name, _ in graph.exits:
+        needed: set[str] = set()
+        stack = [name]
+        while stack:
+            node = producer.get(stack.pop())
+            if node is not None and node.name not in needed:
+                needed.add(node.name)
+                stack.extend(inputs_of(node))
+        for node in graph.nodes:
+            if node.name in needed and node.name not in seen:
+                placed.append(node)
+                seen.add(node.name)
+    return placed + [n for n in graph.nodes if n.name not in seen]
 
 
 def lower(graph: Graph, binary_kernels: bool = True) -> Program:
@@ -234,7 +258,37 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
         prog.call(f"xk_bits_to_int({{}}, {t.channels}u, {t.pixels}u, {{}});", t, writes=copy)
         return copy
 
-    for node in graph.nodes:
+    # where each output goes in `output` (early exits first, in the graph's order, as golden joins them)
+    offsets, offset = {}, 0
+    for name in graph.outputs:
+        offsets[name] = offset
+        offset += int(np.prod(graph.shape(name)))
+    exits = dict(graph.exits)
+    written: set[str] = set()
+
+    def write_output(name: str) -> None:
+        result = at[name]
+        out_type = graph.tensor_types.get(name)
+        if out_type is not None and out_type.bipolar and not result.bits:
+            raise XnorkitError("the int8 baseline cannot return a bipolar output as bits")
+        kernel = "xk_output_bits" if result.bits else "xk_output_int"
+        prog.call(f"{kernel}({{}}, {result.channels}u, {result.pixels}u, output + {offsets[name]});", result,
+                  comment=f"output {name}")
+        written.add(name)
+        if name in exits:  # numerics.exit_taken: stop here when the margin reaches the exit's threshold
+            size = result.channels * result.pixels
+            index = list(exits).index(name)
+            step = len(prog.calls) + 1  # the profile point that follows this call
+            prog.call(f"if (xk_exit_margin(output + {offsets[name]}, {size}u) >= {exits[name]}) {{{{ "
+                      f"output[{offset}] = {index}; XK_PROFILE_POINT({step}u); "
+                      f"return xk_argmax(output + {offsets[name]}, {size}u); }}}}", comment=f"early exit {index}")
+
+    if exits:  # outputs an early return leaves uncomputed read 0
+        prog.call(f"for (uint32_t i = 0; i < {offset + 1}u; i++) output[i] = 0;")
+    for node in _exits_first(graph) if exits else graph.nodes:
+        for name in exits:  # each exit's output as soon as it exists, then its test
+            if name in at and name not in written:
+                write_output(name)
         transposed = [t for t in inputs_of(node) if t in layout_of and not layout_of[t][2]]
         if transposed and not isinstance(node, Reshape | Transpose):
             raise XnorkitError(f"'{node.name}' reads a transposed feature map; the C generator stores feature maps "
@@ -369,17 +423,11 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
             continue  # float outputs are the host's business; the C API returns the integers
         else:
             raise XnorkitError(f"the C generator does not support IR node '{node.name}' ({type(node).__name__})")
-    # every output (early exits first, in the graph's order), side by side in `output`, as golden joins them
-    offset = 0
     for name in graph.outputs:
-        result = at[name]
-        out_type = graph.tensor_types.get(name)
-        if out_type is not None and out_type.bipolar and not result.bits:
-            raise XnorkitError("the int8 baseline cannot return a bipolar output as bits")
-        kernel = "xk_output_bits" if result.bits else "xk_output_int"
-        prog.call(f"{kernel}({{}}, {result.channels}u, {result.pixels}u, output + {offset});", result,
-                  comment=f"output {name}")
-        offset += result.channels * result.pixels
+        if name not in written:
+            write_output(name)
+    if exits:
+        prog.call(f"output[{offset}] = {len(exits)};", comment="no early exit: the final output")
     prog.output = at[graph.outputs[-1]]
     plan(prog.tensors)
     return prog
@@ -424,14 +472,16 @@ def emit(graph: Graph, binary_kernels: bool = True) -> dict[str, str]:
     prog = lower(graph, binary_kernels)
     calls = [text.format(*(t.macro for t in tensors)) + (f"  /* {comment} */" if comment else "")
              for text, tensors, comment in prog.calls]
-    output_size = sum(int(np.prod(graph.shape(t))) for t in graph.outputs)
+    # with early exits, the index of the exit taken follows the outputs (golden.with_exits)
+    output_size = sum(int(np.prod(graph.shape(t))) for t in graph.outputs) + (1 if graph.exits else 0)
     final = int(np.prod(graph.shape(graph.outputs[-1])))
     files = {
         "xk_model.h": _HEADER.render(input_size=int(np.prod(graph.input_shape)), output_size=output_size,
-                                     activation_bytes=prog.bytes, weight_bytes=prog.weight_bytes),
+                                     activation_bytes=prog.bytes, weight_bytes=prog.weight_bytes,
+                                     steps=len(calls)),
         "xk_model.c": _SOURCE.render(tables=prog.tables, structs=prog.structs, calls=calls, tensors=prog.tensors,
                                      arena_bytes=prog.bytes, arena_words=max(1, prog.bytes // 4),
-                                     output_size=output_size, final=final),
+                                     final_offset=output_size - final - (1 if graph.exits else 0), final=final),
     }
     for source, path in LIBRARY.items():
         files[path] = resources.files("firmware").joinpath(source).read_text()

@@ -153,8 +153,25 @@ def _joined(values: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray
     return np.concatenate([values[t].reshape(len(values[t]), -1) for t in names], axis=1)
 
 
+def with_exits(graph: Graph, values: dict[str, np.ndarray]) -> np.ndarray:
+    """The joined integer outputs as a network with early exits returns them: the taken exit's output (and
+    every one before it) as computed, the outputs after it 0, and the index of the taken exit appended
+    (numerics.exit_taken; len(exits) is the final output). Without exits: the joined outputs."""
+    joined = _joined(values, graph.outputs).astype(np.int64)
+    if not graph.exits:
+        return joined
+    margins = np.stack([numerics.exit_margin(values[t]) for t, _ in graph.exits], axis=1)
+    taken = numerics.exit_taken(margins, [m for _, m in graph.exits])
+    start = 0
+    for k, t in enumerate(graph.outputs):
+        size = int(np.prod(values[t].shape[1:]))
+        joined[taken < k, start:start + size] = 0
+        start += size
+    return np.concatenate([joined, taken[:, None]], axis=1)
+
+
 def predict_int(graph: Graph, x: np.ndarray) -> np.ndarray:
-    return _joined(run(graph, x), graph.outputs).astype(np.int64)
+    return with_exits(graph, run(graph, x))
 
 
 def predict_float(graph: Graph, x: np.ndarray) -> np.ndarray:
@@ -168,7 +185,7 @@ def run_from_int(graph: Graph, x_int: np.ndarray) -> np.ndarray:
     for node in graph.nodes[1:]:
         if all(i in values for i in inputs_of(node)):
             values[node.output] = execute_node(node, *(values[i] for i in inputs_of(node)))
-    return _joined(values, graph.outputs).astype(np.int64)
+    return with_exits(graph, values)
 
 
 def quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:

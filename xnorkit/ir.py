@@ -233,6 +233,9 @@ class Graph:
     float_outputs: tuple[str, ...]
     tensor_types: dict[str, IntType] = field(default_factory=dict)
     tensor_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # without the batch axis
+    # early exits that stop the inference: (integer output, margin), in order, every output but the last one
+    # (numerics.exit_taken); empty: every output is always computed
+    exits: tuple[tuple[str, int], ...] = ()
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -305,6 +308,9 @@ def verify(graph: Graph) -> None:
     for t in (*graph.outputs, *graph.float_outputs):
         if t not in defined:
             raise XnorkitError(f"IR output '{t}' is not produced by any node")
+    if graph.exits and [t for t, _ in graph.exits] != list(graph.outputs[:-1]):
+        raise XnorkitError(f"IR exits {[t for t, _ in graph.exits]} must be the outputs before the last, "
+                           f"{list(graph.outputs[:-1])}, in order")
 
 
 # ---- save / load ---------------------------------------------------------------------------------------
@@ -338,6 +344,7 @@ def save(graph: Graph, build: Path) -> None:
         "float_outputs": list(graph.float_outputs),
         "tensor_types": {k: v.name() for k, v in graph.tensor_types.items()},
         "tensor_shapes": {k: list(v) for k, v in graph.tensor_shapes.items()},
+        "exits": [{"output": t, "margin": int(m)} for t, m in graph.exits],
         "nodes": nodes,
     }
     np.savez(build / "ir.npz", **arrays)
@@ -381,6 +388,7 @@ def load(build: Path) -> Graph:
         float_outputs=tuple(doc["float_outputs"]),
         tensor_types={k: IntType.parse(v) for k, v in doc["tensor_types"].items()},
         tensor_shapes={k: tuple(v) for k, v in doc.get("tensor_shapes", {}).items()},
+        exits=tuple((e["output"], int(e["margin"])) for e in doc.get("exits", [])),
     )
     verify(graph)
     return graph

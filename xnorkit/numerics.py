@@ -197,3 +197,19 @@ __all__ = [
     "needs_negation", "negated_affine", "output_affine", "popcount_to_dot", "quantize", "sign_threshold",
     "signed_type_for",
 ]
+
+
+# ---- early exits -----------------------------------------------------------------------------------------
+
+def exit_margin(logits: np.ndarray) -> np.ndarray:
+    """Per row, the largest integer output minus the second largest (0 on a tie): an exit's confidence."""
+    top = np.sort(np.asarray(logits, dtype=np.int64).reshape(len(logits), -1), axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+def exit_taken(margins: np.ndarray, thresholds: list[int]) -> np.ndarray:
+    """Per row, the first exit whose margin reaches its threshold (`margins` (N, exits)), else len(thresholds):
+    the final output."""
+    margins = np.asarray(margins, dtype=np.int64).reshape(len(margins), -1)
+    fired = margins >= np.asarray(thresholds, dtype=np.int64)[None, :]
+    return np.where(fired.any(axis=1), fired.argmax(axis=1), len(thresholds))

@@ -3,13 +3,17 @@
  * system clock, so each timer tick is 40 instructions. xk_model.c, built with -DXK_PROFILE, calls
  * xk_profile_point(k) before its first kernel call and after each one. Reads float32 inputs from
  * inputs.bin like xk_runner.c, writes the int32 outputs to outputs.bin and, per inference, the timer ticks
- * each step took (uint32) to profile.bin. */
+ * each of the XK_PROFILE_STEPS steps took (uint32; 0 for steps an early exit skipped) to profile.bin. */
 #include <stdio.h>
 
 #include "xk_model.h"
 
 #define XK_TIMER ((volatile uint32_t *)0x40000000u) /* CTRL, VALUE, RELOAD */
 #define XK_MAX_POINTS 512u
+
+#if XK_PROFILE_STEPS >= XK_MAX_POINTS
+#error "more kernel calls than xk_profile.c records: raise XK_MAX_POINTS"
+#endif
 
 void xk_profile_point(uint32_t step);
 
@@ -40,9 +44,12 @@ int main(void) {
     while (fread(input, sizeof input[0], XK_INPUT_SIZE, in) == XK_INPUT_SIZE) {
         xk_used = 0;
         xk_infer(input, output);
-        for (uint32_t k = 0; k + 1u < xk_used; k++) ticks[k] = xk_points[k] - xk_points[k + 1u];
+        /* an early exit records its last point at the step it returns from: the steps after it took 0 */
+        for (uint32_t k = 0; k < XK_PROFILE_STEPS; k++) {
+            ticks[k] = k + 1u < xk_used ? xk_points[k] - xk_points[k + 1u] : 0u;
+        }
         if (fwrite(output, sizeof output[0], XK_OUTPUT_SIZE, out) != XK_OUTPUT_SIZE) return 1;
-        if (xk_used > 1u && fwrite(ticks, sizeof ticks[0], xk_used - 1u, profile) != xk_used - 1u) return 1;
+        if (fwrite(ticks, sizeof ticks[0], XK_PROFILE_STEPS, profile) != XK_PROFILE_STEPS) return 1;
     }
     fclose(in);
     fclose(out);

@@ -346,6 +346,20 @@ void xk_output_bits(const uint32_t *x, uint32_t channels, uint32_t pixels, int32
     }
 }
 
+int32_t xk_exit_margin(const int32_t *x, uint32_t n) {
+    int32_t top = x[0] > x[1] ? x[0] : x[1];
+    int32_t second = x[0] > x[1] ? x[1] : x[0];
+    for (uint32_t i = 2; i < n; i++) {
+        if (x[i] > top) {
+            second = top;
+            top = x[i];
+        } else if (x[i] > second) {
+            second = x[i];
+        }
+    }
+    return top - second;
+}
+
 int32_t xk_argmax(const int32_t *x, uint32_t n) {
     uint32_t best = 0;
     for (uint32_t i = 1; i < n; i++) {

@@ -129,5 +129,7 @@ void xk_output_bits(const uint32_t *x, uint32_t channels, uint32_t pixels, int32
 
 /* Index of the largest of n values (the first on ties). */
 int32_t xk_argmax(const int32_t *x, uint32_t n);
+/* An early exit's confidence (numerics.exit_margin): the largest of n >= 2 outputs minus the second largest. */
+int32_t xk_exit_margin(const int32_t *x, uint32_t n);
 
 #endif
