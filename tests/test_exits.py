@@ -90,3 +90,45 @@ def test_without_exits_every_output_is_computed(tmp_path):
     expected = golden.predict_int(graph, x)
     assert expected.shape[1] == 20
     assert np.array_equal(runner.run_host(tmp_path / "fw", x, 20), expected)
+
+
+def test_calibrated_margin_is_the_smallest_within_the_allowance():
+    from quant_train.conditional import calibrate_margin
+
+    margins = np.array([9, 7, 7, 5, 3, 1])
+    exit_right = np.array([1, 1, 0, 1, 0, 0], bool)
+    final_right = np.ones(6, bool)
+    assert calibrate_margin(margins, exit_right, final_right, 0.0) == 8 + 1  # only margin 9 keeps every answer
+    assert calibrate_margin(margins, exit_right, final_right, 0.2) == 5  # 9, 7, 7, 5 leave: one wrong, 1/6
+    assert calibrate_margin(margins, exit_right, final_right, 1.0) == 1
+    assert calibrate_margin(margins, np.zeros(6, bool), final_right, 0.0) == 10  # nothing may leave
+
+
+def test_exits_command_sets_calibrates_and_refuses(tmp_path):
+    from quant_train import config, data, train
+    from tests.test_cli import xnorkit
+    from xnorkit import build
+
+    b = tmp_path / "b"
+    ir.save(branchy_graph(), b)
+    proc = xnorkit("exits", b, "--margin", "3", "--margin", "4")
+    assert proc.returncode == 2 and "has 1 early exit(s) (acc_exit); give one margin each, not 2" in proc.stderr
+    assert xnorkit("exits", b, "--margin", "7").returncode == 0 and build.load(b).exits == (("acc_exit", 7),)
+    assert xnorkit("exits", b, "--off").returncode == 0 and build.load(b).exits == ()
+    assert xnorkit("exits", b).returncode == 2
+
+    cfg = config.Config(model=config.ModelConfig(kind="blenet", weights="int2", a_bits=2, exit_weights=[1.0]),
+                        train=config.TrainConfig(epochs=2, batch_size=64))
+    digits = data.load_digits()
+    model, metrics = train.train(cfg, digits)
+    train.save_run(model, metrics, cfg, digits, tmp_path / "run")
+    build.compile_model(tmp_path / "run" / "model.onnx", tmp_path / "blenet")
+    proc = xnorkit("exits", tmp_path / "blenet", "--calibrate", "digits", "--allowance", "0.05")
+    assert proc.returncode == 0, proc.stderr
+    graph = build.load(tmp_path / "blenet")
+    assert len(graph.exits) == 1 and "margin >=" in proc.stdout
+    require_tool("gcc")
+    x = digits.x_test.reshape(-1, *graph.input_shape)
+    expected = golden.predict_int(graph, x)
+    assert np.array_equal(build.predict(tmp_path / "blenet", "c", x), expected)
+    assert set(np.unique(expected[:, -1])) <= {0, 1} and (expected[:, -1] == 0).any()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xnorkit import compare, golden, ir
+from xnorkit import compare, golden, ir, numerics
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Dequantize, Graph
 
@@ -61,6 +61,39 @@ def compile_model(model: Path, build: Path) -> Graph:
         ir.save(graph, tmp)
         shutil.copy(model, tmp / "model.onnx")
     return graph
+
+
+def set_exits(build: Path, margins: list[int] | None) -> Graph:
+    """Make the build's early exits stop the inference at these integer margin thresholds, one per output
+    before the last (numerics.exit_taken); None: every output always computed."""
+    from dataclasses import replace
+
+    graph = load(build)
+    exits = graph.outputs[:-1]
+    if margins is not None and len(margins) != len(exits):
+        raise XnorkitError(f"{build} has {len(exits)} early exit(s) ({', '.join(exits) or 'none'}); give one margin "
+                           f"each, not {len(margins)}")
+    graph = replace(graph, exits=tuple(zip(exits, margins, strict=True)) if margins is not None else ())
+    ir.verify(graph)
+    ir.save(graph, build)
+    shutil.rmtree(Path(build) / "firmware", ignore_errors=True)  # generated for the old exits: stale
+    return graph
+
+
+def calibrate_exit(build: Path, x: np.ndarray, labels: np.ndarray, allowance: float) -> int:
+    """The margin threshold of a build's one early exit, calibrated on held-out inputs (quant_train.conditional.
+    calibrate_margin; predictions are the argmax of each exit's float outputs)."""
+    from quant_train.conditional import calibrate_margin
+
+    graph = load(build)
+    if len(graph.outputs) != 2:
+        raise XnorkitError(f"{build} has {len(graph.outputs) - 1} early exits; calibration handles one (give "
+                           f"--margin for each instead)")
+    values = golden.run(graph, x)
+    margins = numerics.exit_margin(values[graph.outputs[0]])
+    exit_right = values[graph.float_outputs[0]].reshape(len(x), -1).argmax(1) == labels
+    final_right = values[graph.float_outputs[1]].reshape(len(x), -1).argmax(1) == labels
+    return calibrate_margin(margins, exit_right, final_right, allowance)
 
 
 def load(build: Path) -> Graph:
@@ -180,10 +213,14 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
         if not (build / "firmware" / "xk_model.c").exists():
             generate_firmware(build)
         run = fw.run_host if backend == "c" else fw.run_cortex_m4
-        acc = run(build / "firmware", x, sum(int(np.prod(graph.shape(t))) for t in graph.outputs))
+        # with early exits the index of the exit taken follows the outputs (golden.with_exits)
+        acc = run(build / "firmware", x, sum(int(np.prod(graph.shape(t))) for t in graph.outputs)
+                  + (1 if graph.exits else 0))
     else:
         raise XnorkitError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
-    return dequantize(graph, acc) if dequantize_output else acc
+    if dequantize_output:
+        return dequantize(graph, acc[:, :-1] if graph.exits else acc)
+    return acc
 
 
 def agreement(ours: np.ndarray, reference: np.ndarray, exact: bool) -> int:

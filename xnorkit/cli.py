@@ -231,6 +231,36 @@ def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                   f"{need['ram']:,} of {target.ram_bytes:,} bytes (activations {need['arena']:,})")
 
 
+@app.command()
+def exits(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
+          margin: Annotated[list[int] | None, typer.Option("--margin", help="integer margin threshold, one per "
+                                                           "early exit (repeat the option)")] = None,
+          calibrate: Annotated[str | None, typer.Option(help="calibrate the one exit on this dataset's held-out "
+                                                        "tail of the training split (digits or mnist)")] = None,
+          allowance: Annotated[float, typer.Option(help="accuracy the cascade may lose on held-out data")] = 0.002,
+          off: Annotated[bool, typer.Option("--off", help="always compute every output")] = False,
+          data_dir: DataDir = None) -> None:
+    """Early exits that stop the inference: an input leaves at the first exit whose top-two margin (integers)
+    reaches its threshold; golden, the C library and QEMU follow it, and report the exit taken."""
+    from xnorkit import build
+
+    if off + (margin is not None) + (calibrate is not None) != 1:
+        raise XnorkitError("give exactly one of --margin M (per exit), --calibrate DATASET or --off")
+    if calibrate is not None:
+        from quant_train import data as data_mod
+
+        data = data_mod.load(calibrate, data_dir)
+        held = max(1, len(data.x_train) // 12)  # as the benches: the training split's tail, never the test split
+        graph = build.load(build_dir)
+        x = data.x_train[-held:].reshape(-1, *graph.input_shape)
+        margin = [build.calibrate_exit(build_dir, x, data.y_train[-held:], allowance)]
+    graph = build.set_exits(build_dir, None if off else margin)
+    if graph.exits:
+        console.print("early exits: " + ", ".join(f"{t} at margin >= {m}" for t, m in graph.exits))
+    else:
+        console.print("early exits off: every output is computed")
+
+
 @app.command("boards")
 def list_boards() -> None:
     """The board definitions: FPGAs (part, LUTs, flip-flops, block RAMs, DSPs, clock, flow) and microcontrollers
