@@ -66,3 +66,13 @@ def test_pack_rows_fields_round_trip(field_bits):
             field = (int(words[r, i // per_word]) >> (i % per_word * field_bits)) & ((1 << field_bits) - 1)
             assert field - (1 << field_bits) * (field >> (field_bits - 1)) == values[r, i]
         assert int(words[r, -1]) >> (37 % per_word * field_bits) == 0 or 37 % per_word == 0  # padding fields 0
+
+
+def test_sparse_weight_formats_sizes():
+    from xnorkit import packing
+
+    w = np.array([[1, 0, 0, 0, -1, 0, 0, 0]])
+    # mask: 8 flags + 2 signs; gaps: 2 entries of (2-bit distance + sign); blocks: 1 flag + one 32-weight block
+    assert packing.sparse_weight_bits(w, 2) == {"dense": 16, "mask": 10, "gaps": 6, "blocks": 65}
+    k_bit = np.array([[3, 0, 0, -2]])
+    assert packing.sparse_weight_bits(k_bit, 3)["mask"] == 4 + 2 * 3

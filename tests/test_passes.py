@@ -54,3 +54,23 @@ def test_the_output_layer_keeps_its_channels_and_a_clean_graph_is_unchanged():
     clean = replace(graph, nodes=tuple(replace(n, thresholds=thresholds) if isinstance(n, Threshold) else n
                                       for n in graph.nodes))
     assert passes.remove_constant_neurons(clean)[1] == {}
+
+
+def test_backends_build_the_pruned_network(tmp_path):
+    """generate_firmware and generate_hw read the pass's graph: fewer neurons, the same outputs."""
+    from tests.conftest import require_tool
+    from xnorkit import build, ir
+
+    graph = random_graph([24, 40, 32, 20, 10], seed=4, w_bits=2, a_bits=1)
+    fc0 = graph.node("fc0").weights.copy()
+    fc0[:8] = 0  # 8 neurons pruned whole (plus random_graph's constant ones)
+    graph = _with_weights(graph, "fc0", fc0)
+    ir.save(graph, tmp_path)
+    design = build.generate_hw(tmp_path)
+    assert design["layers"][0]["mh"] < 40 - 8
+    require_tool("gcc")
+    from firmware import runner
+
+    build.generate_firmware(tmp_path)
+    x = random_inputs(graph, 100)
+    assert np.array_equal(runner.run_host(tmp_path / "firmware", x, 10), golden.predict_int(graph, x))

@@ -37,6 +37,8 @@ class LayerStats:
     macs: int         # multiply-accumulates per inference (binary MACs when input and weights are bipolar)
     binary: bool
     memory_bits: int  # weights and thresholds as stored
+    sparse_bits: int = 0  # the weights in the smallest format of packing.sparse_weight_bits (0: no weights)
+    sparse_format: str = ""
 
 
 def _shape(graph: Graph, tensor: str) -> str:
@@ -55,11 +57,14 @@ def layer_stats(graph: Graph) -> list[LayerStats]:
         elif isinstance(node, MatMul | Conv):
             w = node.weights
             positions = int(np.prod(graph.shape(node.output)[1:])) if isinstance(node, Conv) else 1
+            formats = packing.sparse_weight_bits(w, node.w_dtype.bits)
+            smallest = min(formats, key=formats.get)
             rows.append(LayerStats(
                 node.name, type(node).__name__, shape,
                 f"{node.in_dtype.name()} x {node.w_dtype.name()} -> {node.acc_dtype.name()}", int(w.size),
                 float(np.count_nonzero(w) / w.size), int(np.count_nonzero(w)) * positions,
-                node.in_dtype.bipolar and node.w_dtype.bipolar, int(w.size) * node.w_dtype.bits))
+                node.in_dtype.bipolar and node.w_dtype.bipolar, int(w.size) * node.w_dtype.bits,
+                formats[smallest], smallest))
         elif isinstance(node, Threshold):
             acc = graph.tensor_types[node.input]
             rows.append(LayerStats(node.name, "Threshold", shape, f"{acc.name()} -> {node.out_dtype.name()}", 0, 1.0,

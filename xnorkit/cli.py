@@ -315,19 +315,28 @@ def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                                      for r in rows]} | ({"design": design} if design else {}), indent=1))
         return
     table = Table(title=f"{build_dir}: {len(graph.matmuls())} layers")
-    for col in ("node", "op", "shape", "bits", "weights", "density", "MACs", "memory bits", "PE x SIMD", "cycles"):
-        table.add_column(col, justify="right" if col in ("weights", "MACs", "memory bits", "cycles") else "left")
+    for col in ("node", "op", "shape", "bits", "weights", "density", "MACs", "memory bits", "sparse weight bits",
+                "PE x SIMD", "cycles"):
+        table.add_column(col, justify="right" if col in ("weights", "MACs", "memory bits", "sparse weight bits",
+                                                         "cycles") else "left")
     for r in rows:
         fold = folds.get(r.name)
         macs = f"{r.macs:,}{' b' if r.binary else ''}" if r.macs else ""
+        sparse = f"{r.sparse_bits:,} ({r.sparse_format})" if r.weights and r.sparse_format != "dense" else ""
         table.add_row(r.name, r.op, r.shape, r.bits, f"{r.weights:,}" if r.weights else "",
                       f"{r.density:.0%}" if r.weights else "", macs, f"{r.memory_bits:,}" if r.memory_bits else "",
-                      f"{fold['pe']} x {fold['simd']}" if fold else "", str(fold["cycles"]) if fold else "")
+                      sparse, f"{fold['pe']} x {fold['simd']}" if fold else "", str(fold["cycles"]) if fold else "")
     total_macs = sum(r.macs for r in rows)
     table.caption = (f"{total_macs:,} MACs per inference ({sum(r.macs for r in rows if r.binary):,} binary), "
                      f"{sum(r.memory_bits for r in rows):,} bits of weights and thresholds"
                      + (f"; {design['initiation_interval']} cycles per inference" if design else ""))
     console.print(table)
+    from xnorkit import passes
+
+    _, removed = passes.remove_constant_neurons(graph)
+    if removed:
+        console.print("removed by the backends (constant or unread neurons, xnorkit/passes.py): "
+                      + ", ".join(f"{count} after {name}" for name, count in removed.items()))
     if design:
         hw_table = Table(title="accelerator stages (first-order estimate, docs/hardware.md)")
         for col in ("stage", "kind", "cycles", "LUTs", "FFs", "memory bits"):

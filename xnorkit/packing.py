@@ -133,3 +133,38 @@ def unstream_bytes(beats: np.ndarray, elems_per_beat: int, bits: int, signed: bo
     if signed:
         values = np.where(values >> (bits - 1), values - (1 << bits), values)
     return values
+
+
+# ---- sparse weight formats (sizes) ---------------------------------------------------------------------------
+
+BLOCK = 32  # weights per block of the `blocks` format: a 32-bit word of a binary row
+
+
+def sparse_weight_bits(weights: np.ndarray, w_bits: int) -> dict[str, int]:
+    """Bits of a weight matrix (rows = output channels) in each storage format, for choosing one by size:
+
+    - `dense`: every weight at `w_bits`;
+    - `mask`: a bit per weight (nonzero or not) plus the nonzeros packed, each in `value_bits` (1 when every
+      nonzero is -1 or +1, a pruned binary or ternary layer; else `w_bits`);
+    - `gaps`: Deep Compression's relative indexing: per nonzero, the distance to the previous one in its row in
+      `g` bits and its value, a zero-valued filler entry where a distance does not fit; the best `g` of 1..8;
+    - `blocks`: zero-block skipping: a bit per block of BLOCK weights of a row, the blocks with a nonzero dense.
+    """
+    w = np.asarray(weights).reshape(len(weights), -1)
+    nonzero = w != 0
+    count = int(nonzero.sum())
+    value_bits = 1 if count and np.isin(w[nonzero], (-1, 1)).all() else w_bits
+    best_gaps = None
+    for g in range(1, 9):
+        limit = (1 << g) - 1
+        entries = 0
+        for row in nonzero:
+            positions = np.flatnonzero(row)
+            gaps = np.diff(np.r_[-1, positions]) - 1  # zeros skipped before each nonzero
+            entries += len(positions) + int((gaps // (limit + 1)).sum())  # fillers for gaps beyond reach
+        bits = entries * (g + value_bits)
+        best_gaps = bits if best_gaps is None else min(best_gaps, bits)
+    pad = (-w.shape[1]) % BLOCK
+    blocks = np.pad(nonzero, ((0, 0), (0, pad))).reshape(len(w), -1, BLOCK).any(axis=2)
+    return {"dense": int(w.size) * w_bits, "mask": int(w.size) + count * value_bits, "gaps": int(best_gaps),
+            "blocks": int(blocks.size) + int(blocks.sum()) * BLOCK * w_bits}
