@@ -32,9 +32,16 @@ def _weight(layer: nn.Module) -> torch.Tensor:
 
 
 def set_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Attach pruning masks (1 keeps a weight) and zero what they remove. A binary layer becomes a pruned binary
+    one (models.PrunedBinaryWeight: +-1 kept, 0 removed), since a binary quantizer has no zero."""
+    from brevitas.nn.mixin.parameter import QuantWeightMixin
+
     layers = prunable(model)
     for name, mask in masks.items():
         layer = layers[name]
+        proxy = getattr(layer, "weight_quant", None)
+        if proxy is not None and issubclass(getattr(proxy, "quant_injector", object), models.BinaryWeight):
+            QuantWeightMixin.__init__(layer, models.PrunedBinaryWeight)
         if MASK in layer._buffers:
             layer._buffers[MASK] = mask.to(torch.float32)
         else:

@@ -6,7 +6,11 @@ import torch
 from brevitas.core.function_wrapper import TensorClampSte
 from brevitas.inject.enum import RestrictValueType, ScalingImplType, StatsOp
 from brevitas.nn import QuantIdentity, QuantReLU
-from brevitas.quant import Int8WeightPerTensorFloat, SignedBinaryWeightPerTensorConst
+from brevitas.quant import (
+    Int8WeightPerTensorFloat,
+    SignedBinaryWeightPerTensorConst,
+    SignedTernaryWeightPerTensorConst,
+)
 from brevitas.quant.base import UintQuant
 from brevitas.quant.solver import ActQuantSolver
 from torch import nn
@@ -37,6 +41,25 @@ class BinaryWeight(SignedBinaryWeightPerTensorConst):
     """Binary weights +-1 (Brevitas' default constant scale is 0.1; 1 keeps the integers readable)."""
 
     scaling_const = 1.0
+
+
+class SignOrZeroSte(nn.Module):
+    """sign(x) in {-1, 0, +1} with a straight-through gradient: a weight the pruning mask zeroed stays 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + (torch.sign(x) - x).detach()
+
+
+class PrunedBinaryWeight(SignedTernaryWeightPerTensorConst):
+    """A pruned binary layer: +-1 where the mask keeps a weight, exactly 0 where it removed one. It exports
+    as a narrow 2-bit integer weight (so the compiler sees the zeros as sparsity); a binary layer's quantizer
+    becomes this one when it gets a pruning mask (quant_train.compression.set_masks)."""
+
+    scaling_const = 1.0
+    float_to_int_impl = SignOrZeroSte
 
 
 class XnorWeight(SignedBinaryWeightPerTensorConst):

@@ -93,20 +93,17 @@ def _regularizer(cfg: config.Config):
     return lambda m: sparsity.conv_group_lasso(m, groups)
 
 
-def _needs_zero_weights(cfg: config.Config, section: str) -> None:
-    if cfg.model.weights in ("binary", "xnor"):
-        raise XnorkitError(f"{section}: binary weights are +-1 and cannot be zero or shared; use ternary, int<k> "
-                           "or dorefa<k> weights")
-
-
 def _check(cfg: config.Config) -> None:
     """Refuse impossible combinations before any training starts."""
     if cfg.sparsity:
         _regularizer(cfg)
-    if cfg.prune:
-        _needs_zero_weights(cfg, "prune")
-    if cfg.share:
-        _needs_zero_weights(cfg, "share")
+    # pruned binary weights are +-1 or 0 (models.PrunedBinaryWeight); XNOR-Net's alpha scaling has no zero
+    if cfg.prune and cfg.model.weights == "xnor":
+        raise XnorkitError("prune: XNOR-Net weights are +-alpha and cannot be zero; use binary (pruned binary "
+                           "weights are +-1 or 0), ternary, int<k> or dorefa<k> weights")
+    if cfg.share and cfg.model.weights in ("binary", "xnor"):
+        raise XnorkitError("share: binary weights are already one bit; weight sharing needs ternary, int<k> or "
+                           "dorefa<k> weights")
 
 
 def run(cfg: config.Config, data: Dataset, progress: Progress = None) -> tuple[nn.Module, dict]:

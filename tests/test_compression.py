@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from quant_train import compression, config, data, train, zoo
-from xnorkit import build
+from xnorkit import build, golden
 from xnorkit.ir import MatMul
 
 
@@ -106,3 +106,21 @@ def test_size_report_counts_every_bit():
     # indices: 3 x value 0.5, 1 x -0.5 -> codes of 1 bit; gaps 1, 3, 5, 3 -> {1, 3, 5}: 2 + 1 + 2 + 1 bits
     assert (r.index_bits, r.gap_bits, r.table_bits) == (4, 6, 2 * 5 + 3 * 5)
     assert r.dense_bits == 32 * 18 and r.total_bits == 4 + 6 + 25 + 64 + 64
+
+
+def test_pruned_binary_layers_export_their_zeros(tmp_path, digits):
+    """A binary layer with a pruning mask: +-1 where kept, exactly 0 where removed, exported as a narrow 2-bit
+    weight the compiler sees as sparsity; golden agrees with Brevitas."""
+    cfg = _cfg(weights="binary", a_bits=1)
+    model, _ = train.train(cfg, digits)
+    names = list(compression.prunable(model))
+    compression.set_masks(model, compression.magnitude_masks(model, {n: 0.25 for n in names}))
+    model, _ = train.train(cfg, digits, model=model, after_step=compression.apply_masks)
+    train.export_qonnx(model, (64,), tmp_path / "m.onnx")
+    graph = build.compile_model(tmp_path / "m.onnx", tmp_path / "b")
+    for node, name in zip(graph.matmuls(), names, strict=True):
+        mask = getattr(compression.prunable(model)[name], compression.MASK).numpy().astype(bool)
+        assert node.w_dtype.bits == 2 and set(np.unique(node.weights)) <= {-1, 0, 1}
+        assert np.array_equal(node.weights != 0, mask)  # every kept weight is +-1, every pruned one 0
+    x = digits.x_test
+    assert np.array_equal(golden.predict_float(graph, x).argmax(1), train.evaluate(model, x).argmax(1))

@@ -76,8 +76,8 @@ def test_structured_sparsity_stage(digits, model, groups, key):
 
 
 @pytest.mark.parametrize("model,sections,message", [
-    ({"hidden": [8]}, {"prune": {"density": 0.5}}, "prune: binary weights are"),
-    ({"hidden": [8], "weights": "xnor"}, {"share": {}}, "share: binary weights are"),
+    ({"hidden": [8], "weights": "xnor"}, {"prune": {"density": 0.5}}, "prune: XNOR-Net weights are"),
+    ({"hidden": [8], "weights": "xnor"}, {"share": {}}, "share: binary weights are already one bit"),
     ({"hidden": [8]}, {"sparsity": {"groups": "filters"}}, "needs a convolutional model"),
     ({"kind": "lenet5"}, {"sparsity": {"groups": "blocks"}}, "needs model.kind resnet"),
     ({"hidden": [8], "weights": "int4"}, {"prune": {"density": {"net.9.0": 0.5}}}, "no weight layer named net.9.0"),
