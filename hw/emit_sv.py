@@ -197,7 +197,7 @@ module {{ top }} (
       .IN_KIND({{ p.in_kind }}), .W_BITS({{ p.w_bits }}), .ACC_BITS({{ p.acc_bits }}),
       .N_THRESH({{ p.n_thresh }}), .OUT_BITS({{ p.out_bits }}), .OUT_BASE({{ p.out_base }}),
       .WEIGHT_FILE("{{ p.weight_file }}"), .THRESHOLD_FILE("{{ p.threshold_file }}"),
-      .WEIGHT_STYLE({{ p.weight_style }})
+      .WEIGHT_STYLE({{ p.weight_style }}), .TERNARY({{ p.ternary }})
   ) u_l{{ s.index }} (
 {% elif s.kind == "window" %}
   xk_sliding_window #(
@@ -504,7 +504,10 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
                    w_bits=node.w_dtype.bits, acc_bits=node.acc_dtype.bits,
                    n_thresh=n_thresh, out_bits=out_bits, out_base=out_base, positions=positions,
                    weight_file=f"l{index}_weights.mem", threshold_file=f"l{index}_thresholds.mem",
-                   weight_style=WEIGHT_STYLES.index(fold.weights))),
+                   weight_style=WEIGHT_STYLES.index(fold.weights),
+                   # pruned binary or ternary weights on bipolar inputs: the masked XNOR-popcount datapath
+                   ternary=int(in_kind == "bipolar" and node.w_dtype.bits == 2
+                               and bool(np.isin(matrix, (-1, 0, 1)).all())))),
         [stream], node.output, out_fmt)
 
 

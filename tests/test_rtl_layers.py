@@ -34,7 +34,8 @@ from xnorkit.ir import (
 )
 
 U2, U3, S3, S4, S5 = IntType(2), IntType(3), IntType(3, True), IntType(4, True), IntType(5, True)
-TYPES = {"bipolar": BIPOLAR, "u2": U2, "u3": U3, "s3": S3, "s4": S4, "s5": S5, "i2": IntType(2, True),
+TERNARY = IntType(2, True)  # weights -1, 0, +1 only (the masked XNOR datapath)
+TYPES = {"t": TERNARY, "bipolar": BIPOLAR, "u2": U2, "u3": U3, "s3": S3, "s4": S4, "s5": S5, "i2": IntType(2, True),
          "i3": S3, "i4": IntType(4, True)}
 
 
@@ -55,6 +56,9 @@ class _Net:
     def weights(self, w_dtype: IntType, shape: tuple[int, ...]) -> np.ndarray:
         if w_dtype.bipolar:
             return self.rng.choice(np.array([-1, 1], dtype=np.int8), size=shape)
+        if w_dtype is TERNARY:  # a pruned binary layer: -1, +1 and 70% zeros
+            return (self.rng.choice(np.array([-1, 1], dtype=np.int8), size=shape)
+                    * (self.rng.random(shape) < 0.3)).astype(np.int8)
         return self.rng.integers(w_dtype.min, w_dtype.max + 1, size=shape).astype(np.int8)  # zeros included
 
     def threshold(self, acc: str, rows: np.ndarray, in_dtype: IntType, levels: int, base: int) -> str:
@@ -78,7 +82,7 @@ class _Net:
 
 
 # the default suite runs these; the other cases are marked slow (make test-all)
-DEFAULT = {"xnor_sign_folded", "xnor_sign_parallel", "int4_ternary_2bit", "bipolar_int4_signed_out",
+DEFAULT = {"xnor_sign_folded", "xnor_sign_parallel", "int4_ternary_2bit", "bipolar_pruned_binary_sign", "bipolar_int4_signed_out",
            "xnor_padded_int2_window", "xnor_unpadded_whole_window",
            "depthwise_serial", "grouped_2_three_per_group", "max_int4_padding_never_wins", "sum_int3_3x3",
            "int4_map_signed_3bit", "add_int4_pooled_branch", "concat_bipolar_fork"}
@@ -121,6 +125,8 @@ MVTU_CASES = {
     "bipolar_int4_signed_out": ("bipolar", "i4", 3, -2, 6, 3),
     "uint2_int3_4bit_out": ("u2", "i3", 15, 0, 2, 12),
     "int5_int4_accumulator": ("s5", "i4", 0, 0, 3, 2),
+    "bipolar_pruned_binary_sign": ("bipolar", "t", 1, 0, 3, 8),
+    "bipolar_pruned_binary_parallel": ("bipolar", "t", 0, 0, 12, 24),
 }
 
 

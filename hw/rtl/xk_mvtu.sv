@@ -14,6 +14,8 @@
 // Element kinds (docs/numerics.md): IN_KIND 0 bipolar (1 bit, 1 = +1), 1 unsigned, 2 signed
 // (IN_BITS each); W_BITS 1 bipolar, else signed two's complement. Datapath per PE lane and fold:
 //   bipolar x bipolar:  2 * popcount(XNOR) - SIMD     (xk_xnor_popcount)
+//   bipolar x ternary:  2 * popcount(keep & (x ^ negative)) - popcount(keep)   (TERNARY: W_BITS 2 with
+//                       weights in {-1, 0, +1}, a pruned binary layer: 00 is 0, 01 is +1, 11 is -1)
 //   integer x bipolar:  sum of +x or -x               (no multiplier)
 //   any x integer:      sum of signed products        (bit-parallel multipliers)
 // Output per neuron: N_THRESH == 0: the accumulator (ACC_BITS, signed); else the multi-threshold
@@ -39,6 +41,7 @@ module xk_mvtu #(
     parameter WEIGHT_FILE = "weights.mem",
     parameter THRESHOLD_FILE = "thresholds.mem",
     parameter int WEIGHT_STYLE = 0,  // 0: the tool's choice, 1: block RAM, 2: logic (constants folded into LUTs)
+    parameter bit TERNARY = 1'b0,  // W_BITS 2 weights are all -1, 0 or +1 (set by the generator from the IR)
     localparam int OUT_W = N_THRESH == 0 ? ACC_BITS : OUT_BITS
 ) (
     input  logic                     clk,
@@ -58,6 +61,7 @@ module xk_mvtu #(
   localparam int ADDR_W = SF * NF > 1 ? $clog2(SF * NF) : 1;
   localparam int POP_W = $clog2(SIMD + 1);
   localparam bit XNOR = IN_KIND == 0 && W_BITS == 1;
+  localparam bit MASKED_XNOR = IN_KIND == 0 && W_BITS == 2 && TERNARY;
   // an integer fold's terms (+x or -x, or x * w) and their sum
   localparam int TERM_BITS = W_BITS == 1 ? IN_BITS + 2 : IN_BITS + W_BITS + 2;
   localparam int SUM_BITS = TERM_BITS + $clog2(SIMD);
@@ -164,6 +168,24 @@ module xk_mvtu #(
       xk_xnor_popcount #(.N(SIMD)) u_popcount (.x(s1_data), .w(s1_weights[p*SIMD+:SIMD]), .count(popcount));
       // dot product of the fold from its popcount: 2 p - SIMD
       assign partial = $signed({{(ACC_BITS - POP_W - 1) {1'b0}}, popcount, 1'b0}) - ACC_BITS'(SIMD);
+    end else if (MASKED_XNOR) begin : g_masked_xnor
+      // a zero weight drops out of both popcounts; with constant weights synthesis removes it entirely
+      localparam int DOT_BITS = POP_W + 2;
+      logic [SIMD-1:0] keep, negative;
+      logic [POP_W-1:0] agree, kept;
+      logic signed [DOT_BITS-1:0] dot;
+      for (genvar s = 0; s < SIMD; s++) begin : g_weight_bits
+        assign keep[s]     = s1_weights[(p*SIMD+s)*2];
+        assign negative[s] = s1_weights[(p*SIMD+s)*2+1];
+      end
+      xk_popcount #(.N(SIMD)) u_agree (.bits(keep & (s1_data ^ negative)), .count(agree));
+      xk_popcount #(.N(SIMD)) u_kept (.bits(keep), .count(kept));
+      assign dot = $signed({1'b0, agree, 1'b0}) - $signed({2'b0, kept});
+      assign partial = ACC_BITS'(dot);  // the fold's sum fits the accumulator: its range is the layer's
+      if (DOT_BITS > ACC_BITS) begin : g_unused_dot_bits
+        logic unused_dot;
+        assign unused_dot = &{1'b0, dot[DOT_BITS-1:ACC_BITS]};
+      end
     end else begin : g_integer
       // elements and weights as signed values one bit wider than stored (xk_value owns the bit meaning)
       logic signed [IN_BITS:0] in_values[SIMD];
