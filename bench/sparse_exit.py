@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from firmware import runner as fw  # noqa: E402
 from hw import synth  # noqa: E402
 from hw.folding import Fold  # noqa: E402
-from quant_train import compression, config, data, recipe, train  # noqa: E402
+from quant_train import compression, config, data, sparsity, train  # noqa: E402
 from sim import runner  # noqa: E402
 from tests.conftest import random_graph  # noqa: E402
 from xnorkit import build, golden, ir, numerics, packing, passes  # noqa: E402
@@ -122,17 +122,18 @@ def main() -> int:
                       f"{binary:,}, smallest sparse format {sparse:,} ({sparse / stored:.0%} of stored, "
                       f"{sparse / binary:.0%} of dense binary)", flush=True)
 
-        digits = data.load_digits()
-        cfg = config.validate({"model": {"kind": "mlp", "hidden": [64, 64], "weights": "int2", "a_bits": 2},
-                               "train": {"epochs": 20, "lr": 0.005},
-                               "sparsity": {"groups": "neurons", "weight": 3e-3, "threshold": 0.05, "epochs": 10}})
-        model, metrics = recipe.run(cfg, digits)
-        train.export_qonnx(model, (64,), work / "gl.onnx")
+        digits = data.load_digits()  # the digits default (2 x 256, W1A1), group lasso as bench/group_lasso_digits
+        cfg = config.Config()
+        sparse, _ = train.train(cfg, digits, regularizer=sparsity.neuron_group_lasso, reg_weight=2e-4)
+        small, _ = sparsity.prune_by_gamma(sparse, 0.15)
+        small, _ = train.train(cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 10})}),
+                               digits, model=small)
+        train.export_qonnx(small, (64,), work / "gl.onnx")
         graph = build.compile_model(work / "gl.onnx", work / "gl")
         exact = bit_exact(work / "gl", digits.x_test)
         sizes = [n.out_features for n in graph.matmuls()]
         results["group_lasso_mlp"] = {"layers": sizes, **exact}
-        print(f"group-lasso MLP on digits: layers {sizes} (from 64, 64); bit-exact RTL {exact['rtl']}, host C "
+        print(f"group-lasso MLP on digits: layers {sizes} (from 256, 256, 10); bit-exact RTL {exact['rtl']}, host C "
               f"{exact['c']}, Cortex-M4 {exact['cortex_m4']}  [{time.perf_counter() - t0:.0f} s]", flush=True)
 
         fit = data.Dataset("mnist", mnist.x_train[:55000], mnist.y_train[:55000], mnist.x_train[55000:],
