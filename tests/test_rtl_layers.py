@@ -82,7 +82,8 @@ class _Net:
 
 
 # the default suite runs these; the other cases are marked slow (make test-all)
-DEFAULT = {"xnor_sign_folded", "xnor_sign_parallel", "int4_ternary_2bit", "bipolar_pruned_binary_sign", "bipolar_int4_signed_out",
+DEFAULT = {"xnor_sign_folded", "xnor_sign_parallel", "int4_ternary_2bit", "bipolar_pruned_binary_sign",
+           "bipolar_int4_signed_out",
            "xnor_padded_int2_window", "xnor_unpadded_whole_window",
            "depthwise_serial", "grouped_2_three_per_group", "max_int4_padding_never_wins", "sum_int3_3x3",
            "int4_map_signed_3bit", "add_int4_pooled_branch", "concat_bipolar_fork"}
