@@ -68,6 +68,11 @@ def test_backends_build_the_pruned_network(tmp_path):
     ir.save(graph, tmp_path)
     design = build.generate_hw(tmp_path)
     assert design["layers"][0]["mh"] < 40 - 8
+    from hw.folding import Fold
+
+    # a folding written for the layers as compiled (40 neurons: SIMD 8 of fc1) builds those
+    as_compiled = {"fc0": Fold(4, 8), "fc1": Fold(4, 8), "fc2": Fold(2, 4), "fc3": Fold(2, 4)}
+    assert build.generate_hw(tmp_path, as_compiled)["layers"][0]["mh"] == 40
     require_tool("gcc")
     from firmware import runner
 

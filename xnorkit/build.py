@@ -96,12 +96,21 @@ def calibrate_exit(build: Path, x: np.ndarray, labels: np.ndarray, allowance: fl
     return calibrate_margin(margins, exit_right, final_right, allowance)
 
 
-def backend_graph(build: Path) -> Graph:
+def backend_graph(build: Path, folding=None) -> Graph:
     """The build's IR as the backends build it: constant and unread hidden neurons removed (xnorkit.passes, exact:
-    the same network outputs), so structured sparsity shrinks the RTL, the HLS C++ and the firmware."""
+    the same network outputs), so structured sparsity shrinks the RTL, the HLS C++ and the firmware. A given
+    `folding` that does not fit the smaller layers was written for the layers as compiled: those are built."""
+    from hw import folding as fold_mod
     from xnorkit import passes
 
-    return passes.remove_constant_neurons(load(build))[0]
+    compiled = load(build)
+    graph = passes.remove_constant_neurons(compiled)[0]
+    if folding is not None:
+        try:
+            fold_mod.validate(graph, folding)
+        except XnorkitError:
+            return compiled
+    return graph
 
 
 def load(build: Path) -> Graph:
@@ -114,7 +123,7 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str 
     from hw import emit_sv
     from hw import folding as fold_mod
 
-    graph = backend_graph(build)
+    graph = backend_graph(build, folding)
     if folding is None and board is not None:
         import boards
         from hw import fit
@@ -133,7 +142,7 @@ def generate_hls(build: Path, folding, board: str | None = None, check_inputs: i
     from hw import emit_hls
     from sim import hls
 
-    graph = backend_graph(build)
+    graph = backend_graph(build, folding)
     target = boards.load_kind(board or "pynq-z2", "fpga")
     files = emit_hls.emit(graph, folding, target.part, target.clock_mhz)
     out = write_tree(Path(build) / "hls", files)
