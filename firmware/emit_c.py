@@ -337,6 +337,16 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
                     prog.table("uint32_t", name, packing.pack_bits(rows, 32), 6, "0x{:08x}u")
                     prog.call(f"xk_dense_bin_bin({{}}, {x.pixels * _words(x.channels)}u, {x.pixels * x.channels}u, "
                               f"{name}, {node.out_features}u, {{}});", x, writes=acc, comment=node.name)
+                elif (x.bits and binary_kernels and node.w_dtype.bits == 2
+                      and bool(np.isin(matrix, (-1, 0, 1)).all())):  # pruned binary / ternary: two bit planes
+                    planes3 = matrix.reshape(len(matrix), x.pixels, x.channels)
+                    prog.table("uint32_t", name, packing.pack_bits((planes3 != 0).astype(np.uint8), 32), 6,
+                               "0x{:08x}u")
+                    positive = prog.table("uint32_t", f"{name}_positive",
+                                          packing.pack_bits((planes3 > 0).astype(np.uint8), 32), 6, "0x{:08x}u")
+                    kept = prog.table("int32_t", f"{name}_kept", np.count_nonzero(matrix, axis=1), 10)
+                    prog.call(f"xk_dense_bin_masked({{}}, {x.pixels * _words(x.channels)}u, {name}, {positive}, "
+                              f"{kept}, {node.out_features}u, {{}});", x, writes=acc, comment=node.name)
                 elif node.w_dtype.bipolar and binary_kernels:  # by the input's bit planes on the binary kernel
                     bits = packing.bipolar_to_bits(matrix)
                     prog.table("uint32_t", name, packing.pack_bits(bits, 32), 6, "0x{:08x}u")

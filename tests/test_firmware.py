@@ -234,3 +234,22 @@ def test_generated_folder_builds_with_make_and_cmake(tmp_path):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (build / "libxnorkit_model.a").exists()
+
+
+def test_pruned_binary_layers_run_on_the_masked_kernel(tmp_path):
+    """Bipolar inputs with weights -1, 0, +1 (random_graph's 2-bit weights): the two-plane XNOR kernel, bit-exact
+    on the host and the Cortex-M4, with fewer instructions than the same layers as 2-bit integer fields."""
+    require_tool("gcc")
+    graph = random_graph([20, 40, 70, 10], seed=8, w_bits=2)
+    x = random_inputs(graph, 200)
+    expected = golden.predict_int(graph, x)
+    write_tree(tmp_path / "fw", emit_c.emit(graph))
+    assert (tmp_path / "fw" / "xk_model.c").read_text().count("xk_dense_bin_masked(") == 2
+    assert np.array_equal(runner.run_host(tmp_path / "fw", x, 10), expected)
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    outputs, masked = runner.profile_cortex_m4(tmp_path / "fw", x[:20], 10)
+    assert np.array_equal(outputs, expected[:20])
+    write_tree(tmp_path / "int", emit_c.emit(graph, binary_kernels=False))
+    _, plain = runner.profile_cortex_m4(tmp_path / "int", x[:20], 10)
+    assert masked.sum(axis=1).max() < plain.sum(axis=1).min()

@@ -111,6 +111,17 @@ void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const
     }
 }
 
+void xk_dense_bin_masked(const uint32_t *x, uint32_t words, const uint32_t *keep, const uint32_t *positive,
+                         const int32_t *kept, uint32_t n_out, int32_t *acc) {
+    /* padding bits are 0 in `keep`: they never count */
+    for (uint32_t o = 0; o < n_out; o++) {
+        const uint32_t *k = keep + o * words, *p = positive + o * words;
+        uint32_t differ = 0;
+        for (uint32_t i = 0; i < words; i++) differ += xk_popcount32(k[i] & (x[i] ^ p[i]));
+        acc[o] = kept[o] - 2 * (int32_t)differ;
+    }
+}
+
 void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_signed, const uint32_t *weights,
                       const int32_t *ones, uint32_t n_out, uint32_t *planes, int32_t *acc) {
     const uint32_t words = XK_WORDS(n_in);

@@ -71,6 +71,12 @@ void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, float scale
 void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const uint32_t *weights,
                       uint32_t n_out, int32_t *acc);
 
+/* Bipolar input, weights -1, 0 or +1 (a pruned binary or ternary layer) as two bit planes packed as above:
+ * `keep` (the weight is not 0) and `positive` (it is +1), `kept[o]` of a row's weights kept:
+ * acc[o] = kept[o] - 2 * popcount(keep & (x XOR positive)), the kept products that differ counting -1. */
+void xk_dense_bin_masked(const uint32_t *x, uint32_t words, const uint32_t *keep, const uint32_t *positive,
+                         const int32_t *kept, uint32_t n_out, int32_t *acc);
+
 /* Integer input of `in_bits` bits (two's complement when `is_signed`), bipolar weights packed as above (one
  * row of XK_WORDS(n_in) words per output, `ones[o]` of them set): acc[o] = sum_i (w[o][i] ? +x[i] : -x[i]),
  * by bit planes: with x = sum_k c_k x_k (c_k = 2^k; the sign plane of a signed input -2^(in_bits-1)),
