@@ -79,3 +79,29 @@ def test_backends_build_the_pruned_network(tmp_path):
     build.generate_firmware(tmp_path)
     x = random_inputs(graph, 100)
     assert np.array_equal(runner.run_host(tmp_path / "firmware", x, 10), golden.predict_int(graph, x))
+
+
+def test_signed_outputs_with_a_constant_level_of_minus_one():
+    """A signed multi-threshold output (base -2): a neuron stuck at level -1 is as constant as any other."""
+    from xnorkit import numerics
+    from xnorkit.ir import IntType
+
+    graph = random_graph([16, 24, 20, 10], seed=5, a_bits=2)
+    signed = IntType(2, True)
+    act = graph.node("sign0")
+    fc0 = graph.node("fc0")
+    lo, hi = numerics.accumulator_range(fc0.weights[1], fc0.in_dtype)
+    thresholds = act.thresholds.copy()
+    thresholds[1] = [lo, hi + 1, hi + 1]  # always one level up from -2: -1
+    fc1 = graph.node("fc1")
+    nodes = tuple(replace(n, thresholds=thresholds, base=-2, out_dtype=signed) if n.name == "sign0" else
+                  replace(n, in_dtype=signed, acc_dtype=numerics.accumulator_type(n.weights, signed))
+                  if n.name == "fc1" else n for n in graph.nodes)
+    types = {**graph.tensor_types, "act0": signed,
+             "acc1": numerics.accumulator_type(fc1.weights, signed)}
+    graph = replace(graph, nodes=nodes, tensor_types=types)
+    verify(graph)
+    x = random_inputs(graph, 300)
+    pruned, removed = passes.remove_constant_neurons(graph)
+    assert np.array_equal(golden.predict_int(pruned, x), golden.predict_int(graph, x))
+    assert removed["sign0"] == 3  # always, never and the one at -1

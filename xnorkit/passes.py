@@ -15,19 +15,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from xnorkit import numerics
+from xnorkit import golden, numerics
 from xnorkit.ir import Dequantize, Graph, MatMul, Threshold
 
 
-def _constant_levels(node: Threshold, layer: MatMul) -> np.ndarray:
-    """Per channel, the output level when it cannot change over the accumulator's range, else -1."""
-    levels = np.full(node.channels, -1, dtype=np.int64)
-    for c in range(node.channels):
-        lo, hi = numerics.accumulator_range(layer.weights[c], layer.in_dtype)
-        t = node.thresholds[c]
-        if not np.any((t > lo) & (t <= hi)):  # no threshold between two reachable accumulator values
-            levels[c] = node.base + int(np.count_nonzero(t <= lo))
-    return levels
+def _constant_levels(node: Threshold, layer: MatMul) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel, whether its output cannot change over the accumulator's range, and its output at the range's
+    low end (golden.threshold, monotone in the accumulator: equal at both ends means constant)."""
+    ranges = np.array([numerics.accumulator_range(row, layer.in_dtype) for row in layer.weights])
+    low, high = golden.threshold(node, ranges[None, :, 0])[0], golden.threshold(node, ranges[None, :, 1])[0]
+    return low == high, low
 
 
 def _chain(graph: Graph, first: MatMul) -> tuple[Threshold, MatMul, Threshold | Dequantize] | None:
@@ -55,9 +52,8 @@ def _remove_once(graph: Graph) -> tuple[Graph, dict[str, int]]:
             continue
         first = nodes[first.name]
         act, nxt, after = (nodes[n.name] for n in chain)
-        levels = _constant_levels(act, first)
+        constant, levels = _constant_levels(act, first)
         unused = ~np.any(nxt.weights != 0, axis=0)
-        constant = levels >= 0
         if isinstance(after, Dequantize):
             # the network's output accumulators themselves would move: only neurons nothing reads may go
             constant = constant & unused
@@ -65,7 +61,7 @@ def _remove_once(graph: Graph) -> tuple[Graph, dict[str, int]]:
         if not drop.any() or drop.all():
             continue
         keep = ~drop
-        values = numerics.integer_values(np.where(constant, levels, 0), act.out_dtype)
+        values = numerics.integer_values(levels, act.out_dtype)
         shift = nxt.weights[:, constant].astype(np.int64) @ values[constant].astype(np.int64)
         weights = nxt.weights[:, keep]
         nodes[first.name] = replace(first, weights=first.weights[keep],
