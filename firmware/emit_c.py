@@ -338,7 +338,7 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
                     prog.call(f"xk_dense_bin_bin({{}}, {x.pixels * _words(x.channels)}u, {x.pixels * x.channels}u, "
                               f"{name}, {node.out_features}u, {{}});", x, writes=acc, comment=node.name)
                 elif (x.bits and binary_kernels and node.w_dtype.bits == 2
-                      and bool(np.isin(matrix, (-1, 0, 1)).all())):  # pruned binary / ternary: two bit planes
+                      and packing.signs_or_zeros(matrix)):  # pruned binary / ternary: two bit planes
                     planes3 = matrix.reshape(len(matrix), x.pixels, x.channels)
                     prog.table("uint32_t", name, packing.pack_bits((planes3 != 0).astype(np.uint8), 32), 6,
                                "0x{:08x}u")

@@ -507,7 +507,7 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
                    weight_style=WEIGHT_STYLES.index(fold.weights),
                    # pruned binary or ternary weights on bipolar inputs: the masked XNOR-popcount datapath
                    ternary=int(in_kind == "bipolar" and node.w_dtype.bits == 2
-                               and bool(np.isin(matrix, (-1, 0, 1)).all())))),
+                               and packing.signs_or_zeros(matrix)))),
         [stream], node.output, out_fmt)
 
 

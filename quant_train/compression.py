@@ -39,8 +39,7 @@ def set_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
     layers = prunable(model)
     for name, mask in masks.items():
         layer = layers[name]
-        proxy = getattr(layer, "weight_quant", None)
-        if proxy is not None and issubclass(getattr(proxy, "quant_injector", object), models.BinaryWeight):
+        if models.quantized_by(layer, models.BinaryWeight):
             QuantWeightMixin.__init__(layer, models.PrunedBinaryWeight)
         if MASK in layer._buffers:
             layer._buffers[MASK] = mask.to(torch.float32)

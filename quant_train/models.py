@@ -43,6 +43,12 @@ class BinaryWeight(SignedBinaryWeightPerTensorConst):
     scaling_const = 1.0
 
 
+def quantized_by(module: nn.Module, *quantizers: type) -> bool:
+    """Whether a Brevitas layer's weights use one of these quantizers (or a subclass)."""
+    proxy = getattr(module, "weight_quant", None)
+    return proxy is not None and issubclass(getattr(proxy, "quant_injector", object), quantizers)
+
+
 class SignOrZeroSte(nn.Module):
     """sign(x) in {-1, 0, +1} with a straight-through gradient: a weight the pruning mask zeroed stays 0."""
 

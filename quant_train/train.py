@@ -136,23 +136,18 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
     return model, metrics
 
 
-def _pruned_binary(module: nn.Module) -> bool:
-    proxy = getattr(module, "weight_quant", None)
-    return proxy is not None and issubclass(getattr(proxy, "quant_injector", object), models.PrunedBinaryWeight)
-
-
 def bake_parametrizations(model: nn.Module) -> nn.Module:
     """A copy of `model` whose parametrized weights (DoReFa's tanh normalization, shared weights) are plain
     tensors holding the values they produce: the exported graph then starts from constants. Pruned binary
     weights become their values -1, 0, +1, which QONNX's rounding Quant node keeps as they are."""
-    pruned = [m for m in model.modules() if _pruned_binary(m)]
+    pruned = [m for m in model.modules() if models.quantized_by(m, models.PrunedBinaryWeight)]
     if not pruned and not any(parametrize.is_parametrized(m) for m in model.modules()):
         return model
     model = copy.deepcopy(model)
     models.unparametrize(model)
     with torch.no_grad():
         for module in model.modules():
-            if _pruned_binary(module):
+            if models.quantized_by(module, models.PrunedBinaryWeight):
                 module.weight.copy_(torch.sign(module.weight))
     return model
 

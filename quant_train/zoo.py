@@ -18,7 +18,15 @@ from brevitas.quant import Int8WeightPerChannelFloat, SignedBinaryActPerTensorCo
 from torch import nn
 from torch.nn.utils import parametrize
 
-from quant_train.models import BinaryWeight, DoReFaWeight, PrunedBinaryWeight, XnorWeight, pixel_quant, plain
+from quant_train.models import (
+    BinaryWeight,
+    DoReFaWeight,
+    PrunedBinaryWeight,
+    XnorWeight,
+    pixel_quant,
+    plain,
+    quantized_by,
+)
 from xnorkit.errors import XnorkitError
 
 MLPS = {"tfc": [64, 64, 64], "sfc": [256, 256, 256], "lfc": [1024, 1024, 1024], "lenet300": [300, 100]}
@@ -83,8 +91,7 @@ def clip_binary_weights(model: nn.Module) -> None:
     with torch.no_grad():
         for module in model.modules():
             proxy = getattr(module, "weight_quant", None)
-            if proxy is not None and issubclass(getattr(proxy, "quant_injector", object),
-                                                (BinaryWeight, PrunedBinaryWeight)):
+            if quantized_by(module, BinaryWeight, PrunedBinaryWeight):
                 scale = float(proxy.scale().max())
                 module.weight.clamp_(-scale, scale)
 

@@ -71,6 +71,6 @@ def test_hls4ml_comparison_table(trained_build):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((trained_build / "build" / "hls4ml" / "comparison.json").read_text())
     assert result["inputs"] == 40 and [r["config"] for r in result["rows"]] == ["hls4ml default", "wide fixed<32,16>"]
-    for row in result["rows"]:
-        assert "error" in row or (0 <= row["argmax_agree"] <= 40 and row["max_abs_difference"] >= 0)
+    for row in result["rows"]:  # both configurations convert and run: the table holds their figures
+        assert "error" not in row and 0 <= row["argmax_agree"] <= 40 and row["max_abs_difference"] >= 0
     assert "| hls4ml default |" in (trained_build / "build" / "hls4ml" / "comparison.md").read_text()

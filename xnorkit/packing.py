@@ -137,6 +137,12 @@ def unstream_bytes(beats: np.ndarray, elems_per_beat: int, bits: int, signed: bo
 
 # ---- sparse weight formats (sizes) ---------------------------------------------------------------------------
 
+def signs_or_zeros(weights: np.ndarray) -> bool:
+    """Every weight is -1, 0 or +1 (a pruned binary or ternary layer): one sign bit per kept weight suffices, and
+    on bipolar inputs the masked XNOR-popcount computes the layer (RTL and C)."""
+    return bool(np.isin(weights, (-1, 0, 1)).all())
+
+
 BLOCK = 32  # weights per block of the `blocks` format: a 32-bit word of a binary row
 
 
@@ -153,7 +159,7 @@ def sparse_weight_bits(weights: np.ndarray, w_bits: int) -> dict[str, int]:
     w = np.asarray(weights).reshape(len(weights), -1)
     nonzero = w != 0
     count = int(nonzero.sum())
-    value_bits = 1 if count and np.isin(w[nonzero], (-1, 1)).all() else w_bits
+    value_bits = 1 if count and signs_or_zeros(w) else w_bits
     best_gaps = None
     for g in range(1, 9):
         limit = (1 << g) - 1
