@@ -124,7 +124,7 @@ class Program:
     def table(self, ctype: str, name: str, values: np.ndarray, per_line: int, fmt: str = "{}") -> str:
         values = np.asarray(values).reshape(-1)
         self.tables.append(_Table(ctype, name, values.size, c_array(values, per_line, fmt)))
-        self.weight_bytes += values.size * {"uint32_t": 4, "int32_t": 4, "int8_t": 1}[ctype]
+        self.weight_bytes += values.size * {"uint32_t": 4, "int32_t": 4, "uint16_t": 2, "int8_t": 1}[ctype]
         return name
 
 
@@ -340,13 +340,25 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
                 elif (x.bits and binary_kernels and node.w_dtype.bits == 2
                       and packing.signs_or_zeros(matrix)):  # pruned binary / ternary: two bit planes
                     planes3 = matrix.reshape(len(matrix), x.pixels, x.channels)
-                    prog.table("uint32_t", name, packing.pack_bits((planes3 != 0).astype(np.uint8), 32), 6,
-                               "0x{:08x}u")
-                    positive = prog.table("uint32_t", f"{name}_positive",
-                                          packing.pack_bits((planes3 > 0).astype(np.uint8), 32), 6, "0x{:08x}u")
+                    keep = packing.pack_bits((planes3 != 0).astype(np.uint8), 32).reshape(len(matrix), -1)
+                    positive = packing.pack_bits((planes3 > 0).astype(np.uint8), 32).reshape(len(matrix), -1)
                     kept = prog.table("int32_t", f"{name}_kept", np.count_nonzero(matrix, axis=1), 10)
-                    prog.call(f"xk_dense_bin_masked({{}}, {x.pixels * _words(x.channels)}u, {name}, {positive}, "
-                              f"{kept}, {node.out_features}u, {{}});", x, writes=acc, comment=node.name)
+                    stored = keep != 0
+                    # the words holding a kept weight with their places (row starts, word indices), when smaller
+                    # than both planes whole: zero blocks neither stored nor visited
+                    if stored.sum() * 80 + (len(matrix) + 1) * 32 < keep.size * 64:
+                        starts = prog.table("uint32_t", f"{name}_row_start", np.r_[0, np.cumsum(stored.sum(axis=1))],
+                                            10)
+                        index = prog.table("uint16_t", f"{name}_word_index", np.nonzero(stored)[1], 12)
+                        prog.table("uint32_t", name, keep[stored], 6, "0x{:08x}u")
+                        sign = prog.table("uint32_t", f"{name}_positive", positive[stored], 6, "0x{:08x}u")
+                        prog.call(f"xk_dense_bin_sparse({{}}, {starts}, {index}, {name}, {sign}, {kept}, "
+                                  f"{node.out_features}u, {{}});", x, writes=acc, comment=node.name)
+                    else:
+                        prog.table("uint32_t", name, keep, 6, "0x{:08x}u")
+                        sign = prog.table("uint32_t", f"{name}_positive", positive, 6, "0x{:08x}u")
+                        prog.call(f"xk_dense_bin_masked({{}}, {x.pixels * _words(x.channels)}u, {name}, {sign}, "
+                                  f"{kept}, {node.out_features}u, {{}});", x, writes=acc, comment=node.name)
                 elif node.w_dtype.bipolar and binary_kernels:  # by the input's bit planes on the binary kernel
                     bits = packing.bipolar_to_bits(matrix)
                     prog.table("uint32_t", name, packing.pack_bits(bits, 32), 6, "0x{:08x}u")

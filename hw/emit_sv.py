@@ -32,6 +32,7 @@ from hw.folding import (
     layer_cycles,
     mac_layers,
     matrix_shape,
+    tile_schedule,
     to_json,
     validate,
 )
@@ -197,7 +198,8 @@ module {{ top }} (
       .IN_KIND({{ p.in_kind }}), .W_BITS({{ p.w_bits }}), .ACC_BITS({{ p.acc_bits }}),
       .N_THRESH({{ p.n_thresh }}), .OUT_BITS({{ p.out_bits }}), .OUT_BASE({{ p.out_base }}),
       .WEIGHT_FILE("{{ p.weight_file }}"), .THRESHOLD_FILE("{{ p.threshold_file }}"),
-      .WEIGHT_STYLE({{ p.weight_style }}), .TERNARY({{ p.ternary }})
+      .WEIGHT_STYLE({{ p.weight_style }}), .TERNARY({{ p.ternary }}){% if p.n_tiles %},
+      .SPARSE(1'b1), .N_TILES({{ p.n_tiles }}), .N_WORDS({{ p.n_words }}), .TILE_FILE("{{ p.tile_file }}"){% endif %}
   ) u_l{{ s.index }} (
 {% elif s.kind == "window" %}
   xk_sliding_window #(
@@ -337,6 +339,7 @@ class Lowered:
     matrices: dict[int, np.ndarray]
     thresholds: dict[int, np.ndarray | None]
     input_bits: int
+    schedules: dict[int, list[packing.Step]] = field(default_factory=dict)  # units skipping zero tiles
 
 
 _SUPPORTED = (Quantize, MatMul, Conv, Threshold, MaxPool, SumPool, Reshape, Transpose, Add, Concat, Dequantize)
@@ -495,20 +498,50 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
     out_base = 0 if threshold is None else threshold.base
     index = len(low.stages)
     low.matrices[index] = matrix
+    schedule = tile_schedule(graph, node, fold)  # None for a unit after a flatten: `matrix` is its own order
+    w_bits = node.w_dtype.bits
+    signs_or_zeros = w_bits == 2 and packing.signs_or_zeros(matrix)
+    ternary = in_kind == "bipolar" and signs_or_zeros
+    if schedule is not None:
+        low.schedules[index] = schedule
+        if signs_or_zeros and _zeros_skipped(matrix, fold.pe, fold.simd, schedule):
+            w_bits, ternary = 1, False  # block-pruned binary: the zeros are in skipped tiles, the rest is +-1
     low.thresholds[index] = None if threshold is None else threshold.thresholds
     out_fmt = (node.acc_dtype.bits, "signed") if threshold is None else (out_bits, _kind(threshold.out_dtype))
     add(Stage(index, "mvtu", node.name, fold.simd, in_bits, fold.pe, out_bits, threshold is None or out_base < 0,
               layer_cycles(graph, node, fold), mh // fold.pe,
               dict(mw=mw, mh=mh, pe=fold.pe, simd=fold.simd, in_kind=IN_KINDS[in_kind],
                    groups=node.groups if isinstance(node, Conv) else 1,
-                   w_bits=node.w_dtype.bits, acc_bits=node.acc_dtype.bits,
+                   w_bits=w_bits, ir_w_bits=node.w_dtype.bits, acc_bits=node.acc_dtype.bits,
                    n_thresh=n_thresh, out_bits=out_bits, out_base=out_base, positions=positions,
                    weight_file=f"l{index}_weights.mem", threshold_file=f"l{index}_thresholds.mem",
                    weight_style=WEIGHT_STYLES.index(fold.weights),
                    # pruned binary or ternary weights on bipolar inputs: the masked XNOR-popcount datapath
-                   ternary=int(in_kind == "bipolar" and node.w_dtype.bits == 2
-                               and packing.signs_or_zeros(matrix)))),
+                   ternary=int(ternary),
+                   n_tiles=len(schedule) if schedule else 0,
+                   n_words=sum(step.compute for step in schedule) if schedule else 0,
+                   tile_file=f"l{index}_tiles.mem")),
         [stream], node.output, out_fmt)
+
+
+def _zeros_skipped(matrix: np.ndarray, pe: int, simd: int, schedule: list[packing.Step]) -> bool:
+    """Every tile the unit computes is free of zeros (its weights in {-1, 0, +1} can be stored as bits)."""
+    tiles = packing.mvtu_weight_tiles(matrix, pe, simd)
+    sf_count = matrix.shape[1] // simd
+    return all((tiles[step.nf * sf_count + step.sf] != 0).all() for step in schedule if step.compute)
+
+
+def weight_memory_bits(stage: Stage) -> dict[str, int]:
+    """An MVTU's weight memory as generated (with its step memory when it skips zero tiles) against every fold
+    stored at the IR's weight width."""
+    p = stage.params
+    folds = (p["mw"] // p["simd"]) * (p["mh"] // p["pe"])
+    tile = p["pe"] * p["simd"]
+    if not p["n_tiles"]:
+        return {"weight_bits": folds * tile * p["w_bits"], "dense_weight_bits": folds * tile * p["ir_w_bits"]}
+    step_bits = max(1, (p["mw"] // p["simd"] - 1).bit_length()) + 2
+    return {"weight_bits": p["n_words"] * tile * p["w_bits"] + p["n_tiles"] * step_bits,
+            "dense_weight_bits": folds * tile * p["ir_w_bits"]}
 
 
 def stage_resources(stage: Stage) -> estimate.Resources:
@@ -547,7 +580,7 @@ def design_info(graph: Graph, folding: Folding) -> dict:
                    "layout": "hwc" if len(out_shape) == 3 else "flat"},
         "layers": [{"name": s.name, "kind": s.kind, "cycles": s.cycles, **stage_resources(s).as_dict(),
                     **({k: s.params[k] for k in ("mw", "mh", "pe", "simd", "acc_bits", "positions")}
-                       if s.kind == "mvtu" else {})} for s in stages],
+                       | weight_memory_bits(s) if s.kind == "mvtu" else {})} for s in stages],
         "resources": total.as_dict(),
         "initiation_interval": max(s.cycles for s in stages),
         # as if each stage finished its whole inference before the next began: an upper estimate, stages overlap
@@ -569,9 +602,13 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
     for s in low.stages:
         p = s.params
         if s.kind == "mvtu":
+            schedule = low.schedules.get(s.index)
             files[p["weight_file"]] = packing.mem_file(
-                packing.mvtu_weight_words(low.matrices[s.index], p["pe"], p["simd"], p["w_bits"]),
+                packing.mvtu_weight_words(low.matrices[s.index], p["pe"], p["simd"], p["w_bits"], schedule),
                 p["pe"] * p["simd"] * p["w_bits"])
+            if schedule is not None:
+                sf_bits = max(1, (p["mw"] // p["simd"] - 1).bit_length())
+                files[p["tile_file"]] = packing.mem_file(packing.tile_words(schedule, sf_bits), sf_bits + 2)
             if low.thresholds[s.index] is not None:
                 files[p["threshold_file"]] = packing.mem_file(
                     packing.mvtu_threshold_words(low.thresholds[s.index], p["pe"], p["acc_bits"]),

@@ -59,8 +59,11 @@ def rom_luts(width: int, depth: int, family: str) -> int:
 
 
 def weight_memory(stage: emit_sv.Stage) -> tuple[int, int]:
-    """(width, depth) of an MVTU's weight ROM: one PE x SIMD word per fold."""
+    """(width, depth) of an MVTU's weight ROM: one PE x SIMD word per fold (per stored tile when it skips zero
+    tiles)."""
     p = stage.params
+    if p.get("n_tiles"):
+        return p["pe"] * p["simd"] * p["w_bits"], max(1, p["n_words"])
     return p["pe"] * p["simd"] * p["w_bits"], (p["mw"] // p["simd"]) * (p["mh"] // p["pe"])
 
 
@@ -98,6 +101,8 @@ def stage_estimate(stage: emit_sv.Stage, fold: Fold | None, board: FpgaBoard) ->
             lut += rom_luts(width, depth, board.family)
         lut += rom_luts(p["pe"] * p["n_thresh"] * p["acc_bits"], p["mh"] // p["pe"], board.family)
         sf, nf = p["mw"] // p["simd"], p["mh"] // p["pe"]
+        if p.get("n_tiles"):  # the step memory ({compute, last, sf} per cycle) is read asynchronously: logic
+            lut += rom_luts(max(1, (sf - 1).bit_length()) + 2, p["n_tiles"], board.family)
         if nf > 1:  # the input buffer the later neuron folds read
             lut, ff, bram = _add(lut, ff, bram, _ram(p["simd"] * stage.in_bits, sf, board.family))
         ram_bits = 0

@@ -6,8 +6,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from xnorkit import packing
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import Add, Concat, Conv, Graph, MatMul, MaxPool, Quantize, SumPool
+from xnorkit.ir import Add, Concat, Conv, Graph, MatMul, MaxPool, Quantize, Reshape, SumPool, Transpose
 
 WEIGHT_STYLES = ("auto", "block", "logic")
 
@@ -47,10 +50,38 @@ def matrix_shape(graph: Graph, layer: MacLayer) -> tuple[int, int, int]:
     return in_c * kh * kw, out_c, ho * wo
 
 
+def unit_matrix(graph: Graph, layer: MacLayer) -> np.ndarray:
+    """The unit's weight matrix (outputs, inputs) in the order its inputs stream, where that order does not depend
+    on the layers before it: a convolution's window order (ky, kx, c), a fully connected layer's IR columns."""
+    if isinstance(layer, MatMul):
+        return layer.weights
+    return layer.weights.transpose(0, 2, 3, 1).reshape(layer.out_channels, -1)
+
+
+def tile_schedule(graph: Graph, layer: MacLayer, fold: Fold) -> list[packing.Step] | None:
+    """The steps of the unit when it skips zero tiles (packing.tile_schedule), or None when it computes every
+    tile: too few zero tiles to pay for the step memory, a grouped convolution, or a fully connected layer
+    after a flatten (its columns are permuted into the feature map's stream order; the generator keeps such
+    units dense)."""
+    mw, mh, _ = matrix_shape(graph, layer)
+    producer = graph.producer(layer.input)
+    if (isinstance(layer, Conv) and layer.groups > 1) or isinstance(producer, Reshape | Transpose):
+        return None
+    schedule = packing.tile_schedule(unit_matrix(graph, layer), fold.pe, fold.simd)
+    # it never takes more cycles; it is chosen when its memories (the computing tiles and a step word per cycle)
+    # are no larger than every tile stored (small tiles of few zeros would cost more in step words)
+    tile_bits = fold.pe * fold.simd * layer.w_dtype.bits
+    step_bits = max(1, (mw // fold.simd - 1).bit_length()) + 2
+    sparse_bits = sum(step.compute for step in schedule) * tile_bits + len(schedule) * step_bits
+    return schedule if sparse_bits < (mw // fold.simd) * (mh // fold.pe) * tile_bits else None
+
+
 def layer_cycles(graph: Graph, layer: MacLayer, fold: Fold) -> int:
-    """Cycles one inference spends in the unit: SF * NF per vector, one PE x SIMD fold per cycle."""
+    """Cycles one inference spends in the unit: SF * NF per vector, one PE x SIMD fold per cycle; a unit
+    skipping zero tiles spends one cycle per tile of its schedule."""
     mw, mh, positions = matrix_shape(graph, layer)
-    return positions * (mw // fold.simd) * (mh // fold.pe)
+    schedule = tile_schedule(graph, layer, fold)
+    return positions * (len(schedule) if schedule else (mw // fold.simd) * (mh // fold.pe))
 
 
 def initiation_interval(graph: Graph, folding: Folding) -> int:

@@ -62,19 +62,52 @@ def density(model: nn.Module) -> dict[str, float]:
     return {name: float((_weight(layer) != 0).float().mean()) for name, layer in prunable(model).items()}
 
 
-def magnitude_masks(model: nn.Module, keep: dict[str, float]) -> dict[str, torch.Tensor]:
+def magnitude_masks(model: nn.Module, keep: dict[str, float],
+                    block: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
     """Deep Compression stage 1: keep the fraction `keep[name]` of each layer's weights with the largest
-    magnitude (among those still alive); ties at the threshold are kept."""
+    magnitude (among those still alive); ties at the threshold are kept. With `block` (rows, columns), whole
+    blocks of the layer's matrix (outputs x inputs; a convolution's inputs in window order (ky, kx, c), as the
+    hardware streams them) go, the ones of the smallest L1 norm: pruned at the PE x SIMD tiles of a folding,
+    the generated units skip them (hw.folding.tile_schedule)."""
     masks = {}
     for name, layer in prunable(model).items():
         if name not in keep:
             continue
         w = _weight(layer).detach().abs()
-        alive = w[getattr(layer, MASK, torch.ones_like(w)) > 0]
+        alive_mask = getattr(layer, MASK, torch.ones_like(w)) > 0
+        if block is not None:
+            masks[name] = _block_mask(name, w, alive_mask, keep[name], block)
+            continue
+        alive = w[alive_mask]
         n_keep = max(1, round(keep[name] * w.numel()))
         threshold = torch.topk(alive.flatten(), min(n_keep, alive.numel())).values[-1]
         masks[name] = (w >= threshold) & (w > 0)
     return masks
+
+
+def _unit_order(w: torch.Tensor) -> torch.Tensor:
+    """A weight tensor as the unit's matrix: outputs x inputs, a convolution's inputs in window order."""
+    return w.permute(0, 2, 3, 1).reshape(len(w), -1) if w.dim() == 4 else w
+
+
+def _block_mask(name: str, w: torch.Tensor, alive: torch.Tensor, keep: float, block: tuple[int, int]) -> torch.Tensor:
+    from xnorkit.errors import XnorkitError
+
+    matrix, alive_matrix = _unit_order(w), _unit_order(alive)
+    rows, cols = matrix.shape
+    br, bc = block
+    if rows % br or cols % bc:
+        raise XnorkitError(f"prune.block: layer {name}'s matrix is {rows} x {cols}, not divisible into {br} x {bc} "
+                           f"blocks; choose a block that divides every pruned layer (or prune it without blocks)")
+    scores = (matrix * alive_matrix).reshape(rows // br, br, cols // bc, bc).sum(dim=(1, 3))
+    n_keep = max(1, round(keep * scores.numel()))
+    kept = torch.zeros(scores.numel(), dtype=torch.bool)
+    kept[torch.topk(scores.flatten(), n_keep).indices] = True
+    kept_matrix = kept.reshape(scores.shape).repeat_interleave(br, 0).repeat_interleave(bc, 1) & alive_matrix
+    if w.dim() == 4:  # back to (out, in, kh, kw)
+        out_c, in_c, kh, kw = w.shape
+        return kept_matrix.reshape(out_c, kh, kw, in_c).permute(0, 3, 1, 2).contiguous()
+    return kept_matrix
 
 
 def correlation_masks(model: nn.Module, x: torch.Tensor, keep: dict[str, float]) -> dict[str, torch.Tensor]:

@@ -4,7 +4,7 @@ one line naming the key."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -106,6 +106,9 @@ class PruneConfig(_Section):
     steps: int = Field(3, ge=1)  # the density is reached geometrically over this many prune-retrain steps
     epochs: int = Field(2, ge=1)  # retraining per step
     lr: float = Field(1e-3, gt=0)
+    # magnitude pruning of whole (rows, columns) blocks of each layer's matrix, e.g. the PE x SIMD tiles of the
+    # folding the design will use: the generated units skip them (cycles drop with density)
+    block: list[Annotated[int, Field(ge=1)]] | None = Field(None, min_length=2, max_length=2)  # [rows, columns]
 
     @field_validator("density")
     @classmethod

@@ -153,6 +153,8 @@ def run(cfg: config.Config, data: Dataset, progress: Progress = None) -> tuple[n
         p = cfg.prune
         layers = list(compression.prunable(model))
         target = p.density if isinstance(p.density, dict) else dict.fromkeys(layers, p.density)
+        if p.block is not None and p.method != "magnitude":
+            raise XnorkitError("prune.block: block pruning ranks blocks by magnitude; set prune.method: magnitude")
         unknown = sorted(set(target) - set(layers))
         if unknown:
             raise XnorkitError(f"prune.density: no weight layer named {unknown[0]}; the layers are {', '.join(layers)}")
@@ -160,7 +162,7 @@ def run(cfg: config.Config, data: Dataset, progress: Progress = None) -> tuple[n
         for step in range(1, p.steps + 1):
             keep = {name: d ** (step / p.steps) for name, d in target.items()}
             if p.method == "magnitude":
-                masks = compression.magnitude_masks(model, keep)
+                masks = compression.magnitude_masks(model, keep, tuple(p.block) if p.block else None)
             else:  # correlation: among the connections still alive
                 masks = compression.correlation_masks(model, x, keep)
                 for name in masks:

@@ -7,6 +7,7 @@ import torch
 
 from quant_train import compression, config, data, train, zoo
 from xnorkit import build, golden
+from xnorkit.errors import XnorkitError
 from xnorkit.ir import MatMul
 
 
@@ -124,3 +125,25 @@ def test_pruned_binary_layers_export_their_zeros(tmp_path, digits):
         assert np.array_equal(node.weights != 0, mask)  # every kept weight is +-1, every pruned one 0
     x = digits.x_test
     assert np.array_equal(golden.predict_float(graph, x).argmax(1), train.evaluate(model, x).argmax(1))
+
+
+def test_block_masks_remove_whole_blocks_by_l1_norm():
+    layer = torch.nn.Linear(4, 4, bias=False)
+    layer.weight.data = torch.tensor([[0.1, 0.1, 0.9, 0.9], [0.1, 0.1, 0.9, 0.9],
+                                      [0.5, 0.5, 0.2, 0.1], [0.5, 0.5, 0.0, 0.0]])
+    model = torch.nn.Sequential(layer)
+    masks = compression.magnitude_masks(model, {"0": 0.5}, block=(2, 2))
+    # block L1 norms: 0.4, 3.6 / 2.0, 0.3: the two largest stay, whole
+    assert masks["0"].int().tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]]
+
+
+def test_block_masks_of_a_convolution_follow_the_window_order():
+    """A convolution's blocks are blocks of its unit matrix, outputs x (ky, kx, c): the tiles the RTL reads."""
+    conv = torch.nn.Conv2d(2, 2, 2, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.arange(16, dtype=torch.float32).reshape(2, 2, 2, 2) + 1)
+    masks = compression.magnitude_masks(torch.nn.Sequential(conv), {"0": 0.5}, block=(1, 4))
+    window = masks["0"].permute(0, 2, 3, 1).reshape(2, -1).int()
+    assert window.tolist() == [[0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1]]
+    with pytest.raises(XnorkitError, match="not divisible into 2 x 3 blocks"):
+        compression.magnitude_masks(torch.nn.Sequential(conv), {"0": 0.5}, block=(2, 3))

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -128,7 +130,8 @@ def test_every_layer_type_in_c_is_bit_exact(tmp_path):
         x = random_inputs(graph, 20)
         expected = golden.predict_int(graph, x).reshape(len(x), -1)
         assert np.array_equal(runner.run_host(tmp_path / case, x, expected.shape[1]), expected), case
-    assert refused == sum(g.nodes[0].dtype.bipolar for _, g in _layer_cases()) < 16
+    cases = list(_layer_cases())
+    assert refused == sum(g.nodes[0].dtype.bipolar for _, g in cases) < len(cases) // 2  # most run in C
 
 
 @pytest.mark.parametrize(("w_bits", "a_bits", "transpose"), [(1, 1, None), (2, 2, None), (1, 1, (1, 2, 0)),
@@ -253,3 +256,28 @@ def test_pruned_binary_layers_run_on_the_masked_kernel(tmp_path):
     write_tree(tmp_path / "int", emit_c.emit(graph, binary_kernels=False))
     _, plain = runner.profile_cortex_m4(tmp_path / "int", x[:20], 10)
     assert masked.sum(axis=1).max() < plain.sum(axis=1).min()
+
+
+def test_block_pruned_binary_layers_skip_zero_words(tmp_path):
+    """A layer of weights -1, 0, +1 with 3 in 4 of its 32-weight words zero: stored as its nonzero words and their
+    places (xk_dense_bin_sparse), bit-exact on the host and the Cortex-M4, in fewer instructions than the
+    two-plane kernel over every word."""
+    require_tool("gcc")
+    graph = unpruned = random_graph([20, 128, 128, 10], seed=8, w_bits=2)
+    fc1 = graph.node("fc1")
+    words = np.random.default_rng(3).random((128, 4)) < 0.25
+    pruned = replace(fc1, weights=(fc1.weights * np.repeat(words, 32, axis=1)).astype(np.int8))
+    graph = replace(graph, nodes=tuple(pruned if n.name == "fc1" else n for n in graph.nodes))
+    x = random_inputs(graph, 200)
+    expected = golden.predict_int(graph, x)
+    write_tree(tmp_path / "fw", emit_c.emit(graph))
+    source = (tmp_path / "fw" / "xk_model.c").read_text()
+    assert source.count("xk_dense_bin_sparse(") == 1 and source.count("xk_dense_bin_masked(") == 1
+    assert np.array_equal(runner.run_host(tmp_path / "fw", x, 10), expected)
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    outputs, sparse = runner.profile_cortex_m4(tmp_path / "fw", x[:20], 10)
+    assert np.array_equal(outputs, expected[:20])
+    write_tree(tmp_path / "unpruned", emit_c.emit(unpruned))  # fc1 whole: the two-plane kernel over every word
+    _, masked = runner.profile_cortex_m4(tmp_path / "unpruned", x[:20], 10)
+    assert sparse.sum(axis=1).max() < masked.sum(axis=1).min()

@@ -76,3 +76,19 @@ def test_sparse_weight_formats_sizes():
     assert packing.sparse_weight_bits(w, 2) == {"dense": 16, "mask": 10, "gaps": 6, "blocks": 65}
     k_bit = np.array([[3, 0, 0, -2]])
     assert packing.sparse_weight_bits(k_bit, 3)["mask"] == 4 + 2 * 3
+
+
+def test_tile_schedule_skips_zero_tiles_after_the_first_fold():
+    """PE 2 x SIMD 2 tiles of a 6 x 6 matrix: fold 0 reads every beat (computing on its nonzero tiles only),
+    fold 1 has one nonzero tile, fold 2 none (one step that computes nothing)."""
+    w = np.zeros((6, 6), dtype=np.int8)
+    w[0, 4] = 1    # fold 0, tile sf 2
+    w[3, 1] = -1   # fold 1, tile sf 0
+    schedule = packing.tile_schedule(w, 2, 2)
+    assert schedule == [packing.Step(0, 0, False, False), packing.Step(0, 1, False, False),
+                        packing.Step(0, 2, True, True), packing.Step(1, 0, True, True),
+                        packing.Step(2, 0, True, False)]
+    assert packing.tile_words(schedule, 2) == [0b0000, 0b0001, 0b1110, 0b1100, 0b0100]
+    # the weight memory holds the computing tiles only: fold 0's sf 2, fold 1's sf 0
+    words = packing.mvtu_weight_words(w, 2, 2, 2, schedule)
+    assert words == [packing.pack_fields(np.array([1, 0, 0, 0]), 2), packing.pack_fields(np.array([0, 0, 0, -1]), 2)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from quant_train import config, data, recipe, train
-from xnorkit import build
+from xnorkit import build, golden
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import MatMul
 
@@ -94,6 +94,8 @@ def test_impossible_recipes_are_one_line(digits, model, sections, message):
 @pytest.mark.parametrize("text,message", [
     ("prune:\n  density: 0\n", "'prune.density': must be fractions"),
     ("prune:\n  densty: 0.5\n", "unknown key 'prune.densty'"),
+    ("prune:\n  block: [4]\n", "'prune.block'"),
+    ("prune:\n  block: [4, 0]\n", "'prune.block"),
     ("share:\n  bits: 9\n", "'share.bits': must be 1 .. 8 bits"),
     ("sparsity:\n  groups: rows\n", "'sparsity.groups'"),
     ("distill:\n  kind: hinton\n", "'distill.teacher'"),
@@ -102,3 +104,29 @@ def test_bad_recipe_sections(tmp_path, text, message):
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(XnorkitError, match=message):
         config.load(tmp_path / "c.yaml")
+
+
+def test_block_pruned_binary_network_skips_its_zero_tiles_in_rtl(tmp_path, digits):
+    """prune.block at the folding's PE x SIMD: whole tiles go, the generated units skip them (fewer cycles and
+    weight bits than every fold) and stay bit-exact against golden in simulation."""
+    from hw import emit_sv
+    from hw.folding import Fold
+    from sim import runner
+    from tests.conftest import require_tool
+
+    cfg = _cfg({"hidden": [32, 32]},  # the 10-output layer stays whole (4 does not divide 10)
+               prune={"density": {"net.1.0": 0.25, "net.2.0": 0.25}, "steps": 1, "epochs": 1, "block": [4, 8]})
+    model, metrics = recipe.run(cfg, digits)
+    train.save_run(model, metrics, cfg, digits, tmp_path)
+    graph = build.compile_model(tmp_path / "model.onnx", tmp_path / "b")
+    folding = {n.name: Fold(4, 8) if n.out_features % 4 == 0 else Fold(n.out_features, 8) for n in graph.matmuls()}
+    hidden = graph.matmuls()[1]
+    assert (hidden.weights != 0).mean() == 0.25
+    design = emit_sv.design_info(graph, folding)
+    unit = next(layer for layer in design["layers"] if layer["name"] == hidden.name)
+    assert unit["cycles"] < 4 * 8 and unit["weight_bits"] < unit["dense_weight_bits"] / 2
+    require_tool("verilator")
+    build.write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
+    x_int = golden.quantize_input(graph, digits.x_test)
+    sim = runner.simulate_bulk(tmp_path / "rtl", x_int, golden.run_from_int(graph, x_int))
+    assert sim.mismatch is None and sim.steady_state_cycles == design["initiation_interval"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hw import emit_sv
-from hw.folding import Fold
+from hw.folding import Fold, matrix_shape
 from sim import runner
 from tests.conftest import random_thresholds, require_tool
 from xnorkit import golden, numerics
@@ -36,7 +36,9 @@ from xnorkit.ir import (
 U2, U3, S3, S4, S5 = IntType(2), IntType(3), IntType(3, True), IntType(4, True), IntType(5, True)
 TERNARY = IntType(2, True)  # weights -1, 0, +1 only (the masked XNOR datapath)
 TYPES = {"t": TERNARY, "bipolar": BIPOLAR, "u2": U2, "u3": U3, "s3": S3, "s4": S4, "s5": S5, "i2": IntType(2, True),
-         "i3": S3, "i4": IntType(4, True)}
+         "i3": S3, "i4": IntType(4, True),
+         # whole PE x SIMD tiles pruned: of ternary weights, of binary ones (kept weights +-1), of int4 ones
+         "t_tiles": TERNARY, "b_tiles": TERNARY, "i4_tiles": IntType(4, True)}
 
 
 class _Net:
@@ -53,8 +55,8 @@ class _Net:
         self.types[node.output], self.shapes[node.output] = dtype, shape
         return node.output
 
-    def weights(self, w_dtype: IntType, shape: tuple[int, ...]) -> np.ndarray:
-        if w_dtype.bipolar:
+    def weights(self, w_dtype: IntType, shape: tuple[int, ...], kind: str = "") -> np.ndarray:
+        if w_dtype.bipolar or kind == "b_tiles":
             return self.rng.choice(np.array([-1, 1], dtype=np.int8), size=shape)
         if w_dtype is TERNARY:  # a pruned binary layer: -1, +1 and 70% zeros
             return (self.rng.choice(np.array([-1, 1], dtype=np.int8), size=shape)
@@ -83,6 +85,7 @@ class _Net:
 
 # the default suite runs these; the other cases are marked slow (make test-all)
 DEFAULT = {"xnor_sign_folded", "xnor_sign_parallel", "int4_ternary_2bit", "bipolar_pruned_binary_sign",
+           "bipolar_tile_pruned_skipping", "xnor_conv_tile_pruned_skipping",
            "bipolar_int4_signed_out",
            "xnor_padded_int2_window", "xnor_unpadded_whole_window",
            "depthwise_serial", "grouped_2_three_per_group", "max_int4_padding_never_wins", "sum_int3_3x3",
@@ -100,7 +103,7 @@ def _inputs(graph: Graph, count: int, seed: int = 2) -> np.ndarray:
     return np.random.default_rng(seed).integers(lo, hi + 1, size=(count, *graph.input_shape))
 
 
-def _check(tmp_path, graph: Graph, folding: dict[str, Fold], count: int = 6) -> None:
+def _check(tmp_path, graph: Graph, folding: dict[str, Fold], count: int = 6, skips: bool = False) -> None:
     require_tool("verilator")
     write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
     x_int = _inputs(graph, count)
@@ -112,6 +115,14 @@ def _check(tmp_path, graph: Graph, folding: dict[str, Fold], count: int = 6) -> 
     assert clean.mismatch is None
     design = emit_sv.design_info(graph, folding)
     assert clean.steady_state_cycles == design["initiation_interval"]
+    layers = {layer["name"]: layer for layer in design["layers"]}
+    units = [node for node in graph.nodes if isinstance(node, MatMul | Conv)]
+    for node in units:
+        mw, mh, positions = matrix_shape(graph, node)
+        fold = folding[node.name]
+        dense = positions * (mw // fold.simd) * (mh // fold.pe)
+        # a pruned-tile unit skips its zero tiles: fewer cycles than its folds, exactly its schedule's
+        assert (layers[node.name]["cycles"] < dense) == skips, (layers[node.name]["cycles"], dense)
 
 
 # ---- MatMul (+ Threshold): the MVTU ------------------------------------------------------------------------
@@ -128,14 +139,29 @@ MVTU_CASES = {
     "int5_int4_accumulator": ("s5", "i4", 0, 0, 3, 2),
     "bipolar_pruned_binary_sign": ("bipolar", "t", 1, 0, 3, 8),
     "bipolar_pruned_binary_parallel": ("bipolar", "t", 0, 0, 12, 24),
+    # whole PE x SIMD tiles pruned: the unit skips them (and a fold with none left computes one zero tile)
+    "bipolar_tile_pruned_skipping": ("bipolar", "b_tiles", 1, 0, 3, 4),
+    "bipolar_ternary_tile_pruned_skipping": ("bipolar", "t_tiles", 0, 0, 2, 8),
+    "int3_int4_tile_pruned_skipping": ("s3", "i4_tiles", 0, 0, 2, 6),
+    "uint3_binary_tile_pruned_skipping": ("u3", "b_tiles", 3, 0, 2, 6),
 }
+
+
+def prune_tiles(rng: np.random.Generator, w: np.ndarray, pe: int, simd: int) -> np.ndarray:
+    """`w` (rows, columns) with 70% of its PE x SIMD tiles zeroed, all of the third neuron fold's among them."""
+    folds, per_fold = w.shape[0] // pe, w.shape[1] // simd
+    keep = rng.random((folds, per_fold)) < 0.3
+    keep[2] = False
+    return w * np.repeat(np.repeat(keep, pe, axis=0), simd, axis=1).astype(w.dtype)
 
 
 def mvtu_net(case: str) -> tuple[Graph, dict[str, Fold]]:
     in_kind, w_kind, levels, base, pe, simd = MVTU_CASES[case]
     in_dtype, w_dtype = TYPES[in_kind], TYPES[w_kind]
     net = _Net(in_dtype, (24,), seed=len(case))
-    w = net.weights(w_dtype, (12, 24))
+    w = net.weights(w_dtype, (12, 24), w_kind)
+    if w_kind.endswith("_tiles"):
+        w = prune_tiles(net.rng, w, pe, simd)
     acc = net.add(MatMul("fc", "q", "acc", w, in_dtype, w_dtype, numerics.accumulator_type(w, in_dtype)),
                   numerics.accumulator_type(w, in_dtype), (12,))
     out = net.threshold(acc, w, in_dtype, levels, base) if levels else acc
@@ -144,7 +170,7 @@ def mvtu_net(case: str) -> tuple[Graph, dict[str, Fold]]:
 
 @pytest.mark.parametrize("case", _cases(MVTU_CASES))
 def test_mvtu_alone(tmp_path, case):
-    _check(tmp_path, *mvtu_net(case))
+    _check(tmp_path, *mvtu_net(case), skips="tile_pruned" in case)
 
 
 # ---- Conv (+ Threshold): sliding window + MVTU ----------------------------------------------------------
@@ -159,6 +185,7 @@ CONV_CASES = {
     "depthwise_serial": ("u2", "i2", 4, 4, 3, 2, 1, 4, 3, 1, 1),
     "depthwise_whole_window": ("u2", "i2", 4, 4, 3, 1, 1, 4, 3, 1, 9),
     "depthwise_multiplier_2": ("s3", "i3", 4, 8, 3, 1, 1, 4, 0, 2, 9),
+    "xnor_conv_tile_pruned_skipping": ("bipolar", "b_tiles", 4, 8, 3, 1, 1, 1, 1, 2, 4),
 }
 
 
@@ -166,7 +193,10 @@ def conv_net(case: str) -> tuple[Graph, dict[str, Fold]]:
     in_kind, w_kind, c, out_c, k, stride, pad, groups, levels, pe, simd = CONV_CASES[case]
     in_dtype, w_dtype = TYPES[in_kind], TYPES[w_kind]
     net = _Net(in_dtype, (c, 6, 6), seed=len(case))
-    w = net.weights(w_dtype, (out_c, c // groups, k, k))
+    w = net.weights(w_dtype, (out_c, c // groups, k, k), w_kind)
+    if w_kind.endswith("_tiles"):  # tiles of the window order (ky, kx, c), the unit's
+        window = prune_tiles(net.rng, w.transpose(0, 2, 3, 1).reshape(out_c, -1), pe, simd)
+        w = np.ascontiguousarray(window.reshape(out_c, k, k, c // groups).transpose(0, 3, 1, 2))
     rows = w.reshape(out_c, -1)
     acc_type = numerics.accumulator_type(rows, in_dtype)
     side = (6 + 2 * pad - k) // stride + 1
@@ -178,7 +208,7 @@ def conv_net(case: str) -> tuple[Graph, dict[str, Fold]]:
 
 @pytest.mark.parametrize("case", _cases(CONV_CASES))
 def test_convolution_alone(tmp_path, case):
-    _check(tmp_path, *conv_net(case), count=3)
+    _check(tmp_path, *conv_net(case), count=3, skips="tile_pruned" in case)
 
 
 # ---- MaxPool / SumPool: sliding window + reduction ---------------------------------------------------------

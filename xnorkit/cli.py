@@ -339,11 +339,14 @@ def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                       + ", ".join(f"{count} after {name}" for name, count in removed.items()))
     if design:
         hw_table = Table(title="accelerator stages (first-order estimate, docs/hardware.md)")
-        for col in ("stage", "kind", "cycles", "LUTs", "FFs", "memory bits"):
+        for col in ("stage", "kind", "cycles", "LUTs", "FFs", "memory bits", "weight bits (all folds -> built)"):
             hw_table.add_column(col, justify="left" if col in ("stage", "kind") else "right")
         for layer in design["layers"]:
+            # a unit skipping zero tiles stores fewer weight bits (with its step memory) than every fold
+            weights = (f"{layer['dense_weight_bits']:,} -> {layer['weight_bits']:,}" if "weight_bits" in layer
+                       else "")
             hw_table.add_row(layer["name"], layer["kind"], f"{layer['cycles']:,}", f"{layer['lut']:,}",
-                             f"{layer['ff']:,}", f"{layer['memory_bits']:,}")
+                             f"{layer['ff']:,}", f"{layer['memory_bits']:,}", weights)
         r = design["resources"]
         hw_table.caption = (f"interval {design['initiation_interval']:,} cycles; with FIFOs: {r['lut']:,} LUTs, "
                             f"{r['ff']:,} FFs, {r['memory_bits']:,} memory bits")

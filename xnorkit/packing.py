@@ -7,6 +7,8 @@ Rule (docs/numerics.md): element i of a vector goes to word i // W, bit position
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -77,12 +79,48 @@ def unpack_fields(word: int, count: int, bits: int, signed: bool) -> np.ndarray:
     return out
 
 
-def mvtu_weight_words(weights: np.ndarray, pe: int, simd: int, w_bits: int = 1) -> list[int]:
+def mvtu_weight_words(weights: np.ndarray, pe: int, simd: int, w_bits: int = 1,
+                      schedule: list[Step] | None = None) -> list[int]:
     """Weight memory of a matrix-vector unit with PE x SIMD folding: word (nf * SF + sf) holds, for PE
     lane p, the SIMD weights of neuron nf * PE + p at inputs sf * SIMD .. sf * SIMD + SIMD - 1, at field
-    p * SIMD + s of `w_bits` bits (1: a bipolar bit; more: two's complement)."""
+    p * SIMD + s of `w_bits` bits (1: a bipolar bit; more: two's complement). With a `schedule`
+    (tile_schedule), the tiles of its computing steps only, in order."""
     fields = bipolar_to_bits(weights) if w_bits == 1 else np.asarray(weights, dtype=np.int64)
-    return [pack_fields(tile.reshape(-1), w_bits) for tile in mvtu_weight_tiles(fields, pe, simd)]
+    tiles = mvtu_weight_tiles(fields, pe, simd)
+    if schedule is not None:
+        sf_count = weights.shape[1] // simd
+        tiles = [tiles[step.nf * sf_count + step.sf] for step in schedule if step.compute]
+    return [pack_fields(tile.reshape(-1), w_bits) for tile in tiles]
+
+
+class Step(NamedTuple):
+    """One cycle of a unit that skips zero tiles: its tile (nf, sf), whether it ends the neuron fold, and
+    whether it computes (a zero tile read only for its input beat, or a fold's placeholder, adds 0)."""
+
+    nf: int
+    sf: int
+    last: bool
+    compute: bool
+
+
+def tile_schedule(weights: np.ndarray, pe: int, simd: int) -> list[Step]:
+    """Zero-tile skipping: the steps of a unit, one per cycle, in order. The first neuron fold has a step per
+    input beat, as it reads the stream one beat per cycle (and buffers it), computing on its nonzero tiles; each
+    later fold has a step per nonzero tile, or one that computes nothing when it has none, since a fold still
+    writes its outputs. The weight memory holds the computing steps' tiles."""
+    out_features, in_features = weights.shape
+    sf_count = in_features // simd
+    nonzero = (np.asarray(weights) != 0).reshape(out_features // pe, pe, sf_count, simd).any(axis=(1, 3))
+    schedule = []
+    for nf, row in enumerate(nonzero):
+        steps = range(sf_count) if nf == 0 else (np.flatnonzero(row).tolist() or [0])
+        schedule += [Step(nf, sf, i == len(steps) - 1, bool(row[sf])) for i, sf in enumerate(steps)]
+    return schedule
+
+
+def tile_words(schedule: list[Step], sf_bits: int) -> list[int]:
+    """The step memory of a skipping unit: word t is {compute, last, sf} of step t (`sf_bits` bits of sf)."""
+    return [(int(step.compute) << (sf_bits + 1)) | (int(step.last) << sf_bits) | step.sf for step in schedule]
 
 
 def mvtu_weight_tiles(weights: np.ndarray, pe: int, simd: int) -> list[np.ndarray]:

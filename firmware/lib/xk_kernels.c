@@ -122,6 +122,18 @@ void xk_dense_bin_masked(const uint32_t *x, uint32_t words, const uint32_t *keep
     }
 }
 
+void xk_dense_bin_sparse(const uint32_t *x, const uint32_t *row_start, const uint16_t *word_index,
+                         const uint32_t *keep, const uint32_t *positive, const int32_t *kept, uint32_t n_out,
+                         int32_t *acc) {
+    for (uint32_t o = 0; o < n_out; o++) {
+        uint32_t differ = 0;
+        for (uint32_t j = row_start[o]; j < row_start[o + 1u]; j++) {
+            differ += xk_popcount32(keep[j] & (x[word_index[j]] ^ positive[j]));
+        }
+        acc[o] = kept[o] - 2 * (int32_t)differ;
+    }
+}
+
 void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_signed, const uint32_t *weights,
                       const int32_t *ones, uint32_t n_out, uint32_t *planes, int32_t *acc) {
     const uint32_t words = XK_WORDS(n_in);

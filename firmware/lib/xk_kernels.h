@@ -77,6 +77,13 @@ void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const
 void xk_dense_bin_masked(const uint32_t *x, uint32_t words, const uint32_t *keep, const uint32_t *positive,
                          const int32_t *kept, uint32_t n_out, int32_t *acc);
 
+/* The same with only the words that hold a kept weight (zero-block skipping, a block-pruned layer): row o's
+ * words are entries row_start[o] .. row_start[o + 1] - 1, entry j at word word_index[j] of the input, with its
+ * keep[j] and positive[j] bits; the zero words are neither stored nor visited. */
+void xk_dense_bin_sparse(const uint32_t *x, const uint32_t *row_start, const uint16_t *word_index,
+                         const uint32_t *keep, const uint32_t *positive, const int32_t *kept, uint32_t n_out,
+                         int32_t *acc);
+
 /* Integer input of `in_bits` bits (two's complement when `is_signed`), bipolar weights packed as above (one
  * row of XK_WORDS(n_in) words per output, `ones[o]` of them set): acc[o] = sum_i (w[o][i] ? +x[i] : -x[i]),
  * by bit planes: with x = sum_k c_k x_k (c_k = 2^k; the sign plane of a signed input -2^(in_bits-1)),

@@ -11,6 +11,12 @@
 // buffer, so a vector takes SF * NF cycles, the MACs of the layer without the zeros of a dense matrix.
 // PE divides MH / GROUPS (a neuron fold never spans two groups).
 //
+// Zero-tile skipping (SPARSE): a vector takes N_TILES cycles instead of SF * NF. TILE_FILE, word t, holds
+// step t's {compute, last of its neuron fold, sf}: the first neuron fold has a step per input beat (it reads
+// the stream and buffers it), every later fold a step per nonzero PE x SIMD tile (or one step, computing
+// nothing, when it has none: a fold still writes its outputs). The weight memory holds the N_WORDS tiles
+// that compute, in order; a step that does not compute adds 0 (packing.tile_schedule). GROUPS must be 1.
+//
 // Element kinds (docs/numerics.md): IN_KIND 0 bipolar (1 bit, 1 = +1), 1 unsigned, 2 signed
 // (IN_BITS each); W_BITS 1 bipolar, else signed two's complement. Datapath per PE lane and fold:
 //   bipolar x bipolar:  2 * popcount(XNOR) - SIMD     (xk_xnor_popcount)
@@ -42,6 +48,10 @@ module xk_mvtu #(
     parameter THRESHOLD_FILE = "thresholds.mem",
     parameter int WEIGHT_STYLE = 0,  // 0: the tool's choice, 1: block RAM, 2: logic (constants folded into LUTs)
     parameter bit TERNARY = 1'b0,  // W_BITS 2 weights are all -1, 0 or +1 (set by the generator from the IR)
+    parameter bit SPARSE = 1'b0,  // zero tiles skipped: N_TILES stored tiles, their places in TILE_FILE
+    parameter int N_TILES = (MW / SIMD) * (MH / PE),
+    parameter int N_WORDS = N_TILES,
+    parameter TILE_FILE = "tiles.mem",
     localparam int OUT_W = N_THRESH == 0 ? ACC_BITS : OUT_BITS
 ) (
     input  logic                     clk,
@@ -58,7 +68,6 @@ module xk_mvtu #(
   localparam int NF_G = NF / GROUPS;  // neuron folds per group
   localparam int SF_W = SF > 1 ? $clog2(SF) : 1;
   localparam int NF_W = NF > 1 ? $clog2(NF) : 1;
-  localparam int ADDR_W = SF * NF > 1 ? $clog2(SF * NF) : 1;
   localparam int POP_W = $clog2(SIMD + 1);
   localparam bit XNOR = IN_KIND == 0 && W_BITS == 1;
   localparam bit MASKED_XNOR = IN_KIND == 0 && W_BITS == 2 && TERNARY;
@@ -67,35 +76,71 @@ module xk_mvtu #(
   localparam int SUM_BITS = TERM_BITS + $clog2(SIMD);
 
   // ---- s0: fold counters ----------------------------------------------------------------------------
+  localparam int DEPTH = SPARSE ? (N_WORDS > 0 ? N_WORDS : 1) : SF * NF;  // weight memory words
+  localparam int ADDR_W = DEPTH > 1 ? $clog2(DEPTH) : 1;
   logic [SF_W-1:0] sf;
-  logic [NF_W-1:0] nf, nf_in_group;
-  logic [ADDR_W-1:0] addr;
-  logic advance, s0_valid, fire, reading;
+  logic [NF_W-1:0] nf;
+  logic [ADDR_W-1:0] addr;  // of the weight memory
+  logic advance, s0_valid, fire, reading, s0_first, s0_last, s0_compute;
   logic [SIMD*IN_BITS-1:0] s0_data;
 
   assign advance  = !m_tvalid || m_tready;
-  assign reading  = nf_in_group == '0;  // the group's first neuron fold takes its inputs from the stream
   assign s0_valid = reading ? s_tvalid : 1'b1;
   assign s_tready = advance && reading;
   assign fire     = advance && s0_valid;
 
-  always_ff @(posedge clk) begin
-    if (!rst_n) begin
-      sf <= '0;
-      nf <= '0;
-      nf_in_group <= '0;
-      addr <= '0;
-    end else if (fire) begin
-      if (sf == SF_W'(SF - 1)) begin
-        sf <= '0;
-        nf <= (nf == NF_W'(NF - 1)) ? '0 : nf + 1'b1;
-        nf_in_group <= (nf_in_group == NF_W'(NF_G - 1)) ? '0 : nf_in_group + 1'b1;
-      end else begin
-        sf <= sf + 1'b1;
+  generate
+    if (SPARSE) begin : g_tile_schedule
+      localparam int STEP_W = N_TILES > 1 ? $clog2(N_TILES) : 1;
+      logic [SF_W+1:0] tile_rom[N_TILES];  // {compute, last, sf}
+      initial $readmemh(TILE_FILE, tile_rom);
+      logic [SF_W+1:0] tile;
+      logic [STEP_W-1:0] step;
+      logic at_first;
+      assign tile = tile_rom[step];
+      assign sf = tile[SF_W-1:0];
+      assign s0_last = tile[SF_W];
+      assign s0_compute = tile[SF_W+1];
+      assign s0_first = at_first;
+      assign reading = nf == '0;
+      always_ff @(posedge clk) begin
+        if (!rst_n) begin
+          nf <= '0;
+          step <= '0;
+          addr <= '0;
+          at_first <= 1'b1;
+        end else if (fire) begin
+          step <= (step == STEP_W'(N_TILES - 1)) ? '0 : step + 1'b1;
+          if (s0_compute) addr <= (addr == ADDR_W'(DEPTH - 1)) ? '0 : addr + 1'b1;
+          at_first <= s0_last;
+          if (s0_last) nf <= (nf == NF_W'(NF - 1)) ? '0 : nf + 1'b1;
+        end
       end
-      addr <= (addr == ADDR_W'(SF * NF - 1)) ? '0 : addr + 1'b1;
+    end else begin : g_fold_counters
+      logic [NF_W-1:0] nf_in_group;
+      assign reading  = nf_in_group == '0;  // the group's first neuron fold takes its inputs from the stream
+      assign s0_first = sf == '0;
+      assign s0_last  = sf == SF_W'(SF - 1);
+      assign s0_compute = 1'b1;
+      always_ff @(posedge clk) begin
+        if (!rst_n) begin
+          sf <= '0;
+          nf <= '0;
+          nf_in_group <= '0;
+          addr <= '0;
+        end else if (fire) begin
+          if (sf == SF_W'(SF - 1)) begin
+            sf <= '0;
+            nf <= (nf == NF_W'(NF - 1)) ? '0 : nf + 1'b1;
+            nf_in_group <= (nf_in_group == NF_W'(NF_G - 1)) ? '0 : nf_in_group + 1'b1;
+          end else begin
+            sf <= sf + 1'b1;
+          end
+          addr <= (addr == ADDR_W'(SF * NF - 1)) ? '0 : addr + 1'b1;
+        end
+      end
     end
-  end
+  endgenerate
 
   generate
     if (NF_G > 1) begin : g_buffer
@@ -107,27 +152,27 @@ module xk_mvtu #(
     end
   endgenerate
 
-  // ---- weight memory: word nf * SF + sf, field p * SIMD + s ------------------------------------------
+  // ---- weight memory: word nf * SF + sf (SPARSE: tile t), field p * SIMD + s ------------------------------------------
   // (rom_style is read by Yosys and Vivado; the generator chooses per layer by the board's budget)
   logic [PE*SIMD*W_BITS-1:0] s1_weights;  // the s1 register of the ROM word (a block RAM's output)
   generate
     if (WEIGHT_STYLE == 1) begin : g_block_rom
-      (* rom_style = "block" *) logic [PE*SIMD*W_BITS-1:0] weight_rom[SF*NF];
+      (* rom_style = "block" *) logic [PE*SIMD*W_BITS-1:0] weight_rom[DEPTH];
       initial $readmemh(WEIGHT_FILE, weight_rom);
       always_ff @(posedge clk) if (fire) s1_weights <= weight_rom[addr];
     end else if (WEIGHT_STYLE == 2) begin : g_logic_rom
-      (* rom_style = "logic" *) logic [PE*SIMD*W_BITS-1:0] weight_rom[SF*NF];
+      (* rom_style = "logic" *) logic [PE*SIMD*W_BITS-1:0] weight_rom[DEPTH];
       initial $readmemh(WEIGHT_FILE, weight_rom);
       always_ff @(posedge clk) if (fire) s1_weights <= weight_rom[addr];
     end else begin : g_rom
-      logic [PE*SIMD*W_BITS-1:0] weight_rom[SF*NF];
+      logic [PE*SIMD*W_BITS-1:0] weight_rom[DEPTH];
       initial $readmemh(WEIGHT_FILE, weight_rom);
       always_ff @(posedge clk) if (fire) s1_weights <= weight_rom[addr];
     end
   endgenerate
 
   // ---- s1: ROM word and input ---------------------------------------------------------------------
-  logic s1_valid, s1_first, s1_last;
+  logic s1_valid, s1_first, s1_last, s1_compute;
   logic [NF_W-1:0] s1_nf;
   logic [SIMD*IN_BITS-1:0] s1_data;
 
@@ -138,8 +183,9 @@ module xk_mvtu #(
   always_ff @(posedge clk) begin
     if (fire) begin
       s1_data    <= s0_data;
-      s1_first   <= (sf == '0);
-      s1_last    <= (sf == SF_W'(SF - 1));
+      s1_first   <= s0_first;
+      s1_last    <= s0_last;
+      s1_compute <= s0_compute;
       s1_nf      <= nf;
     end
   end
@@ -216,7 +262,8 @@ module xk_mvtu #(
         assign unused_sum = &{1'b0, sum[SUM_BITS-1:ACC_BITS]};
       end
     end
-    always_ff @(posedge clk) if (advance && s1_valid) s2_partial[p] <= partial;
+    // a step without weights (a skipping unit's zero tile) adds nothing
+    always_ff @(posedge clk) if (advance && s1_valid) s2_partial[p] <= s1_compute ? partial : '0;
   end
 
   // ---- s3: accumulate and output --------------------------------------------------------------------
