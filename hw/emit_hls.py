@@ -35,9 +35,9 @@ def _weights(name: str, stage: Stage, matrix: np.ndarray) -> str:
     p = stage.params
     pe, simd = p["pe"], p["simd"]
     words_per_lane = -(-simd // 64)
-    xnor = p["w_bits"] == 1 and p["in_kind"] == IN_BIPOLAR
+    xnor = p["ir_w_bits"] == 1 and p["in_kind"] == IN_BIPOLAR
     # bipolar weights as bits (1 = +1); k-bit weights as their signed values
-    fields = packing.bipolar_to_bits(matrix) if p["w_bits"] == 1 else np.asarray(matrix, dtype=np.int64)
+    fields = packing.bipolar_to_bits(matrix) if p["ir_w_bits"] == 1 else np.asarray(matrix, dtype=np.int64)
     folds = []
     for tile in packing.mvtu_weight_tiles(fields, pe, simd):
         if xnor:  # packed bits, 64 a word, bit s = weight s
@@ -98,14 +98,14 @@ def emit(graph: Graph, folding: Folding, part: str = "xc7z020clg400-1", clock_mh
                 raise XnorkitError(f"'{s.name}': a hidden layer without an activation is not in the HLS backend")
             buffers.append(f"    {out_type} {out}[{p['mh']}];")
         n_thresh, base = p["n_thresh"], p["out_base"]
-        if p["in_kind"] == IN_BIPOLAR and p["w_bits"] == 1:
+        if p["in_kind"] == IN_BIPOLAR and p["ir_w_bits"] == 1:
             calls.append(f"    xk::mvtu_xnor<{p['mw']}, {p['mh']}, {p['pe']}, {p['simd']}, {n_thresh}, {base}, "
                          f"{out_type}>({prev}, {out}, {name}_weights, {name}_thresholds);")
         else:
             src_type = prev_type
             calls.append(f"    xk::mvtu_int<{p['mw']}, {p['mh']}, {p['pe']}, {p['simd']}, "
                          f"{'true' if p['in_kind'] == IN_BIPOLAR else 'false'}, "
-                         f"{'true' if p['w_bits'] == 1 else 'false'}, {n_thresh}, {base}, {src_type}, {out_type}>"
+                         f"{'true' if p['ir_w_bits'] == 1 else 'false'}, {n_thresh}, {base}, {src_type}, {out_type}>"
                          f"({prev}, {out}, {name}_weights, {name}_thresholds);")
         # the folding's parallelism: every lane's (and every SIMD input's) weights readable in one cycle
         partitions.append(f"#pragma HLS ARRAY_PARTITION variable = {name}_weights complete dim = 2\n"
