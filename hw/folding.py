@@ -58,30 +58,39 @@ def unit_matrix(graph: Graph, layer: MacLayer) -> np.ndarray:
     return layer.weights.transpose(0, 2, 3, 1).reshape(layer.out_channels, -1)
 
 
-def tile_schedule(graph: Graph, layer: MacLayer, fold: Fold) -> list[packing.Step] | None:
-    """The steps of the unit when it skips zero tiles (packing.tile_schedule), or None when it computes every
-    tile: too few zero tiles to pay for the step memory, a grouped convolution, or a fully connected layer
+def skipped_steps(graph: Graph, layer: MacLayer, fold: Fold) -> int | None:
+    """Cycles per vector of the unit when it skips zero tiles (packing.tile_schedule), or None when it computes
+    every tile: too few zero tiles to pay for the step memory, a grouped convolution, or a fully connected layer
     after a flatten (its columns are permuted into the feature map's stream order; the generator keeps such
-    units dense)."""
-    mw, mh, _ = matrix_shape(graph, layer)
-    producer = graph.producer(layer.input)
-    if (isinstance(layer, Conv) and layer.groups > 1) or isinstance(producer, Reshape | Transpose):
+    units dense). Counted without building the schedule: the solvers ask for every candidate folding."""
+    if (isinstance(layer, Conv) and layer.groups > 1) or isinstance(graph.producer(layer.input), Reshape | Transpose):
         return None
-    schedule = packing.tile_schedule(unit_matrix(graph, layer), fold.pe, fold.simd)
+    matrix = unit_matrix(graph, layer)
+    if np.count_nonzero(matrix) == matrix.size:
+        return None
+    steps, computing = packing.tile_counts(matrix, fold.pe, fold.simd)
     # it never takes more cycles; it is chosen when its memories (the computing tiles and a step word per cycle)
-    # are no larger than every tile stored (small tiles of few zeros would cost more in step words)
+    # are smaller than every tile stored (small tiles of few zeros would cost more in step words)
+    mw, mh, _ = matrix_shape(graph, layer)
     tile_bits = fold.pe * fold.simd * layer.w_dtype.bits
     step_bits = max(1, (mw // fold.simd - 1).bit_length()) + 2
-    sparse_bits = sum(step.compute for step in schedule) * tile_bits + len(schedule) * step_bits
-    return schedule if sparse_bits < (mw // fold.simd) * (mh // fold.pe) * tile_bits else None
+    sparse_bits = computing * tile_bits + steps * step_bits
+    return steps if sparse_bits < (mw // fold.simd) * (mh // fold.pe) * tile_bits else None
+
+
+def tile_schedule(graph: Graph, layer: MacLayer, fold: Fold) -> list[packing.Step] | None:
+    """The unit's schedule when it skips zero tiles (skipped_steps), else None."""
+    if skipped_steps(graph, layer, fold) is None:
+        return None
+    return packing.tile_schedule(unit_matrix(graph, layer), fold.pe, fold.simd)
 
 
 def layer_cycles(graph: Graph, layer: MacLayer, fold: Fold) -> int:
     """Cycles one inference spends in the unit: SF * NF per vector, one PE x SIMD fold per cycle; a unit
-    skipping zero tiles spends one cycle per tile of its schedule."""
+    skipping zero tiles spends one cycle per step of its schedule."""
     mw, mh, positions = matrix_shape(graph, layer)
-    schedule = tile_schedule(graph, layer, fold)
-    return positions * (len(schedule) if schedule else (mw // fold.simd) * (mh // fold.pe))
+    steps = skipped_steps(graph, layer, fold)
+    return positions * (steps if steps is not None else (mw // fold.simd) * (mh // fold.pe))
 
 
 def initiation_interval(graph: Graph, folding: Folding) -> int:

@@ -92,3 +92,11 @@ def test_tile_schedule_skips_zero_tiles_after_the_first_fold():
     # the weight memory holds the computing tiles only: fold 0's sf 2, fold 1's sf 0
     words = packing.mvtu_weight_words(w, 2, 2, 2, schedule)
     assert words == [packing.pack_fields(np.array([1, 0, 0, 0]), 2), packing.pack_fields(np.array([0, 0, 0, -1]), 2)]
+
+
+def test_tile_counts_match_the_schedule():
+    rng = np.random.default_rng(0)
+    for pe, simd in ((1, 1), (2, 3), (4, 6), (12, 24)):
+        w = rng.integers(-1, 2, size=(12, 24)) * (rng.random((12, 24)) < 0.1)
+        schedule = packing.tile_schedule(w, pe, simd)
+        assert packing.tile_counts(w, pe, simd) == (len(schedule), sum(step.compute for step in schedule))

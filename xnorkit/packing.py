@@ -118,6 +118,15 @@ def tile_schedule(weights: np.ndarray, pe: int, simd: int) -> list[Step]:
     return schedule
 
 
+def tile_counts(weights: np.ndarray, pe: int, simd: int) -> tuple[int, int]:
+    """(steps, computing steps) of tile_schedule, counted without building it."""
+    out_features, in_features = weights.shape
+    sf_count = in_features // simd
+    nonzero = (np.asarray(weights) != 0).reshape(out_features // pe, pe, sf_count, simd).any(axis=(1, 3))
+    per_fold = nonzero[1:].sum(axis=1)
+    return sf_count + int(np.maximum(per_fold, 1).sum()), int(nonzero.sum())
+
+
 def tile_words(schedule: list[Step], sf_bits: int) -> list[int]:
     """The step memory of a skipping unit: word t is {compute, last, sf} of step t (`sf_bits` bits of sf)."""
     return [(int(step.compute) << (sf_bits + 1)) | (int(step.last) << sf_bits) | step.sf for step in schedule]
