@@ -186,6 +186,7 @@ CONV_CASES = {
     "depthwise_whole_window": ("u2", "i2", 4, 4, 3, 1, 1, 4, 3, 1, 9),
     "depthwise_multiplier_2": ("s3", "i3", 4, 8, 3, 1, 1, 4, 0, 2, 9),
     "xnor_conv_tile_pruned_skipping": ("bipolar", "b_tiles", 4, 8, 3, 1, 1, 1, 1, 2, 4),
+    "uint2_9x9_window": ("u2", "i2", 2, 2, 9, 1, 4, 1, 0, 1, 2),  # over the C kernel's 64 taps found at once
 }
 
 
