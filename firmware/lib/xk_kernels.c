@@ -212,7 +212,22 @@ void xk_conv_bin_bin(const uint32_t *x, const xk_conv_shape *s, const uint32_t *
     }
 }
 
-#define XK_WINDOW_TAPS 64u /* windows up to 8 x 8 find their taps once per position */
+#define XK_WINDOW_TAPS 64u /* taps of a window found at once, for every output channel */
+
+/* Taps from .. to - 1 of the window at output (oy, ox) (tap t at row t / kw, column t % kw) that fall inside the
+ * map, padding being the real value 0: their input offsets and weight offsets. */
+static uint32_t xk_window_taps(const xk_conv_shape *s, uint32_t oy, uint32_t ox, uint32_t from, uint32_t to,
+                               uint32_t group_in, uint32_t *pixel_at, uint32_t *weight_at) {
+    uint32_t n = 0;
+    for (uint32_t t = from; t < to; t++) {
+        int32_t iy = xk_source(oy, s->sh, t / s->kw, s->pad_t, s->h);
+        int32_t ix = xk_source(ox, s->sw, t % s->kw, s->pad_l, s->w);
+        if (iy < 0 || ix < 0) continue;
+        pixel_at[n] = ((uint32_t)iy * s->w + (uint32_t)ix) * s->c;
+        weight_at[n++] = t * group_in;
+    }
+    return n;
+}
 
 void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *weights, int32_t *acc) {
     const uint32_t group_in = s->c / s->groups, group_out = s->out_c / s->groups;
@@ -221,46 +236,27 @@ void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *wei
     for (uint32_t oy = 0; oy < s->ho; oy++) {
         for (uint32_t ox = 0; ox < s->wo; ox++) {
             int32_t *out = acc + (oy * s->wo + ox) * s->out_c;
-            /* the window's taps inside the map (padding is the real value 0: left out), found once for every
-             * output channel; with few input channels (a first layer's one) finding them cost more than their
-             * multiply-accumulates */
-            uint32_t n = 0;
-            for (uint32_t ky = 0; ky < s->kh && window <= XK_WINDOW_TAPS; ky++) {
-                int32_t iy = xk_source(oy, s->sh, ky, s->pad_t, s->h);
-                if (iy < 0) continue;
-                for (uint32_t kx = 0; kx < s->kw; kx++) {
-                    int32_t ix = xk_source(ox, s->sw, kx, s->pad_l, s->w);
-                    if (ix < 0) continue;
-                    pixel_at[n] = ((uint32_t)iy * s->w + (uint32_t)ix) * s->c;
-                    weight_at[n++] = (ky * s->kw + kx) * group_in;
-                }
-            }
-            for (uint32_t o = 0; o < s->out_c; o++) {
-                const int8_t *kernel = weights + o * window * group_in;
-                const uint32_t first = (o / group_out) * group_in;  /* the group's first input channel */
-                int32_t sum = 0;
-                if (window <= XK_WINDOW_TAPS && group_in == 1u) {  /* one channel per tap: no channel loop */
-                    for (uint32_t t = 0; t < n; t++) sum += x[pixel_at[t] + first] * (int32_t)kernel[weight_at[t]];
-                } else if (window <= XK_WINDOW_TAPS) {
-                    for (uint32_t t = 0; t < n; t++) {
-                        const int32_t *pixel = x + pixel_at[t] + first;
-                        const int8_t *wk = kernel + weight_at[t];
-                        for (uint32_t c = 0; c < group_in; c++) sum += pixel[c] * (int32_t)wk[c];
-                    }
-                } else {
-                    for (uint32_t ky = 0; ky < s->kh; ky++) {
-                        int32_t iy = xk_source(oy, s->sh, ky, s->pad_t, s->h);
-                        if (iy < 0) continue;
-                        for (uint32_t kx = 0; kx < s->kw; kx++) {
-                            int32_t ix = xk_source(ox, s->sw, kx, s->pad_l, s->w);
-                            if (ix < 0) continue;
-                            const int32_t *pixel = x + ((uint32_t)iy * s->w + (uint32_t)ix) * s->c + first;
-                            const int8_t *wk = kernel + (ky * s->kw + kx) * group_in;
+            for (uint32_t o = 0; o < s->out_c; o++) out[o] = 0;
+            /* the taps are found once for every output channel: with few input channels (a first layer's one)
+             * finding them cost more than their multiply-accumulates */
+            for (uint32_t from = 0; from < window; from += XK_WINDOW_TAPS) {
+                const uint32_t to = window - from > XK_WINDOW_TAPS ? from + XK_WINDOW_TAPS : window;
+                const uint32_t n = xk_window_taps(s, oy, ox, from, to, group_in, pixel_at, weight_at);
+                for (uint32_t o = 0; o < s->out_c; o++) {
+                    const int8_t *kernel = weights + o * window * group_in;
+                    const uint32_t first = (o / group_out) * group_in;  /* the group's first input channel */
+                    int32_t sum = 0;
+                    if (group_in == 1u) {  /* one channel per tap: no channel loop */
+                        for (uint32_t t = 0; t < n; t++) sum += x[pixel_at[t] + first] * (int32_t)kernel[weight_at[t]];
+                    } else {
+                        for (uint32_t t = 0; t < n; t++) {
+                            const int32_t *pixel = x + pixel_at[t] + first;
+                            const int8_t *wk = kernel + weight_at[t];
                             for (uint32_t c = 0; c < group_in; c++) sum += pixel[c] * (int32_t)wk[c];
                         }
                     }
+                    out[o] += sum;
                 }
-                out[o] = sum;
             }
         }
     }
