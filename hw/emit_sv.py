@@ -34,6 +34,7 @@ from hw.folding import (
     matrix_shape,
     tile_schedule,
     to_json,
+    unit_matrix,
     validate,
 )
 from xnorkit import numerics, packing
@@ -487,7 +488,7 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
             [node.input], f"{node.name}:window", (window_bits, "signed" if to_int else in_kind))
         stream, in_bits, in_kind = f"{node.name}:window", window_bits, "signed" if to_int else in_kind
         # window order (ky, kx, c); a grouped layer's rows hold their own group's columns only
-        matrix = node.weights.transpose(0, 2, 3, 1).reshape(node.out_channels, -1)
+        matrix = unit_matrix(graph, node)
     else:
         matrix = node.weights
         if node.input in layout_of:  # columns in the logical order of a flattened map -> stream order (H, W, C)
@@ -539,8 +540,7 @@ def weight_memory_bits(stage: Stage) -> dict[str, int]:
     tile = p["pe"] * p["simd"]
     if not p["n_tiles"]:
         return {"weight_bits": folds * tile * p["w_bits"], "dense_weight_bits": folds * tile * p["ir_w_bits"]}
-    step_bits = max(1, (p["mw"] // p["simd"] - 1).bit_length()) + 2
-    return {"weight_bits": p["n_words"] * tile * p["w_bits"] + p["n_tiles"] * step_bits,
+    return {"weight_bits": p["n_words"] * tile * p["w_bits"] + p["n_tiles"] * packing.step_bits(p["mw"] // p["simd"]),
             "dense_weight_bits": folds * tile * p["ir_w_bits"]}
 
 
@@ -607,8 +607,9 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
                 packing.mvtu_weight_words(low.matrices[s.index], p["pe"], p["simd"], p["w_bits"], schedule),
                 p["pe"] * p["simd"] * p["w_bits"])
             if schedule is not None:
-                sf_bits = max(1, (p["mw"] // p["simd"] - 1).bit_length())
-                files[p["tile_file"]] = packing.mem_file(packing.tile_words(schedule, sf_bits), sf_bits + 2)
+                sf_count = p["mw"] // p["simd"]
+                files[p["tile_file"]] = packing.mem_file(packing.tile_words(schedule, sf_count),
+                                                         packing.step_bits(sf_count))
             if low.thresholds[s.index] is not None:
                 files[p["threshold_file"]] = packing.mem_file(
                     packing.mvtu_threshold_words(low.thresholds[s.index], p["pe"], p["acc_bits"]),

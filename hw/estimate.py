@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from xnorkit import packing
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -46,7 +48,7 @@ def mvtu(p: dict, in_bits: int, out_bits: int) -> Resources:
     ff = simd * in_bits + pe * simd * p["w_bits"] + 2 * pe * acc + pe * out_bits + 4 * (sf * nf).bit_length()
     # a unit skipping zero tiles stores the tiles it computes, and a step word per cycle
     tiles = p["n_words"] if p.get("n_tiles") else sf * nf
-    index = p["n_tiles"] * (max(1, (sf - 1).bit_length()) + 2) if p.get("n_tiles") else 0
+    index = p["n_tiles"] * packing.step_bits(sf) if p.get("n_tiles") else 0
     memory = (tiles * pe * simd * p["w_bits"] + index + p["mh"] * p["n_thresh"] * acc
               + (sf * simd * in_bits if nf > 1 else 0))
     return Resources(lut, ff, memory)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from boards import FpgaBoard
 from hw import emit_sv, folding, popcount_x7
 from hw.folding import Fold, Folding
+from xnorkit import packing
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
 
@@ -102,7 +103,7 @@ def stage_estimate(stage: emit_sv.Stage, fold: Fold | None, board: FpgaBoard) ->
         lut += rom_luts(p["pe"] * p["n_thresh"] * p["acc_bits"], p["mh"] // p["pe"], board.family)
         sf, nf = p["mw"] // p["simd"], p["mh"] // p["pe"]
         if p.get("n_tiles"):  # the step memory ({compute, last, sf} per cycle) is read asynchronously: logic
-            lut += rom_luts(max(1, (sf - 1).bit_length()) + 2, p["n_tiles"], board.family)
+            lut += rom_luts(packing.step_bits(sf), p["n_tiles"], board.family)
         if nf > 1:  # the input buffer the later neuron folds read
             lut, ff, bram = _add(lut, ff, bram, _ram(p["simd"] * stage.in_bits, sf, board.family))
         ram_bits = 0

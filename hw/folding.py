@@ -73,8 +73,7 @@ def skipped_steps(graph: Graph, layer: MacLayer, fold: Fold) -> int | None:
     # are smaller than every tile stored (small tiles of few zeros would cost more in step words)
     mw, mh, _ = matrix_shape(graph, layer)
     tile_bits = fold.pe * fold.simd * layer.w_dtype.bits
-    step_bits = max(1, (mw // fold.simd - 1).bit_length()) + 2
-    sparse_bits = computing * tile_bits + steps * step_bits
+    sparse_bits = computing * tile_bits + steps * packing.step_bits(mw // fold.simd)
     return steps if sparse_bits < (mw // fold.simd) * (mh // fold.pe) * tile_bits else None
 
 

@@ -88,7 +88,8 @@ def test_tile_schedule_skips_zero_tiles_after_the_first_fold():
     assert schedule == [packing.Step(0, 0, False, False), packing.Step(0, 1, False, False),
                         packing.Step(0, 2, True, True), packing.Step(1, 0, True, True),
                         packing.Step(2, 0, True, False)]
-    assert packing.tile_words(schedule, 2) == [0b0000, 0b0001, 0b1110, 0b1100, 0b0100]
+    assert packing.step_bits(3) == 4
+    assert packing.tile_words(schedule, 3) == [0b0000, 0b0001, 0b1110, 0b1100, 0b0100]
     # the weight memory holds the computing tiles only: fold 0's sf 2, fold 1's sf 0
     words = packing.mvtu_weight_words(w, 2, 2, 2, schedule)
     assert words == [packing.pack_fields(np.array([1, 0, 0, 0]), 2), packing.pack_fields(np.array([0, 0, 0, -1]), 2)]

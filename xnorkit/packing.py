@@ -103,14 +103,24 @@ class Step(NamedTuple):
     compute: bool
 
 
+def step_bits(sf_count: int) -> int:
+    """Bits of a step word, {compute, last, sf}: sf takes ceil(log2 SF) bits, at least 1 (the RTL's SF_W)."""
+    return max(1, (sf_count - 1).bit_length()) + 2
+
+
+def _nonzero_tiles(weights: np.ndarray, pe: int, simd: int) -> np.ndarray:
+    """(NF, SF) booleans: tile (nf, sf) holds a nonzero weight."""
+    out_features, in_features = weights.shape
+    return (np.asarray(weights) != 0).reshape(out_features // pe, pe, in_features // simd, simd).any(axis=(1, 3))
+
+
 def tile_schedule(weights: np.ndarray, pe: int, simd: int) -> list[Step]:
     """Zero-tile skipping: the steps of a unit, one per cycle, in order. The first neuron fold has a step per
     input beat, as it reads the stream one beat per cycle (and buffers it), computing on its nonzero tiles; each
     later fold has a step per nonzero tile, or one that computes nothing when it has none, since a fold still
     writes its outputs. The weight memory holds the computing steps' tiles."""
-    out_features, in_features = weights.shape
-    sf_count = in_features // simd
-    nonzero = (np.asarray(weights) != 0).reshape(out_features // pe, pe, sf_count, simd).any(axis=(1, 3))
+    nonzero = _nonzero_tiles(weights, pe, simd)
+    sf_count = nonzero.shape[1]
     schedule = []
     for nf, row in enumerate(nonzero):
         steps = range(sf_count) if nf == 0 else (np.flatnonzero(row).tolist() or [0])
@@ -120,15 +130,14 @@ def tile_schedule(weights: np.ndarray, pe: int, simd: int) -> list[Step]:
 
 def tile_counts(weights: np.ndarray, pe: int, simd: int) -> tuple[int, int]:
     """(steps, computing steps) of tile_schedule, counted without building it."""
-    out_features, in_features = weights.shape
-    sf_count = in_features // simd
-    nonzero = (np.asarray(weights) != 0).reshape(out_features // pe, pe, sf_count, simd).any(axis=(1, 3))
+    nonzero = _nonzero_tiles(weights, pe, simd)
     per_fold = nonzero[1:].sum(axis=1)
-    return sf_count + int(np.maximum(per_fold, 1).sum()), int(nonzero.sum())
+    return nonzero.shape[1] + int(np.maximum(per_fold, 1).sum()), int(nonzero.sum())
 
 
-def tile_words(schedule: list[Step], sf_bits: int) -> list[int]:
-    """The step memory of a skipping unit: word t is {compute, last, sf} of step t (`sf_bits` bits of sf)."""
+def tile_words(schedule: list[Step], sf_count: int) -> list[int]:
+    """The step memory of a skipping unit: word t is {compute, last, sf} of step t, step_bits(sf_count) wide."""
+    sf_bits = step_bits(sf_count) - 2
     return [(int(step.compute) << (sf_bits + 1)) | (int(step.last) << sf_bits) | step.sf for step in schedule]
 
 
