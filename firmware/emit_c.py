@@ -100,6 +100,7 @@ class Program:
     structs: list[tuple[str, str, str]] = field(default_factory=list)  # (type, name, initializer) geometries
     calls: list[tuple[str, list[Tensor], str]] = field(default_factory=list)  # (text, its tensors, comment)
     output: Tensor | None = None
+    result: str = ""  # the expression xk_infer returns: the final output's class
     weight_bytes: int = 0
 
     @property
@@ -124,8 +125,11 @@ class Program:
     def table(self, ctype: str, name: str, values: np.ndarray, per_line: int, fmt: str = "{}") -> str:
         values = np.asarray(values).reshape(-1)
         self.tables.append(_Table(ctype, name, values.size, c_array(values, per_line, fmt)))
-        self.weight_bytes += values.size * {"uint32_t": 4, "int32_t": 4, "uint16_t": 2, "int8_t": 1}[ctype]
+        self.weight_bytes += values.size * _CTYPE_BYTES[ctype]
         return name
+
+
+_CTYPE_BYTES = {"int64_t": 8, "uint32_t": 4, "int32_t": 4, "uint16_t": 2, "int8_t": 1}
 
 
 def plan(tensors: list[Tensor]) -> None:
@@ -160,8 +164,8 @@ _HEADER = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_new
  * for images; the input quantizer is applied here); `output` receives XK_OUTPUT_SIZE integers: the last
  * layer's (a network with several outputs: each exit's, then the final layer's; with early exits that stop
  * the inference, the outputs after the exit taken read 0 and one more integer follows: the index of the exit
- * taken, the number of exits for the final layer). Returns the index of the largest output of the exit
- * taken (the class). */
+ * taken, the number of exits for the final layer). Returns the class: the index of the largest integer class
+ * score of the output taken (numerics.class_scores: the float outputs in integers). */
 int32_t xk_infer(const float *input, int32_t *output);
 
 #endif
@@ -202,7 +206,7 @@ int32_t xk_infer(const float *input, int32_t *output) {
     {{ line }}
     XK_PROFILE_POINT({{ loop.index }}u);
 {% endfor %}
-    return xk_argmax(output + {{ final_offset }}, {{ final }}u);
+    return {{ result }};
 }
 """)
 
@@ -266,6 +270,15 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
     exits = dict(graph.exits)
     written: set[str] = set()
 
+    def class_of(name: str) -> str:
+        """The class of an output (xk_class over its Dequantize's integer class scores, one per value)."""
+        node, size = graph.dequantize_of(name), int(np.prod(graph.shape(name)))
+        table = f"xk_scores{graph.outputs.index(name)}"
+        repeat = size // len(node.score_weight)
+        prog.table("int32_t", f"{table}_weight", np.repeat(node.score_weight, repeat), 10)
+        prog.table("int64_t", f"{table}_bias", np.repeat(node.score_bias, repeat), 4, "INT64_C({})")
+        return f"output + {offsets[name]}, {table}_weight, {table}_bias, {size}u"
+
     def write_output(name: str) -> None:
         result = at[name]
         out_type = graph.tensor_types.get(name)
@@ -276,12 +289,12 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
                   comment=f"output {name}")
         written.add(name)
         if name in exits:  # numerics.exit_taken: stop here when the margin reaches the exit's threshold
-            size = result.channels * result.pixels
             index = list(exits).index(name)
             step = len(prog.calls) + 1  # the profile point that follows this call
-            prog.call(f"if (xk_exit_margin(output + {offsets[name]}, {size}u) >= {exits[name]}) {{{{ "
+            scores = class_of(name)
+            prog.call(f"if (xk_exit_margin({scores}) >= INT64_C({exits[name]})) {{{{ "
                       f"output[{offset}] = {index}; XK_PROFILE_POINT({step}u); "
-                      f"return xk_argmax(output + {offsets[name]}, {size}u); }}}}", comment=f"early exit {index}")
+                      f"return xk_class({scores}); }}}}", comment=f"early exit {index}")
 
     if exits:  # outputs an early return leaves uncomputed read 0
         prog.call(f"for (uint32_t i = 0; i < {offset + 1}u; i++) output[i] = 0;")
@@ -451,6 +464,7 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
     if exits:
         prog.call(f"output[{offset}] = {len(exits)};", comment="no early exit: the final output")
     prog.output = at[graph.outputs[-1]]
+    prog.result = f"xk_class({class_of(graph.outputs[-1])})"
     plan(prog.tensors)
     return prog
 
@@ -496,14 +510,12 @@ def emit(graph: Graph, binary_kernels: bool = True) -> dict[str, str]:
              for text, tensors, comment in prog.calls]
     # with early exits, the index of the exit taken follows the outputs (golden.with_exits)
     output_size = sum(int(np.prod(graph.shape(t))) for t in graph.outputs) + (1 if graph.exits else 0)
-    final = int(np.prod(graph.shape(graph.outputs[-1])))
     files = {
         "xk_model.h": _HEADER.render(input_size=int(np.prod(graph.input_shape)), output_size=output_size,
                                      activation_bytes=prog.bytes, weight_bytes=prog.weight_bytes,
                                      steps=len(calls)),
         "xk_model.c": _SOURCE.render(tables=prog.tables, structs=prog.structs, calls=calls, tensors=prog.tensors,
-                                     arena_bytes=prog.bytes, arena_words=max(1, prog.bytes // 4),
-                                     final_offset=output_size - final - (1 if graph.exits else 0), final=final),
+                                     arena_bytes=prog.bytes, arena_words=max(1, prog.bytes // 4), result=prog.result),
     }
     for source, path in LIBRARY.items():
         files[path] = resources.files("firmware").joinpath(source).read_text()

@@ -23,14 +23,17 @@ def branchy_graph(margin: int | None = None) -> ir.Graph:
     w = rng.choice(np.array([-1, 1], dtype=np.int8), size=(10, 64))
     act = base.tensor_types["act0"]
     exit_fc = MatMul("fc_exit", "act0", "acc_exit", w, act, ir.BIPOLAR, numerics.accumulator_type(w, act))
-    exit_out = Dequantize("out_exit", "acc_exit", "y_exit", np.ones(10), np.zeros(10))
+    # per-class scales, one of them negative: the accumulators alone do not rank the classes
+    exit_out = Dequantize("out_exit", "acc_exit", "y_exit", rng.uniform(0.2, 2.0, 10) * np.r_[-1, np.ones(9)],
+                          rng.normal(0, 3, 10))
     graph = replace(base, nodes=(*base.nodes, exit_fc, exit_out), outputs=("acc_exit", *base.outputs),
                     float_outputs=("y_exit", *base.float_outputs),
                     tensor_types={**base.tensor_types, "acc_exit": exit_fc.acc_dtype},
                     tensor_shapes={**base.tensor_shapes, "acc_exit": (10,), "y_exit": (10,)},
                     exits=(("acc_exit", 0),))
     if margin is None:  # the median margin: about half the inputs leave early
-        margins = numerics.exit_margin(golden.run(graph, random_inputs(graph, 400))["acc_exit"])
+        margins = numerics.exit_margin(graph.class_scores("acc_exit", golden.run(graph, random_inputs(graph, 400))[
+            "acc_exit"]))
         margin = int(np.median(margins))
     graph = replace(graph, exits=(("acc_exit", margin),))
     ir.verify(graph)
@@ -40,6 +43,9 @@ def branchy_graph(margin: int | None = None) -> ir.Graph:
 def test_exit_rule_in_golden():
     assert numerics.exit_margin(np.array([[3, 9, 1], [4, 4, 2], [-5, -7, -9]])).tolist() == [6, 0, 2]
     assert numerics.exit_taken(np.array([[6, 1], [0, 9], [1, 1]]), [5, 8]).tolist() == [0, 1, 2]
+    weight, bias = numerics.score_affine(np.array([0.5, -0.25, 0.125]), np.array([1.0, 0.0, -3.0]))
+    assert weight.tolist() == [65536, -32768, 16384] and bias.tolist() == [131072, 0, -393216]
+    assert numerics.class_scores(np.array([[2, -4, 8]]), weight, bias).tolist() == [[262144, 131072, -262144]]
     graph = branchy_graph()
     margin = graph.exits[0][1]
     x = random_inputs(graph, 400)
@@ -47,7 +53,11 @@ def test_exit_rule_in_golden():
     taken = out[:, -1]
     assert 0.2 < (taken == 0).mean() < 0.9  # both paths are exercised
     values = golden.run(graph, x)
-    assert np.array_equal(taken == 0, numerics.exit_margin(values["acc_exit"]) >= margin)
+    scores = graph.class_scores("acc_exit", values["acc_exit"])
+    assert np.array_equal(taken == 0, numerics.exit_margin(scores) >= margin)
+    # the scores rank the classes as the float outputs do, which the accumulators do not
+    assert np.array_equal(scores.argmax(1), values["y_exit"].argmax(1))
+    assert not np.array_equal(values["acc_exit"].argmax(1), values["y_exit"].argmax(1))
     assert np.array_equal(out[:, :10], values["acc_exit"])
     assert (out[taken == 0, 10:20] == 0).all()
     assert np.array_equal(out[taken == 1, 10:20], values["acc3"][taken == 1])
@@ -80,6 +90,32 @@ def test_c_returns_early_bit_exact_on_host_and_cortex_m4(tmp_path):
     last_step = np.nonzero(instructions[~early][0])[0].max()
     assert (instructions[early][:, last_step] == 0).all()
     assert per_image[early].max() + 9000 < per_image[~early].min()
+
+
+def test_c_returns_the_class_of_the_output_taken(tmp_path):
+    """xk_infer's return value: the argmax of the taken output's integer class scores, which is the argmax of
+    its float outputs (the accumulators alone rank them differently here)."""
+    import subprocess
+
+    from xnorkit import tools
+
+    require_tool("gcc")
+    gcc = tools.require("gcc")
+    graph = branchy_graph()
+    write_tree(tmp_path, emit_c.emit(graph))
+    (tmp_path / "classes.c").write_text(
+        '#include <stdio.h>\n#include "xk_model.h"\n'
+        "int main(void) {\n    float input[XK_INPUT_SIZE];\n    int32_t output[XK_OUTPUT_SIZE];\n"
+        '    while (fread(input, sizeof input, 1, stdin) == 1) printf("%d\\n", (int)xk_infer(input, output));\n'
+        "    return 0;\n}\n")
+    subprocess.run([gcc, "-O2", *runner.WARNINGS, "classes.c", "xk_model.c", "xk_kernels.c", "-lm", "-o", "classes"],
+                   cwd=tmp_path, check=True)
+    x = random_inputs(graph, 300)
+    proc = subprocess.run([str(tmp_path / "classes")], input=np.ascontiguousarray(x, "<f4").tobytes(),
+                          capture_output=True, check=True)
+    values, taken = golden.run(graph, x), golden.predict_int(graph, x)[:, -1]
+    expected = np.where(taken == 0, values["y_exit"].argmax(1), values[graph.float_outputs[1]].argmax(1))
+    assert np.array_equal(np.array(proc.stdout.split(), dtype=int), expected)
 
 
 def test_without_exits_every_output_is_computed(tmp_path):

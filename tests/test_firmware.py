@@ -70,8 +70,9 @@ def test_a_network_that_does_not_fit_is_refused_with_the_numbers():
     from xnorkit.errors import XnorkitError
 
     big = emit_c.lower(random_graph([784, 3072, 3072, 10], seed=0))  # 11.9 Mbit of binary weights
-    # packed rows, the first layer's count of +1 weights per row, int32 thresholds
-    weights = 4 * (25 * 3072 + 96 * 3072 + 96 * 10) + 4 * 3072 + 4 * 2 * 3072
+    # packed rows, the first layer's count of +1 weights per row, int32 thresholds, the class scores' weights
+    # (int32) and biases (int64)
+    weights = 4 * (25 * 3072 + 96 * 3072 + 96 * 10) + 4 * 3072 + 4 * 2 * 3072 + 12 * 10
     with pytest.raises(XnorkitError, match=rf"does not fit stm32f4-discovery \(STM32F407VGT6\): it needs "
                                            rf"[0-9,]+ bytes of flash \(weights {weights:,} \+ code about"):
         emit_c.check_fits(big, boards.load("stm32f4-discovery"))

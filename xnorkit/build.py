@@ -90,7 +90,7 @@ def calibrate_exit(build: Path, x: np.ndarray, labels: np.ndarray, allowance: fl
         raise XnorkitError(f"{build} has {len(graph.outputs) - 1} early exits; calibration handles one (give "
                            f"--margin for each instead)")
     values = golden.run(graph, x)
-    margins = numerics.exit_margin(values[graph.outputs[0]])
+    margins = numerics.exit_margin(graph.class_scores(graph.outputs[0], values[graph.outputs[0]]))
     exit_right = values[graph.float_outputs[0]].reshape(len(x), -1).argmax(1) == labels
     final_right = values[graph.float_outputs[1]].reshape(len(x), -1).argmax(1) == labels
     return calibrate_margin(margins, exit_right, final_right, allowance)

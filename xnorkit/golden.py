@@ -160,7 +160,7 @@ def with_exits(graph: Graph, values: dict[str, np.ndarray]) -> np.ndarray:
     joined = _joined(values, graph.outputs).astype(np.int64)
     if not graph.exits:
         return joined
-    margins = np.stack([numerics.exit_margin(values[t]) for t, _ in graph.exits], axis=1)
+    margins = np.stack([numerics.exit_margin(graph.class_scores(t, values[t])) for t, _ in graph.exits], axis=1)
     taken = numerics.exit_taken(margins, [m for _, m in graph.exits])
     start = 0
     for k, t in enumerate(graph.outputs):

@@ -15,8 +15,9 @@ import numpy as np
 
 from xnorkit.errors import XnorkitError
 
+# 7: Dequantize's integer class scores (exit margins)
 # 6: Transpose; 5: SumPool; 4: Add, Concat, several outputs; 3: Conv, MaxPool, Reshape, k-bit; 2: signed dot products
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -201,13 +202,25 @@ class Transpose:
 
 @dataclass(frozen=True, eq=False)
 class Dequantize:
-    """Float output per channel (axis 1): accumulator * scale[c] + offset[c] (float64)."""
+    """Float output per channel (axis 1): accumulator * scale[c] + offset[c] (float64). The same in integers,
+    what ranks the classes in the backends (an exit's margin, the class returned): score[c] = score_weight[c]
+    * accumulator + score_bias[c] (numerics.score_affine, filled in when not given)."""
 
     name: str
     input: str
     output: str
     scale: np.ndarray
     offset: np.ndarray
+    score_weight: np.ndarray | None = None
+    score_bias: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.score_weight is None or self.score_bias is None:
+            from xnorkit import numerics  # numerics reads the IR's integer types
+
+            weight, bias = numerics.score_affine(self.scale, self.offset)
+            object.__setattr__(self, "score_weight", weight)
+            object.__setattr__(self, "score_bias", bias)
 
 
 Node = Quantize | MatMul | Conv | Threshold | MaxPool | SumPool | Reshape | Transpose | Add | Concat | Dequantize
@@ -262,6 +275,20 @@ class Graph:
             raise XnorkitError(f"this step supports networks with one output; this one has {len(self.outputs)}")
         return self.float_outputs[0]
 
+    def dequantize_of(self, output: str) -> Dequantize:
+        """The Dequantize node that reads an integer output."""
+        node = next((n for n in self.consumers(output) if isinstance(n, Dequantize)), None)
+        if node is None:
+            raise XnorkitError(f"IR output '{output}' has no Dequantize node after it")
+        return node
+
+    def class_scores(self, output: str, acc: np.ndarray) -> np.ndarray:
+        """An integer output's class scores (numerics.class_scores with its Dequantize's score_affine)."""
+        from xnorkit import numerics
+
+        node = self.dequantize_of(output)
+        return numerics.class_scores(acc, node.score_weight, node.score_bias)
+
     def matmuls(self) -> list[MatMul]:
         return [n for n in self.nodes if isinstance(n, MatMul)]
 
@@ -315,7 +342,7 @@ def verify(graph: Graph) -> None:
 
 # ---- save / load ---------------------------------------------------------------------------------------
 
-_ARRAY_FIELDS = ("weights", "thresholds", "scale", "offset")
+_ARRAY_FIELDS = ("weights", "thresholds", "scale", "offset", "score_weight", "score_bias")
 
 
 def save(graph: Graph, build: Path) -> None:

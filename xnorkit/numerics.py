@@ -201,9 +201,31 @@ __all__ = [
 
 # ---- early exits -----------------------------------------------------------------------------------------
 
-def exit_margin(logits: np.ndarray) -> np.ndarray:
-    """Per row, the largest integer output minus the second largest (0 on a tie): an exit's confidence."""
-    top = np.sort(np.asarray(logits, dtype=np.int64).reshape(len(logits), -1), axis=1)
+SCORE_BITS = 16  # the integer class scores resolve the largest output scale into 2**SCORE_BITS steps
+
+
+def score_affine(scale: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An output layer's integer class scores, score[o] = weight[o] * acc[o] + bias[o]: its float outputs
+    (scale[o] * acc[o] + offset[o]) in units of max|scale| / 2**SCORE_BITS, each factor rounded half to even.
+    The accumulators alone do not rank the classes: a per-class scale, of either sign, sits between them and
+    the float outputs. Returns (weight, bias), int64."""
+    scale, offset = np.asarray(scale, dtype=np.float64), np.asarray(offset, dtype=np.float64)
+    unit = float(np.abs(scale).max(initial=0.0)) or 1.0
+    step = unit / 2.0 ** SCORE_BITS
+    return np.rint(scale / step).astype(np.int64), np.rint(offset / step).astype(np.int64)
+
+
+def class_scores(acc: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """The integer class scores (score_affine) of accumulators (N, channels, ...), flattened per row."""
+    acc = np.asarray(acc, dtype=np.int64)
+    acc = acc.reshape(len(acc), len(weight), -1)
+    return (acc * np.asarray(weight)[None, :, None] + np.asarray(bias)[None, :, None]).reshape(len(acc), -1)
+
+
+def exit_margin(scores: np.ndarray) -> np.ndarray:
+    """Per row, the largest class score (class_scores) minus the second largest (0 on a tie): an exit's
+    confidence."""
+    top = np.sort(np.asarray(scores, dtype=np.int64).reshape(len(scores), -1), axis=1)
     return top[:, -1] - top[:, -2]
 
 

@@ -393,24 +393,38 @@ void xk_output_bits(const uint32_t *x, uint32_t channels, uint32_t pixels, int32
     }
 }
 
-int32_t xk_exit_margin(const int32_t *x, uint32_t n) {
-    int32_t top = x[0] > x[1] ? x[0] : x[1];
-    int32_t second = x[0] > x[1] ? x[1] : x[0];
+static int64_t xk_score(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t i) {
+    return (int64_t)weight[i] * x[i] + bias[i];
+}
+
+int64_t xk_exit_margin(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n) {
+    int64_t top = xk_score(x, weight, bias, 0), second = xk_score(x, weight, bias, 1);
+    if (second > top) {
+        const int64_t first = second;
+        second = top;
+        top = first;
+    }
     for (uint32_t i = 2; i < n; i++) {
-        if (x[i] > top) {
+        const int64_t score = xk_score(x, weight, bias, i);
+        if (score > top) {
             second = top;
-            top = x[i];
-        } else if (x[i] > second) {
-            second = x[i];
+            top = score;
+        } else if (score > second) {
+            second = score;
         }
     }
     return top - second;
 }
 
-int32_t xk_argmax(const int32_t *x, uint32_t n) {
+int32_t xk_class(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n) {
     uint32_t best = 0;
+    int64_t best_score = xk_score(x, weight, bias, 0);
     for (uint32_t i = 1; i < n; i++) {
-        if (x[i] > x[best]) best = i;
+        const int64_t score = xk_score(x, weight, bias, i);
+        if (score > best_score) {
+            best = i;
+            best_score = score;
+        }
     }
     return (int32_t)best;
 }

@@ -140,9 +140,10 @@ void xk_concat_bits(const uint32_t *a, uint32_t a_channels, const uint32_t *b, u
 void xk_output_int(const int32_t *x, uint32_t channels, uint32_t pixels, int32_t *out);
 void xk_output_bits(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out);
 
-/* Index of the largest of n values (the first on ties). */
-int32_t xk_argmax(const int32_t *x, uint32_t n);
-/* An early exit's confidence (numerics.exit_margin): the largest of n >= 2 outputs minus the second largest. */
-int32_t xk_exit_margin(const int32_t *x, uint32_t n);
+/* The class of n >= 2 integer outputs: the index of the largest class score weight[i] * x[i] + bias[i]
+ * (numerics.class_scores; the first on ties). */
+int32_t xk_class(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n);
+/* An early exit's confidence (numerics.exit_margin): the largest class score minus the second largest. */
+int64_t xk_exit_margin(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n);
 
 #endif
