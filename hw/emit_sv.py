@@ -28,6 +28,7 @@ from hw import estimate, popcount_x7
 from hw.folding import (
     WEIGHT_STYLES,
     Folding,
+    exit_branch,
     initiation_interval,
     layer_cycles,
     mac_layers,
@@ -60,7 +61,8 @@ LIBRARY = ("xk_value.sv", "xk_multi_threshold.sv", "xk_popcount.sv", "xk_xnor_po
            "xk_mvtu.sv",
            "xk_sliding_window.sv", "xk_pool.sv", "xk_join.sv", "xk_threshold.sv",
            "xk_stream_fork.sv", "xk_stream_fifo.sv",
-           "xk_stream_dwc.sv")
+           "xk_stream_dwc.sv", "xk_exit_test.sv", "xk_exit_gate.sv", "xk_exit_merge.sv")
+TWO_INPUTS = ("join", "exit_gate", "exit_merge")  # stages with a second input port (b_elems, b_bits)
 TOP = "xnorkit_top"
 SHELL = "xnorkit_shell"  # byte-wide streams around TOP, for boards with few pins (hw/synth.py)
 IN_KINDS = {"bipolar": 0, "unsigned": 1, "signed": 2}
@@ -186,7 +188,7 @@ module {{ top }} (
   // ---- {{ s.name }} ({{ s.kind }}): {{ s.cycles }} cycles per inference
   logic [{{ s.in_width - 1 }}:0] l{{ s.index }}_in0_tdata;
   logic l{{ s.index }}_in0_tvalid, l{{ s.index }}_in0_tready;
-{% if s.kind == "join" %}
+{% if s.kind in two_inputs %}
   logic [{{ p.b_elems * p.b_bits - 1 }}:0] l{{ s.index }}_in1_tdata;
   logic l{{ s.index }}_in1_tvalid, l{{ s.index }}_in1_tready;
 {% endif %}
@@ -220,12 +222,28 @@ module {{ top }} (
       .N_THRESH({{ p.n_thresh }}), .OUT_BITS({{ s.out_bits }}), .OUT_BASE({{ p.base }}),
       .THRESHOLD_FILE("{{ p.threshold_file }}")
   ) u_l{{ s.index }} (
+{% elif s.kind == "exit_test" %}
+  xk_exit_test #(
+      .N({{ p.n }}), .ELEMS({{ s.in_elems }}), .ACC_BITS({{ s.in_bits }}), .W_BITS({{ p.w_bits }}),
+      .B_BITS({{ p.b_bits }}), .S_BITS({{ p.s_bits }}), .MARGIN({{ p.margin }}), .SCORE_FILE("{{ p.score_file }}")
+  ) u_l{{ s.index }} (
 {% endif %}
+{% if s.kind in two_inputs %}
 {% if s.kind == "join" %}
   xk_join #(
       .MODE({{ p.mode }}), .A_ELEMS({{ s.in_elems }}), .B_ELEMS({{ p.b_elems }}), .A_BITS({{ s.in_bits }}),
       .B_BITS({{ p.b_bits }}), .A_KIND({{ p.a_kind }}), .B_KIND({{ p.b_kind }}), .OUT_BITS({{ s.out_bits }})
   ) u_l{{ s.index }} (
+{% elif s.kind == "exit_gate" %}
+  xk_exit_gate #(
+      .WIDTH({{ s.in_width }}), .DECISION_BITS({{ p.b_bits }}), .FRAME_BEATS({{ p.frame_beats }})
+  ) u_l{{ s.index }} (
+{% else %}
+  xk_exit_merge #(
+      .N_EXIT({{ p.n_exit }}), .EXIT_BITS({{ p.exit_bits }}), .N_FINAL({{ p.n_final }}), .FINAL_ELEMS({{ p.b_elems }}),
+      .FINAL_BITS({{ p.b_bits }}), .OUT_BITS({{ s.out_bits }})
+  ) u_l{{ s.index }} (
+{% endif %}
       .clk, .rst_n,
       .a_tdata(l{{ s.index }}_in0_tdata), .a_tvalid(l{{ s.index }}_in0_tvalid), .a_tready(l{{ s.index }}_in0_tready),
       .b_tdata(l{{ s.index }}_in1_tdata), .b_tvalid(l{{ s.index }}_in1_tvalid), .b_tready(l{{ s.index }}_in1_tready),
@@ -320,7 +338,8 @@ def connect(low: Lowered) -> tuple[Stage, list[Edge], list[Fork]]:
         if len(targets) > 1:
             forks.append(Fork(by_index[src], len(targets)))
         for branch, (dst, p) in enumerate(targets):
-            frames = 2 * windows + 2 if dst.kind == "join" else 0
+            # into a gate: the frames that wait while the exit decides
+            frames = 2 * windows + 2 if dst.kind == "join" else 2 if dst.kind == "exit_gate" and p == 0 else 0
             edges.append(Edge(len(edges), by_index[src], dst, p, branch if len(targets) > 1 else None, frames))
     return source, edges, forks
 
@@ -354,9 +373,7 @@ def _signed_field_bits(dtype: IntType) -> int:
 def lower(graph: Graph, folding: Folding) -> Lowered:
     """The IR as a graph of stages, in IR order. Each IR tensor is carried by one stream; `fmt` records its
     element format as streamed, (bits, kind), which may be wider than the IR type (sums are signed)."""
-    if len(graph.outputs) != 1:
-        raise XnorkitError(f"the RTL generator builds single-output networks; this one has {len(graph.outputs)} "
-                           f"outputs (early exits or control nodes)")
+    exit_nodes, branch = exit_branch(graph)
     for node in graph.nodes:
         if not isinstance(node, _SUPPORTED):
             raise XnorkitError(f"the RTL generator does not support IR node '{node.name}' ({type(node).__name__}) "
@@ -376,7 +393,11 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
         source[output], fmt[output] = stage.index, out_fmt
         return stage
 
-    for node in graph.nodes:
+    # an exit's layers first; where the rest of the network reads the branch, it reads the exit's gate
+    ordered = [n for n in graph.nodes if n.name in exit_nodes] + [n for n in graph.nodes if n.name not in exit_nodes]
+    for position, node in enumerate(ordered):
+        if branch is not None and position == len(exit_nodes):
+            _exit_stages(graph, low, add, source, fmt, branch)
         n = len(low.stages)
         transposed = [t for t in inputs_of(node) if t in layout_of and not layout_of[t][2]]
         if transposed and not isinstance(node, Reshape | Transpose):
@@ -453,16 +474,70 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
             low.thresholds[n] = t
         elif isinstance(node, MatMul | Conv):
             threshold = next((c for c in graph.consumers(node.output) if isinstance(c, Threshold)), None)
-            if threshold is None and node.output != graph.output:
+            if threshold is None and node.output not in graph.outputs:
                 raise XnorkitError(f"layer '{node.name}' has neither a threshold nor the graph output after it")
             _mvtu_stages(graph, folding, node, threshold, low, add, fmt, layout_of)
             if threshold is not None:
                 merged.add(threshold.name)
                 source[threshold.output] = source[node.output]
                 fmt[threshold.output] = (threshold.out_dtype.bits, _kind(threshold.out_dtype))
-    if source.get(graph.output) != len(low.stages) - 1:
+    if source.get(graph.outputs[-1]) != len(low.stages) - 1:
         raise XnorkitError("the RTL generator needs the graph output to be the last stage's stream")
+    if branch is not None:
+        _exit_merge(graph, low, add, source)
     return low
+
+
+def _signed_literal(value: int, bits: int) -> str:
+    return f"{bits}'sd{value}" if value >= 0 else f"-{bits}'sd{-value}"
+
+
+def _exit_stages(graph: Graph, low: Lowered, add, source: dict[str, int], fmt: dict[str, tuple[int, str]],
+                 branch: str) -> None:
+    """The exit's test (xk_exit_test: class scores, margin, decision) and the gate that passes the branch's frame
+    on to the rest of the network or drops it (xk_exit_gate)."""
+    output, margin = graph.exits[0]
+    head = low.stages[source[output]]
+    deq = graph.dequantize_of(output)
+    weight, bias = deq.score_weight.astype(object), deq.score_bias.astype(object)
+    acc = graph.tensor_types[output]
+    scores = [w * a + b for w, b in zip(weight, bias, strict=True) for a in (acc.min, acc.max)]
+    spread = max(scores) - min(scores)  # the largest margin
+    # one more bit than scores and margins need: the running top two start below every score
+    s_bits = numerics.signed_type_for(min(min(scores), -spread, margin), max(max(scores), spread, margin)).bits + 1
+    n, acc_bits = len(weight), head.out_bits
+    w_bits = numerics.signed_type_for(min(0, min(weight)), max(0, max(weight))).bits
+    b_bits = numerics.signed_type_for(min(0, min(bias)), max(0, max(bias))).bits
+    decision_bits = n * acc_bits + 1
+    index = len(low.stages)
+    # vector_beats: the FIFOs after it hold that many decisions while the rest of the network works
+    add(Stage(index, "exit_test", f"{output}_exit_test", head.out_elems, acc_bits, 1, decision_bits, False, n, 8,
+              dict(n=n, acc_bits=acc_bits, w_bits=w_bits, b_bits=b_bits, s_bits=s_bits,
+                   margin=_signed_literal(margin, s_bits),
+                   score_file=f"l{index}_scores.mem",
+                   score_words=[(int(b) & ((1 << b_bits) - 1)) << w_bits | (int(w) & ((1 << w_bits) - 1))
+                                for w, b in zip(weight, bias, strict=True)])),
+        [output], "exit:decision", (decision_bits, "unsigned"))
+    frame = low.stages[source[branch]]
+    bits, kind = fmt[branch]
+    shape = graph.shape(branch)
+    beats = int(np.prod(shape)) // frame.out_elems
+    add(Stage(index + 1, "exit_gate", f"{output}_exit_gate", frame.out_elems, bits, frame.out_elems, bits,
+              kind == "signed", beats, 1, dict(b_elems=1, b_bits=decision_bits, frame_beats=beats)),
+        [branch, "exit:decision"], branch, (bits, kind))
+
+
+def _exit_merge(graph: Graph, low: Lowered, add, source: dict[str, int]) -> None:
+    """The design's output: the exit's accumulators, the final layer's (0 when the exit was taken) and the index of
+    the output taken, one value per beat (xk_exit_merge, golden.with_exits)."""
+    test = next(s for s in low.stages if s.kind == "exit_test")
+    final = low.stages[-1]
+    out_bits = max(test.in_bits, final.out_bits, 2)
+    features = test.params["n"] + int(np.prod(graph.shape(graph.outputs[-1]))) + 1
+    add(Stage(len(low.stages), "exit_merge", "exit_merge", 1, test.out_bits, 1, out_bits, True, features, features,
+              dict(n_exit=test.params["n"], exit_bits=test.in_bits, n_final=features - test.params["n"] - 1,
+                   b_elems=final.out_elems, b_bits=final.out_bits)),
+        ["exit:decision", graph.outputs[-1]], "exit:output", (out_bits, "signed"))
 
 
 def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold: Threshold | None, low: Lowered,
@@ -554,6 +629,8 @@ def stage_resources(stage: Stage) -> estimate.Resources:
         return estimate.threshold(stage.params, stage.out_bits)
     if stage.kind == "join":
         return estimate.join(stage.out_elems, stage.out_bits)
+    if stage.kind in ("exit_test", "exit_gate", "exit_merge"):
+        return estimate.exit_stage(stage.kind, stage.params, stage.in_width, stage.out_width)
     return estimate.pool(stage.params, stage.out_bits)
 
 
@@ -567,7 +644,8 @@ def design_info(graph: Graph, folding: Folding) -> dict:
     total = sum((estimate.fifo(k.fifo_width, k.fifo_depth) for k in edges), total)
     last = stages[-1]
     features = int(np.prod(graph.input_shape))
-    out_shape = graph.shape(graph.output)
+    # with an early exit, the merged values one per beat (golden.with_exits)
+    out_shape = (last.cycles,) if last.kind == "exit_merge" else graph.shape(graph.output)
     out_features = int(np.prod(out_shape))
     return {
         "top": TOP,
@@ -614,6 +692,8 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
                 files[p["threshold_file"]] = packing.mem_file(
                     packing.mvtu_threshold_words(low.thresholds[s.index], p["pe"], p["acc_bits"]),
                     p["pe"] * p["n_thresh"] * p["acc_bits"])
+        elif s.kind == "exit_test":
+            files[p["score_file"]] = packing.mem_file(p["score_words"], p["w_bits"] + p["b_bits"])
         elif s.kind == "threshold":  # all channels in one word, as one pixel arrives per beat
             files[p["threshold_file"]] = packing.mem_file(
                 packing.mvtu_threshold_words(low.thresholds[s.index], p["c"], p["t_bits"]),
@@ -621,7 +701,7 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
     info = design_info(graph, folding)
     source, edges, forks = connect(low)
     files[f"{TOP}.sv"] = _TEMPLATE.render(stages=low.stages, top=TOP, ii=info["initiation_interval"], source=source,
-                                          edges=edges, forks=forks)
+                                          edges=edges, forks=forks, two_inputs=TWO_INPUTS)
     for name in (*LIBRARY, f"{SHELL}.sv"):
         files[name] = resources.files("hw").joinpath("rtl", name).read_text()
     files[popcount_x7.FILE] = popcount_x7.library(

@@ -76,3 +76,15 @@ def join(out_elems: int, out_bits: int) -> Resources:
 
 def fifo(width: int, depth: int) -> Resources:
     return Resources(2 * depth.bit_length() + width // 6, 2 * depth.bit_length() + 2, width * depth)
+
+
+def exit_stage(kind: str, p: dict, in_width: int, out_width: int) -> Resources:
+    """An early exit's test (a multiply-add, two compares, the held accumulators), gate (a beat counter and an
+    output register) or merge (the held decision and a beat, an output multiplexer)."""
+    if kind == "exit_test":
+        score = p["s_bits"]
+        return Resources(p["w_bits"] * p["acc_bits"] + 4 * score + out_width, 2 * score + 2 * out_width,
+                         p["n"] * (p["w_bits"] + p["b_bits"]))
+    if kind == "exit_gate":
+        return Resources(in_width // 2 + 16, in_width + 16, 0)
+    return Resources(2 * out_width * 4, in_width + out_width + 16, 0)

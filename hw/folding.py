@@ -10,7 +10,20 @@ import numpy as np
 
 from xnorkit import packing
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import Add, Concat, Conv, Graph, MatMul, MaxPool, Quantize, Reshape, SumPool, Transpose
+from xnorkit.ir import (
+    Add,
+    Concat,
+    Conv,
+    Dequantize,
+    Graph,
+    MatMul,
+    MaxPool,
+    Quantize,
+    Reshape,
+    SumPool,
+    Transpose,
+    inputs_of,
+)
 
 WEIGHT_STYLES = ("auto", "block", "logic")
 
@@ -150,12 +163,18 @@ def validate(graph: Graph, folding: Folding) -> None:
             raise XnorkitError(f"folding of '{m.name}': {problem}")
 
 
-def solve(graph: Graph, target_cycles: int) -> Folding:
+def solve(graph: Graph, target_cycles: int, exit_rate: float = 0.0) -> Folding:
     """Per layer, the fewest PE x SIMD lanes that reach `target_cycles` per inference (SIMD preferred, as
     it shares one input word across lanes), keeping consecutive stages width-compatible. A layer that
-    cannot reach the target gets the fastest folding there is (with the fewest lanes)."""
+    cannot reach the target gets the fastest folding there is (with the fewest lanes). With an early exit that
+    `exit_rate` of the inputs take, the layers after it see only the rest: they aim for target_cycles / (1 -
+    exit_rate), and the always-run layers keep the pace."""
+    if not 0.0 <= exit_rate < 1.0:
+        raise XnorkitError(f"the exit rate must be at least 0 and below 1 (got {exit_rate})")
+    always = exit_branch(graph)[0] if exit_rate else set()
     folding: Folding = {}
     for m in mac_layers(graph):
+        target = target_cycles if m.name in always or not exit_rate else int(target_cycles / (1.0 - exit_rate))
         mw, mh, _ = matrix_shape(graph, m)
         incoming = _stream_elems(graph, folding, m.input)
         options = []
@@ -163,10 +182,38 @@ def solve(graph: Graph, target_cycles: int) -> Folding:
             for simd in divisors(mw):
                 fold = Fold(pe, simd)
                 if _check(graph, m, fold, incoming) is None:
-                    options.append((max(layer_cycles(graph, m, fold), target_cycles), pe * simd, -simd, fold))
+                    options.append((max(layer_cycles(graph, m, fold), target), pe * simd, -simd, fold))
         folding[m.name] = min(options, key=lambda o: o[:3])[3]
     validate(graph, folding)
     return folding
+
+
+def exit_branch(graph: Graph) -> tuple[set[str], str | None]:
+    """The nodes an early exit's output needs, and the one tensor where the rest of the network leaves them
+    (None without exits). The RTL builds one exit that stops the inference."""
+    if len(graph.outputs) == 1:
+        return set(), None
+    if len(graph.outputs) != 2 or len(graph.exits) != 1:
+        what = "set its margin first (xnorkit exits BUILD --margin M or --calibrate DATASET)" if not graph.exits \
+            else "the RTL builds one exit"
+        raise XnorkitError(f"the RTL generator builds a network with one early exit that stops the inference; this "
+                           f"one has {len(graph.outputs)} outputs and {len(graph.exits)} exits set: {what}")
+    needed, names, todo = set(), set(), [graph.outputs[0]]
+    while todo:
+        tensor = todo.pop()
+        node = graph.producer(tensor)
+        if node is None or node.name in names:
+            continue
+        names.add(node.name)
+        needed.add(tensor)
+        todo.extend(inputs_of(node))
+    leaving = {t for n in graph.nodes if n.name not in names and not isinstance(n, Dequantize)
+               for t in inputs_of(n) if t in needed}
+    if len(leaving) != 1:
+        raise XnorkitError(f"the early exit '{graph.outputs[0]}' shares {len(leaving)} tensors with the rest of the "
+                           f"network ({', '.join(sorted(leaving))}); the RTL gates the network where it leaves one")
+    return names, leaving.pop()
+
 
 
 def to_json(folding: Folding) -> dict:

@@ -118,6 +118,45 @@ def test_c_returns_the_class_of_the_output_taken(tmp_path):
     assert np.array_equal(np.array(proc.stdout.split(), dtype=int), expected)
 
 
+def test_rtl_exit_is_bit_exact_and_stops_feeding_the_trunk(tmp_path):
+    """The generated accelerator's exit (xk_exit_test, xk_exit_gate, xk_exit_merge): golden's outputs and exit
+    index on every input, with random stalls on both streams; an input that leaves early never reaches the
+    trunk, so it completes sooner than one that runs to the end."""
+    from hw import emit_sv
+    from hw.folding import solve
+    from sim import runner as sim
+    from tests.test_hw import lint
+
+    require_tool("verilator")
+    graph = branchy_graph()
+    write_tree(tmp_path / "rtl", emit_sv.emit(graph, solve(graph, 64)))
+    assert lint(tmp_path / "rtl") == ""
+    x = random_inputs(graph, 120)
+    x_int, expected = golden.quantize_input(graph, x), golden.predict_int(graph, x)
+    assert 0.2 < (expected[:, -1] == 0).mean() < 0.9
+    stalled = sim.simulate(tmp_path / "rtl", x_int[:40], expected[:40], "verilator", 0.3, 0.3, seed=5)
+    assert stalled.mismatch is None, stalled.mismatch
+    bulk = sim.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.2, 0.2, seed=2)
+    assert bulk.mismatch is None, bulk.mismatch
+    # one input at a time: an early one's latency ends at the exit
+    latency = {}
+    for taken in (0, 1):
+        i = int(np.flatnonzero(expected[:, -1] == taken)[0])
+        one = sim.simulate_bulk(tmp_path / "rtl", x_int[i:i + 1], expected[i:i + 1])
+        assert one.mismatch is None
+        latency[taken] = one.latency
+    assert latency[0] < latency[1]
+
+
+def test_rtl_needs_exits_set_for_several_outputs():
+    from hw import emit_sv
+    from hw.folding import solve
+
+    graph = replace(branchy_graph(margin=14), exits=())
+    with pytest.raises(XnorkitError, match="one early exit that stops the inference.*set its margin first"):
+        emit_sv.emit(graph, solve(graph, 64))
+
+
 def test_without_exits_every_output_is_computed(tmp_path):
     require_tool("gcc")
     graph = replace(branchy_graph(margin=14), exits=())

@@ -117,9 +117,10 @@ def load(build: Path) -> Graph:
     return ir.load(Path(build))
 
 
-def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str | None = None) -> dict:
+def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str | None = None,
+                exit_rate: float = 0.0) -> dict:
     """BUILD/rtl/: the given folding, else the fastest that fits `board` (an FPGA board), else the solver's for
-    `target_cycles`."""
+    `target_cycles` (with an early exit, the layers after it for the `exit_rate` share of inputs that stay)."""
     from hw import emit_sv
     from hw import folding as fold_mod
 
@@ -129,7 +130,7 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str 
         from hw import fit
 
         folding, _ = fit.solve(graph, boards.load_kind(board, "fpga"))
-    folding = folding or fold_mod.solve(graph, target_cycles)
+    folding = folding or fold_mod.solve(graph, target_cycles, exit_rate)
     write_tree(Path(build) / "rtl", emit_sv.emit(graph, folding))
     return emit_sv.design_info(graph, folding)
 

@@ -82,6 +82,9 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
        target_cycles: Annotated[int, typer.Option(help="initiation interval the solver aims for")] = 128,
        target_fps: Annotated[float | None, typer.Option(help="frames per second the solver aims for")] = None,
        clock_mhz: Annotated[float, typer.Option(help="clock for --target-fps")] = 200.0,
+       exit_rate: Annotated[float, typer.Option(help="share of inputs expected to leave at the early exit (xnorkit "
+                                                     "exits): the solver folds the layers after it for the rest")]
+       = 0.0,
        board: Annotated[str | None, typer.Option(help="FPGA board: the fastest folding that fits it "
                                                       "(xnorkit boards)")] = None,
        backend: Annotated[str, typer.Option(help="rtl (SystemVerilog), hls (Vitis HLS C++, checked with g++) or "
@@ -118,7 +121,7 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         return
     if board is not None and (fold is not None or target_fps is not None):
         raise XnorkitError("--board picks the folding itself: give it without --fold and --target-fps")
-    info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles, board)
+    info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles, board, exit_rate)
     console.print(f"wrote {build_dir}/rtl/: {len(info['layers'])} layers, {info['initiation_interval']} cycles "
                   f"per inference; folding {json.dumps(info['folding'])}")
     if board is not None:

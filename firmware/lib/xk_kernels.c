@@ -229,16 +229,38 @@ static uint32_t xk_window_taps(const xk_conv_shape *s, uint32_t oy, uint32_t ox,
     return n;
 }
 
+/* A one-channel map's window values at (oy, ox) in window order, a padded tap 0 (kh * kw <= XK_WINDOW_TAPS). */
+static void xk_window_values(const int32_t *x, const xk_conv_shape *s, uint32_t oy, uint32_t ox, int32_t *value) {
+    for (uint32_t ky = 0; ky < s->kh; ky++) {
+        const int32_t iy = xk_source(oy, s->sh, ky, s->pad_t, s->h);
+        for (uint32_t kx = 0; kx < s->kw; kx++) {
+            const int32_t ix = iy < 0 ? -1 : xk_source(ox, s->sw, kx, s->pad_l, s->w);
+            *value++ = ix < 0 ? 0 : x[(uint32_t)iy * s->w + (uint32_t)ix];
+        }
+    }
+}
+
 void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *weights, int32_t *acc) {
     const uint32_t group_in = s->c / s->groups, group_out = s->out_c / s->groups;
     const uint32_t window = s->kh * s->kw;
     uint32_t pixel_at[XK_WINDOW_TAPS], weight_at[XK_WINDOW_TAPS];
+    int32_t value[XK_WINDOW_TAPS];
     for (uint32_t oy = 0; oy < s->ho; oy++) {
         for (uint32_t ox = 0; ox < s->wo; ox++) {
             int32_t *out = acc + (oy * s->wo + ox) * s->out_c;
             for (uint32_t o = 0; o < s->out_c; o++) out[o] = 0;
             /* the taps are found once for every output channel: with few input channels (a first layer's one)
              * finding them cost more than their multiply-accumulates */
+            if (s->c == 1u && window <= XK_WINDOW_TAPS) {  /* one input channel: the window once, dense dots */
+                xk_window_values(x, s, oy, ox, value);
+                for (uint32_t o = 0; o < s->out_c; o++) {
+                    const int8_t *kernel = weights + o * window;
+                    int32_t sum = 0;
+                    for (uint32_t t = 0; t < window; t++) sum += value[t] * (int32_t)kernel[t];
+                    out[o] = sum;
+                }
+                continue;
+            }
             for (uint32_t from = 0; from < window; from += XK_WINDOW_TAPS) {
                 const uint32_t to = window - from > XK_WINDOW_TAPS ? from + XK_WINDOW_TAPS : window;
                 const uint32_t n = xk_window_taps(s, oy, ox, from, to, group_in, pixel_at, weight_at);
@@ -286,9 +308,17 @@ void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t ch
         for (uint32_t c = 0; c < channels; c++) {
             const int32_t *row = threshold + c * levels;
             const int32_t value = acc[p * channels + c];
-            int32_t level = base;
-            for (uint32_t l = 0; l < levels; l++) level += value >= row[l];
-            out[p * channels + c] = level;
+            /* a channel's thresholds are nondecreasing: the count reached is found by bisection */
+            uint32_t reached = 0, above = levels;
+            while (reached < above) {
+                const uint32_t mid = (reached + above) / 2u;
+                if (value >= row[mid]) {
+                    reached = mid + 1u;
+                } else {
+                    above = mid;
+                }
+            }
+            out[p * channels + c] = base + (int32_t)reached;
         }
     }
 }

@@ -113,7 +113,8 @@ void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t channel
 /* Sign activation as integers, -1 or +1 (the int8 baseline, which never packs bits). */
 void xk_sign_int(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels, int32_t *out);
 
-/* k-bit activation: out = base + #{l < levels : acc >= threshold[channel * levels + l]}. */
+/* k-bit activation: out = base + #{l < levels : acc >= threshold[channel * levels + l]} (each channel's levels
+ * nondecreasing, as the IR requires: found by bisection). */
 void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
                        uint32_t levels, int32_t base, int32_t *out);
 
