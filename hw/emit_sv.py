@@ -644,6 +644,9 @@ def design_info(graph: Graph, folding: Folding) -> dict:
     total = sum((estimate.fifo(k.fifo_width, k.fifo_depth) for k in edges), total)
     last = stages[-1]
     features = int(np.prod(graph.input_shape))
+    gate = next((s.index for s in stages if s.kind == "exit_gate"), None)
+    exit_path = {} if gate is None else {
+        "exit_interval": max(s.cycles for s in stages if s.index <= gate or s.kind == "exit_merge")}
     # with an early exit, the merged values one per beat (golden.with_exits)
     out_shape = (last.cycles,) if last.kind == "exit_merge" else graph.shape(graph.output)
     out_features = int(np.prod(out_shape))
@@ -661,6 +664,9 @@ def design_info(graph: Graph, folding: Folding) -> dict:
                        | weight_memory_bits(s) if s.kind == "mvtu" else {})} for s in stages],
         "resources": total.as_dict(),
         "initiation_interval": max(s.cycles for s in stages),
+        # with an early exit: the interval of the stages every inference passes (the exit's layers, its test, gate
+        # and merge), the pace back to back while few inputs stay for the rest
+        **exit_path,
         # as if each stage finished its whole inference before the next began: an upper estimate, stages overlap
         "latency_estimate": sum(s.cycles for s in stages),
         # the slowest unit's MACs over its lanes; a design without one (a lone pool or join) is as fast as its

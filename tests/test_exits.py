@@ -2,6 +2,7 @@
 the outputs, the C library returns early with the same integers and exit index on the host and on the
 emulated Cortex-M4, and skips the rest of the network's instructions."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -148,6 +149,23 @@ def test_rtl_exit_is_bit_exact_and_stops_feeding_the_trunk(tmp_path):
     assert latency[0] < latency[1]
 
 
+def test_solver_folds_the_layers_after_an_exit_for_the_inputs_that_stay():
+    from hw.folding import exit_branch, layer_cycles, solve
+
+    graph = branchy_graph()
+    always, branch = exit_branch(graph)
+    assert branch == "act0" and always == {"quant", "fc0", "sign0", "fc_exit"}
+    plain, aware = solve(graph, 16), solve(graph, 16, exit_rate=0.75)
+    for node in graph.matmuls():
+        cycles = layer_cycles(graph, node, aware[node.name])
+        if node.name in always:
+            assert aware[node.name] == plain[node.name]
+        else:  # folded for a quarter of the inputs: four times the interval, at most
+            assert layer_cycles(graph, node, plain[node.name]) < cycles <= 64
+    with pytest.raises(XnorkitError, match="exit rate must be at least 0 and below 1"):
+        solve(graph, 16, exit_rate=1.0)
+
+
 def test_rtl_needs_exits_set_for_several_outputs():
     from hw import emit_sv
     from hw.folding import solve
@@ -207,3 +225,15 @@ def test_exits_command_sets_calibrates_and_refuses(tmp_path):
     expected = golden.predict_int(graph, x)
     assert np.array_equal(build.predict(tmp_path / "blenet", "c", x), expected)
     assert set(np.unique(expected[:, -1])) <= {0, 1} and (expected[:, -1] == 0).any()
+    # the trained convolutional B-LeNet in RTL: the exit branches off a pooled feature map, whose frames wait in
+    # front of the gate; the layers after it folded for the half of the inputs that stay
+    from sim import runner as sim
+
+    require_tool("verilator")
+    assert xnorkit("hw", tmp_path / "blenet", "--exit-rate", "1.5").returncode == 2
+    proc = xnorkit("hw", tmp_path / "blenet", "--target-cycles", "64", "--exit-rate", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    design = json.loads((tmp_path / "blenet" / "rtl" / "design.json").read_text())
+    assert design["exit_interval"] < design["initiation_interval"]
+    result = sim.simulate_bulk(tmp_path / "blenet" / "rtl", golden.quantize_input(graph, x), expected, 0.2, 0.2)
+    assert result.mismatch is None, result.mismatch
