@@ -71,8 +71,8 @@ def _cycles(stage: Stage) -> int:
 def _check(low: Lowered) -> None:
     for s in low.stages:
         if s.kind != "mvtu" or s.params["groups"] != 1 or s.params["positions"] != 1:
-            raise XnorkitError(f"the HLS backend builds fully connected networks; '{s.name}' is a {s.kind} "
-                               f"stage (use the RTL backend: xnorkit hw)")
+            raise XnorkitError(f"the HLS backend builds fully connected networks without early exits; '{s.name}' is "
+                               f"a {s.kind} stage (use the RTL backend: xnorkit hw)")
         if s.params["acc_bits"] > 32:
             raise XnorkitError(f"'{s.name}': a {s.params['acc_bits']}-bit accumulator exceeds the HLS backend's 32")
 

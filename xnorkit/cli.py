@@ -122,8 +122,10 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     if board is not None and (fold is not None or target_fps is not None):
         raise XnorkitError("--board picks the folding itself: give it without --fold and --target-fps")
     info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles, board, exit_rate)
+    exit_pace = (f" ({info['exit_interval']} while few inputs stay past the early exit)" if "exit_interval" in info
+                 else "")
     console.print(f"wrote {build_dir}/rtl/: {len(info['layers'])} layers, {info['initiation_interval']} cycles "
-                  f"per inference; folding {json.dumps(info['folding'])}")
+                  f"per inference{exit_pace}; folding {json.dumps(info['folding'])}")
     if board is not None:
         import boards as boards_mod
         from hw import fit
@@ -351,8 +353,9 @@ def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
             hw_table.add_row(layer["name"], layer["kind"], f"{layer['cycles']:,}", f"{layer['lut']:,}",
                              f"{layer['ff']:,}", f"{layer['memory_bits']:,}", weights)
         r = design["resources"]
-        hw_table.caption = (f"interval {design['initiation_interval']:,} cycles; with FIFOs: {r['lut']:,} LUTs, "
-                            f"{r['ff']:,} FFs, {r['memory_bits']:,} memory bits")
+        exit_pace = f" ({design['exit_interval']:,} past the early exit)" if "exit_interval" in design else ""
+        hw_table.caption = (f"interval {design['initiation_interval']:,} cycles{exit_pace}; with FIFOs: "
+                            f"{r['lut']:,} LUTs, {r['ff']:,} FFs, {r['memory_bits']:,} memory bits")
         console.print(hw_table)
 
 
