@@ -514,10 +514,11 @@ def _exit_stages(graph: Graph, low: Lowered, add, source: dict[str, int], fmt: d
     add(Stage(index, "exit_test", f"{output}_exit_test", head.out_elems, acc_bits, 1, decision_bits, False, n, 8,
               dict(n=n, acc_bits=acc_bits, w_bits=w_bits, b_bits=b_bits, s_bits=s_bits,
                    margin=_signed_literal(margin, s_bits),
-                   score_file=f"l{index}_scores.mem",
-                   score_words=[(int(b) & ((1 << b_bits) - 1)) << w_bits | (int(w) & ((1 << w_bits) - 1))
-                                for w, b in zip(weight, bias, strict=True)])),
+                   score_file=f"l{index}_scores.mem", score_words=packing.score_words(weight, bias, w_bits, b_bits))),
         [output], "exit:decision", (decision_bits, "unsigned"))
+    if source[branch] < 0:
+        raise XnorkitError(f"the early exit '{output}' branches off the network input; the RTL gates the output of a "
+                           f"layer (put the exit after one)")
     frame = low.stages[source[branch]]
     bits, kind = fmt[branch]
     shape = graph.shape(branch)

@@ -101,3 +101,8 @@ def test_tile_counts_match_the_schedule():
         w = rng.integers(-1, 2, size=(12, 24)) * (rng.random((12, 24)) < 0.1)
         schedule = packing.tile_schedule(w, pe, simd)
         assert packing.tile_counts(w, pe, simd) == (len(schedule), sum(step.compute for step in schedule))
+
+
+def test_score_words_hold_bias_above_weight_in_twos_complement():
+    words = packing.score_words(np.array([-1, 5]), np.array([3, -2]), w_bits=4, b_bits=3)
+    assert words == [0b011_1111, 0b110_0101]

@@ -162,6 +162,13 @@ def stream_words(values: np.ndarray, elems_per_word: int, bits: int) -> list[int
     return [pack_fields(values[i:i + elems_per_word], bits) for i in range(0, len(values), elems_per_word)]
 
 
+def score_words(weight: np.ndarray, bias: np.ndarray, w_bits: int, b_bits: int) -> list[int]:
+    """An early exit's class scores as the RTL reads them (xk_exit_test): per class one word {bias, weight},
+    each field two's complement, the weight in the low w_bits."""
+    return [(int(b) & ((1 << b_bits) - 1)) << w_bits | (int(w) & ((1 << w_bits) - 1))
+            for w, b in zip(weight, bias, strict=True)]
+
+
 def mem_file(words: list[int], width: int) -> str:
     """$readmemh text: one hexadecimal word per line."""
     digits = max(1, -(-width // 4))
