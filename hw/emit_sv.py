@@ -28,7 +28,7 @@ from hw import estimate, popcount_x7
 from hw.folding import (
     WEIGHT_STYLES,
     Folding,
-    exit_branch,
+    exit_segments,
     initiation_interval,
     layer_cycles,
     mac_layers,
@@ -240,8 +240,8 @@ module {{ top }} (
   ) u_l{{ s.index }} (
 {% else %}
   xk_exit_merge #(
-      .N_EXIT({{ p.n_exit }}), .EXIT_BITS({{ p.exit_bits }}), .N_FINAL({{ p.n_final }}), .FINAL_ELEMS({{ p.b_elems }}),
-      .FINAL_BITS({{ p.b_bits }}), .OUT_BITS({{ s.out_bits }})
+      .N_EXIT({{ p.n_exit }}), .EXIT_BITS({{ p.exit_bits }}), .N_TAIL({{ p.n_tail }}), .TAIL_ELEMS({{ p.b_elems }}),
+      .TAIL_BITS({{ p.b_bits }}), .TAIL_INDEXED(1'b{{ p.tail_indexed }}), .OUT_BITS({{ s.out_bits }})
   ) u_l{{ s.index }} (
 {% endif %}
       .clk, .rst_n,
@@ -373,7 +373,7 @@ def _signed_field_bits(dtype: IntType) -> int:
 def lower(graph: Graph, folding: Folding) -> Lowered:
     """The IR as a graph of stages, in IR order. Each IR tensor is carried by one stream; `fmt` records its
     element format as streamed, (bits, kind), which may be wider than the IR type (sums are signed)."""
-    exit_nodes, branch = exit_branch(graph)
+    segments = exit_segments(graph)
     for node in graph.nodes:
         if not isinstance(node, _SUPPORTED):
             raise XnorkitError(f"the RTL generator does not support IR node '{node.name}' ({type(node).__name__}) "
@@ -393,11 +393,17 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
         source[output], fmt[output] = stage.index, out_fmt
         return stage
 
-    # an exit's layers first; where the rest of the network reads the branch, it reads the exit's gate
-    ordered = [n for n in graph.nodes if n.name in exit_nodes] + [n for n in graph.nodes if n.name not in exit_nodes]
+    # each exit's layers in turn, then the rest; where the network goes on past an exit (its branch), it reads the
+    # exit's gate
+    ordered, gates = [], {}
+    for k, (names, branch) in enumerate(segments):
+        ordered += [n for n in graph.nodes if n.name in names]
+        gates[len(ordered)] = (k, branch)
+    taken = set().union(*(names for names, _ in segments))
+    ordered += [n for n in graph.nodes if n.name not in taken]
     for position, node in enumerate(ordered):
-        if branch is not None and position == len(exit_nodes):
-            _exit_stages(graph, low, add, source, fmt, branch)
+        if position in gates:
+            _exit_stages(graph, low, add, source, fmt, *gates[position])
         n = len(low.stages)
         transposed = [t for t in inputs_of(node) if t in layout_of and not layout_of[t][2]]
         if transposed and not isinstance(node, Reshape | Transpose):
@@ -483,8 +489,8 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
                 fmt[threshold.output] = (threshold.out_dtype.bits, _kind(threshold.out_dtype))
     if source.get(graph.outputs[-1]) != len(low.stages) - 1:
         raise XnorkitError("the RTL generator needs the graph output to be the last stage's stream")
-    if branch is not None:
-        _exit_merge(graph, low, add, source)
+    if segments:
+        _exit_merges(graph, low, add)
     return low
 
 
@@ -493,10 +499,10 @@ def _signed_literal(value: int, bits: int) -> str:
 
 
 def _exit_stages(graph: Graph, low: Lowered, add, source: dict[str, int], fmt: dict[str, tuple[int, str]],
-                 branch: str) -> None:
-    """The exit's test (xk_exit_test: class scores, margin, decision) and the gate that passes the branch's frame
-    on to the rest of the network or drops it (xk_exit_gate)."""
-    output, margin = graph.exits[0]
+                 k: int, branch: str) -> None:
+    """Exit k's test (xk_exit_test: class scores, margin, decision) and the gate that passes the branch's frame on
+    to the rest of the network or drops it (xk_exit_gate)."""
+    output, margin = graph.exits[k]
     head = low.stages[source[output]]
     deq = graph.dequantize_of(output)
     weight, bias = deq.score_weight.astype(object), deq.score_bias.astype(object)
@@ -515,7 +521,7 @@ def _exit_stages(graph: Graph, low: Lowered, add, source: dict[str, int], fmt: d
               dict(n=n, acc_bits=acc_bits, w_bits=w_bits, b_bits=b_bits, s_bits=s_bits,
                    margin=_signed_literal(margin, s_bits),
                    score_file=f"l{index}_scores.mem", score_words=packing.score_words(weight, bias, w_bits, b_bits))),
-        [output], "exit:decision", (decision_bits, "unsigned"))
+        [output], f"exit{k}:decision", (decision_bits, "unsigned"))
     if source[branch] < 0:
         raise XnorkitError(f"the early exit '{output}' branches off the network input; the RTL gates the output of a "
                            f"layer (put the exit after one)")
@@ -525,20 +531,28 @@ def _exit_stages(graph: Graph, low: Lowered, add, source: dict[str, int], fmt: d
     beats = int(np.prod(shape)) // frame.out_elems
     add(Stage(index + 1, "exit_gate", f"{output}_exit_gate", frame.out_elems, bits, frame.out_elems, bits,
               kind == "signed", beats, 1, dict(b_elems=1, b_bits=decision_bits, frame_beats=beats)),
-        [branch, "exit:decision"], branch, (bits, kind))
+        [branch, f"exit{k}:decision"], branch, (bits, kind))
 
 
-def _exit_merge(graph: Graph, low: Lowered, add, source: dict[str, int]) -> None:
-    """The design's output: the exit's accumulators, the final layer's (0 when the exit was taken) and the index of
-    the output taken, one value per beat (xk_exit_merge, golden.with_exits)."""
-    test = next(s for s in low.stages if s.kind == "exit_test")
-    final = low.stages[-1]
-    out_bits = max(test.in_bits, final.out_bits, 2)
-    features = test.params["n"] + int(np.prod(graph.shape(graph.outputs[-1]))) + 1
-    add(Stage(len(low.stages), "exit_merge", "exit_merge", 1, test.out_bits, 1, out_bits, True, features, features,
-              dict(n_exit=test.params["n"], exit_bits=test.in_bits, n_final=features - test.params["n"] - 1,
-                   b_elems=final.out_elems, b_bits=final.out_bits)),
-        ["exit:decision", graph.outputs[-1]], "exit:output", (out_bits, "signed"))
+def _exit_merges(graph: Graph, low: Lowered, add) -> None:
+    """The design's output, one value per beat (xk_exit_merge, golden.with_exits): from the last exit outwards,
+    each merge sends its exit's accumulators, then what comes after it (the final layer's accumulators, or the
+    next merge's values), 0 when its exit was taken, and the index of the output taken."""
+    tests = [s for s in low.stages if s.kind == "exit_test"]
+    tail, tail_name, indexed = low.stages[-1], graph.outputs[-1], False
+    tail_values = int(np.prod(graph.shape(graph.outputs[-1])))
+    index_bits = numerics.signed_type_for(0, len(tests)).bits
+    for k in reversed(range(len(tests))):
+        test = tests[k]
+        n_exit = test.params["n"]
+        out_bits = max(test.in_bits, tail.out_bits, index_bits)
+        features = n_exit + tail_values + (0 if indexed else 1)
+        merge = add(Stage(len(low.stages), "exit_merge", f"exit{k}_merge", 1, test.out_bits, 1, out_bits, True,
+                          features, features,
+                          dict(n_exit=n_exit, exit_bits=test.in_bits, n_tail=tail_values, tail_indexed=int(indexed),
+                               b_elems=tail.out_elems, b_bits=tail.out_bits)),
+                    [f"exit{k}:decision", tail_name], f"exit{k}:output", (out_bits, "signed"))
+        tail, tail_name, indexed, tail_values = merge, f"exit{k}:output", True, features
 
 
 def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold: Threshold | None, low: Lowered,

@@ -166,12 +166,15 @@ def validate(graph: Graph, folding: Folding) -> None:
 def solve(graph: Graph, target_cycles: int, exit_rate: float = 0.0) -> Folding:
     """Per layer, the fewest PE x SIMD lanes that reach `target_cycles` per inference (SIMD preferred, as
     it shares one input word across lanes), keeping consecutive stages width-compatible. A layer that
-    cannot reach the target gets the fastest folding there is (with the fewest lanes). With an early exit that
-    `exit_rate` of the inputs take, the layers after it see only the rest: they aim for target_cycles / (1 -
-    exit_rate), and the always-run layers keep the pace."""
+    cannot reach the target gets the fastest folding there is (with the fewest lanes). With early exits, of which
+    the first takes `exit_rate` of the inputs, the layers after it see only the rest: they aim for target_cycles /
+    (1 - exit_rate), and the always-run layers keep the pace."""
     if not 0.0 <= exit_rate < 1.0:
         raise XnorkitError(f"the exit rate must be at least 0 and below 1 (got {exit_rate})")
-    always = exit_branch(graph)[0] if exit_rate else set()
+    if exit_rate and not graph.exits:
+        raise XnorkitError("an exit rate needs early exits that stop the inference: set them first (xnorkit exits "
+                           "BUILD --margin M or --calibrate DATASET)")
+    always = exit_segments(graph)[0][0] if exit_rate else set()
     folding: Folding = {}
     for m in mac_layers(graph):
         target = target_cycles if m.name in always or not exit_rate else int(target_cycles / (1.0 - exit_rate))
@@ -188,32 +191,33 @@ def solve(graph: Graph, target_cycles: int, exit_rate: float = 0.0) -> Folding:
     return folding
 
 
-def exit_branch(graph: Graph) -> tuple[set[str], str | None]:
-    """The nodes an early exit's output needs, and the one tensor where the rest of the network leaves them
-    (None without exits). The RTL builds one exit that stops the inference."""
+def exit_segments(graph: Graph) -> list[tuple[set[str], str]]:
+    """Per early exit, in order: the nodes its output needs that no earlier exit needs, and the one tensor where
+    the rest of the network leaves them (the exit's branch, which the RTL gates). Empty without exits."""
     if len(graph.outputs) == 1:
-        return set(), None
-    if len(graph.outputs) != 2 or len(graph.exits) != 1:
-        what = "set its margin first (xnorkit exits BUILD --margin M or --calibrate DATASET)" if not graph.exits \
-            else "the RTL builds one exit"
-        raise XnorkitError(f"the RTL generator builds a network with one early exit that stops the inference; this "
-                           f"one has {len(graph.outputs)} outputs and {len(graph.exits)} exits set: {what}")
-    needed, names, todo = set(), set(), [graph.outputs[0]]
-    while todo:
-        tensor = todo.pop()
-        node = graph.producer(tensor)
-        if node is None or node.name in names:
-            continue
-        names.add(node.name)
-        needed.add(tensor)
-        todo.extend(inputs_of(node))
-    leaving = {t for n in graph.nodes if n.name not in names and not isinstance(n, Dequantize)
-               for t in inputs_of(n) if t in needed}
-    if len(leaving) != 1:
-        raise XnorkitError(f"the early exit '{graph.outputs[0]}' shares {len(leaving)} tensors with the rest of the "
-                           f"network ({', '.join(sorted(leaving))}); the RTL gates the network where it leaves one")
-    return names, leaving.pop()
-
+        return []
+    if len(graph.exits) != len(graph.outputs) - 1:
+        raise XnorkitError(f"the RTL generator builds early exits that stop the inference; this network has "
+                           f"{len(graph.outputs) - 1} extra outputs and no exits set: set their margins first "
+                           f"(xnorkit exits BUILD --margin M or --calibrate DATASET)")
+    segments, names, needed = [], set(), set()
+    for output, _ in graph.exits:
+        before, todo = set(names), [output]
+        while todo:
+            tensor = todo.pop()
+            node = graph.producer(tensor)
+            if node is None or node.name in names:
+                continue
+            names.add(node.name)
+            needed.add(tensor)
+            todo.extend(inputs_of(node))
+        leaving = {t for n in graph.nodes if n.name not in names and not isinstance(n, Dequantize)
+                   for t in inputs_of(n) if t in needed}
+        if len(leaving) != 1:
+            raise XnorkitError(f"the early exit '{output}' shares {len(leaving)} tensors with the rest of the network "
+                               f"({', '.join(sorted(leaving))}); the RTL gates the network where it leaves one")
+        segments.append((names - before, leaving.pop()))
+    return segments
 
 
 def to_json(folding: Folding) -> dict:

@@ -41,6 +41,29 @@ def branchy_graph(margin: int | None = None) -> ir.Graph:
     return graph
 
 
+def two_exit_graph() -> ir.Graph:
+    """branchy_graph with a second exit classifier on the second hidden layer; margins that send about a third of
+    the inputs out at each exit."""
+    one = branchy_graph(margin=0)
+    rng = np.random.default_rng(4)
+    w = rng.choice(np.array([-1, 1], dtype=np.int8), size=(10, 64))
+    act = one.tensor_types["act1"]
+    fc = MatMul("fc_exit2", "act1", "acc_exit2", w, act, ir.BIPOLAR, numerics.accumulator_type(w, act))
+    out = Dequantize("out_exit2", "acc_exit2", "y_exit2", rng.uniform(0.2, 2.0, 10), rng.normal(0, 3, 10))
+    graph = replace(one, nodes=(*one.nodes, fc, out), outputs=("acc_exit", "acc_exit2", one.outputs[-1]),
+                    float_outputs=("y_exit", "y_exit2", one.float_outputs[-1]),
+                    tensor_types={**one.tensor_types, "acc_exit2": fc.acc_dtype},
+                    tensor_shapes={**one.tensor_shapes, "acc_exit2": (10,), "y_exit2": (10,)},
+                    exits=(("acc_exit", 0), ("acc_exit2", 0)))
+    values = golden.run(graph, random_inputs(graph, 400))
+    first = numerics.exit_margin(graph.class_scores("acc_exit", values["acc_exit"]))
+    second = numerics.exit_margin(graph.class_scores("acc_exit2", values["acc_exit2"]))
+    graph = replace(graph, exits=(("acc_exit", int(np.quantile(first, 0.67))),
+                                  ("acc_exit2", int(np.quantile(second[first < np.quantile(first, 0.67)], 0.5)))))
+    ir.verify(graph)
+    return graph
+
+
 def test_exit_rule_in_golden():
     assert numerics.exit_margin(np.array([[3, 9, 1], [4, 4, 2], [-5, -7, -9]])).tolist() == [6, 0, 2]
     assert numerics.exit_taken(np.array([[6, 1], [0, 9], [1, 1]]), [5, 8]).tolist() == [0, 1, 2]
@@ -149,11 +172,37 @@ def test_rtl_exit_is_bit_exact_and_stops_feeding_the_trunk(tmp_path):
     assert latency[0] < latency[1]
 
 
+def test_rtl_with_two_exits_chains_gates_and_merges(tmp_path):
+    """Two exits: the second exit's layers run only for inputs the first let through, its gate holds the rest;
+    the merges nest (the first exit's outputs, then the second's, the final layer's, the index)."""
+    from hw import emit_sv
+    from hw.folding import exit_segments, solve
+    from sim import runner as sim
+    from tests.test_hw import lint
+
+    require_tool("verilator")
+    graph = two_exit_graph()
+    assert [branch for _, branch in exit_segments(graph)] == ["act0", "act1"]
+    write_tree(tmp_path / "rtl", emit_sv.emit(graph, solve(graph, 32, exit_rate=0.5)))
+    assert lint(tmp_path / "rtl") == ""
+    x = random_inputs(graph, 150)
+    x_int, expected = golden.quantize_input(graph, x), golden.predict_int(graph, x)
+    assert set(np.unique(expected[:, -1])) == {0, 1, 2}
+    assert (expected[expected[:, -1] == 0, 10:30] == 0).all() and (expected[expected[:, -1] == 1, 20:30] == 0).all()
+    stalled = sim.simulate(tmp_path / "rtl", x_int[:40], expected[:40], "verilator", 0.3, 0.3, seed=7)
+    assert stalled.mismatch is None, stalled.mismatch
+    bulk = sim.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.2, 0.2, seed=3)
+    assert bulk.mismatch is None, bulk.mismatch
+    write_tree(tmp_path / "fw", emit_c.emit(graph))
+    require_tool("gcc")
+    assert np.array_equal(runner.run_host(tmp_path / "fw", x, expected.shape[1]), expected)
+
+
 def test_solver_folds_the_layers_after_an_exit_for_the_inputs_that_stay():
-    from hw.folding import exit_branch, layer_cycles, solve
+    from hw.folding import exit_segments, layer_cycles, solve
 
     graph = branchy_graph()
-    always, branch = exit_branch(graph)
+    [(always, branch)] = exit_segments(graph)
     assert branch == "act0" and always == {"quant", "fc0", "sign0", "fc_exit"}
     plain, aware = solve(graph, 16), solve(graph, 16, exit_rate=0.75)
     for node in graph.matmuls():
@@ -164,6 +213,8 @@ def test_solver_folds_the_layers_after_an_exit_for_the_inputs_that_stay():
             assert layer_cycles(graph, node, plain[node.name]) < cycles <= 64
     with pytest.raises(XnorkitError, match="exit rate must be at least 0 and below 1"):
         solve(graph, 16, exit_rate=1.0)
+    with pytest.raises(XnorkitError, match="an exit rate needs early exits"):
+        solve(replace(graph, exits=(), outputs=graph.outputs[1:], float_outputs=graph.float_outputs[1:]), 16, 0.5)
 
 
 def test_rtl_needs_exits_set_for_several_outputs():
@@ -171,7 +222,7 @@ def test_rtl_needs_exits_set_for_several_outputs():
     from hw.folding import solve
 
     graph = replace(branchy_graph(margin=14), exits=())
-    with pytest.raises(XnorkitError, match="one early exit that stops the inference.*set its margin first"):
+    with pytest.raises(XnorkitError, match="early exits that stop the inference.*set their margins first"):
         emit_sv.emit(graph, solve(graph, 64))
 
 
