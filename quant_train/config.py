@@ -84,6 +84,7 @@ class DistillConfig(_Section):
     alpha: float = Field(0.9, ge=0, le=1)  # weight of the teacher's term; 1 - alpha goes to the labels
     noise: float = Field(0.0, ge=0)  # noisy teacher: relative Gaussian noise on its logits
     teacher_epochs: int = Field(10, ge=1)  # for a float teacher
+    teacher_dropout: float = Field(0.0, ge=0, lt=1)  # for a float teacher: after each hidden layer (Hinton et al.)
     hints: bool = False  # FitNets: first train the student's middle layer on the teacher's (MLPs)
     hint_epochs: int = Field(2, ge=1)
 

@@ -49,7 +49,8 @@ def load_teacher(cfg: config.Config, data: Dataset, progress: Progress = None) -
             raise XnorkitError(f"distill.teacher: float teachers are the zoo's MLPs ({', '.join(zoo.MLPS)}); "
                                f"got '{name}'")
         features = int(np.prod(data.image_shape))
-        teacher = nn.Sequential(nn.Flatten(), zoo.FloatMLP(features, zoo.MLPS[name], data.num_classes))
+        teacher = nn.Sequential(nn.Flatten(), zoo.FloatMLP(features, zoo.MLPS[name], data.num_classes,
+                                                               dropout=cfg.distill.teacher_dropout))
         teacher_cfg = _with_train(cfg, epochs=cfg.distill.teacher_epochs, lr=1e-3)
         teacher, _ = train.train(teacher_cfg, data, _stage_progress(progress, "teacher"), model=teacher)
         return teacher

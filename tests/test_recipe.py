@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from quant_train import config, data, recipe, train
 from xnorkit import build, golden
@@ -50,6 +51,14 @@ def test_distillation_from_a_float_teacher_with_hints(digits):
                         "hint_epochs": 1})
     _, metrics = recipe.run(cfg, digits)
     assert metrics["stages"]["teacher"] > 0.8 and metrics["hint_loss"] > 0 and metrics["test_accuracy"] > 0.6
+
+
+def test_a_float_teacher_with_dropout(digits):
+    cfg = _cfg({"hidden": [16]}, distill={"teacher": "float:tfc", "teacher_epochs": 1, "teacher_dropout": 0.3})
+    teacher = recipe.load_teacher(cfg, digits)
+    assert [m.p for m in teacher.modules() if isinstance(m, torch.nn.Dropout)] == [0.3, 0.3, 0.3]
+    with pytest.raises(XnorkitError, match="teacher_dropout"):
+        _cfg({"hidden": [16]}, distill={"teacher": "float:tfc", "teacher_dropout": 1.0})
 
 
 def test_distillation_from_an_earlier_run(tmp_path, digits):
