@@ -96,8 +96,12 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
     y = torch.from_numpy(data.y_train)
     gen = torch.Generator().manual_seed(cfg.train.seed)
     noise_gen = torch.Generator().manual_seed(cfg.train.seed + 1)  # its own stream: the batch order stays put
+    teacher_out = None
     if teacher is not None:
         teacher.eval()
+        if not cfg.train.shift:  # the teacher (in eval mode) sees the same images every epoch: label them once
+            with torch.no_grad():
+                teacher_out = torch.cat([_outputs(teacher(x[i:i + 4096]))[-1] for i in range(0, len(x), 4096)])
     loss_fn = nn.CrossEntropyLoss()
     hooks = models.quantize_gradients(model, cfg.train.grad_bits) if cfg.train.grad_bits else []
     for epoch in range(cfg.train.epochs):
@@ -111,8 +115,11 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
             weights = exits[:len(outs) - 1] + [1.0]
             losses = [loss_fn(o, y[idx]) for o in outs]
             if teacher is not None:
-                with torch.no_grad():
-                    target = _outputs(teacher(batch))[-1]
+                if teacher_out is not None:
+                    target = teacher_out[idx]
+                else:
+                    with torch.no_grad():
+                        target = _outputs(teacher(batch))[-1]
                 losses[-1] = distill.loss(distill_kind, outs[-1], target, y[idx], temperature, alpha, noise,
                                           noise_gen)
             loss = sum(w * part for w, part in zip(weights, losses, strict=True))
