@@ -56,6 +56,7 @@ def test_icarus_gives_the_same_outputs_as_verilator(tmp_path, small_graph):
     assert icarus_clean.steady_state_cycles == clean.steady_state_cycles
 
 
+@pytest.mark.slow  # a minute; the default suite simulates the embedded default network itself (below)
 def test_digits_sized_network_at_the_default_folding(tmp_path):
     graph = random_graph([64, 256, 256, 256, 10], seed=11)
     folding = fold_mod.solve(graph, 128)
