@@ -103,7 +103,8 @@ CNN_CASES = {  # (w_bits, a_bits, target cycles): foldings from serial to a whol
     "w3a1": (3, 1, 2000),
     "w1a3": (1, 3, 100),
 }
-SLOW_CNN_CASES = ("w1a1_serial", "w3a1", "w1a1_parallel")  # whole-window units: tests/test_rtl_layers.py
+# whole-window units run alone in tests/test_rtl_layers.py; w2a2 keeps multi-bit activations in the default suite
+SLOW_CNN_CASES = ("w1a1_serial", "w3a1", "w1a1_parallel", "w1a3")
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CNN_CASES else c
@@ -126,13 +127,14 @@ def test_cnn_bit_exact_with_window_pool_and_flatten(tmp_path, case):
 
 
 @pytest.mark.parametrize(("kind", "w_bits", "a_bits", "target"),
-                         # cnv and resnet build Verilator models of several minutes each (make test-all); the
-                         # default suite keeps LeNet-5 and SqueezeNet, and each of their layers runs alone in
-                         # tests/test_rtl_layers.py
+                         # cnv, resnet and squeezenet build Verilator models of a minute to several each (make
+                         # test-all); the default suite keeps LeNet-5, and each layer of the others (fork, sum,
+                         # concatenation included) runs alone in tests/test_rtl_layers.py
                          [("lenet5", 1, 1, 256), pytest.param("cnv", 2, 2, 256, marks=pytest.mark.slow),
                           pytest.param("resnet", 1, 1, 256, marks=pytest.mark.slow),
                           pytest.param("resnet", 2, 2, 64, marks=pytest.mark.slow),
-                          pytest.param("squeezenet", 1, 1, 256, marks=pytest.mark.slow), ("squeezenet", 2, 2, 1024)])
+                          pytest.param("squeezenet", 1, 1, 256, marks=pytest.mark.slow),
+                          pytest.param("squeezenet", 2, 2, 1024, marks=pytest.mark.slow)])
 def test_zoo_cnn_compiles_to_bit_exact_rtl(tmp_path, kind, w_bits, a_bits, target):
     """A zoo CNN exported by Brevitas, compiled, generated and simulated: RTL = golden on every input, with
     random stalls, and the analytical interval back to back. Residual nets exercise forks, sums, standalone
