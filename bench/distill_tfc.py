@@ -10,8 +10,8 @@ trains 60 epochs (Adam, cosine). The validation split (the last 5,000 training i
 on) is reported beside the test accuracy.
 
 How the recipe was chosen, so that the figure is not a selected one: of the recipes measured on one to four
-of seeds 0-3 (docs/training.md lists them), the noisy teacher was the one ahead of the student alone on test,
-by 0.13 point, within the run-to-run spread, and level with it on validation. This bench therefore measures it
+of seeds 0-3 (docs/training.md lists them), the noisy teacher was ahead of the student alone on test over all
+four, by 0.13 point, within the run-to-run spread, and level with it on validation. This bench therefore measures it
 on eight fresh seeds, 4 to 11, that took no part in the choice. A single run's gain is of the order of the
 run-to-run spread (0.1 to 0.2 point), so the students are compared by their mean test accuracy, and seed by
 seed as well. Plain Hinton soft targets and FitNets hints are measured with the first seed, for reference. Two
