@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export XNORKIT_DATA ?= $(abspath ../shared/datasets)
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-all lint clean
+.PHONY: setup demo test test-all lint bench docs clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -16,6 +16,15 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m ""
+
+# every benchmark (or `make bench BENCH="rtl_mnist golden_lfc"`) into bench/results.json, then the docs' tables
+bench: setup
+	$(PY) bench/all.py $(BENCH)
+	$(PY) scripts/bench_docs.py
+
+# the tables of measured figures in README.md and docs/, rewritten from bench/results.json
+docs: setup
+	$(PY) scripts/bench_docs.py
 
 lint: setup
 	.venv/bin/ruff check .
