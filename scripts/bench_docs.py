@@ -92,19 +92,20 @@ def headline(bench: str, r: dict) -> str:
                                 f"{pct(r['alone_mean'])}, {r['seeds_improved']} of {len(r['seeds'])} seeds ahead"),
         "firmware_kernels": lambda: (f"Cortex-M4 LFC {num(r['m4_instructions_per_inference'])} instructions; "
                                      f"host {r['host_percent_of_popcnt_peak']}% of POPCNT peak"),
-        "firmware_mnist": lambda: (f"{sum(n['host_bit_exact'] for n in r['networks'])} of {len(r['networks'])} "
-                                   f"networks bit-exact on host and Cortex-M4"),
-        "golden_lfc": lambda: f"{r['compile_s'] + r['golden_s']:.2f} s for compile + golden on {num(r['images'])}",
+        "firmware_mnist": lambda: (f"{sum(n['host_bit_exact'] and n['m4_bit_exact'] for n in r['networks'])} of "
+                                   f"{len(r['networks'])} networks bit-exact on host and Cortex-M4"),
+        "golden_lfc": lambda: (f"compile + golden {r['compile_s'] + r['golden_s']:.1f} s on {num(r['images'])} images "
+                               f"(qonnx's executor {r['qonnx_s']:.1f} s); {r['agreement']:,} outputs agree"),
         "group_lasso_digits": lambda: (f"{r['neurons_removed']:.1%} of neurons removed at "
                                        f"{r['accuracy_loss_points']:.2f} pt"),
         "hls_cpp": lambda: f"{sum(x['agree'] for x in r['runs']):,} of {sum(x['inputs'] for x in r['runs']):,} equal",
         "popcount_luts": lambda: (f"popcount at {max(p['ratio'] for p in r['popcount']):.0%} of naive LUTs or less; "
                                   f"estimate within {max(abs(s['error']) for s in r['mvtu_sweep']):.0%}"),
-        "rtl_mnist": lambda: (f"{len(r['designs'])} designs bit-exact: "
-                              f"{all(d['bit_exact'] for d in r['designs'])}; LFC 10,000 images in "
-                              f"{r['lfc_sim_seconds']} s"),
-        "sparse_exit": lambda: (f"B-LeNet RTL {r['blenet_exit']['rtl_speedup']}x with the exit; SFC sparse "
-                                f"{r['sfc_luts']['ratio']:.0%} of dense LUTs"),
+        "rtl_mnist": lambda: (f"{sum(d['bit_exact'] for d in r['designs'])} of {len(r['designs'])} designs "
+                              f"bit-exact, cycles = model; LFC's 10,000 images simulated in {r['lfc_sim_seconds']} s"),
+        "sparse_exit": lambda: (f"B-LeNet {r['blenet_exit']['rtl_cycle_ratio']}x fewer RTL cycles, "
+                                f"{r['blenet_exit']['instruction_ratio']}x fewer Cortex-M4 instructions with the exit; "
+                                f"block-pruned SFC {r['sfc_luts']['ratio']:.0%} of dense LUTs"),
         "synth_boards": lambda: f"{sum(d['measured']['fits'] for d in r['designs'])} of {len(r['designs'])} fit",
         "train_lfc_w1a1": lambda: pct(r["accuracy"]),
         "train_sfc_w1a1": lambda: pct(r["accuracy"]),
@@ -269,7 +270,7 @@ def popcount_luts(res: Results) -> list[str]:
 
 def mvtu_estimate(res: Results) -> list[str]:
     """docs/synthesis.md: the MVTU LUT estimate against Yosys over PE x SIMD."""
-    rows = [[s["pe"], s["simd"], s["yosys_luts"], s["estimated_luts"], f"{100 * s['error']:+.0f}%"]
+    rows = [[s["pe"], s["simd"], s["yosys_luts"], s["estimated_luts"], f"{round(100 * s['error']):+d}%"]
             for s in res["popcount_luts"]["mvtu_sweep"]]
     return table(["PE", "SIMD", "Yosys LUTs", "estimated LUTs", "error"], rows)
 
