@@ -30,8 +30,8 @@ RESULTS = BENCH_DIR / "results.json"
 LOGS = ROOT / "out" / "bench"
 # what a bench's figures can depend on: a change here since its recorded commit makes the entry stale
 CODE_PATHS = ("xnorkit", "quant_train", "hw", "sim", "firmware", "boards", "bench", "pyproject.toml")
-# files whose changes move no figure: they do not make a tree dirty for a measurement
-NOT_CODE = ("bench/results.json",)
+# files whose changes move no figure (the record and this runner): they make no entry dirty or stale
+NOT_CODE = ("bench/results.json", "bench/all.py")
 
 
 def bench_names() -> list[str]:
@@ -145,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         print_list(results)
         return 0
     names = args.names or (stale_names(results) if args.stale else bench_names())
-    commit, dirty = git("rev-parse", "HEAD"), code_is_dirty()
+    try:
+        commit, dirty = git("rev-parse", "HEAD"), code_is_dirty()
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: the figures describe no commit
+        commit, dirty = "unknown", True
     if dirty:
         print("bench/all.py: the code differs from HEAD; entries are marked dirty until re-run on a commit",
               file=sys.stderr)
