@@ -127,3 +127,14 @@ def test_unknown_bench_name_is_one_line_and_exit_2():
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "no bench named no_such_bench" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_stale_names_are_the_missing_dirty_and_unknown_entries():
+    head = bench_all.git("rev-parse", "HEAD")
+    names = bench_all.bench_names()
+    results = {name: {"commit": head, "dirty": False} for name in names}
+    assert bench_all.stale_names(results) == []
+    results[names[0]]["dirty"] = True
+    results[names[1]]["commit"] = "f" * 40  # a commit this clone does not have
+    del results[names[2]]
+    assert bench_all.stale_names(results) == names[:3]
