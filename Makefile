@@ -11,12 +11,11 @@ setup:
 demo: setup
 	$(PY) -m xnorkit flow -o out/demo
 
-# two workers: most tests wait on one single-threaded simulator or compiler, and the machine has two cores
 test: setup
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q
 
 test-all: setup
-	$(PY) -m pytest -q -n 2 -m ""
+	$(PY) -m pytest -q -m ""
 
 # every benchmark (or `make bench BENCH="rtl_mnist golden_lfc"`) into bench/results.json, then the docs' tables
 # (also when a bench missed its goal: the docs show it; the exit status is the benches')
