@@ -8,7 +8,7 @@ A generated table sits between two markers, and everything between them is rewri
 
 NAME is one of TABLES below. `python scripts/bench_docs.py` rewrites every block; `--check` writes nothing and
 exits 1 naming each block that differs from what bench/results.json gives (tests/test_bench_docs.py runs it).
-No measured figure is typed by hand: a block whose bench has no entry is an error.
+No measured figure is typed by hand: a block whose bench has no result says so and names the command to run.
 """
 
 from __future__ import annotations
@@ -32,8 +32,12 @@ DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 BLOCK = re.compile(r"(<!-- bench-table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench-table -->)", re.S)
 
 
-class MissingResult(Exception):
-    """A table needs a bench that bench/results.json has no entry for."""
+class UnknownTable(Exception):
+    """A marker names a table this script does not know."""
+
+
+class NoResult(Exception):
+    """A table needs a bench that bench/results.json has no result for: the block says so instead."""
 
 
 def pct(x: float) -> str:
@@ -62,7 +66,7 @@ class Results:
     def __getitem__(self, bench: str) -> dict:
         entry = self.entries.get(bench)
         if entry is None or entry.get("result") is None:
-            raise MissingResult(f"bench/results.json has no result for {bench}; run `make bench BENCH={bench}`")
+            raise NoResult(bench)
         if bench not in self.used:
             self.used.append(bench)
         return entry["result"]
@@ -313,9 +317,12 @@ TABLES: dict[str, Callable[[Results], list[str]]] = {
 
 def render(name: str, entries: dict[str, dict]) -> str:
     if name not in TABLES:
-        raise MissingResult(f"no table named {name!r}; scripts/bench_docs.py knows {', '.join(sorted(TABLES))}")
+        raise UnknownTable(f"no table named {name!r}; scripts/bench_docs.py knows {', '.join(sorted(TABLES))}")
     res = Results(entries)
-    lines = TABLES[name](res)
+    try:
+        lines = TABLES[name](res)
+    except NoResult as missing:
+        return f"Not measured: bench/results.json has no result for `{missing}`; run `make bench BENCH={missing}`.\n"
     if res.used:
         lines += ["", res.provenance()]
     return "\n".join(lines) + "\n"
@@ -338,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         text = path.read_text()
         try:
             new = rewrite(text, entries)
-        except MissingResult as err:
+        except UnknownTable as err:
             print(f"bench_docs: {path.relative_to(ROOT)}: {err}", file=sys.stderr)
             return 2
         if new != text:
