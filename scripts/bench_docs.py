@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from all import bench_names  # noqa: E402  (bench/all.py: which benches there are)
 
 import boards  # noqa: E402  (the boards' capacities and clocks)
 
@@ -121,8 +124,11 @@ def headline(bench: str, r: dict) -> str:
 def summary(res: Results) -> list[str]:
     """README: every bench's main figures, whether it met its goal, and the commit it ran on."""
     rows = []
-    for bench in sorted(res.entries):
-        entry = res.entries[bench]
+    for bench in bench_names():
+        entry = res.entries.get(bench)
+        if entry is None:
+            rows.append([f"`{bench}`", f"not measured: `make bench BENCH={bench}`", "", "", "", ""])
+            continue
         r = entry.get("result")
         rows.append([f"`{bench}`", headline(bench, r) if r else "no result", "yes" if entry["ok"] else "**no**",
                      f"{entry['commit'][:10]}{' (dirty)' if entry.get('dirty') else ''}", entry["date"][:10],

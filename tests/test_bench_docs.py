@@ -33,9 +33,11 @@ def test_docs_tables_equal_bench_results():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_every_bench_has_a_recorded_run_that_met_its_goal():
+def test_every_recorded_run_met_its_goal_on_a_commit():
+    """Each entry of bench/results.json is a bench that exists, measured on a clean commit, and met its goal.
+    A bench without an entry shows as not measured in the docs (`bench/all.py --stale` runs it)."""
     results = json.loads(bench_all.RESULTS.read_text())
-    assert sorted(results) == bench_all.bench_names()
+    assert set(results) <= set(bench_all.bench_names())
     for name, entry in results.items():
         assert entry["ok"] is True and entry["result"]["ok"] is True, f"{name} did not meet its goal"
         assert entry["result"]["bench"] == name and entry["returncode"] == 0
@@ -86,9 +88,16 @@ def test_a_table_without_its_result_says_so_and_an_unknown_table_is_an_error():
 def test_a_failed_goal_shows_in_the_summary():
     entries = {"group_lasso_digits": _entry({"bench": "group_lasso_digits", "neurons_removed": 0.2031,
                                               "accuracy_loss_points": 0.22, "ok": False}, ok=False)}
-    lines = bench_docs.summary(bench_docs.Results(entries))
-    assert lines[2] == ("| `group_lasso_digits` | 20.3% of neurons removed at 0.22 pt | **no** | aaaaaaaaaa | "
-                        "2026-12-06 | 12 |")
+    row = bench_docs.summary(bench_docs.Results(entries))[2 + bench_all.bench_names().index("group_lasso_digits")]
+    assert row == ("| `group_lasso_digits` | 20.3% of neurons removed at 0.22 pt | **no** | aaaaaaaaaa | "
+                   "2026-12-06 | 12 |")
+
+
+def test_the_summary_lists_every_bench_measured_or_not():
+    lines = bench_docs.summary(bench_docs.Results({}))
+    assert len(lines) == 2 + len(bench_all.bench_names())
+    first = bench_all.bench_names()[0]
+    assert lines[2] == f"| `{first}` | not measured: `make bench BENCH={first}` |  |  |  |  |"
 
 
 def test_tables_have_as_many_delimiter_cells_as_header_cells():
