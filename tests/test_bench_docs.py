@@ -33,14 +33,15 @@ def test_docs_tables_equal_bench_results():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_every_recorded_run_met_its_goal_on_a_commit():
-    """Each entry of bench/results.json is a bench that exists, measured on a clean commit, and met its goal.
-    A bench without an entry shows as not measured in the docs (`bench/all.py --stale` runs it)."""
+def test_every_recorded_run_names_its_bench_commit_and_verdict():
+    """Each entry of bench/results.json is a bench that exists, measured on a clean commit, with its verdict as
+    the bench gave it. Whether every goal is met is `make bench`'s exit status and shows in the docs (a missed
+    goal reads **no**); a bench without an entry shows as not measured (`bench/all.py --stale` runs it)."""
     results = json.loads(bench_all.RESULTS.read_text())
     assert set(results) <= set(bench_all.bench_names())
     for name, entry in results.items():
-        assert entry["ok"] is True and entry["result"]["ok"] is True, f"{name} did not meet its goal"
-        assert entry["result"]["bench"] == name and entry["returncode"] == 0
+        assert entry["result"]["bench"] == name
+        assert entry["ok"] is (entry["result"]["ok"] is True and entry["returncode"] == 0)
         assert len(entry["commit"]) == 40 and not entry["dirty"], f"{name} was not measured on a commit"
         assert entry["date"][:4].isdigit()
 
