@@ -50,12 +50,14 @@ def code_is_dirty() -> bool:
     return any(line[3:] not in NOT_CODE and not line.endswith(".md") for line in changed)
 
 
-def load_results(path: Path = RESULTS) -> dict[str, dict]:
+def load_results(path: Path | None = None) -> dict[str, dict]:
+    path = path or RESULTS
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def save_results(results: dict[str, dict], path: Path = RESULTS) -> None:
+def save_results(results: dict[str, dict], path: Path | None = None) -> None:
     """Write atomically: an interrupted run leaves the previous file whole."""
+    path = path or RESULTS
     text = json.dumps(dict(sorted(results.items())), indent=2) + "\n"
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
         tmp.write(text)
@@ -140,7 +142,12 @@ def print_list(results: dict[str, dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    results = load_results()
+    try:
+        results = load_results()
+    except json.JSONDecodeError as err:
+        print(f"bench/all.py: {RESULTS} is not valid JSON ({err}); restore it with git or delete it",
+              file=sys.stderr)
+        return 2
     if args.list:
         print_list(results)
         return 0

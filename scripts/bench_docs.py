@@ -351,7 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     if not RESULTS.exists():
         print("bench_docs: bench/results.json is missing; run `make bench` first", file=sys.stderr)
         return 2
-    entries = json.loads(RESULTS.read_text())
+    try:
+        entries = json.loads(RESULTS.read_text())
+    except json.JSONDecodeError as err:
+        print(f"bench_docs: bench/results.json is not valid JSON ({err}); restore it with git or re-run "
+              f"`make bench`", file=sys.stderr)
+        return 2
     stale = []
     for path in DOCS:
         text = path.read_text()

@@ -149,3 +149,14 @@ def test_stale_names_are_the_missing_dirty_and_unknown_entries():
     results[names[1]]["commit"] = "f" * 40  # a commit this clone does not have
     del results[names[2]]
     assert bench_all.stale_names(results) == names[:3]
+
+
+def test_a_broken_results_file_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    broken = tmp_path / "results.json"
+    broken.write_text("{broken")
+    monkeypatch.setattr(bench_docs, "RESULTS", broken)
+    monkeypatch.setattr(bench_all, "RESULTS", broken)
+    assert bench_docs.main(["--check"]) == 2
+    assert bench_all.main(["--list"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("is not valid JSON" in line for line in err)
