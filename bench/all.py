@@ -43,11 +43,16 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
+def moves_figures(path: str) -> bool:
+    """Whether a change to this repository path can move a bench's figures (Markdown and NOT_CODE cannot)."""
+    return path not in NOT_CODE and not path.endswith(".md")
+
+
 def code_is_dirty() -> bool:
     """Whether tracked code differs from HEAD (Markdown and results.json excepted): a figure measured then
     describes no commit."""
     changed = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS).splitlines()
-    return any(line[3:] not in NOT_CODE and not line.endswith(".md") for line in changed)
+    return any(moves_figures(line[3:]) for line in changed)
 
 
 def load_results(path: Path | None = None) -> dict[str, dict]:
@@ -111,7 +116,7 @@ def stale_names(results: dict[str, dict]) -> list[str]:
         except subprocess.CalledProcessError:  # a commit this clone does not have
             stale.append(name)
             continue
-        if any(path not in NOT_CODE and not path.endswith(".md") for path in changed):
+        if any(moves_figures(path) for path in changed):
             stale.append(name)
     return stale
 

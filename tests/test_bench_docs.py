@@ -140,6 +140,11 @@ def test_unknown_bench_name_is_one_line_and_exit_2():
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_only_code_moves_figures():
+    assert bench_all.moves_figures("xnorkit/golden.py") and bench_all.moves_figures("bench/rtl_mnist.py")
+    assert not any(map(bench_all.moves_figures, ("docs/numerics.md", "bench/results.json", "bench/all.py")))
+
+
 def test_stale_names_are_the_missing_dirty_and_unknown_entries():
     head = bench_all.git("rev-parse", "HEAD")
     names = bench_all.bench_names()
