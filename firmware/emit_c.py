@@ -47,7 +47,8 @@ def c_float(value: float) -> str:
 
 
 def c_array(values: np.ndarray, per_line: int = 8, fmt: str = "{}") -> str:
-    items = [fmt.format(int(v)) for v in np.asarray(values).reshape(-1)]
+    values = np.asarray(values).reshape(-1)
+    items = [c_float(v) if values.dtype.kind == "f" else fmt.format(int(v)) for v in values]
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     return ",\n    ".join(lines)
 
@@ -129,7 +130,7 @@ class Program:
         return name
 
 
-_CTYPE_BYTES = {"int64_t": 8, "uint32_t": 4, "int32_t": 4, "uint16_t": 2, "int8_t": 1}
+_CTYPE_BYTES = {"int64_t": 8, "uint32_t": 4, "int32_t": 4, "float": 4, "uint16_t": 2, "int8_t": 1, "uint8_t": 1}
 
 
 def plan(tensors: list[Tensor]) -> None:
@@ -219,8 +220,36 @@ def _map(graph: Graph, tensor: str) -> tuple[int, int]:
 
 def _geometry(program: Program, kind: str, values: dict) -> str:
     name = f"xk_shape{len(program.structs)}"
-    program.structs.append((kind, name, ", ".join(f".{k} = {int(v)}" for k, v in values.items())))
+    program.structs.append((kind, name, ", ".join(f".{k} = {v if isinstance(v, str) else int(v)}"
+                                                  for k, v in values.items())))
     return name
+
+
+_PROLOGUE_OPS = {"mul": 0, "div": 1, "add": 2, "sub": 3}  # XK_MUL, XK_DIV, XK_ADD, XK_SUB in xk_kernels.h
+
+
+def _quantize(prog: Program, graph: Graph, node: Quantize, binary_kernels: bool) -> Tensor:
+    """The input quantizer's call, with its prologue as tables (each constant one value, or one per input
+    element in the input's (C, H, W) order)."""
+    channels, pixels = _map(graph, node.output)
+    prologue = "0"
+    if node.steps:
+        full = (1, *graph.input_shape)
+        values = [c.reshape(1) if c.size == 1 else np.broadcast_to(c, full).reshape(-1) for c in node.constants]
+        ops = prog.table("uint8_t", "xk_prologue_ops", [_PROLOGUE_OPS[op] for op in node.steps], 16)
+        sizes = prog.table("uint32_t", "xk_prologue_sizes", [len(v) for v in values], 16)
+        table = prog.table("float", "xk_prologue_values", np.concatenate(values), 4)
+        prologue = "&" + _geometry(prog, "xk_prologue", dict(steps=len(values), ops=ops, sizes=sizes, values=table))
+    if node.dtype.bipolar:
+        q = prog.tensor(node.output, binary_kernels, channels, pixels)
+        outputs = "{}, 0" if binary_kernels else "0, {}"
+        prog.call(f"xk_quantize_sign(input, {channels}u, {pixels}u, {prologue}, {outputs});", writes=q,
+                  comment=node.name)
+        return q
+    q = prog.tensor(node.output, False, channels, pixels)
+    prog.call(f"xk_quantize(input, {channels}u, {pixels}u, {c_float(node.scale)}, {node.zero_point}, {node.qmin}, "
+              f"{node.qmax}, {prologue}, {{}});", writes=q, comment=node.name)
+    return q
 
 
 def _exits_first(graph: Graph) -> list:
@@ -307,13 +336,7 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
             raise XnorkitError(f"'{node.name}' reads a transposed feature map; the C generator stores feature maps "
                                f"pixel by pixel and only a flatten may follow a transpose")
         if isinstance(node, Quantize):
-            if node.dtype.bipolar:
-                raise XnorkitError(f"input quantizer '{node.name}': a bipolar network input is not supported by the C "
-                                   f"generator (quantize the input to integers)")
-            channels, pixels = _map(graph, node.output)
-            q = at[node.output] = prog.tensor(node.output, False, channels, pixels)
-            prog.call(f"xk_quantize(input, {channels}u, {pixels}u, {c_float(node.scale)}, {node.zero_point}, "
-                      f"{node.dtype.min}, {node.dtype.max}, {{}});", writes=q, comment=node.name)
+            at[node.output] = _quantize(prog, graph, node, binary_kernels)
         elif isinstance(node, Reshape | Transpose):
             shape = graph.shape(node.input)
             map_shape, axes, flat = layout_of.get(node.input) or (shape, (0, 1, 2), False)

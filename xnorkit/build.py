@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from xnorkit import compare, golden, ir, numerics
 from xnorkit.errors import XnorkitError
@@ -59,7 +60,8 @@ def compile_model(model: Path, build: Path) -> Graph:
     graph = import_qonnx(model)  # fails before anything is written
     with replacing(build) as tmp:
         ir.save(graph, tmp)
-        shutil.copy(model, tmp / "model.onnx")
+        # one self-contained file: weights the exporter put in an external `.onnx.data` file come along
+        onnx.save(onnx.load(str(model)), str(tmp / "model.onnx"), save_as_external_data=False)
     return graph
 
 

@@ -5,9 +5,16 @@ relates to an IR integer tensor:
   - a quantized activation: real = scale * (q - zero_point), q of an IntType (or bipolar);
   - an accumulator of a layer (Gemm/MatMul/Conv): real = relu?(bn(k[c] * acc + c[c])) per channel,
     with an optional batch-norm and ReLU, not yet emitted.
+  - the float network input after float ops (the prologue: Mul/Div/Add/Sub by constants, Reshape,
+    Flatten, Transpose), until its quantizer.
 A quantizer after an accumulator becomes an integer Threshold (one level for a sign, 2^k - 1 for k
-bits); the graph output becomes a Dequantize. Anything else is refused with one line naming the node,
-its op and the reason.
+bits); the quantizer of the float input becomes the Quantize node, which keeps the prologue's
+arithmetic ops (in the input's layout) and is followed by the prologue's layout ops as IR Reshape and
+Transpose (a per-tensor quantizer commutes with them). The graph output becomes a Dequantize, with any
+per-channel affine after the last layer (the epilogue) folded in and a final Softmax kept in float.
+IR tensor names are the ONNX names, except that an integer tensor never takes a graph output's name
+(its Dequantize writes that). Anything else is refused with one line naming the node, its op and the
+reason.
 """
 
 from __future__ import annotations
@@ -67,6 +74,22 @@ class _Accumulator:
     tensor: str | None = None
     range: tuple[int, int] | None = None
     finished: bool = False
+    post: list[tuple[float, float]] | None = None  # per channel (m, a): m * real + a after batch-norm/ReLU
+    softmax: str = ""
+
+
+@dataclass
+class _Float:
+    """The float network input after the prologue so far: `steps` with `constants` in the input's layout,
+    then `layout`, ONNX Reshape/Transpose ops as (node, kind, argument, shape before), in order."""
+
+    steps: list[str] = field(default_factory=list)
+    constants: list[np.ndarray] = field(default_factory=list)
+    layout: list[tuple[onnx.NodeProto, str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+
+    def then(self, step: str | None = None, constant: np.ndarray | None = None, layout=None) -> _Float:
+        return _Float(self.steps + ([step] if step else []), self.constants + ([constant] if step else []),
+                      self.layout + ([layout] if layout else []))
 
 
 @dataclass
@@ -86,10 +109,12 @@ class _Importer:
     shapes: dict[str, tuple[int, ...]]
     consts: dict[str, np.ndarray] = field(default_factory=dict)
     qconsts: dict[str, _ConstQuant] = field(default_factory=dict)
-    state: dict[str, _Quantized | _Accumulator] = field(default_factory=dict)
+    state: dict[str, _Quantized | _Accumulator | _Float] = field(default_factory=dict)
     nodes: list = field(default_factory=list)
     types: dict[str, IntType] = field(default_factory=dict)
     ir_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)  # every ONNX and IR tensor name
+    onnx_of: dict[str, str] = field(default_factory=dict)  # IR names that differ from their ONNX tensor's
 
     def fail(self, node: onnx.NodeProto, reason: str) -> XnorkitError:
         return XnorkitError(f"node '{node.name}' (op {node.op_type}): {reason}")
@@ -113,15 +138,42 @@ class _Importer:
 
     def quantized(self, node: onnx.NodeProto, name: str) -> _Quantized:
         x = self.dynamic(node, name)
+        if isinstance(x, _Float):
+            raise self.fail(node, f"input '{name}' is the float network input (after float ops only); quantize it "
+                                  f"first (a Quant or BipolarQuant, or `xnorkit compile --input-quant`)")
         if not isinstance(x, _Quantized):
             raise self.fail(node, f"input '{name}' must be a quantized activation, but it is the unquantized "
                                   f"output of layer '{x.node.name}' (add an activation quantizer)")
         return x
 
-    def emit(self, ir_node, dtype: IntType) -> None:
+    def ir_name(self, onnx_name: str) -> str:
+        """The IR name of the integer tensor computing ONNX tensor `onnx_name`: the same, unless that is a
+        graph output (the Dequantize after it writes that name)."""
+        if onnx_name not in self.graph_outputs:
+            return onnx_name
+        name = self.fresh(f"{onnx_name}_int")
+        self.onnx_of[name] = onnx_name
+        return name
+
+    def fresh(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.taken:
+            name, k = f"{base}_{k}", k + 1
+        self.taken.add(name)
+        return name
+
+    @property
+    def graph_outputs(self) -> set[str]:
+        return {o.name for o in self.model.graph.output}
+
+    def emit(self, ir_node, dtype: IntType, shape: tuple[int, ...] | None = None) -> None:
+        """Append an IR node; its output's shape is `shape` (without the batch axis), else the ONNX tensor's
+        of the same name."""
         self.nodes.append(ir_node)
+        self.taken.add(ir_node.output)
         self.types[ir_node.output] = dtype
-        self.ir_shapes[ir_node.output] = self.shapes[ir_node.output][1:]
+        onnx_name = self.onnx_of.get(ir_node.output, ir_node.output)
+        self.ir_shapes[ir_node.output] = tuple(shape) if shape is not None else self.shapes[onnx_name][1:]
 
     # ---- quantizers -----------------------------------------------------------------------------------
 
@@ -133,13 +185,16 @@ class _Importer:
             w = self.consts[node.input[0]]
             self.qconsts[node.output[0]] = _ConstQuant(np.where(w >= 0, 1, -1).astype(np.int8), scale, BIPOLAR)
             return
-        acc = self.dynamic(node, node.input[0])
-        if isinstance(acc, _Quantized):
-            acc = self.as_accumulator(node, acc)
         if scale.size != 1:
             raise self.fail(node, "activation scale must be per-tensor")
-        out = self.emit_threshold(node, acc, None, out_scale=float(scale.reshape(-1)[0]))
-        self.state[node.output[0]] = _Quantized(out, Fraction(float(scale.reshape(-1)[0])), 0, BIPOLAR)
+        acc = self.dynamic(node, node.input[0])
+        if isinstance(acc, _Float):
+            self.emit_input_quantizer(node, acc, float(scale.reshape(-1)[0]), 0, BIPOLAR, False)
+            return
+        if isinstance(acc, _Quantized):
+            acc = self.as_accumulator(node, acc)
+        out = self.emit_threshold(node, acc, None, out_scale=float(np.float32(scale.reshape(-1)[0])))
+        self.state[node.output[0]] = _Quantized(out, Fraction(float(np.float32(scale.reshape(-1)[0]))), 0, BIPOLAR)
 
     def on_quant(self, node: onnx.NodeProto) -> None:
         attrs = _attrs(node)
@@ -168,13 +223,10 @@ class _Importer:
             raise self.fail(node, "activation quantizers need a positive per-tensor scale and an integer zero point")
         dtype = IntType(bits, signed=signed)
         out = node.output[0]
-        if node.input[0] == self.model.graph.input[0].name:
-            if narrow:
-                raise self.fail(node, "a narrow-range input quantizer is not supported")
-            self.emit(Quantize(node.name, node.input[0], out, float(np.float32(scale)), int(zp), dtype), dtype)
-            self.state[out] = _Quantized(out, Fraction(float(np.float32(scale))), int(zp), dtype)
-            return
         acc = self.dynamic(node, node.input[0])
+        if isinstance(acc, _Float):
+            self.emit_input_quantizer(node, acc, scale, int(zp), dtype, narrow)
+            return
         act = numerics.ActQuant.from_attrs(scale, int(zp), bits, signed, narrow)
         if isinstance(acc, _Quantized):
             if acc.scale == act.scale and acc.zero_point == act.zero_point and not acc.dtype.bipolar \
@@ -185,11 +237,77 @@ class _Importer:
         tensor = self.emit_threshold(node, acc, act, dtype)
         self.state[out] = _Quantized(tensor, act.scale, int(zp), dtype)
 
+    def emit_input_quantizer(self, node: onnx.NodeProto, x: _Float, scale: float, zero_point: int, dtype: IntType,
+                             narrow: bool) -> None:
+        """The Quantize node (the prologue's arithmetic, then the quantizer) and the prologue's layout ops
+        after it, on the integers."""
+        graph_in, out = self.model.graph.input[0].name, node.output[0]
+        scale = float(np.float32(scale))
+        tensor = self.fresh(f"{out}_input") if x.layout else self.ir_name(out)
+        self.emit(Quantize(node.name, graph_in, tensor, scale, zero_point, dtype, narrow, tuple(x.steps),
+                           tuple(x.constants)), dtype, self.shapes[graph_in][1:])
+        for i, (op_node, kind, arg, _) in enumerate(x.layout):
+            name = self.ir_name(out) if i == len(x.layout) - 1 else self.fresh(f"{op_node.output[0]}_quantized")
+            after = self.shapes[op_node.output[0]][1:]
+            layout = (Reshape(op_node.name, tensor, name, after) if kind == "reshape"
+                      else Transpose(op_node.name, tensor, name, tuple(p - 1 for p in arg[1:])))
+            self.emit(layout, dtype, after)
+            tensor = name
+        self.state[out] = _Quantized(tensor, Fraction(scale), zero_point, dtype)
+
+    # ---- the prologue: float ops on the network input before its quantizer ----------------------------
+
+    def on_float_step(self, node: onnx.NodeProto, op: str) -> bool:
+        """Mul/Div/Add/Sub of the float input by a constant: a prologue step (True), else False."""
+        a, b = node.input[0], node.input[1]
+        if op in ("mul", "add") and isinstance(self.state.get(b), _Float):
+            a, b = b, a
+        x = self.state.get(a)
+        if not isinstance(x, _Float):
+            if isinstance(self.state.get(b), _Float):
+                raise self.fail(node, "only 'input op constant' is supported before the input quantizer")
+            return False
+        if b not in self.consts:
+            raise self.fail(node, f"'{b}' must be a constant: the prologue before the input quantizer takes "
+                                  f"elementwise ops by constants only")
+        c = self.consts[b].astype(np.float32)
+        shape = (1, *self.shapes[a][1:])
+        try:
+            fits = np.broadcast_shapes(c.shape, shape) == shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise self.fail(node, f"a constant of shape {c.shape} does not broadcast against the input {shape}")
+        self.state[node.output[0]] = x.then(op, self.in_input_layout(x, c, shape))
+        return True
+
+    @staticmethod
+    def in_input_layout(x: _Float, c: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """A constant for the current layout, moved back through the layout ops to the network input's."""
+        if c.size == 1 or not x.layout:
+            return c.reshape(()) if c.size == 1 else c
+        full = np.broadcast_to(c, shape)
+        for _, kind, arg, before in reversed(x.layout):
+            full = full.transpose(np.argsort(arg)) if kind == "transpose" else full.reshape((1, *before[1:]))
+        return np.ascontiguousarray(full, dtype=np.float32)
+
+    def on_float_layout(self, node: onnx.NodeProto, x: _Float) -> None:
+        before, after = self.shapes.get(node.input[0]), self.shapes.get(node.output[0])
+        if not before or not after or after[0] != before[0]:
+            raise self.fail(node, "the reshape must keep the batch axis and have a known shape")
+        if node.op_type == "Transpose":
+            perm = tuple(int(p) for p in _attrs(node)["perm"])
+            if perm[0] != 0:
+                raise self.fail(node, "a transpose must keep the batch axis first")
+            self.state[node.output[0]] = x.then(layout=(node, "transpose", perm, before))
+        else:
+            self.state[node.output[0]] = x.then(layout=(node, "reshape", after, before))
+
     def as_accumulator(self, node: onnx.NodeProto, x: _Quantized) -> _Accumulator:
         """A quantized tensor seen as integers to requantize: real = s * (q - zp), per channel."""
         if x.dtype.bipolar:
             raise self.fail(node, "requantizing a binary activation is not supported")
-        channels = self.shapes[x.tensor][1]
+        channels = self.ir_shapes[x.tensor][0]
         return _Accumulator(node, None, None, None, [x.scale] * channels, [-x.scale * x.zero_point] * channels,
                             tensor=x.tensor, range=(x.dtype.min, x.dtype.max))
 
@@ -267,13 +385,40 @@ class _Importer:
         acc.c = [ci + Fraction(float(bi)) for ci, bi in zip(acc.c, b, strict=True)]
 
     def on_add(self, node: onnx.NodeProto) -> None:
-        if node.input[1] not in self.consts:
+        if self.on_float_step(node, "add"):
+            return
+        if node.input[1] not in self.consts and node.input[0] not in self.consts:
             self.on_residual_add(node)
             return
-        acc = self.dynamic(node, node.input[0])
-        if not isinstance(acc, _Accumulator):
-            raise self.fail(node, "a constant can only be added to a layer's accumulator (as a bias)")
-        self.add_bias(node, acc, self.const(node, node.input[1]))
+        self.on_affine(node, "add")
+
+    def on_affine(self, node: onnx.NodeProto, op: str) -> None:
+        """Mul/Div/Add/Sub of a layer's accumulator by a per-channel constant: folded into the layer's
+        exact affine before a batch-norm or ReLU; after them, kept in float for the output (the epilogue)."""
+        a, b = node.input[0], node.input[1]
+        if op in ("mul", "add") and a in self.consts:
+            a, b = b, a
+        acc = self.dynamic(node, a)
+        if not isinstance(acc, _Accumulator) or b not in self.consts:
+            raise self.fail(node, f"{node.op_type} is supported on the float input before its quantizer and by a "
+                                  f"constant after a layer (Gemm/MatMul/Conv), not here")
+        v = self.consts[b].reshape(-1).astype(np.float64)
+        if v.size not in (1, len(acc.k)):
+            raise self.fail(node, f"a constant of {v.size} values does not match the layer's {len(acc.k)} channels")
+        v = np.broadcast_to(v, (len(acc.k),))
+        if op == "div" and (v == 0).any():
+            raise self.fail(node, "division by zero")
+        if acc.bn is None and not acc.relu and acc.post is None:
+            if op in ("add", "sub"):
+                self.add_bias(node, acc, v if op == "add" else -v)
+            else:
+                f = [Fraction(float(x)) for x in v]
+                f = f if op == "mul" else [1 / x for x in f]
+                acc.k = [ki * fi for ki, fi in zip(acc.k, f, strict=True)]
+                acc.c = [ci * fi for ci, fi in zip(acc.c, f, strict=True)]
+        else:
+            m, add = {"mul": (v, 0 * v), "div": (1 / v, 0 * v), "add": (1 + 0 * v, v), "sub": (1 + 0 * v, -v)}[op]
+            acc.post = (acc.post or []) + [(m, add)]
         self.state[node.output[0]] = acc
 
     def on_residual_add(self, node: onnx.NodeProto) -> None:
@@ -285,11 +430,11 @@ class _Importer:
             raise self.fail(node, "broadcasting additions are not supported")
         lo, hi = a.dtype.min + b.dtype.min, a.dtype.max + b.dtype.max
         dtype = numerics.signed_type_for(lo, hi + 1)
-        out = node.output[0]
+        out = self.ir_name(node.output[0])
         self.emit(Add(node.name, (a.tensor, b.tensor), out, (a.dtype, b.dtype)), dtype)
-        channels = self.shapes[out][1]
+        channels = self.shapes[node.output[0]][1]
         zero_point = (0 if a.dtype.bipolar else a.zero_point) + (0 if b.dtype.bipolar else b.zero_point)
-        self.state[out] = _Accumulator(node, None, None, None, [a.scale] * channels,
+        self.state[node.output[0]] = _Accumulator(node, None, None, None, [a.scale] * channels,
                                        [-a.scale * zero_point] * channels, tensor=out, range=(lo, hi))
 
     def on_concat(self, node: onnx.NodeProto) -> None:
@@ -300,20 +445,24 @@ class _Importer:
         first = parts[0]
         if any((p.scale, p.zero_point, p.dtype) != (first.scale, first.zero_point, first.dtype) for p in parts):
             raise self.fail(node, "the inputs are quantized differently; quantize them with one shared quantizer")
-        out = node.output[0]
+        out = self.ir_name(node.output[0])
         self.emit(Concat(node.name, tuple(p.tensor for p in parts), out), first.dtype)
-        self.state[out] = _Quantized(out, first.scale, first.zero_point, first.dtype)
+        self.state[node.output[0]] = _Quantized(out, first.scale, first.zero_point, first.dtype)
 
-    def on_mul(self, node: onnx.NodeProto) -> None:
+    def on_arithmetic(self, node: onnx.NodeProto) -> None:
+        op = node.op_type.lower()
+        if not self.on_float_step(node, op):
+            self.on_affine(node, op)
+
+    def on_softmax(self, node: onnx.NodeProto) -> None:
+        """A Softmax/LogSoftmax at the end, over the classes: applied in float after the Dequantize."""
         acc = self.dynamic(node, node.input[0])
-        if not isinstance(acc, _Accumulator) or node.input[1] not in self.consts or acc.bn or acc.relu:
-            raise self.fail(node, "Mul is only supported as a constant scale on a layer's accumulator")
-        m = self.const(node, node.input[1]).reshape(-1)
-        m = np.broadcast_to(m, (len(acc.k),)) if m.size in (1, len(acc.k)) else None
-        if m is None:
-            raise self.fail(node, "the scale does not match the layer's channels")
-        acc.k = [ki * Fraction(float(mi)) for ki, mi in zip(acc.k, m, strict=True)]
-        acc.c = [ci * Fraction(float(mi)) for ci, mi in zip(acc.c, m, strict=True)]
+        rank = len(self.shapes[node.input[0]])
+        axis = int(_attrs(node).get("axis", -1 if self.opset >= 13 else 1))
+        if not isinstance(acc, _Accumulator) or acc.relu or acc.softmax or rank != 2 or axis % rank != 1:
+            raise self.fail(node, "a softmax is supported only at the end, over the classes of a layer's (N, "
+                                  "classes) output")
+        acc.softmax = "log_softmax" if node.op_type == "LogSoftmax" else "softmax"
         self.state[node.output[0]] = acc
 
     def on_batchnorm(self, node: onnx.NodeProto) -> None:
@@ -344,10 +493,10 @@ class _Importer:
         if attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1, 1])):
             raise self.fail(node, "ceil_mode and dilations are not supported")
         kernel = tuple(int(k) for k in attrs["kernel_shape"])
-        out = node.output[0]
+        out = self.ir_name(node.output[0])
         self.emit(MaxPool(node.name, x.tensor, out, kernel, tuple(int(s) for s in attrs.get("strides", kernel)),
                           tuple(int(p) for p in attrs.get("pads", [0, 0, 0, 0]))), x.dtype)
-        self.state[out] = _Quantized(out, x.scale, x.zero_point, x.dtype)
+        self.state[node.output[0]] = _Quantized(out, x.scale, x.zero_point, x.dtype)
 
     def on_average_pool(self, node: onnx.NodeProto) -> None:
         """Average = window sum x (1 / area): the sum is an exact integer tensor of scale s / area."""
@@ -371,10 +520,10 @@ class _Importer:
         area = kernel[0] * kernel[1]
         lo, hi = area * x.dtype.min, area * x.dtype.max
         dtype = numerics.signed_type_for(lo, hi)
-        out = node.output[0]
+        out = self.ir_name(node.output[0])
         self.emit(SumPool(node.name, x.tensor, out, kernel, stride, x.dtype), dtype)
         zero_point = 0 if x.dtype.bipolar else x.zero_point * area
-        self.state[out] = _Quantized(out, x.scale / area, zero_point, dtype)
+        self.state[node.output[0]] = _Quantized(out, x.scale / area, zero_point, dtype)
 
     def on_trunc(self, node: onnx.NodeProto) -> None:
         """qonnx Trunc: the integers divided by a power of two T, clamped to the output bits and rounded
@@ -408,30 +557,36 @@ class _Importer:
         else:
             rows = [numerics.level_threshold(x.scale, Fraction(0), numerics.IDENTITY_BN, act.scale * t, True, lo, hi)
                     for t in range(act.qmin + 1, act.qmax + 1)]
-        channels = self.shapes[x.tensor][1]
+        channels = self.ir_shapes[x.tensor][0]
         dtype = IntType(int(out_bits), signed=act.qmin < 0)
-        out = node.output[0]
+        out = self.ir_name(node.output[0])
         self.emit(Threshold(node.name, x.tensor, out, np.array([rows] * channels, dtype=np.int64), act.qmin, dtype,
                             float(act.scale), 0), dtype)
-        self.state[out] = _Quantized(out, act.scale, 0, dtype)
+        self.state[node.output[0]] = _Quantized(out, act.scale, 0, dtype)
 
     def on_transpose(self, node: onnx.NodeProto) -> None:
+        if isinstance(self.state.get(node.input[0]), _Float):
+            self.on_float_layout(node, self.state[node.input[0]])
+            return
         x = self.quantized(node, node.input[0])
         perm = [int(p) for p in _attrs(node)["perm"]]
         if perm[0] != 0:
             raise self.fail(node, "a transpose must keep the batch axis first")
-        out = node.output[0]
+        out = self.ir_name(node.output[0])
         self.emit(Transpose(node.name, x.tensor, out, tuple(p - 1 for p in perm[1:])), x.dtype)
-        self.state[out] = _Quantized(out, x.scale, x.zero_point, x.dtype)
+        self.state[node.output[0]] = _Quantized(out, x.scale, x.zero_point, x.dtype)
 
     def on_reshape(self, node: onnx.NodeProto) -> None:
+        if isinstance(self.state.get(node.input[0]), _Float):
+            self.on_float_layout(node, self.state[node.input[0]])
+            return
         x = self.quantized(node, node.input[0])
-        out = node.output[0]
+        out = self.ir_name(node.output[0])
         shape = self.shapes.get(out)
         if not shape or shape[0] != self.shapes[node.input[0]][0]:
             raise self.fail(node, "the reshape must keep the batch axis and have a known shape")
         self.emit(Reshape(node.name, x.tensor, out, tuple(shape[1:])), x.dtype)
-        self.state[out] = _Quantized(out, x.scale, x.zero_point, x.dtype)
+        self.state[node.output[0]] = _Quantized(out, x.scale, x.zero_point, x.dtype)
 
     # ---- emitting IR -----------------------------------------------------------------------------------
 
@@ -451,7 +606,7 @@ class _Importer:
                     acc.weights[ch] = -acc.weights[ch]
                     acc.k[ch], acc.c[ch] = numerics.negated_affine(acc.k[ch], acc.c[ch])
         acc_dtype = numerics.accumulator_type(acc.weights, acc.input.dtype)
-        name, out = acc.node.name, acc.node.output[0]
+        name, out = acc.node.name, self.ir_name(acc.node.output[0])
         if acc.conv is None:
             layer = MatMul(name, acc.input.tensor, out, acc.weights, acc.input.dtype, acc.w_dtype, acc_dtype)
         else:
@@ -462,6 +617,9 @@ class _Importer:
 
     def emit_threshold(self, node: onnx.NodeProto, acc: _Accumulator, act: numerics.ActQuant | None,
                        dtype: IntType = BIPOLAR, out_scale: float = 1.0) -> str:
+        if acc.post or acc.softmax:
+            raise self.fail(node, f"its input went through float ops after '{acc.node.name}''s batch-norm or ReLU "
+                                  f"(or a softmax); only a layer's output may end in them")
         acc_tensor = self.finish_layer(acc, fold_slope=True)
         bns = acc.bn or [numerics.IDENTITY_BN] * len(acc.k)
         rows = []
@@ -472,7 +630,7 @@ class _Importer:
                 rows.append([numerics.level_threshold(acc.k[ch], acc.c[ch], bn, Fraction(0), True, lo, hi, acc.relu)])
             else:
                 rows.append(numerics.quant_thresholds(acc.k[ch], acc.c[ch], bn, act, lo, hi, acc.relu))
-        out = node.output[0]
+        out = self.ir_name(node.output[0])
         base = 0 if act is None else act.qmin
         scale, zero_point = (out_scale, 0) if act is None else (float(act.scale), act.zero_point)
         self.emit(Threshold(node.name, acc_tensor, out, np.array(rows, dtype=np.int64), base, dtype, scale,
@@ -480,28 +638,54 @@ class _Importer:
         return out
 
     def emit_output(self, graph_output: str) -> tuple[str, str]:
-        acc = self.state.get(graph_output)
-        if not isinstance(acc, _Accumulator) or acc.relu:
-            raise XnorkitError(f"graph output '{graph_output}' must be a layer's accumulator (optionally "
-                               f"batch-normed); a network ending in an activation is not supported yet")
-        tensor = self.finish_layer(acc, fold_slope=False)
-        bns = acc.bn or [numerics.IDENTITY_BN] * len(acc.k)
-        affine = [numerics.output_affine(k, c, bn) for k, c, bn in zip(acc.k, acc.c, bns, strict=True)]
+        """The Dequantize writing a graph output: of a layer's accumulator (its affine, batch-norm and any
+        epilogue folded into scale and offset), or of a quantized activation (a final sign or k-bit quantizer)."""
+        x = self.state.get(graph_output)
+        if isinstance(x, _Quantized):
+            channels = self.ir_shapes[x.tensor][0]
+            s = float(x.scale)
+            scale, offset = (2 * s, -s) if x.dtype.bipolar else (s, -s * x.zero_point)
+            node = Dequantize(f"{x.tensor}_dequantize", x.tensor, graph_output, np.full(channels, scale),
+                              np.full(channels, offset))
+            return self.append_output(node)
+        if not isinstance(x, _Accumulator) or (x.relu and not x.post):
+            raise XnorkitError(f"graph output '{graph_output}' must be a layer's output (optionally batch-normed "
+                               f"and scaled) or a quantized activation; a network ending in a float activation "
+                               f"(ReLU, ...) is not supported: quantize it, or end in the layer")
+        if x.relu:
+            raise self.fail(x.node, "float ops after a ReLU at the end are not supported; end in the layer")
+        tensor = self.finish_layer(x, fold_slope=False)
+        bns = x.bn or [numerics.IDENTITY_BN] * len(x.k)
+        affine = [numerics.output_affine(k, c, bn) for k, c, bn in zip(x.k, x.c, bns, strict=True)]
         scale = np.array([a[0] for a in affine], dtype=np.float64)
         offset = np.array([a[1] for a in affine], dtype=np.float64)
-        self.nodes.append(Dequantize(f"{acc.node.name}_dequantize", tensor, graph_output, scale, offset))
-        self.ir_shapes[graph_output] = self.ir_shapes[tensor]
-        return tensor, graph_output
+        for m, a in x.post or []:  # the epilogue: real -> m * real + a, in order
+            scale, offset = m * scale, m * offset + a
+        return self.append_output(Dequantize(f"{x.node.name}_dequantize", tensor, graph_output, scale, offset,
+                                             softmax=x.softmax))
+
+    def append_output(self, node: Dequantize) -> tuple[str, str]:
+        self.nodes.append(node)
+        self.ir_shapes[node.output] = self.ir_shapes[node.input]
+        return node.input, node.output
+
+    @property
+    def opset(self) -> int:
+        return next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 13)
 
     def run(self) -> Graph:
         g = self.model.graph
         if len(g.input) != 1:
             raise XnorkitError(f"the model has {len(g.input)} inputs; one is supported")
         self.consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+        self.taken = {g.input[0].name, *self.consts, *(t for n in g.node for t in n.output)}
+        self.state[g.input[0].name] = _Float()
         handlers = {
             "BipolarQuant": self.on_bipolar_quant, "Quant": self.on_quant, "IntQuant": self.on_quant,
             "Gemm": self.on_matmul, "MatMul": self.on_matmul, "Conv": self.on_conv, "Add": self.on_add,
-            "Mul": self.on_mul, "BatchNormalization": self.on_batchnorm, "Relu": self.on_relu,
+            "Mul": self.on_arithmetic, "Div": self.on_arithmetic, "Sub": self.on_arithmetic,
+            "Softmax": self.on_softmax, "LogSoftmax": self.on_softmax, "BatchNormalization": self.on_batchnorm,
+            "Relu": self.on_relu,
             "MaxPool": self.on_maxpool, "Reshape": self.on_reshape, "Flatten": self.on_reshape,
             "Concat": self.on_concat, "AveragePool": self.on_average_pool, "GlobalAveragePool": self.on_average_pool,
             "ReduceMean": self.on_average_pool, "Trunc": self.on_trunc, "Transpose": self.on_transpose,

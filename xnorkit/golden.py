@@ -35,7 +35,9 @@ values_of = numerics.integer_values
 
 
 def quantize(node: Quantize, x: np.ndarray) -> np.ndarray:
-    return numerics.quantize(x, node.scale, node.zero_point, node.dtype)
+    x = numerics.prologue(x, node.steps, node.constants)
+    q = numerics.quantize(x, node.scale, node.zero_point, node.dtype, node.qmin, node.qmax)
+    return q.astype(np.uint8) if node.dtype.bipolar else q
 
 
 def matmul(node: MatMul, x: np.ndarray) -> np.ndarray:
@@ -120,7 +122,8 @@ def concat(node: Concat, *xs: np.ndarray) -> np.ndarray:
 
 
 def dequantize(node: Dequantize, acc: np.ndarray) -> np.ndarray:
-    return acc.astype(np.float64) * _per_channel(node.scale, acc.ndim) + _per_channel(node.offset, acc.ndim)
+    real = acc.astype(np.float64) * _per_channel(node.scale, acc.ndim) + _per_channel(node.offset, acc.ndim)
+    return numerics.softmax(real, node.softmax) if node.softmax else real
 
 
 _EXECUTE = {Quantize: quantize, MatMul: matmul, Conv: conv, Threshold: threshold, MaxPool: maxpool,

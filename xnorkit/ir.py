@@ -15,9 +15,10 @@ import numpy as np
 
 from xnorkit.errors import XnorkitError
 
+# 8: Quantize's float prologue and narrow range; Dequantize's float softmax
 # 7: Dequantize's integer class scores (exit margins)
 # 6: Transpose; 5: SumPool; 4: Add, Concat, several outputs; 3: Conv, MaxPool, Reshape, k-bit; 2: signed dot products
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,16 @@ class IntType:
 BIPOLAR = IntType(1, signed=False, bipolar=True)
 
 
-@dataclass(frozen=True)
+PROLOGUE_OPS = ("mul", "div", "add", "sub")
+
+
+@dataclass(frozen=True, eq=False)
 class Quantize:
-    """Float input to integers: clamp(round_half_even(x / scale) + zero_point) into `dtype`."""
+    """Float input to integers. First the float32 prologue: for each step in order, x = x op constant
+    (`steps[i]` one of PROLOGUE_OPS, `constants[i]` a float32 array broadcasting against (N, *input_shape)),
+    as the exporter's float ops before the quantizer compute it. Then clamp(round_half_even(x / scale +
+    zero_point)) into [qmin, qmax] (`narrow`: the most negative value of a signed type, or the largest of an
+    unsigned one, is left out); a bipolar `dtype` is the bit x >= 0 (1 is +1)."""
 
     name: str
     input: str
@@ -69,6 +77,17 @@ class Quantize:
     scale: float
     zero_point: int
     dtype: IntType
+    narrow: bool = False
+    steps: tuple[str, ...] = ()
+    constants: tuple[np.ndarray, ...] = ()
+
+    @property
+    def qmin(self) -> int:
+        return self.dtype.min + int(self.narrow and self.dtype.signed)
+
+    @property
+    def qmax(self) -> int:
+        return self.dtype.max - int(self.narrow and not self.dtype.signed and not self.dtype.bipolar)
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,6 +232,9 @@ class Dequantize:
     offset: np.ndarray
     score_weight: np.ndarray | None = None
     score_bias: np.ndarray | None = None
+    # "softmax" or "log_softmax": applied in float to the float output along axis 1 (the network ends in one);
+    # integer outputs, class scores and exits are unaffected, since both keep the order of the classes
+    softmax: str = ""
 
     def __post_init__(self) -> None:
         if self.score_weight is None or self.score_bias is None:
@@ -226,7 +248,8 @@ class Dequantize:
 Node = Quantize | MatMul | Conv | Threshold | MaxPool | SumPool | Reshape | Transpose | Add | Concat | Dequantize
 NODE_TYPES: dict[str, type] = {t.__name__: t for t in (Quantize, MatMul, Conv, Threshold, MaxPool, SumPool, Reshape,
                                                       Transpose, Add, Concat, Dequantize)}
-_TUPLE_FIELDS = ("stride", "pads", "kernel", "shape", "inputs", "perm")
+_TUPLE_FIELDS = ("stride", "pads", "kernel", "shape", "inputs", "perm", "steps")
+SOFTMAXES = ("", "softmax", "log_softmax")
 
 
 def inputs_of(node: Node) -> tuple[str, ...]:
@@ -325,6 +348,10 @@ def verify(graph: Graph) -> None:
                 raise XnorkitError(f"IR node '{n.name}': thresholds must be (channels, levels), nondecreasing")
             if n.out_dtype.bipolar and (t.shape[1] != 1 or n.base != 0):
                 raise XnorkitError(f"IR node '{n.name}': a bipolar output has one level and base 0")
+        if isinstance(n, Quantize):
+            _verify_prologue(n, graph.shape(graph.input))
+        if isinstance(n, Dequantize) and n.softmax not in SOFTMAXES:
+            raise XnorkitError(f"IR node '{n.name}': unknown softmax '{n.softmax}'")
         if isinstance(n, Threshold | Dequantize):
             channels = n.channels if isinstance(n, Threshold) else len(n.scale)
             shape = graph.tensor_shapes.get(n.input)
@@ -338,6 +365,23 @@ def verify(graph: Graph) -> None:
     if graph.exits and [t for t, _ in graph.exits] != list(graph.outputs[:-1]):
         raise XnorkitError(f"IR exits {[t for t, _ in graph.exits]} must be the outputs before the last, "
                            f"{list(graph.outputs[:-1])}, in order")
+
+
+def _verify_prologue(n: Quantize, input_shape: tuple[int, ...]) -> None:
+    if len(n.steps) != len(n.constants) or any(op not in PROLOGUE_OPS for op in n.steps):
+        raise XnorkitError(f"IR node '{n.name}': prologue steps must be {'/'.join(PROLOGUE_OPS)}, one constant each")
+    for c in n.constants:
+        if c.dtype != np.float32 or not np.isfinite(c).all():
+            raise XnorkitError(f"IR node '{n.name}': prologue constants must be finite float32")
+        try:
+            shape = np.broadcast_shapes(c.shape, (1, *input_shape))
+        except ValueError:
+            shape = None
+        if shape != (1, *input_shape):
+            raise XnorkitError(f"IR node '{n.name}': a prologue constant of shape {c.shape} does not broadcast "
+                               f"against the input (N, {', '.join(map(str, input_shape))})")
+    if n.narrow and n.dtype.bipolar:
+        raise XnorkitError(f"IR node '{n.name}': a bipolar quantizer has no narrow range")
 
 
 # ---- save / load ---------------------------------------------------------------------------------------
@@ -355,6 +399,10 @@ def save(graph: Graph, build: Path) -> None:
             if isinstance(value, np.ndarray):
                 arrays[f"{n.name}.{key}"] = value
                 entry[key] = {"array": f"{n.name}.{key}"}
+            elif key == "constants":
+                names = [f"{n.name}.{key}.{i}" for i in range(len(value))]
+                arrays.update(zip(names, value, strict=True))
+                entry[key] = {"arrays": names}
             elif isinstance(value, IntType):
                 entry[key] = value.name()
             elif isinstance(value, tuple) and value and isinstance(value[0], IntType):
@@ -398,6 +446,8 @@ def load(build: Path) -> Graph:
         for key, value in entry.items():
             if isinstance(value, dict) and "array" in value:
                 kwargs[key] = arrays[value["array"]]
+            elif isinstance(value, dict) and "arrays" in value:
+                kwargs[key] = tuple(arrays[name] for name in value["arrays"])
             elif key in ("dtype", "in_dtype", "w_dtype", "acc_dtype", "out_dtype"):
                 kwargs[key] = IntType.parse(value)
             elif key == "in_dtypes":

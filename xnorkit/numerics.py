@@ -23,9 +23,27 @@ def quantize_values(x: np.ndarray, scale, zero_point: int, qmin: int, qmax: int)
     return np.clip(np.rint(y), qmin, qmax).astype(np.int64)
 
 
-def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: IntType) -> np.ndarray:
-    """The input quantizer: `quantize_values` into the range of `dtype`. Returns int64."""
-    return quantize_values(x, scale, zero_point, dtype.min, dtype.max)
+_PROLOGUE = {"mul": np.multiply, "div": np.divide, "add": np.add, "sub": np.subtract}
+
+
+def prologue(x: np.ndarray, steps: tuple[str, ...], constants: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The float ops before the input quantizer, one at a time in float32 as qonnx's executor (onnxruntime)
+    runs the exporter's Mul/Div/Add/Sub nodes: each result rounded to float32 before the next op, never fused."""
+    x = np.asarray(x, dtype=np.float32)
+    with np.errstate(all="ignore"):  # inf and NaN propagate as IEEE 754 says, as in the exporter's graph
+        for op, constant in zip(steps, constants, strict=True):
+            x = _PROLOGUE[op](x, constant.astype(np.float32)).astype(np.float32)
+    return x
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: IntType, qmin: int | None = None,
+             qmax: int | None = None) -> np.ndarray:
+    """The input quantizer: `quantize_values` into [qmin, qmax] (default: the range of `dtype`); a bipolar
+    `dtype` gives the bit x >= 0 (qonnx's BipolarQuant: 0 is +1, NaN is -1). Returns int64."""
+    if dtype.bipolar:
+        return (np.asarray(x, dtype=np.float32) >= 0).astype(np.int64)
+    return quantize_values(x, scale, zero_point, dtype.min if qmin is None else qmin,
+                           dtype.max if qmax is None else qmax)
 
 
 def integer_values(x: np.ndarray, dtype: IntType) -> np.ndarray:
@@ -175,6 +193,14 @@ def quant_thresholds(k: Fraction, c: Fraction, bn: BatchNorm, act: ActQuant, lo:
     return [level_threshold(k, c, bn, act.scale * (Fraction(t) - Fraction(1, 2) - act.zero_point), t % 2 == 0,
                             lo, hi, relu)
             for t in range(act.qmin + 1, act.qmax + 1)]
+
+
+def softmax(real: np.ndarray, kind: str) -> np.ndarray:
+    """A final Softmax or LogSoftmax over axis 1, in float64 on the dequantized outputs (max subtracted first).
+    Float only: integer outputs, class scores and exit decisions are taken before it."""
+    shifted = real - real.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return shifted - log_sum if kind == "log_softmax" else np.exp(shifted - log_sum)
 
 
 def output_affine(k: Fraction, c: Fraction, bn: BatchNorm) -> tuple[float, float]:

@@ -3,15 +3,51 @@
 #include <math.h>
 #include <string.h>
 
+static float xk_prologue_at(const float *x, uint32_t i, const xk_prologue *prologue) {
+    volatile float v = x[i]; /* volatile: each op rounds to float32 on its own, never fused */
+    if (prologue == 0) return v;
+    const float *values = prologue->values;
+    for (uint32_t s = 0; s < prologue->steps; s++) {
+        const float c = values[prologue->sizes[s] == 1u ? 0u : i];
+        switch (prologue->ops[s]) {
+        case XK_MUL: v = v * c; break;
+        case XK_DIV: v = v / c; break;
+        case XK_ADD: v = v + c; break;
+        default: v = v - c; break;
+        }
+        values += prologue->sizes[s];
+    }
+    return v;
+}
+
 void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, float scale, int32_t zero_point,
-                 int32_t qmin, int32_t qmax, int32_t *q) {
+                 int32_t qmin, int32_t qmax, const xk_prologue *prologue, int32_t *q) {
     for (uint32_t c = 0; c < channels; c++) {
         for (uint32_t p = 0; p < pixels; p++) {
+            volatile float scaled = xk_prologue_at(x, c * pixels + p, prologue) / scale;
             /* rintf rounds half to even in the default rounding mode, as torch.round does */
-            float y = rintf(x[c * pixels + p] / scale + (float)zero_point);
+            float y = rintf(scaled + (float)zero_point);
             if (y < (float)qmin) y = (float)qmin;
             if (y > (float)qmax) y = (float)qmax;
             q[p * channels + c] = (int32_t)y;
+        }
+    }
+}
+
+void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, const xk_prologue *prologue,
+                      uint32_t *bits, int32_t *ints) {
+    const uint32_t words = XK_WORDS(channels);
+    if (bits) {
+        for (uint32_t i = 0; i < pixels * words; i++) bits[i] = 0;
+    }
+    for (uint32_t c = 0; c < channels; c++) {
+        for (uint32_t p = 0; p < pixels; p++) {
+            const int positive = xk_prologue_at(x, c * pixels + p, prologue) >= 0.0f;
+            if (bits) {
+                if (positive) bits[p * words + c / 32u] |= 1u << (c % 32u);
+            } else {
+                ints[p * channels + c] = positive ? 1 : -1;
+            }
         }
     }
 }

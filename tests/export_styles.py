@@ -1,0 +1,207 @@
+"""A corpus of the QONNX styles users bring, made here (nothing downloaded): Brevitas networks exported with
+`brevitas.export.export_qonnx` directly (weights in an external `.onnx.data` file, as its default exporter
+writes them), in the shapes FINN's BNN-PYNQ, finn-examples and plain Brevitas classifiers have.
+
+Each style is a function (seed) -> (module, sample inputs as the PyTorch model takes them)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from brevitas import nn as qnn
+from brevitas.quant import (
+    Int8ActPerTensorFloat,
+    Int8WeightPerTensorFloat,
+    SignedBinaryActPerTensorConst,
+    SignedBinaryWeightPerTensorConst,
+    Uint8ActPerTensorFloat,
+)
+from torch import nn
+
+
+class TensorNorm(nn.Module):
+    """BNN-PYNQ's TensorNorm: one learned affine for the whole tensor, with running statistics; it exports as
+    Sub, Div (of a constant-folded Pow), Mul, Add."""
+
+    def __init__(self, eps: float = 1e-4):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.rand(1) + 0.5)
+        self.bias = nn.Parameter(torch.rand(1))
+        self.register_buffer("running_mean", torch.rand(1))
+        self.register_buffer("running_var", torch.rand(1) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.running_mean) / (self.running_var + self.eps).pow(0.5) * self.weight + self.bias
+
+
+def _randomize(model: nn.Module, seed: int) -> nn.Module:
+    """Trained-looking batch-norm statistics (random, seeded), so thresholds are not trivial."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            n = m.num_features
+            m.weight.data = torch.rand(n, generator=g) + 0.5
+            m.bias.data = torch.randn(n, generator=g) * 0.3
+            m.running_mean.data = torch.randn(n, generator=g) * 2
+            m.running_var.data = torch.rand(n, generator=g) * 4 + 0.5
+    return model.eval()
+
+
+class BnnPynqTFC(nn.Module):
+    """FINN BNN-PYNQ's TFC: flatten, 2x - 1, a binary (or 2-bit narrow) input quantizer, binary or 2-bit layers
+    with batch-norm, TensorNorm at the end."""
+
+    def __init__(self, in_features: int, hidden: int, classes: int, a_bits: int, w_bits: int):
+        super().__init__()
+
+        def act():
+            if a_bits == 1:
+                return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)
+            return qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=a_bits, narrow_range=True,
+                                     return_quant_tensor=True)
+
+        def linear(i, o):
+            if w_bits == 1:
+                return qnn.QuantLinear(i, o, bias=False, weight_quant=SignedBinaryWeightPerTensorConst)
+            return qnn.QuantLinear(i, o, bias=False, weight_quant=Int8WeightPerTensorFloat, weight_bit_width=w_bits)
+
+        self.inp = act()
+        self.layers = nn.ModuleList([linear(in_features, hidden), nn.BatchNorm1d(hidden), act(),
+                                     linear(hidden, hidden), nn.BatchNorm1d(hidden), act(), linear(hidden, classes)])
+        self.norm = TensorNorm()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view(x.shape[0], -1)
+        x = 2.0 * x - torch.tensor([1.0])
+        x = self.inp(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x)
+
+
+class PlainEnd(nn.Module):
+    """The most common Brevitas classifier ending: a plain QuantLinear with a float bias, nothing after it
+    (optionally a Softmax or LogSoftmax); 8-bit input quantizer, 4-bit ReLU."""
+
+    def __init__(self, in_features: int, hidden: int, classes: int, end: nn.Module | None = None):
+        super().__init__()
+        self.net = nn.Sequential(
+            qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True),
+            qnn.QuantLinear(in_features, hidden, bias=True, weight_bit_width=3),
+            nn.BatchNorm1d(hidden),
+            qnn.QuantReLU(bit_width=4, return_quant_tensor=True),
+            qnn.QuantLinear(hidden, classes, bias=True, weight_bit_width=3),
+            *([end] if end is not None else []))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class NormalizedSign(nn.Module):
+    """finn-examples' UNSW-NB15 style: per-feature input normalization (x + a) / b, an 8-bit unsigned input
+    quantizer, 2-bit layers, one output ending in a sign (a binary classifier)."""
+
+    def __init__(self, in_features: int, hidden: int, seed: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("shift", torch.rand(in_features, generator=g))
+        self.register_buffer("spread", torch.rand(in_features, generator=g) + 0.5)
+        self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True)
+        self.net = nn.Sequential(
+            qnn.QuantLinear(in_features, hidden, bias=True, weight_bit_width=2), nn.BatchNorm1d(hidden),
+            qnn.QuantReLU(bit_width=2, return_quant_tensor=True),
+            qnn.QuantLinear(hidden, 1, bias=True, weight_bit_width=2),
+            qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.inp((x + self.shift) / self.spread))
+
+
+class ChannelsLastCNV(nn.Module):
+    """A small CNN taking channels-last images: Transpose to NCHW, per-channel (x - mean) / std after it, a
+    narrow 8-bit input quantizer, binary convolutions, max-pooling, a binary classifier layer."""
+
+    def __init__(self, channels: int, classes: int, seed: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("mean", torch.rand(1, channels, 1, 1, generator=g))
+        self.register_buffer("std", torch.rand(1, channels, 1, 1, generator=g) + 0.5)
+        sign = SignedBinaryActPerTensorConst
+        self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, narrow_range=True, return_quant_tensor=True)
+        self.features = nn.Sequential(
+            qnn.QuantConv2d(channels, 8, 3, bias=False, weight_quant=SignedBinaryWeightPerTensorConst),
+            nn.BatchNorm2d(8), qnn.QuantIdentity(act_quant=sign, return_quant_tensor=True),
+            nn.MaxPool2d(2),
+            qnn.QuantConv2d(8, 8, 3, bias=False, weight_quant=SignedBinaryWeightPerTensorConst),
+            nn.BatchNorm2d(8), qnn.QuantIdentity(act_quant=sign, return_quant_tensor=True))
+        self.classifier = qnn.QuantLinear(8 * 3 * 3, classes, bias=False, weight_quant=SignedBinaryWeightPerTensorConst)
+        self.norm = TensorNorm()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.permute(0, 3, 1, 2) - self.mean) / self.std
+        x = self.features(self.inp(x))
+        return self.norm(self.classifier(x.reshape(x.shape[0], -1)))
+
+
+def bnn_pynq_tfc(seed: int, a_bits: int = 1, w_bits: int = 1):
+    torch.manual_seed(seed)
+    x = np.random.default_rng(seed).random((64, 1, 6, 6), dtype=np.float32)
+    return _randomize(BnnPynqTFC(36, 32, 10, a_bits, w_bits), seed), x
+
+
+def plain_end(seed: int, end: nn.Module | None = None):
+    torch.manual_seed(seed)
+    x = np.random.default_rng(seed).normal(size=(64, 12)).astype(np.float32)
+    return _randomize(PlainEnd(12, 16, 5, end), seed), x
+
+
+def normalized_sign(seed: int):
+    torch.manual_seed(seed)
+    x = np.random.default_rng(seed).random((64, 10), dtype=np.float32) * 3
+    return _randomize(NormalizedSign(10, 16, seed), seed), x
+
+
+def channels_last_cnv(seed: int):
+    torch.manual_seed(seed)
+    x = np.random.default_rng(seed).random((64, 12, 12, 3), dtype=np.float32)
+    return _randomize(ChannelsLastCNV(3, 4, seed), seed), x
+
+
+def export(model: nn.Module, x: np.ndarray, path: Path) -> Path:
+    """brevitas.export.export_qonnx as a user calls it: its default exporter, the weights left where it puts
+    them (an external `.onnx.data` file)."""
+    from brevitas.export import export_qonnx
+
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        export_qonnx(model.eval(), torch.from_numpy(x[:1]), export_path=str(path))
+    return path
+
+
+def rename_everything(path: Path, out: Path) -> Path:
+    """The same model with the ONNX names users' tools write: numbers, dots, slashes, colons."""
+    import onnx
+
+    model = onnx.load(str(path))
+    g = model.graph
+    names = {n for node in g.node for n in (*node.input, *node.output) if n}
+    names |= {i.name for i in g.initializer} | {i.name for i in g.input} | {o.name for o in g.output}
+    new = {name: (str(k) if k % 3 == 0 else f"/model/layer.{k}/out:0") for k, name in enumerate(sorted(names))}
+    for node in g.node:
+        node.input[:] = [new.get(n, n) for n in node.input]
+        node.output[:] = [new.get(n, n) for n in node.output]
+        node.name = f"/model/{node.op_type}.{len(node.name)}"
+    for t in (*g.initializer, *g.input, *g.output, *g.value_info):
+        t.name = new.get(t.name, t.name)
+    for k, node in enumerate(g.node):  # node names unique again
+        node.name = f"{node.name}/{k}"
+    onnx.save(model, str(out), save_as_external_data=False)
+    return out

@@ -1,0 +1,176 @@
+"""QONNX as the ecosystem exports it (tests/export_styles.py): each style compiles; every quantized tensor
+equals qonnx's executor exactly, dequantized outputs agree with qonnx and with the PyTorch model within
+1e-5 relative, argmax equal; the C library and the RTL equal golden exactly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from quant_train import train
+from tests import export_styles as styles
+from xnorkit import analysis, build, compare, golden
+from xnorkit.errors import XnorkitError
+from xnorkit.ir import BIPOLAR, Dequantize, Quantize, Reshape, Threshold, Transpose
+
+STYLES = {
+    "bnn_pynq_tfc_w1a1": lambda: styles.bnn_pynq_tfc(0),
+    "bnn_pynq_tfc_w1a2": lambda: styles.bnn_pynq_tfc(1, a_bits=2, w_bits=1),
+    "bnn_pynq_tfc_w2a2": lambda: styles.bnn_pynq_tfc(2, a_bits=2, w_bits=2),
+    "plain_end": lambda: styles.plain_end(3),
+    "softmax_end": lambda: styles.plain_end(4, torch.nn.Softmax(dim=1)),
+    "log_softmax_end": lambda: styles.plain_end(5, torch.nn.LogSoftmax(dim=1)),
+    "normalized_sign": lambda: styles.normalized_sign(6),
+    "channels_last_cnv": lambda: styles.channels_last_cnv(7),
+}
+MLPS = [s for s in STYLES if s != "channels_last_cnv"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, tuple]:
+    """Every style exported once as a user would (brevitas.export.export_qonnx) and compiled:
+    name -> (model, sample inputs, build folder)."""
+    out = tmp_path_factory.mktemp("export_styles")
+    made = {}
+    for name, make in STYLES.items():
+        model, x = make()
+        folder = out / name
+        folder.mkdir()
+        styles.export(model, x, folder / "m.onnx")
+        build.compile_model(folder / "m.onnx", folder / "build")
+        made[name] = (model, x, folder / "build")
+    return made
+
+
+def assert_exact(model, x: np.ndarray, build_dir: Path) -> None:
+    graph = build.load(build_dir)
+    ours = golden.predict_float(graph, x)
+    reference = train.evaluate(model, x)
+    assert compare.float_rows_agree(ours, reference).all(), compare.max_relative_error(ours, reference)
+    assert np.array_equal(ours.argmax(1), reference.argmax(1))
+    diffs, compared = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(build_dir, x), x)
+    assert diffs == [] and compared >= 3
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+def test_style_is_exact_against_qonnx_and_pytorch(corpus, style):
+    assert_exact(*corpus[style])
+
+
+def test_bnn_pynq_input_keeps_its_prologue_and_quantizes_to_signs(corpus):
+    """flatten, 2x - 1, sign: the Quantize keeps Mul and Sub in float, the flatten follows on the bits."""
+    graph = build.load(corpus["bnn_pynq_tfc_w1a1"][2])
+    first, flatten = graph.nodes[:2]
+    assert isinstance(first, Quantize) and first.dtype == BIPOLAR and first.steps == ("mul", "sub")
+    assert [float(c) for c in first.constants] == [2.0, 1.0]
+    assert isinstance(flatten, Reshape) and flatten.shape == (36,)
+    x = np.array([[0.5, 0.49999997, 0.0, 1.0] + [0.0] * 32], dtype=np.float32).reshape(1, 1, 6, 6)
+    assert golden.quantize_input(graph, x)[0, :4].tolist() == [1, 0, 0, 1]  # 2 * 0.5 - 1 = 0 is +1
+
+
+def test_narrow_input_quantizer_leaves_out_the_most_negative_value(corpus):
+    graph = build.load(corpus["bnn_pynq_tfc_w1a2"][2])
+    q = graph.nodes[0]
+    assert q.narrow and (q.qmin, q.qmax) == (-1, 1)
+    x = np.full((1, 1, 6, 6), -5.0, dtype=np.float32)
+    assert golden.quantize_input(graph, x).min() == -1
+
+
+def test_epilogue_folds_into_dequantize_and_softmax_stays_in_float(corpus):
+    tfc = build.load(corpus["bnn_pynq_tfc_w1a1"][2])
+    assert [type(n).__name__ for n in tfc.nodes[-2:]] == ["MatMul", "Dequantize"]  # TensorNorm folded
+    for style, kind in (("softmax_end", "softmax"), ("log_softmax_end", "log_softmax")):
+        model, x, build_dir = corpus[style]
+        graph = build.load(build_dir)
+        assert graph.dequantize_of(graph.output).softmax == kind
+        ints = golden.predict_int(graph, x)
+        scores = graph.class_scores(graph.output, ints)
+        assert np.array_equal(scores.argmax(1), golden.predict_float(graph, x).argmax(1))
+
+
+def test_final_sign_is_a_threshold_and_ir_names_avoid_the_graph_output(corpus):
+    graph = build.load(corpus["normalized_sign"][2])
+    last = graph.producer(graph.output)
+    assert isinstance(last, Threshold) and last.out_dtype == BIPOLAR
+    assert graph.output != graph.float_output  # the integer tensor is renamed; the ONNX name is the float output
+    node = graph.dequantize_of(graph.output)
+    assert isinstance(node, Dequantize) and node.scale[0] == -2 * node.offset[0] > 0
+
+
+def test_channels_last_input_transposes_the_quantized_integers(corpus):
+    graph = build.load(corpus["channels_last_cnv"][2])
+    q, t = graph.nodes[:2]
+    assert isinstance(q, Quantize) and q.narrow and q.steps == ("sub", "div")
+    assert q.constants[0].shape == (1, 12, 12, 3)  # per-channel constants moved back to the input's layout
+    assert isinstance(t, Transpose) and t.perm == (2, 0, 1)
+
+
+def test_external_data_and_odd_names_compile_exactly(corpus, tmp_path):
+    """Weights in an external file (forced for every tensor), then every name a number or a path with dots,
+    slashes and colons: the build holds one self-contained model.onnx and stays exact."""
+    model, x, build_dir = corpus["bnn_pynq_tfc_w2a2"]
+    source = onnx.load(str(build_dir / "model.onnx"))
+    external = tmp_path / "ext" / "model.onnx"
+    external.parent.mkdir()
+    onnx.save(source, str(external), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="model.onnx.data", size_threshold=0)
+    assert (external.parent / "model.onnx.data").stat().st_size > 0
+    build.compile_model(external, tmp_path / "b1")
+    assert_exact(model, x, tmp_path / "b1")
+    renamed = styles.rename_everything(external, tmp_path / "renamed.onnx")
+    names = [t for node in onnx.load(str(renamed)).graph.node for t in node.output]
+    assert all(t.isdigit() or "/model/" in t for t in names)
+    graph = build.compile_model(renamed, tmp_path / "b2")
+    assert_exact(model, x, tmp_path / "b2")
+    assert np.array_equal(build.predict(tmp_path / "b2", "c", x), golden.predict_int(graph, x))
+
+
+@pytest.mark.parametrize("style", MLPS)
+def test_style_c_library_equals_golden(corpus, style):
+    _, x, build_dir = corpus[style]
+    graph = build.load(build_dir)
+    assert np.array_equal(build.predict(build_dir, "c", x), golden.predict_int(graph, x))
+
+
+@pytest.mark.parametrize("style", ["bnn_pynq_tfc_w1a1", "normalized_sign"])
+def test_style_rtl_equals_golden(corpus, style):
+    from tests.conftest import require_tool
+
+    require_tool("verilator")
+    _, x, build_dir = corpus[style]
+    graph = build.load(build_dir)
+    assert np.array_equal(build.predict(build_dir, "rtl", x), golden.predict_int(graph, x))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", [s for s in MLPS if s not in ("bnn_pynq_tfc_w1a1", "normalized_sign")])
+def test_every_mlp_style_rtl_equals_golden(corpus, style):
+    test_style_rtl_equals_golden(corpus, style)
+
+
+def test_backends_that_stream_pixels_refuse_a_channels_last_input_clearly(corpus):
+    from firmware import emit_c
+
+    graph = build.load(corpus["channels_last_cnv"][2])
+    with pytest.raises(XnorkitError, match="transposed feature map"):
+        emit_c.emit(graph)
+
+
+def test_a_float_input_into_a_layer_names_the_node_and_input_quant(tmp_path):
+    """An unquantized network input going into a layer (QKeras' converter) fails in one line at compile."""
+    from brevitas import nn as qnn
+
+    model = torch.nn.Sequential(qnn.QuantLinear(6, 4, bias=True, weight_bit_width=4)).eval()
+    styles.export(model, np.zeros((1, 6), dtype=np.float32), tmp_path / "m.onnx")
+    proc = subprocess.run([sys.executable, "-m", "xnorkit", "compile", str(tmp_path / "m.onnx"), "-o",
+                           str(tmp_path / "b")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "float network input" in proc.stderr and "--input-quant" in proc.stderr
+    assert not (tmp_path / "b").exists()
