@@ -205,3 +205,108 @@ def rename_everything(path: Path, out: Path) -> Path:
         node.name = f"{node.name}/{k}"
     onnx.save(model, str(out), save_as_external_data=False)
     return out
+
+
+# ---- graphs written with onnx.helper: the qonnx Keras converter's style and an older exporter's ----------
+
+def _const(name: str, value):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
+
+
+def _quant(inp: str, out: str, scale: float, bits: int, signed: bool, node_name: str) -> tuple[list, list]:
+    from onnx import helper
+
+    inits = [_const(f"{out}_scale", scale), _const(f"{out}_zp", 0.0), _const(f"{out}_bits", bits)]
+    node = helper.make_node("Quant", [inp, *(i.name for i in inits)], [out], name=node_name,
+                            domain="qonnx.custom_op.general", signed=int(signed), narrow=0, rounding_mode="ROUND")
+    return [node], inits
+
+
+def qkeras_style_mlp(seed: int, path: Path) -> np.ndarray:
+    """As qonnx's Keras converter writes a QKeras MLP (QDense with quantized_bits kernels and biases,
+    quantized_relu activations, a final Softmax): MatMul of the float input by a Quant of the kernel, Add of a
+    Quant of the bias, Relu then Quant; the network input is not quantized. Returns sample inputs."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(seed)
+    sizes = [10, 16, 16, 5]
+    nodes, inits, x = [], [], "input_1"
+    for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        inits += [_const(f"dense_{k}/kernel", rng.normal(size=(n_in, n_out)) * 0.4),
+                  _const(f"dense_{k}/bias", rng.normal(size=n_out) * 0.3)]
+        for param, bits in ((f"dense_{k}/kernel", 6), (f"dense_{k}/bias", 8)):
+            q, i = _quant(param, f"{param}_q", 2.0 ** -4, bits, True, f"Quant_{param}")
+            nodes += q
+            inits += i
+        nodes += [helper.make_node("MatMul", [x, f"dense_{k}/kernel_q"], [f"dense_{k}/mm"],
+                                   name=f"dense_{k}/MatMul"),
+                  helper.make_node("Add", [f"dense_{k}/mm", f"dense_{k}/bias_q"], [f"dense_{k}/out"],
+                                   name=f"dense_{k}/BiasAdd")]
+        x = f"dense_{k}/out"
+        if k < len(sizes) - 2:
+            nodes.append(helper.make_node("Relu", [x], [f"act_{k}/relu"], name=f"act_{k}/Relu"))
+            q, i = _quant(f"act_{k}/relu", f"act_{k}/out", 2.0 ** -2, 4, False, f"act_{k}/Quant")
+            nodes += q
+            inits += i
+            x = f"act_{k}/out"
+    nodes.append(helper.make_node("Softmax", [x], ["softmax"], name="softmax", axis=-1))
+    graph = helper.make_graph(nodes, "qkeras_mlp",
+                              [helper.make_tensor_value_info("input_1", TensorProto.FLOAT, [1, 10])],
+                              [helper.make_tensor_value_info("softmax", TensorProto.FLOAT, [1, 5])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("qonnx.custom_op.general", 1)])
+    import onnx
+
+    onnx.save(model, str(path))
+    return (rng.normal(size=(64, 10)) * 2).astype(np.float32)
+
+
+def older_export_tfc(seed: int, path: Path) -> np.ndarray:
+    """An older exporter's BNN-PYNQ TFC: opset 9, every parameter also listed as a graph input, the flatten
+    computed by Shape/Gather/Unsqueeze/Concat/Reshape, 2x - 1 then BipolarQuant, BatchNormalization, and
+    TensorNorm written out as Sub, Pow, Div, Mul, Add. Returns sample inputs."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(seed)
+    inits = [_const("two", 2.0), _const("one", 1.0), _const("one_scale", 1.0), _const("half", 0.5),
+             _const("tn_mean", 0.3), _const("tn_var_eps", 0.8), _const("tn_w", 1.3), _const("tn_b", 0.2),
+             onnx.numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+             onnx.numpy_helper.from_array(np.array([-1], dtype=np.int64), "minus_one")]
+    nodes = [helper.make_node("Shape", ["0"], ["shape"]),
+             helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+             helper.make_node("Concat", ["batch", "minus_one"], ["flat_shape"], axis=0),
+             helper.make_node("Reshape", ["0", "flat_shape"], ["flat"]),
+             helper.make_node("Mul", ["flat", "two"], ["doubled"]),
+             helper.make_node("Sub", ["doubled", "one"], ["centered"]),
+             helper.make_node("BipolarQuant", ["centered", "one_scale"], ["a0"], domain="qonnx.custom_op.general")]
+    x, sizes = "a0", [36, 24, 24, 10]
+    for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        inits.append(_const(f"w{k}", rng.normal(size=(n_in, n_out))))
+        nodes += [helper.make_node("BipolarQuant", [f"w{k}", "one_scale"], [f"w{k}q"],
+                                   domain="qonnx.custom_op.general"),
+                  helper.make_node("MatMul", [x, f"w{k}q"], [f"mm{k}"])]
+        x = f"mm{k}"
+        if k < len(sizes) - 2:
+            bn = [f"bn{k}_{p}" for p in ("gamma", "beta", "mean", "var")]
+            inits += [_const(bn[0], rng.random(n_out) + 0.5), _const(bn[1], rng.normal(size=n_out)),
+                      _const(bn[2], rng.normal(size=n_out) * 3), _const(bn[3], rng.random(n_out) * 9 + 1)]
+            nodes += [helper.make_node("BatchNormalization", [x, *bn], [f"bn{k}"], epsilon=1e-4),
+                      helper.make_node("BipolarQuant", [f"bn{k}", "one_scale"], [f"a{k + 1}"],
+                                       domain="qonnx.custom_op.general")]
+            x = f"a{k + 1}"
+    nodes += [helper.make_node("Sub", [x, "tn_mean"], ["tn0"]),
+              helper.make_node("Pow", ["tn_var_eps", "half"], ["tn_std"]),
+              helper.make_node("Div", ["tn0", "tn_std"], ["tn1"]), helper.make_node("Mul", ["tn1", "tn_w"], ["tn2"]),
+              helper.make_node("Add", ["tn2", "tn_b"], ["out"])]
+    inputs = [helper.make_tensor_value_info("0", TensorProto.FLOAT, [1, 1, 6, 6])]
+    inputs += [helper.make_tensor_value_info(i.name, i.data_type, list(i.dims)) for i in inits]
+    graph = helper.make_graph(nodes, "tfc_old", inputs,
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9),
+                                                    helper.make_opsetid("qonnx.custom_op.general", 1)])
+    model.ir_version = 4
+    onnx.save(model, str(path))
+    return rng.random((64, 1, 6, 6), dtype=np.float32)

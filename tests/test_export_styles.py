@@ -174,3 +174,54 @@ def test_a_float_input_into_a_layer_names_the_node_and_input_quant(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "float network input" in proc.stderr and "--input-quant" in proc.stderr
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(("style", "input_quant"), [("qkeras", "int8:scale=0.0625"), ("older_export", None)])
+def test_helper_written_styles_compile_exact_in_golden_and_c(tmp_path, style, input_quant):
+    """qonnx's Keras-converter style (a float input: compiled with --input-quant; quantized biases; a final
+    Softmax) and an older exporter's (opset 9, parameters as graph inputs, a shape-computing flatten, TensorNorm
+    as Sub/Pow/Div/Mul/Add): golden equals qonnx's executor on the QONNX saved in the build, and C equals golden."""
+    make = styles.qkeras_style_mlp if style == "qkeras" else styles.older_export_tfc
+    x = make(0, tmp_path / "m.onnx")
+    graph = build.compile_model(tmp_path / "m.onnx", tmp_path / "b", input_quant)
+    diffs, compared = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(tmp_path / "b", x), x)
+    assert diffs == [] and compared >= 4
+    assert np.array_equal(build.predict(tmp_path / "b", "c", x), golden.predict_int(graph, x))
+    if input_quant:
+        saved = onnx.load(str(tmp_path / "b" / "model.onnx"))
+        assert saved.graph.node[0].op_type == "Quant" and saved.graph.node[0].input[0] == "input_1"
+        assert graph.dequantize_of(graph.output).softmax == "softmax"
+
+
+def test_compile_says_what_it_made_of_the_input_and_output(corpus, tmp_path):
+    model, x, build_dir = corpus["bnn_pynq_tfc_w1a1"]
+    proc = subprocess.run([sys.executable, "-m", "xnorkit", "compile", str(build_dir / "model.onnx"), "-o",
+                           str(tmp_path / "b")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "input: x * 2, x - 1, reshape to 36, sign -> 1 bit" in proc.stdout
+    assert "output 'global_out': the last layer, dequantized with the float ops after it folded in" in proc.stdout
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("int8", (8, True, 1.0)), ("uint8", (8, False, 1.0)), ("int8:scale=0.0625", (8, True, 0.0625)),
+    ("fixed<16,6>", (16, True, 2.0 ** -10)), ("ufixed<8,0>", (8, False, 2.0 ** -8))])
+def test_input_quant_specs(spec, expected):
+    from xnorkit.frontend import parse_input_quant
+
+    assert parse_input_quant(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["int1", "int8:scale=0", "int8:scale=-1", "float", "fixed<40,2>", "int8:scale=nan"])
+def test_a_bad_input_quant_spec_names_the_option(spec):
+    from xnorkit.frontend import parse_input_quant
+
+    with pytest.raises(XnorkitError, match="--input-quant"):
+        parse_input_quant(spec)
+
+
+def test_a_bad_input_quant_spec_is_one_line_exit_2_with_nothing_written(corpus, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "xnorkit", "compile", str(corpus["plain_end"][2] / "model.onnx"),
+                           "-o", str(tmp_path / "b"), "--input-quant", "int8:scale=0"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "--input-quant" in proc.stderr
+    assert not (tmp_path / "b").exists()

@@ -54,14 +54,22 @@ def write_tree(dest: Path, files: dict[str, str]) -> Path:
     return Path(dest)
 
 
-def compile_model(model: Path, build: Path) -> Graph:
-    from xnorkit.frontend import import_qonnx
+def compile_model(model: Path, build: Path, input_quant: str | None = None) -> Graph:
+    """QONNX to BUILD/ir.json + ir.npz, and BUILD/model.onnx: the QONNX compiled, as one self-contained file
+    (weights the exporter put in an external `.onnx.data` file come along), with `input_quant`'s quantizer
+    (frontend.parse_input_quant) inserted at the input when given, so qonnx's executor can check golden on it."""
+    from xnorkit.frontend import import_qonnx, insert_input_quant, read_onnx
 
-    graph = import_qonnx(model)  # fails before anything is written
-    with replacing(build) as tmp:
-        ir.save(graph, tmp)
-        # one self-contained file: weights the exporter put in an external `.onnx.data` file come along
-        onnx.save(onnx.load(str(model)), str(tmp / "model.onnx"), save_as_external_data=False)
+    proto = read_onnx(model)
+    if input_quant:
+        proto = insert_input_quant(proto, input_quant)
+    with tempfile.TemporaryDirectory() as scratch:
+        compiled = Path(scratch) / "model.onnx"
+        onnx.save(proto, str(compiled), save_as_external_data=False)
+        graph = import_qonnx(compiled)  # fails before anything is written
+        with replacing(build) as tmp:
+            ir.save(graph, tmp)
+            shutil.copy(compiled, tmp / "model.onnx")
     return graph
 
 

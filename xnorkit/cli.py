@@ -53,12 +53,17 @@ def train(config: Annotated[Path | None, typer.Argument(help="YAML config")] = N
 
 
 @app.command(name="compile")
-def compile_cmd(model: Annotated[Path, typer.Argument(help="QONNX model")], out: Out = Path("build")) -> None:
+def compile_cmd(model: Annotated[Path, typer.Argument(help="QONNX model")], out: Out = Path("build"),
+                input_quant: Annotated[str | None, typer.Option(
+                    help="quantize a float network input first: int8, uint8, int8:scale=0.0625, fixed<16,6> "
+                         "(the QONNX compiled, with this quantizer, is saved as BUILD/model.onnx)")] = None) -> None:
     """QONNX to the integer IR and golden model in BUILD/."""
-    from xnorkit import build
+    from xnorkit import build, frontend
 
-    graph = build.compile_model(model, out)
+    graph = build.compile_model(model, out, input_quant)
     console.print(f"compiled {len(graph.nodes)} IR nodes into {out}/")
+    for line in frontend.describe(graph):
+        console.print(line, markup=False, highlight=False)
 
 
 @app.command()
@@ -315,7 +320,10 @@ def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     design = json.loads(design_path.read_text()) if design_path.exists() else None
     folds = {layer["name"]: layer for layer in design["layers"] if layer["kind"] == "mvtu"} if design else {}
     if as_json:
-        print(json.dumps({"layers": [asdict(r) | ({"pe": folds[r.name]["pe"], "simd": folds[r.name]["simd"],
+        from xnorkit import frontend
+
+        print(json.dumps({"io": frontend.describe(graph),
+                          "layers": [asdict(r) | ({"pe": folds[r.name]["pe"], "simd": folds[r.name]["simd"],
                                                    "cycles": folds[r.name]["cycles"]} if r.name in folds else {})
                                      for r in rows]} | ({"design": design} if design else {}), indent=1))
         return
@@ -336,7 +344,10 @@ def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                      f"{sum(r.memory_bits for r in rows):,} bits of weights and thresholds"
                      + (f"; {design['initiation_interval']} cycles per inference" if design else ""))
     console.print(table)
-    from xnorkit import passes
+    from xnorkit import frontend, passes
+
+    for line in frontend.describe(graph):
+        console.print(line, markup=False, highlight=False)
 
     _, removed = passes.remove_constant_neurons(graph)
     if removed:

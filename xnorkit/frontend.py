@@ -19,6 +19,7 @@ reason.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -387,22 +388,33 @@ class _Importer:
     def on_add(self, node: onnx.NodeProto) -> None:
         if self.on_float_step(node, "add"):
             return
-        if node.input[1] not in self.consts and node.input[0] not in self.consts:
+        if not any(self.is_constant(name) for name in node.input[:2]):
             self.on_residual_add(node)
             return
         self.on_affine(node, "add")
+
+    def is_constant(self, name: str) -> bool:
+        return name in self.consts or name in self.qconsts
+
+    def constant_value(self, name: str) -> np.ndarray:
+        """A constant's float value: an initializer, or a quantized one as qonnx computes it (float32 q * scale),
+        such as the quantized bias of a QKeras layer."""
+        if name in self.consts:
+            return self.consts[name]
+        q = self.qconsts[name]
+        return q.values.astype(np.float32) * q.scale.astype(np.float32)  # bipolar values are -1/+1 already
 
     def on_affine(self, node: onnx.NodeProto, op: str) -> None:
         """Mul/Div/Add/Sub of a layer's accumulator by a per-channel constant: folded into the layer's
         exact affine before a batch-norm or ReLU; after them, kept in float for the output (the epilogue)."""
         a, b = node.input[0], node.input[1]
-        if op in ("mul", "add") and a in self.consts:
+        if op in ("mul", "add") and self.is_constant(a):
             a, b = b, a
         acc = self.dynamic(node, a)
-        if not isinstance(acc, _Accumulator) or b not in self.consts:
+        if not isinstance(acc, _Accumulator) or not self.is_constant(b):
             raise self.fail(node, f"{node.op_type} is supported on the float input before its quantizer and by a "
                                   f"constant after a layer (Gemm/MatMul/Conv), not here")
-        v = self.consts[b].reshape(-1).astype(np.float64)
+        v = self.constant_value(b).reshape(-1).astype(np.float64)
         if v.size not in (1, len(acc.k)):
             raise self.fail(node, f"a constant of {v.size} values does not match the layer's {len(acc.k)} channels")
         v = np.broadcast_to(v, (len(acc.k),))
@@ -706,19 +718,26 @@ class _Importer:
         return graph
 
 
-def load_onnx(path: str | Path):
-    """Read an ONNX file and normalize it with qonnx's cleanup (shapes, names, constant folding).
-    Returns qonnx's ModelWrapper."""
+def read_onnx(path: str | Path) -> onnx.ModelProto:
+    """An ONNX file (with its external data files, if any) as one model, or one line saying why not."""
     path = Path(path)
     if not path.is_file():
         raise XnorkitError(f"model file {path} does not exist")
     try:
         model = onnx.load(str(path))
-    except Exception as e:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
-        raise XnorkitError(f"{path} is not an ONNX model ({type(e).__name__}); export one with "
-                           f"`xnorkit train` or brevitas.export.export_qonnx") from None
+    except Exception as e:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes or missing data files
+        raise XnorkitError(f"{path} is not an ONNX model, or its external data file is missing "
+                           f"({type(e).__name__}); export one with `xnorkit train` or brevitas.export.export_qonnx") \
+            from None
     if not model.graph.node:
         raise XnorkitError(f"{path} is not an ONNX model with a graph (no nodes); export one with `xnorkit train`")
+    return model
+
+
+def load_onnx(path: str | Path):
+    """Read an ONNX file and normalize it with qonnx's cleanup (shapes, names, constant folding).
+    Returns qonnx's ModelWrapper."""
+    model = read_onnx(path)
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
@@ -739,3 +758,78 @@ def import_qonnx(path: str | Path) -> Graph:
         if shape is not None:
             shapes[name] = tuple(int(d) for d in shape)
     return _Importer(model, shapes).run()
+
+
+# ---- an explicit input quantizer (--input-quant) and what compile says about the prologue and epilogue -----
+
+_FIXED = re.compile(r"(u?)fixed<(\d+),(-?\d+)>")
+_INT = re.compile(r"(u?)int(\d+)(?::scale=(.+))?")
+
+
+def parse_input_quant(spec: str) -> tuple[int, bool, float]:
+    """(bits, signed, scale) of an input quantizer spec: `int8`, `uint8` (integers, scale 1), `int8:scale=0.0625`,
+    or `fixed<W,I>` / `ufixed<W,I>` (hls4ml's ap_fixed: W bits, I of them integer bits: scale 2^(I - W))."""
+    text = spec.replace(" ", "").lower()
+    fixed, integer = _FIXED.fullmatch(text), _INT.fullmatch(text)
+    try:
+        if fixed:
+            bits, scale, signed = int(fixed[2]), 2.0 ** (int(fixed[3]) - int(fixed[2])), not fixed[1]
+        elif integer:
+            bits, signed = int(integer[2]), not integer[1]
+            scale = float(integer[3]) if integer[3] else 1.0
+        else:
+            raise ValueError
+    except ValueError:
+        bits, scale, signed = 0, 0.0, True
+    if not 2 <= bits <= 16 or not np.isfinite(scale) or scale <= 0 or np.float32(scale) == 0:
+        raise XnorkitError(f"--input-quant '{spec}': give int<bits> or uint<bits> (2..16 bits), optionally "
+                           f":scale=<positive number>, or fixed<W,I> / ufixed<W,I>, e.g. int8, uint8:scale=0.00392, "
+                           f"fixed<16,6>")
+    return bits, signed, scale
+
+
+def insert_input_quant(model: onnx.ModelProto, spec: str) -> onnx.ModelProto:
+    """The model with a qonnx Quant (ROUND, zero point 0) of the network input before its first use: the
+    quantizer a QKeras- or float-input export leaves implicit, made explicit."""
+    bits, signed, scale = parse_input_quant(spec)
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    g = model.graph
+    if len(g.input) != 1:
+        raise XnorkitError(f"the model has {len(g.input)} inputs; one is supported")
+    source = g.input[0].name
+    taken = {t for n in g.node for t in (*n.input, *n.output)} | {i.name for i in g.initializer}
+    name = next(f"{source}_quantized{k or ''}" for k in range(len(taken) + 1)
+                if f"{source}_quantized{k or ''}" not in taken)
+    for node in g.node:
+        node.input[:] = [name if i == source else i for i in node.input]
+    params = {f"{name}_scale": np.float32(scale), f"{name}_zero_point": np.float32(0),
+              f"{name}_bits": np.float32(bits)}
+    g.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in params.items())
+    quant = onnx.helper.make_node("Quant", [source, *params], [name], name=f"{name}_Quant",
+                                  domain="qonnx.custom_op.general", signed=int(signed), narrow=0,
+                                  rounding_mode="ROUND")
+    g.node.insert(0, quant)
+    return model
+
+
+def describe(graph: Graph) -> list[str]:
+    """What compile made of the input and of each output, one line each (`xnorkit compile`, `inspect`)."""
+    first = graph.nodes[0]
+    symbols = {"mul": "*", "div": "/", "add": "+", "sub": "-"}
+    parts = [f"x {symbols[op]} {float(c):g}" if c.size == 1 else f"x {symbols[op]} (per element)"
+             for op, c in zip(first.steps, first.constants, strict=True)]
+    tensor = first.output
+    for node in graph.nodes[1:]:  # the prologue's layout ops, on the integers
+        if not isinstance(node, Reshape | Transpose) or node.input != tensor:
+            break
+        parts.append(f"{type(node).__name__.lower()} to {'x'.join(map(str, graph.shape(node.output)))}")
+        tensor = node.output
+    narrow = " narrow" if first.narrow else ""
+    parts.append("sign -> 1 bit" if first.dtype.bipolar else f"{first.dtype.name()}{narrow}, scale {first.scale:g}")
+    lines = ["input: " + ", ".join(parts)]
+    for out in graph.outputs:
+        node = graph.dequantize_of(out)
+        what = ("a quantized activation, dequantized" if isinstance(graph.producer(out), Threshold)
+                else "the last layer, dequantized with the float ops after it folded in")
+        lines.append(f"output '{node.output}': {what}" + (f"; {node.softmax} kept in float" if node.softmax else ""))
+    return lines
