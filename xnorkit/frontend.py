@@ -447,7 +447,7 @@ class _Importer:
         channels = self.shapes[node.output[0]][1]
         zero_point = (0 if a.dtype.bipolar else a.zero_point) + (0 if b.dtype.bipolar else b.zero_point)
         self.state[node.output[0]] = _Accumulator(node, None, None, None, [a.scale] * channels,
-                                       [-a.scale * zero_point] * channels, tensor=out, range=(lo, hi))
+                                                  [-a.scale * zero_point] * channels, tensor=out, range=(lo, hi))
 
     def on_concat(self, node: onnx.NodeProto) -> None:
         parts = [self.quantized(node, name) for name in node.input]
@@ -594,7 +594,7 @@ class _Importer:
             return
         x = self.quantized(node, node.input[0])
         out = self.ir_name(node.output[0])
-        shape = self.shapes.get(out)
+        shape = self.shapes.get(node.output[0])
         if not shape or shape[0] != self.shapes[node.input[0]][0]:
             raise self.fail(node, "the reshape must keep the batch axis and have a known shape")
         self.emit(Reshape(node.name, x.tensor, out, tuple(shape[1:])), x.dtype)
