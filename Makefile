@@ -11,11 +11,13 @@ setup:
 demo: setup
 	$(PY) -m xnorkit flow -o out/demo
 
+# two workers (pytest-xdist; a module's tests stay on one worker, so its fixtures are built once): most tests
+# wait on one single-threaded simulator, compiler or trainer, and the machine has two cores
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadscope
 
 test-all: setup
-	$(PY) -m pytest -q -m ""
+	$(PY) -m pytest -q -n 2 --dist loadscope -m ""
 
 # every benchmark (or `make bench BENCH="rtl_mnist golden_lfc"`) into bench/results.json, then the docs' tables
 # (also when a bench missed its goal: the docs show it; the exit status is the benches')

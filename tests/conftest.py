@@ -26,6 +26,12 @@ from xnorkit.ir import (
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker: two workers share the two cores, not four
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 
 def require_tool(name: str) -> None:
     if not tools.available(name):
