@@ -51,8 +51,10 @@ def moves_figures(path: str) -> bool:
 def code_is_dirty() -> bool:
     """Whether tracked code differs from HEAD (Markdown and results.json excepted): a figure measured then
     describes no commit."""
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS).splitlines()
-    return any(moves_figures(line[3:]) for line in changed)
+    # names only: `git status --porcelain` lines lose their leading blank to git()'s strip, which once cut
+    # " M bench/results.json" to "ench/results.json" and marked clean runs dirty
+    changed = git("diff", "--name-only", "HEAD", "--", *CODE_PATHS).splitlines()
+    return any(moves_figures(path) for path in changed)
 
 
 def load_results(path: Path | None = None) -> dict[str, dict]:

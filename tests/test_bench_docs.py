@@ -145,6 +145,15 @@ def test_only_code_moves_figures():
     assert not any(map(bench_all.moves_figures, ("docs/numerics.md", "bench/results.json", "bench/all.py")))
 
 
+@pytest.mark.parametrize(("changed", "dirty"), [("bench/results.json\nREADME.md", False), ("", False),
+                                               ("bench/results.json\nxnorkit/ir.py", True)])
+def test_only_changed_code_makes_a_run_dirty(monkeypatch, changed, dirty):
+    calls = []
+    monkeypatch.setattr(bench_all, "git", lambda *args: calls.append(args) or changed)
+    assert bench_all.code_is_dirty() is dirty
+    assert calls[0][:3] == ("diff", "--name-only", "HEAD")
+
+
 def test_stale_names_are_the_missing_dirty_and_unknown_entries():
     head = bench_all.git("rev-parse", "HEAD")
     names = bench_all.bench_names()
