@@ -225,3 +225,48 @@ def test_a_bad_input_quant_spec_is_one_line_exit_2_with_nothing_written(corpus, 
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "--input-quant" in proc.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_sign_input_through_the_int8_baseline_kernels_equals_golden(corpus, tmp_path):
+    """The bipolar input unpacked to -1/+1 integers (`xk_quantize_sign` into ints), as the int8 baseline of
+    bench/firmware_kernels builds every network."""
+    from firmware import emit_c, runner
+    from xnorkit.build import write_tree
+
+    _, x, build_dir = corpus["bnn_pynq_tfc_w1a1"]
+    graph = build.load(build_dir)
+    files = emit_c.emit(graph, binary_kernels=False)
+    assert "xk_quantize_sign(input" in files["xk_model.c"] and ", 0, XK_T" in files["xk_model.c"]
+    write_tree(tmp_path / "int8", files)
+    assert np.array_equal(runner.run_host(tmp_path / "int8", x, 10), golden.predict_int(graph, x))
+
+
+class _SignThenFlatten(torch.nn.Module):
+    """A binary classifier whose graph output is a flatten of its final sign: the reshape's IR output is
+    renamed (the graph output's name belongs to the Dequantize) and still takes its ONNX shape."""
+
+    def __init__(self):
+        super().__init__()
+        from brevitas import nn as qnn
+        from brevitas.quant import Int8ActPerTensorFloat, SignedBinaryActPerTensorConst
+
+        self.net = torch.nn.Sequential(
+            qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, return_quant_tensor=True),
+            qnn.QuantConv2d(1, 2, 3, bias=True, weight_bit_width=2),
+            qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst))
+
+    def forward(self, x):
+        return torch.flatten(self.net(x), 1)
+
+
+def test_a_graph_output_after_a_reshape_compiles_exactly(tmp_path):
+    torch.manual_seed(8)
+    model = _SignThenFlatten().eval()
+    x = np.random.default_rng(8).normal(size=(32, 1, 5, 5)).astype(np.float32)
+    styles.export(model, x, tmp_path / "m.onnx")
+    graph = build.compile_model(tmp_path / "m.onnx", tmp_path / "b")
+    assert isinstance(graph.producer(graph.output), Reshape) and graph.output != graph.float_output
+    assert graph.shape(graph.output) == (18,)
+    diffs, compared = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(tmp_path / "b", x), x)
+    assert diffs == [] and compared >= 2
+    assert np.array_equal(golden.predict_float(graph, x), train.evaluate(model, x))
