@@ -230,8 +230,10 @@ _PROLOGUE_OPS = {"mul": 0, "div": 1, "add": 2, "sub": 3}  # XK_MUL, XK_DIV, XK_A
 
 def _quantize(prog: Program, graph: Graph, node: Quantize, binary_kernels: bool) -> Tensor:
     """The input quantizer's call, with its prologue as tables (each constant one value, or one per input
-    element in the input's (C, H, W) order)."""
-    channels, pixels = _map(graph, node.output)
+    element in the input's order). A channels-last input is stored as the (C, H, W) map its transpose makes."""
+    transpose = graph.channels_last_input()
+    channels, pixels = _map(graph, transpose.output if transpose else node.output)
+    channels_last = int(transpose is not None)
     prologue = "0"
     if node.steps:
         full = (1, *graph.input_shape)
@@ -243,12 +245,12 @@ def _quantize(prog: Program, graph: Graph, node: Quantize, binary_kernels: bool)
     if node.dtype.bipolar:
         q = prog.tensor(node.output, binary_kernels, channels, pixels)
         outputs = "{}, 0" if binary_kernels else "0, {}"
-        prog.call(f"xk_quantize_sign(input, {channels}u, {pixels}u, {prologue}, {outputs});", writes=q,
+        prog.call(f"xk_quantize_sign(input, {channels}u, {pixels}u, {channels_last}, {prologue}, {outputs});", writes=q,
                   comment=node.name)
         return q
     q = prog.tensor(node.output, False, channels, pixels)
-    prog.call(f"xk_quantize(input, {channels}u, {pixels}u, {c_float(node.scale)}, {node.zero_point}, {node.qmin}, "
-              f"{node.qmax}, {prologue}, {{}});", writes=q, comment=node.name)
+    prog.call(f"xk_quantize(input, {channels}u, {pixels}u, {channels_last}, {c_float(node.scale)}, {node.zero_point}, "
+              f"{node.qmin}, {node.qmax}, {prologue}, {{}});", writes=q, comment=node.name)
     return q
 
 
@@ -327,6 +329,7 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
 
     if exits:  # outputs an early return leaves uncomputed read 0
         prog.call(f"for (uint32_t i = 0; i < {offset + 1}u; i++) output[i] = 0;")
+    stored_as_is = graph.channels_last_input()  # the quantizer already wrote the transposed map
     for node in _exits_first(graph) if exits else graph.nodes:
         for name in exits:  # each exit's output as soon as it exists, then its test
             if name in at and name not in written:
@@ -337,6 +340,8 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
                                f"pixel by pixel and only a flatten may follow a transpose")
         if isinstance(node, Quantize):
             at[node.output] = _quantize(prog, graph, node, binary_kernels)
+        elif node is stored_as_is:
+            at[node.output] = at[node.input]
         elif isinstance(node, Reshape | Transpose):
             shape = graph.shape(node.input)
             map_shape, axes, flat = layout_of.get(node.input) or (shape, (0, 1, 2), False)

@@ -411,6 +411,8 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
                                f"pixel and only a flatten may follow a transpose")
         if isinstance(node, Quantize):
             source[node.output], fmt[node.output] = -1, (node.dtype.bits, _kind(node.dtype))
+        elif node is graph.channels_last_input():  # the input streams in its own order: already this map's
+            source[node.output], fmt[node.output] = source[node.input], fmt[node.input]
         elif isinstance(node, Reshape | Transpose):
             shape = graph.shape(node.input)
             map_shape, axes, flat = layout_of.get(node.input) or (shape, (0, 1, 2), False)
@@ -670,7 +672,7 @@ def design_info(graph: Graph, folding: Folding) -> dict:
         # a feature map streams pixel by pixel: the (C, H, W) input is sent in (H, W, C) order
         "input": {"features": features, "elems_per_beat": source.out_elems, "elem_bits": source.out_bits,
                   "beats": features // source.out_elems, "shape": list(graph.input_shape),
-                  "layout": "hwc" if len(graph.input_shape) == 3 else "flat"},
+                  "layout": "hwc" if len(graph.input_shape) == 3 and not graph.channels_last_input() else "flat"},
         "output": {"features": out_features, "elems_per_beat": last.out_elems, "elem_bits": last.out_bits,
                    "signed": last.out_signed, "beats": out_features // last.out_elems, "shape": list(out_shape),
                    "layout": "hwc" if len(out_shape) == 3 else "flat"},

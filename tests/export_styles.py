@@ -15,13 +15,21 @@ from pathlib import Path
 import numpy as np
 import torch
 from brevitas import nn as qnn
+from brevitas.core.bit_width import BitWidthImplType
+from brevitas.core.quant import QuantType
+from brevitas.core.restrict_val import RestrictValueType
+from brevitas.core.scaling import ScalingImplType
+from brevitas.core.zero_point import ZeroZeroPoint
+from brevitas.inject import ExtendedInjector
+from brevitas.inject.enum import FloatToIntImplType
 from brevitas.quant import (
     Int8ActPerTensorFloat,
-    Int8WeightPerTensorFloat,
     SignedBinaryActPerTensorConst,
     SignedBinaryWeightPerTensorConst,
     Uint8ActPerTensorFloat,
 )
+from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
+from dependencies import value
 from torch import nn
 
 
@@ -54,27 +62,51 @@ def _randomize(model: nn.Module, seed: int) -> nn.Module:
     return model.eval()
 
 
+class BnnPynqQuant(ExtendedInjector):
+    """BNN-PYNQ's quantizers (its common.py): a constant scale, narrow range, binary at 1 bit."""
+
+    bit_width_impl_type = BitWidthImplType.CONST
+    scaling_impl_type = ScalingImplType.CONST
+    restrict_scaling_type = RestrictValueType.FP
+    zero_point_impl = ZeroZeroPoint
+    float_to_int_impl_type = FloatToIntImplType.ROUND
+    scaling_per_output_channel = False
+    narrow_range = True
+    signed = True
+
+    @value
+    def quant_type(bit_width):  # noqa: N805 (a dependency-injection value, not a method)
+        return QuantType.BINARY if bit_width == 1 else QuantType.INT
+
+
+class BnnPynqWeightQuant(BnnPynqQuant, WeightQuantSolver):
+    scaling_const = 1.0
+
+
+class BnnPynqActQuant(BnnPynqQuant, ActQuantSolver):
+    min_val = -1.0
+    max_val = 1.0
+
+
+def _bnn_pynq_act(bits: int, **kw) -> nn.Module:
+    return qnn.QuantIdentity(act_quant=BnnPynqActQuant, bit_width=bits, return_quant_tensor=True, **kw)
+
+
+def _bnn_pynq_linear(i: int, o: int, w_bits: int) -> nn.Module:
+    return qnn.QuantLinear(i, o, bias=False, weight_quant=BnnPynqWeightQuant, weight_bit_width=w_bits)
+
+
 class BnnPynqTFC(nn.Module):
     """FINN BNN-PYNQ's TFC: flatten, 2x - 1, a binary (or 2-bit narrow) input quantizer, binary or 2-bit layers
-    with batch-norm, TensorNorm at the end."""
+    with batch-norm, TensorNorm at the end, with BNN-PYNQ's own quantizers."""
 
     def __init__(self, in_features: int, hidden: int, classes: int, a_bits: int, w_bits: int):
         super().__init__()
-
-        def act():
-            if a_bits == 1:
-                return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)
-            return qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=a_bits, narrow_range=True,
-                                     return_quant_tensor=True)
-
-        def linear(i, o):
-            if w_bits == 1:
-                return qnn.QuantLinear(i, o, bias=False, weight_quant=SignedBinaryWeightPerTensorConst)
-            return qnn.QuantLinear(i, o, bias=False, weight_quant=Int8WeightPerTensorFloat, weight_bit_width=w_bits)
-
-        self.inp = act()
-        self.layers = nn.ModuleList([linear(in_features, hidden), nn.BatchNorm1d(hidden), act(),
-                                     linear(hidden, hidden), nn.BatchNorm1d(hidden), act(), linear(hidden, classes)])
+        self.inp = _bnn_pynq_act(a_bits)
+        self.layers = nn.ModuleList([
+            _bnn_pynq_linear(in_features, hidden, w_bits), nn.BatchNorm1d(hidden), _bnn_pynq_act(a_bits),
+            _bnn_pynq_linear(hidden, hidden, w_bits), nn.BatchNorm1d(hidden), _bnn_pynq_act(a_bits),
+            _bnn_pynq_linear(hidden, classes, w_bits)])
         self.norm = TensorNorm()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,6 +116,34 @@ class BnnPynqTFC(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return self.norm(x)
+
+
+class BnnPynqCNV(nn.Module):
+    """FINN BNN-PYNQ's CNV (NCHW): 2x - 1, an 8-bit input quantizer with a power-of-two scale on [-1, 1 - 2^-7],
+    pairs of unpadded 3x3 convolutions with batch-norm and max-pooling after the first two pairs, two fully
+    connected layers, a classifier, TensorNorm. `channels` scales FINN's 64-64-128-128-256-256 / 512-512."""
+
+    def __init__(self, channels: tuple[int, ...], fc: int, classes: int, a_bits: int, w_bits: int):
+        super().__init__()
+        self.inp = _bnn_pynq_act(8, min_val=-1.0, max_val=1.0 - 2.0 ** -7, narrow_range=False,
+                                 restrict_scaling_type=RestrictValueType.POWER_OF_TWO)
+        layers, c_in = [], 3
+        for k, c_out in enumerate(channels):
+            layers += [qnn.QuantConv2d(c_in, c_out, 3, bias=False, weight_quant=BnnPynqWeightQuant,
+                                       weight_bit_width=w_bits), nn.BatchNorm2d(c_out), _bnn_pynq_act(a_bits)]
+            if k in (1, 3):
+                layers.append(nn.MaxPool2d(2))
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            _bnn_pynq_linear(c_in, fc, w_bits), nn.BatchNorm1d(fc), _bnn_pynq_act(a_bits),
+            _bnn_pynq_linear(fc, fc, w_bits), nn.BatchNorm1d(fc), _bnn_pynq_act(a_bits),
+            _bnn_pynq_linear(fc, classes, w_bits))
+        self.norm = TensorNorm()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(self.inp(2.0 * x - torch.tensor([1.0])))
+        return self.norm(self.classifier(x.view(x.shape[0], -1)))
 
 
 class PlainEnd(nn.Module):
@@ -154,6 +214,20 @@ def bnn_pynq_tfc(seed: int, a_bits: int = 1, w_bits: int = 1):
     torch.manual_seed(seed)
     x = np.random.default_rng(seed).random((64, 1, 6, 6), dtype=np.float32)
     return _randomize(BnnPynqTFC(36, 32, 10, a_bits, w_bits), seed), x
+
+
+def bnn_pynq_cnv(seed: int, a_bits: int = 1, w_bits: int = 1):
+    """CNV's topology on 3x32x32 images (pixels in [0, 1]) with channels scaled down by 8."""
+    torch.manual_seed(seed)
+    x = np.random.default_rng(seed).random((16, 3, 32, 32), dtype=np.float32)
+    return _randomize(BnnPynqCNV((8, 8, 16, 16, 32, 32), 64, 10, a_bits, w_bits), seed), x
+
+
+def bnn_pynq_sfc(seed: int):
+    """SFC's size (784-256-256-256-10 in BNN-PYNQ; three hidden layers there, two here) on 28x28 images."""
+    torch.manual_seed(seed)
+    x = np.random.default_rng(seed).random((32, 1, 28, 28), dtype=np.float32)
+    return _randomize(BnnPynqTFC(784, 256, 10, 1, 1), seed), x
 
 
 def plain_end(seed: int, end: nn.Module | None = None):

@@ -28,8 +28,11 @@ STYLES = {
     "log_softmax_end": lambda: styles.plain_end(5, torch.nn.LogSoftmax(dim=1)),
     "normalized_sign": lambda: styles.normalized_sign(6),
     "channels_last_cnv": lambda: styles.channels_last_cnv(7),
+    "bnn_pynq_cnv_w1a1": lambda: styles.bnn_pynq_cnv(9),
+    "bnn_pynq_cnv_w2a2": lambda: styles.bnn_pynq_cnv(10, a_bits=2, w_bits=2),
+    "bnn_pynq_sfc_w1a1": lambda: styles.bnn_pynq_sfc(11),
 }
-MLPS = [s for s in STYLES if s != "channels_last_cnv"]
+RTL_DEFAULT = ["bnn_pynq_tfc_w1a1", "normalized_sign", "bnn_pynq_cnv_w1a1", "channels_last_cnv"]
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,19 @@ def test_bnn_pynq_input_keeps_its_prologue_and_quantizes_to_signs(corpus):
     assert isinstance(flatten, Reshape) and flatten.shape == (36,)
     x = np.array([[0.5, 0.49999997, 0.0, 1.0] + [0.0] * 32], dtype=np.float32).reshape(1, 1, 6, 6)
     assert golden.quantize_input(graph, x)[0, :4].tolist() == [1, 0, 0, 1]  # 2 * 0.5 - 1 = 0 is +1
+
+
+def test_bnn_pynq_cnv_input_is_8_bit_with_a_power_of_two_scale(corpus):
+    """2x - 1 kept in float before an 8-bit quantizer on [-1, 1 - 2^-7]: pixel p becomes round(256 p) - 128."""
+    graph = build.load(corpus["bnn_pynq_cnv_w1a1"][2])
+    q = graph.nodes[0]
+    assert isinstance(q, Quantize) and q.steps == ("mul", "sub") and (q.dtype.name(), q.narrow) == ("int8", False)
+    assert float(q.scale) == 2.0 ** -7
+    pixels = np.array([0.0, 0.25, 0.5, 1.0, 0.00390625], dtype=np.float32)
+    x = np.zeros((1, 3, 32, 32), dtype=np.float32)
+    x[0, 0, 0, :5] = pixels
+    assert golden.quantize_input(graph, x).reshape(x.shape)[0, 0, 0, :5].tolist() == [-128, -64, 0, 127, -127]
+    assert [type(n).__name__ for n in graph.nodes[1:6]] == ["Conv", "Threshold", "Conv", "Threshold", "MaxPool"]
 
 
 def test_narrow_input_quantizer_leaves_out_the_most_negative_value(corpus):
@@ -131,14 +147,14 @@ def test_external_data_and_odd_names_compile_exactly(corpus, tmp_path):
     assert np.array_equal(build.predict(tmp_path / "b2", "c", x), golden.predict_int(graph, x))
 
 
-@pytest.mark.parametrize("style", MLPS)
+@pytest.mark.parametrize("style", list(STYLES))
 def test_style_c_library_equals_golden(corpus, style):
     _, x, build_dir = corpus[style]
     graph = build.load(build_dir)
     assert np.array_equal(build.predict(build_dir, "c", x), golden.predict_int(graph, x))
 
 
-@pytest.mark.parametrize("style", ["bnn_pynq_tfc_w1a1", "normalized_sign"])
+@pytest.mark.parametrize("style", [s for s in RTL_DEFAULT if s != "channels_last_cnv"])
 def test_style_rtl_equals_golden(corpus, style):
     from tests.conftest import require_tool
 
@@ -149,17 +165,23 @@ def test_style_rtl_equals_golden(corpus, style):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("style", [s for s in MLPS if s not in ("bnn_pynq_tfc_w1a1", "normalized_sign")])
-def test_every_mlp_style_rtl_equals_golden(corpus, style):
+@pytest.mark.parametrize("style", [s for s in STYLES if s not in RTL_DEFAULT])
+def test_every_style_rtl_equals_golden(corpus, style):
     test_style_rtl_equals_golden(corpus, style)
 
 
-def test_backends_that_stream_pixels_refuse_a_channels_last_input_clearly(corpus):
-    from firmware import emit_c
+def test_a_channels_last_input_is_taken_as_it_comes_by_c_and_rtl(corpus):
+    """The transpose after the quantizer costs nothing: the C quantizer reads the (H, W, C) input in place of
+    the (C, H, W) one, and the RTL's input stream is the input in its own order."""
+    from tests.conftest import require_tool
 
-    graph = build.load(corpus["channels_last_cnv"][2])
-    with pytest.raises(XnorkitError, match="transposed feature map"):
-        emit_c.emit(graph)
+    _, x, build_dir = corpus["channels_last_cnv"]
+    graph = build.load(build_dir)
+    assert graph.channels_last_input() is graph.nodes[1]
+    expected = golden.predict_int(graph, x)
+    assert np.array_equal(build.predict(build_dir, "c", x), expected)
+    require_tool("verilator")
+    assert np.array_equal(build.predict(build_dir, "rtl", x), expected)
 
 
 def test_a_float_input_into_a_layer_names_the_node_and_input_quant(tmp_path):

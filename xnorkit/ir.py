@@ -41,6 +41,13 @@ class IntType:
             return 1
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
+    def quant_range(self, narrow: bool) -> tuple[int, int]:
+        """The [qmin, qmax] a quantizer of this type produces; a narrow range leaves out the most negative value
+        of a signed type or the largest of an unsigned one (QONNX's `narrow`)."""
+        if self.bipolar:
+            return -1, 1
+        return self.min + int(narrow and self.signed), self.max - int(narrow and not self.signed)
+
     def name(self) -> str:
         if self.bipolar:
             return "bipolar"
@@ -83,11 +90,11 @@ class Quantize:
 
     @property
     def qmin(self) -> int:
-        return self.dtype.min + int(self.narrow and self.dtype.signed)
+        return self.dtype.quant_range(self.narrow)[0]
 
     @property
     def qmax(self) -> int:
-        return self.dtype.max - int(self.narrow and not self.dtype.signed and not self.dtype.bipolar)
+        return self.dtype.quant_range(self.narrow)[1]
 
 
 @dataclass(frozen=True, eq=False)
@@ -311,6 +318,16 @@ class Graph:
 
         node = self.dequantize_of(output)
         return numerics.class_scores(acc, node.score_weight, node.score_bias)
+
+    def channels_last_input(self) -> Transpose | None:
+        """The Transpose (H, W, C) -> (C, H, W) of a channels-last quantized input, when it is the input's only
+        reader. Backends store and stream a map pixel by pixel, channels fastest: that order of its output is
+        the input's own order, so they take the input as it comes and the transpose costs nothing."""
+        first = self.nodes[0]
+        readers = self.consumers(first.output)
+        if len(readers) != 1 or not isinstance(readers[0], Transpose) or len(self.shape(first.output)) != 3:
+            return None
+        return readers[0] if readers[0].perm == (2, 0, 1) else None
 
     def matmuls(self) -> list[MatMul]:
         return [n for n in self.nodes if isinstance(n, MatMul)]

@@ -178,10 +178,7 @@ class ActQuant:
 
     @staticmethod
     def from_attrs(scale: float, zero_point: int, bits: int, signed: bool, narrow: bool) -> ActQuant:
-        if signed:
-            qmin, qmax = -(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1
-        else:
-            qmin, qmax = 0, (1 << bits) - 1 - int(narrow)
+        qmin, qmax = IntType(bits, signed).quant_range(narrow)
         return ActQuant(Fraction(float(np.float32(scale))), zero_point, qmin, qmax)
 
 

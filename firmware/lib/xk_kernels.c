@@ -20,11 +20,13 @@ static float xk_prologue_at(const float *x, uint32_t i, const xk_prologue *prolo
     return v;
 }
 
-void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, float scale, int32_t zero_point,
-                 int32_t qmin, int32_t qmax, const xk_prologue *prologue, int32_t *q) {
+void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, int channels_last, float scale,
+                 int32_t zero_point, int32_t qmin, int32_t qmax, const xk_prologue *prologue, int32_t *q) {
+    /* element (c, p) of the input: (C, H, W) order, or (H, W, C) for a channels-last one */
+    const uint32_t c_step = channels_last ? 1u : pixels, p_step = channels_last ? channels : 1u;
     for (uint32_t c = 0; c < channels; c++) {
         for (uint32_t p = 0; p < pixels; p++) {
-            volatile float scaled = xk_prologue_at(x, c * pixels + p, prologue) / scale;
+            volatile float scaled = xk_prologue_at(x, c * c_step + p * p_step, prologue) / scale;
             /* rintf rounds half to even in the default rounding mode, as torch.round does */
             float y = rintf(scaled + (float)zero_point);
             if (y < (float)qmin) y = (float)qmin;
@@ -34,15 +36,16 @@ void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, float scale
     }
 }
 
-void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, const xk_prologue *prologue,
-                      uint32_t *bits, int32_t *ints) {
+void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, int channels_last,
+                      const xk_prologue *prologue, uint32_t *bits, int32_t *ints) {
     const uint32_t words = XK_WORDS(channels);
+    const uint32_t c_step = channels_last ? 1u : pixels, p_step = channels_last ? channels : 1u;
     if (bits) {
         for (uint32_t i = 0; i < pixels * words; i++) bits[i] = 0;
     }
     for (uint32_t c = 0; c < channels; c++) {
         for (uint32_t p = 0; p < pixels; p++) {
-            const int positive = xk_prologue_at(x, c * pixels + p, prologue) >= 0.0f;
+            const int positive = xk_prologue_at(x, c * c_step + p * p_step, prologue) >= 0.0f;
             if (bits) {
                 if (positive) bits[p * words + c / 32u] |= 1u << (c % 32u);
             } else {

@@ -62,7 +62,7 @@ typedef struct {
 } xk_pool_shape;
 
 /* The float ops an exported model applies to its input before the input quantizer (the prologue), per
- * input element i (in the (C, H, W) order of `x`), in order: x = x op value, op XK_MUL, XK_DIV, XK_ADD or
+ * input element i (in the order of `x`), in order: x = x op value, op XK_MUL, XK_DIV, XK_ADD or
  * XK_SUB; a step's `sizes` value is 1 (one value for every element) or the input size (one per element),
  * its values following the previous step's in `values`. Each result is rounded to float32 before the next
  * op (a volatile store), so no compiler option (-ffp-contract, -ffast-math's fusing) changes the result. */
@@ -75,14 +75,15 @@ typedef struct {
 } xk_prologue;
 
 /* Quantize: the prologue (NULL: none), then clamp(round_half_even(x / scale + zero_point), qmin, qmax), in
- * float32 as Brevitas and qonnx do. `x` is in the trained model's (C, H, W) order, `q` in (H, W, C) order. */
-void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, float scale, int32_t zero_point,
-                 int32_t qmin, int32_t qmax, const xk_prologue *prologue, int32_t *q);
+ * float32 as Brevitas and qonnx do. `x` is in the trained model's (C, H, W) order (`channels_last`: in
+ * (H, W, C) order, a model whose first op after the quantizer is that transpose), `q` in (H, W, C) order. */
+void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, int channels_last, float scale,
+                 int32_t zero_point, int32_t qmin, int32_t qmax, const xk_prologue *prologue, int32_t *q);
 
 /* Bipolar input quantizer: +1 where the prologue's result is >= 0, else -1 (NaN: -1), as qonnx's BipolarQuant;
  * packed into bits (as xk_threshold writes them) when `bits` is given, else -1/+1 integers into `ints`. */
-void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, const xk_prologue *prologue,
-                      uint32_t *bits, int32_t *ints);
+void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, int channels_last,
+                      const xk_prologue *prologue, uint32_t *bits, int32_t *ints);
 
 /* Bipolar input, bipolar weights: acc[o] = 2 * popcount(XNOR(x, w[o])) - n_valid over `words` words per
  * row, of which n_valid bits are real (the others are 0 in both and are taken off). */
