@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from firmware import emit_c, runner  # noqa: E402
 from tests.conftest import random_graph, random_inputs  # noqa: E402
 from xnorkit import golden, tools  # noqa: E402
-from xnorkit.build import write_tree  # noqa: E402
+from xnorkit.outputs import write_tree  # noqa: E402
 
 POPCNT_PEAK = 64  # binary MACs per cycle per core: one 64-bit POPCNT per cycle
 LFC = [784, 1024, 1024, 1024, 10]

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from firmware import emit_c, runner  # noqa: E402
 from quant_train import config, data, recipe, train  # noqa: E402
-from xnorkit import build, golden  # noqa: E402
+from xnorkit import build, golden, outputs  # noqa: E402
 
 HOST_IMAGES, M4_IMAGES = 10000, 1000
 # (label, zoo model, weights, activation bits, epochs, training images, prune density or None)
@@ -66,7 +66,7 @@ def main() -> int:
             expected = golden.predict_int(graph, x)
             golden_acc = accuracy(graph, expected, y)
             fw = Path(tmp) / "firmware"
-            build.write_tree(fw, emit_c.emit(graph))
+            outputs.write_tree(fw, emit_c.emit(graph))
             prog = emit_c.lower(graph)
             t_host = time.perf_counter()
             host = runner.run_host(fw, x, expected.shape[1])

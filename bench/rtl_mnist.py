@@ -27,7 +27,7 @@ from hw import emit_sv  # noqa: E402
 from hw import folding as fold_mod  # noqa: E402
 from quant_train import config, data, train  # noqa: E402
 from sim import runner  # noqa: E402
-from xnorkit import build, golden  # noqa: E402
+from xnorkit import build, golden, outputs  # noqa: E402
 
 CLOCK_HZ = 200e6
 GOAL_SECONDS = 300
@@ -64,7 +64,7 @@ def main() -> int:
             for name, target in foldings.items():
                 folding = fold_mod.solve(graph, target)
                 rtl = Path(tmp) / name / "rtl"
-                build.write_tree(rtl, emit_sv.emit(graph, folding))
+                outputs.write_tree(rtl, emit_sv.emit(graph, folding))
                 design = json.loads((rtl / "design.json").read_text())
                 t_build = time.perf_counter()
                 runner.build_bulk(rtl)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -17,12 +18,15 @@ CPUS = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m4f", "cortex-m7", "c
 FAMILIES = ("ice40", "ecp5", "xc7", "xcup")
 
 
+SAFE_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # a board's name becomes a folder name (BUILD/synth/NAME)
+
+
 class _Board(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    description: str
-    part: str
+    name: str = Field(pattern=SAFE_NAME)
+    description: str = Field(max_length=500)
+    part: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     clock_mhz: float = Field(gt=0)
 
     def __getitem__(self, key: str):  # dict-style access for callers that read one field
@@ -47,7 +51,8 @@ class FpgaBoard(_Board):
 
     kind: Literal["fpga"]
     family: Literal[FAMILIES]
-    package: str  # nextpnr's --package for open flows; the vendor tool's part already names it
+    # nextpnr's --package for open flows; the vendor tool's part already names it
+    package: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     lut: int = Field(gt=0)  # LUT4 on iCE40 and ECP5, LUT6 on Xilinx parts
     ff: int = Field(gt=0)
     bram: int = Field(ge=0)  # block RAMs: iCE40 EBR (4 Kbit), ECP5 DP16KD (18 Kbit), Xilinx RAMB18 (18 Kbit)
@@ -68,9 +73,10 @@ def names(kind: str | None = None) -> list[str]:
 
 
 def load(name: str) -> Board:
+    """A known board by name (only the files beside this module: a name is never a path)."""
     path = resources.files("boards").joinpath(name.replace("-", "_") + ".yaml")
-    if not path.is_file():
-        raise XnorkitError(f"unknown board '{name}'; known boards: {', '.join(names())}")
+    if not re.fullmatch(SAFE_NAME, name) or not path.is_file():
+        raise XnorkitError(f"unknown board {name[:64]!r}; known boards: {', '.join(names())}")
     try:
         return _ADAPTER.validate_python(yaml.safe_load(path.read_text()))
     except ValidationError as e:

@@ -18,8 +18,10 @@ The IR becomes a graph of stages joined by AXI4-Streams (docs/hardware.md):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 import jinja2
 import numpy as np
@@ -697,6 +699,38 @@ def design_info(graph: Graph, folding: Folding) -> dict:
     }
 
 
+_DESIGN_KEYS = ("top", "input", "output", "layers", "sources", "memories", "initiation_interval")
+
+
+def load_design(rtl_dir: Path) -> dict:
+    """A generated design's design.json, checked before anything reads its files: every key the simulators
+    and synthesis read, every source and memory file it names present (a plain name in the folder), each
+    memory file lines of hex digits. A missing, damaged or edited design is one line."""
+    rtl_dir = Path(rtl_dir)
+    path = rtl_dir / "design.json"
+    regenerate = f"regenerate it with `xnorkit hw {rtl_dir.parent}`"
+    if not path.is_file():
+        raise XnorkitError(f"{rtl_dir} has no generated design (design.json); {regenerate}")
+    try:
+        design = json.loads(path.read_text())
+        missing = [k for k in _DESIGN_KEYS if k not in design]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
+        raise XnorkitError(f"{path} is damaged ({type(e).__name__}); {regenerate}") from None
+    if missing:
+        raise XnorkitError(f"{path} lacks '{missing[0]}' (written by another xnorkit version, or edited); {regenerate}")
+    names = [*design["sources"], *design["memories"], *design.get("shell", {}).get("sources", [])]
+    for name in names:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+            raise XnorkitError(f"{path} names the file {str(name)[:40]!r}, not a plain file name; {regenerate}")
+        if not (rtl_dir / name).is_file():
+            raise XnorkitError(f"{rtl_dir / name} is missing (design.json needs it); {regenerate}")
+    for name in design["memories"]:
+        lines = (rtl_dir / name).read_text(errors="replace").split()
+        if not lines or not all(re.fullmatch(r"[0-9a-fA-F]+", line) for line in lines):
+            raise XnorkitError(f"{rtl_dir / name} is not a memory file of hex words (edited or damaged); {regenerate}")
+    return design
+
+
 def emit(graph: Graph, folding: Folding) -> dict[str, str]:
     low = lower(graph, folding)
     files: dict[str, str] = {}
@@ -730,8 +764,9 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
     files[popcount_x7.FILE] = popcount_x7.library(
         [s.params["simd"] for s in low.stages if s.kind == "mvtu" and s.params["in_kind"] == 0
          and s.params["w_bits"] == 1])
-    files["design.json"] = json.dumps(info, indent=1) + "\n"
     mems = sorted(name for name in files if name.endswith(".mem"))
+    info["memories"] = mems
+    files["design.json"] = json.dumps(info, indent=1) + "\n"
     files["filelist.f"] = "".join(f"{name}\n" for name in info["sources"])
     files["xnorkit.core"] = fusesoc_core(info["sources"], mems, f"{SHELL}.sv")
     return files

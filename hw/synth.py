@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import boards
-from hw import popcount_x7
+from hw import emit_sv, popcount_x7
 from xnorkit.errors import XnorkitError
 
 SYNTH_COMMAND = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5",
@@ -160,9 +160,7 @@ def synthesize(build_dir: Path, board_name: str, place_route: bool = True, seed:
     the netlists, and for open flows the placed and routed design, its report and the bitstream."""
     board = boards.load_kind(board_name, "fpga")
     rtl = Path(build_dir) / "rtl"
-    if not (rtl / "design.json").exists():
-        raise XnorkitError(f"{rtl} has no generated design; run `xnorkit hw {build_dir}` first")
-    design = json.loads((rtl / "design.json").read_text())
+    design = emit_sv.load_design(rtl)
     open_flow = board.toolchain == "open"
     shell = design["shell"] if open_flow else None
     top = shell["top"] if shell else design["top"]

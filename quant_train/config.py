@@ -165,7 +165,8 @@ def _one_line(error: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         return f"config: unknown key '{key}'"
     message = first["msg"].removeprefix("Value error, ")
-    return f"config: '{key}': {message} (got {first.get('input')!r})"
+    got = repr(first.get("input"))
+    return f"config: '{key[:80]}': {message[:200]} (got {got[:80]}{'...' if len(got) > 80 else ''})"
 
 
 def validate(data: object) -> Config:
@@ -177,14 +178,29 @@ def validate(data: object) -> Config:
         raise XnorkitError(_one_line(e)) from None
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a config is a few keys, and aliases let a few hundred bytes expand
+    into gigabytes (a "billion laughs")."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases (*name) are not allowed in a config; write the values out")
+        return super().compose_node(parent, index)
+
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load(path: str | Path | None) -> Config:
     if path is None:
         return DEFAULT
     p = Path(path)
     if not p.is_file():
         raise XnorkitError(f"config file {p} does not exist")
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise XnorkitError(f"config file {p} is over {MAX_CONFIG_BYTES >> 20} MB; a config is a few keys")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.load(p.read_text(errors="replace"), Loader=_PlainLoader) or {}  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
-        raise XnorkitError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise XnorkitError(f"config file {p} is not valid YAML: {str(e).splitlines()[0][:200]}") from None
     return validate(data)

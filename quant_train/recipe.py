@@ -58,7 +58,14 @@ def load_teacher(cfg: config.Config, data: Dataset, progress: Progress = None) -
     if not checkpoint.is_file():
         raise XnorkitError(f"distill.teacher: {checkpoint} does not exist; give a training run folder "
                            "(xnorkit train -o FOLDER) or float:<mlp>")
-    saved = torch.load(checkpoint, weights_only=False)
+    try:  # weights_only: a checkpoint is data; unpickling anything else could run its code
+        saved = torch.load(checkpoint, weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError, EOFError, ... for a foreign or damaged file
+        raise XnorkitError(f"distill.teacher: {checkpoint} is not a checkpoint of `xnorkit train` (it holds more "
+                           f"than tensors and plain values, or is damaged: {type(e).__name__})") from None
+    if not isinstance(saved, dict) or not {"config", "state_dict"} <= saved.keys():
+        raise XnorkitError(f"distill.teacher: {checkpoint} is not a checkpoint of `xnorkit train` (no config and "
+                           f"state_dict)")
     teacher_cfg = config.validate(saved["config"])
     teacher = train.build_model(teacher_cfg, data)
     missing, _ = teacher.load_state_dict(saved["state_dict"], strict=False)  # pruning masks are extra buffers

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hw import emit_sv
 from xnorkit import packing, tools
 from xnorkit.errors import XnorkitError
 
@@ -49,7 +50,7 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     from cocotb_tools.runner import get_results, get_runner
 
     rtl_dir = Path(rtl_dir).resolve()
-    design = json.loads((rtl_dir / "design.json").read_text())
+    design = emit_sv.load_design(rtl_dir)
     work = rtl_dir.parent / "sim_build" / simulator
     work.mkdir(parents=True, exist_ok=True)
     vectors = {"inputs": stream_order(inputs, design["input"])}
@@ -153,7 +154,7 @@ def build_bulk(rtl_dir: Path, gate_level: Path | None = None, xilinx_primitives:
     RTL as synthesized for Xilinx 7-series: its XNOR-popcounts as LUT6_2/CARRY4 netlists (hw/popcount_x7.py)
     on Yosys' models of those primitives."""
     rtl_dir = Path(rtl_dir).resolve()
-    design = json.loads((rtl_dir / "design.json").read_text())
+    design = emit_sv.load_design(rtl_dir)
     harness = Path(__file__).with_name("harness.cpp")
     if gate_level is None:
         run_dir, top = rtl_dir, design["top"]
@@ -217,7 +218,7 @@ def simulate_bulk(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None
     `build_bulk`), the synthesized netlist runs, each beat as its bytes (xnorkit_shell); with
     `xilinx_primitives` the RTL as Xilinx 7-series synthesis reads it."""
     rtl_dir = Path(rtl_dir).resolve()
-    design = json.loads((rtl_dir / "design.json").read_text())
+    design = emit_sv.load_design(rtl_dir)
     exe = build_bulk(rtl_dir, gate_level, xilinx_primitives)
     work = exe.parent
     in_info, out_info = design["input"], design["output"]

@@ -11,9 +11,9 @@ import pytest
 from firmware import emit_c, runner
 from tests.conftest import random_graph, random_inputs, require_tool
 from xnorkit import golden, ir, numerics
-from xnorkit.build import write_tree
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Dequantize, MatMul
+from xnorkit.outputs import write_tree
 
 
 def branchy_graph(margin: int | None = None) -> ir.Graph:

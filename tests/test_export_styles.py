@@ -253,7 +253,7 @@ def test_sign_input_through_the_int8_baseline_kernels_equals_golden(corpus, tmp_
     """The bipolar input unpacked to -1/+1 integers (`xk_quantize_sign` into ints), as the int8 baseline of
     bench/firmware_kernels builds every network."""
     from firmware import emit_c, runner
-    from xnorkit.build import write_tree
+    from xnorkit.outputs import write_tree
 
     _, x, build_dir = corpus["bnn_pynq_tfc_w1a1"]
     graph = build.load(build_dir)

@@ -6,7 +6,7 @@ import pytest
 from firmware import emit_c, runner
 from tests.conftest import random_graph, random_inputs, require_tool
 from xnorkit import golden
-from xnorkit.build import write_tree
+from xnorkit.outputs import write_tree
 
 # sizes that are not multiples of 32 exercise the padding rule
 GRAPHS = {"padded": [20, 40, 70, 10], "digits_shape": [64, 256, 256, 256, 10]}

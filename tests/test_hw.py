@@ -7,8 +7,8 @@ from hw import folding as fold_mod
 from hw.folding import Fold
 from tests.conftest import random_graph, require_tool
 from xnorkit import tools
-from xnorkit.build import write_tree
 from xnorkit.errors import XnorkitError
+from xnorkit.outputs import write_tree
 
 FOLDINGS = {
     "pe1_simd1": {"fc0": Fold(1, 1), "fc1": Fold(1, 1), "fc2": Fold(1, 1)},

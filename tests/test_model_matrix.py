@@ -139,7 +139,7 @@ def test_c_equals_golden_on_every_case(tmp_path):
     from firmware import emit_c, runner
     from tests.conftest import require_tool
     from xnorkit import golden
-    from xnorkit.build import write_tree
+    from xnorkit.outputs import write_tree
 
     require_tool("gcc")
     for case in CASES:
@@ -163,7 +163,7 @@ def test_rtl_equals_golden(tmp_path, case):
     from sim import runner
     from tests.conftest import require_tool
     from xnorkit import golden
-    from xnorkit.build import write_tree
+    from xnorkit.outputs import write_tree
 
     require_tool("verilator")
     torch.manual_seed(7)

@@ -11,7 +11,7 @@ from sim import runner
 from tests.conftest import random_graph, random_inputs, require_tool
 from tests.test_hw import lint
 from xnorkit import golden
-from xnorkit.build import write_tree
+from xnorkit.outputs import write_tree
 
 
 def _count(n: int, x: int, w: int) -> int:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from quant_train import config, data, recipe, train
-from xnorkit import build, golden
+from xnorkit import build, golden, outputs
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import MatMul
 
@@ -135,7 +135,7 @@ def test_block_pruned_binary_network_skips_its_zero_tiles_in_rtl(tmp_path, digit
     unit = next(layer for layer in design["layers"] if layer["name"] == hidden.name)
     assert unit["cycles"] < 4 * 8 and unit["weight_bits"] < unit["dense_weight_bits"] / 2
     require_tool("verilator")
-    build.write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
+    outputs.write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
     x_int = golden.quantize_input(graph, digits.x_test)
     sim = runner.simulate_bulk(tmp_path / "rtl", x_int, golden.run_from_int(graph, x_int))
     assert sim.mismatch is None and sim.steady_state_cycles == design["initiation_interval"]

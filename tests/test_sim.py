@@ -10,9 +10,9 @@ from sim import runner
 from tests.conftest import random_cnn_graph, random_graph, random_inputs, require_tool
 from tests.test_hw import FOLDINGS
 from xnorkit import golden
-from xnorkit.build import write_tree
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph, MaxPool, Transpose
+from xnorkit.outputs import write_tree
 
 
 def _simulate(tmp_path, graph, folding, count, simulator="verilator", stall=0.3):

@@ -5,7 +5,8 @@
     BUILD/rtl/              SystemVerilog, .mem files, design.json (xnorkit hw)
     BUILD/firmware/         C library and runners (xnorkit firmware)
 
-Every writer fills a temporary folder and renames it into place, so a failure leaves nothing half-written.
+Every writer goes through xnorkit.outputs: a temporary folder renamed into place, so a failure or an interrupt
+leaves the old folder or the new one, complete, and a folder that is not an xnorkit output is never replaced.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,35 +22,9 @@ import onnx
 from xnorkit import compare, golden, ir, numerics
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
+from xnorkit.outputs import replacing, write_tree
 
 BACKENDS = ("qonnx", "golden", "rtl", "c", "cortex-m4")
-
-
-@contextmanager
-def replacing(dest: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `dest`; when the block ends without an error it becomes `dest`
-    (replacing what was there), otherwise it is removed. Nothing half-written is ever left at `dest`."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-    try:
-        yield tmp
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.chmod(0o755)  # mkdtemp makes it private
-        tmp.rename(dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
-def write_tree(dest: Path, files: dict[str, str]) -> Path:
-    """Replace folder `dest` with exactly `files`, all or nothing."""
-    with replacing(dest) as tmp:
-        for rel, text in files.items():
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_text(text)
-    return Path(dest)
 
 
 def compile_model(model: Path, build: Path, input_quant: str | None = None) -> Graph:
@@ -67,7 +40,7 @@ def compile_model(model: Path, build: Path, input_quant: str | None = None) -> G
         compiled = Path(scratch) / "model.onnx"
         onnx.save(proto, str(compiled), save_as_external_data=False)
         graph = import_qonnx(compiled)  # fails before anything is written
-        with replacing(build) as tmp:
+        with replacing(build, "build", [model]) as tmp:
             ir.save(graph, tmp)
             shutil.copy(compiled, tmp / "model.onnx")
     return graph
@@ -141,7 +114,7 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str 
 
         folding, _ = fit.solve(graph, boards.load_kind(board, "fpga"))
     folding = folding or fold_mod.solve(graph, target_cycles, exit_rate)
-    write_tree(Path(build) / "rtl", emit_sv.emit(graph, folding))
+    write_tree(Path(build) / "rtl", emit_sv.emit(graph, folding), "rtl")
     return emit_sv.design_info(graph, folding)
 
 
@@ -156,7 +129,7 @@ def generate_hls(build: Path, folding, board: str | None = None, check_inputs: i
     graph = backend_graph(build, folding)
     target = boards.load_kind(board or "pynq-z2", "fpga")
     files = emit_hls.emit(graph, folding, target.part, target.clock_mhz)
-    out = write_tree(Path(build) / "hls", files)
+    out = write_tree(Path(build) / "hls", files, "hls")
     q = graph.nodes[0].dtype
     x = np.random.default_rng(0).integers(q.min, q.max + 1, size=(check_inputs, *graph.input_shape))
     expected = golden.run_from_int(graph, x)
@@ -176,7 +149,7 @@ def generate_firmware(build: Path, board: str = "mps2-an386", out: Path | None =
 
     graph = backend_graph(build)
     need = emit_c.check_fits(emit_c.lower(graph), boards.load_kind(board, "mcu"))
-    return write_tree(Path(out) if out else Path(build) / "firmware", emit_c.emit(graph)), need
+    return write_tree(Path(out) if out else Path(build) / "firmware", emit_c.emit(graph), "firmware"), need
 
 
 def dequantize(graph: Graph, acc: np.ndarray) -> np.ndarray:
@@ -216,15 +189,47 @@ def qonnx_execute(build: Path, x: np.ndarray, every_tensor: bool = False) -> dic
     return execute_onnx(model, {name: np.asarray(x, dtype=np.float32)}, return_full_exec_context=every_tensor)
 
 
+def read_inputs(path: Path) -> np.ndarray:
+    """A user's .npy of inputs as float32, or one line saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise XnorkitError(f"input file {path} does not exist")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise XnorkitError(f"cannot read input {path} as a .npy array ({type(e).__name__}: {str(e)[:80]}); save "
+                           f"one with numpy.save") from None
+    if not isinstance(x, np.ndarray):
+        raise XnorkitError(f"input {path} is a .npz archive; give one .npy array (numpy.save)")
+    if x.dtype.kind not in "biuf":
+        raise XnorkitError(f"input {path} holds {x.dtype} values; give real numbers (float32)")
+    return x.astype(np.float32)
+
+
+def check_inputs(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """Inputs as the backends take them: (N >= 1, *input shape), finite float32 (docs/numerics.md)."""
+    x = np.asarray(x, dtype=np.float32)
+    shape = ", ".join(map(str, graph.input_shape))
+    if x.ndim < 2 or x.shape[1:] != tuple(graph.input_shape):
+        raise XnorkitError(f"input has shape {x.shape}; the model takes (N, {shape})")
+    if len(x) == 0:
+        raise XnorkitError(f"input holds no rows; the model takes (N, {shape}) with N >= 1")
+    finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if not finite.all():
+        raise XnorkitError(f"input row {int(np.argmin(finite))} holds NaN or infinite values ({int((~finite).sum())} "
+                           f"rows); the backends take finite inputs (docs/numerics.md)")
+    return x
+
+
 def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = False,
             simulator: str = "verilator") -> np.ndarray:
     """Run float inputs through one backend: the integer outputs (int64), or float outputs with
     `dequantize_output` (the IR's Dequantize applied to the backend's integers)."""
     build = Path(build)
     graph = load(build)
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim < 2 or x.shape[1:] != tuple(graph.input_shape):
-        raise XnorkitError(f"input has shape {x.shape}; the model takes (N, {', '.join(map(str, graph.input_shape))})")
+    if backend not in BACKENDS:
+        raise XnorkitError(f"unknown backend {backend[:20]!r}; choose one of {', '.join(BACKENDS)}")
+    x = check_inputs(graph, x)
     if backend == "qonnx":
         if not dequantize_output:
             raise XnorkitError("the qonnx backend computes in float; pass --dequantize")

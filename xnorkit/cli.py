@@ -98,9 +98,13 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
        input: Annotated[Path | None, typer.Option("--input", help="float32 .npy inputs for the hls4ml comparison "
                                                                    "(else 64 seeded random ones)")] = None) -> None:
     """SystemVerilog for the network into BUILD/rtl/ (with --backend hls also Vitis HLS C++ into BUILD/hls/)."""
+    import math
+
     from hw import folding
     from xnorkit import build
 
+    if not all(math.isfinite(v) for v in (clock_mhz, exit_rate, target_fps or 1.0)) or not 0 <= exit_rate < 1:
+        raise XnorkitError("--clock-mhz, --target-fps must be finite and positive, --exit-rate in [0, 1)")
     if target_fps is not None:
         if target_fps <= 0 or clock_mhz <= 0:
             raise XnorkitError("--target-fps and --clock-mhz must be positive")
@@ -116,7 +120,7 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
 
         graph = build.load(build_dir)
         if input is not None:
-            x = np.load(input).astype(np.float32)
+            x = build.check_inputs(graph, build.read_inputs(input))
         else:  # integer inputs of the model's range, as the floats its input quantizer takes
             q = graph.nodes[0]
             ints = np.random.default_rng(0).integers(q.dtype.min, q.dtype.max + 1, size=(64, *graph.input_shape))
@@ -186,17 +190,21 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     from sim import runner
     from xnorkit import build, golden
 
+    if not 0.0 <= stall < 1.0:
+        raise XnorkitError("--stall must be in [0, 1)")
+    if input is None and not 1 <= count <= 1_000_000:
+        raise XnorkitError("--count must be in 1..1000000")
+    if simulator not in ("verilator", "icarus"):
+        raise XnorkitError(f"--simulator must be verilator or icarus (got {simulator[:20]!r})")
     graph = build.load(build_dir)
     if not (Path(build_dir) / "rtl" / "design.json").exists():
         build.generate_hw(build_dir)
     if input is not None:
-        x_int = golden.quantize_input(graph, np.load(input))
+        x_int = golden.quantize_input(graph, build.check_inputs(graph, build.read_inputs(input)))
     else:
         q = graph.nodes[0].dtype
         x_int = np.random.default_rng(seed).integers(q.min, q.max + 1, size=(count, *graph.input_shape))
     expected = golden.run_from_int(graph, x_int)
-    if not 0.0 <= stall < 1.0:
-        raise XnorkitError("--stall must be in [0, 1)")
     if gate_level is not None:
         netlist = Path(build_dir) / "synth" / gate_level
         if not (netlist / "utilization.json").exists():
@@ -378,14 +386,9 @@ def diff(model: Annotated[Path, typer.Argument(metavar="MODEL.onnx|BUILD")],
     import shutil
     import tempfile
 
-    import numpy as np
-
     from xnorkit import analysis, build
 
-    try:
-        x = np.load(input).astype(np.float32)
-    except (OSError, ValueError) as e:
-        raise XnorkitError(f"cannot read input {input} as .npy: {e}") from None
+    x = build.read_inputs(input)
     with tempfile.TemporaryDirectory() as tmp:
         if Path(model).is_dir():
             build_dir = Path(model)
@@ -393,9 +396,7 @@ def diff(model: Annotated[Path, typer.Argument(metavar="MODEL.onnx|BUILD")],
             build_dir = Path(tmp) / "build"
             build.compile_model(model, build_dir)
         graph = build.load(build_dir)
-        if x.ndim < 2 or x.shape[1:] != tuple(graph.input_shape):
-            shape = ", ".join(map(str, graph.input_shape))
-            raise XnorkitError(f"input has shape {x.shape}; the model takes (N, {shape})")
+        x = build.check_inputs(graph, x)
         diffs, compared = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(build_dir, x), x)
         shutil.rmtree(tmp, ignore_errors=True)
     if not diffs:
@@ -407,10 +408,32 @@ def diff(model: Annotated[Path, typer.Argument(metavar="MODEL.onnx|BUILD")],
     raise typer.Exit(1)
 
 
+def _fail(message: str, code: int = 2) -> None:
+    print(f"xnorkit: error: {' '.join(message.split())[:2000]}", file=sys.stderr)
+    sys.exit(code)
+
+
 def main() -> None:
-    # typer's standalone mode already turns usage errors into one message and exit code 2
+    """Every problem is one line on stderr: exit 2 for bad input (an XnorkitError, a bad option), 130 when
+    interrupted (SIGINT or SIGTERM: every output is left as it was or complete, xnorkit.outputs)."""
+    # typer (pinned) carries its own click; its exceptions are only importable from there
+    from typer._click import exceptions as click_errors
+
+    from xnorkit.outputs import interrupt_as_exception
+
+    interrupt_as_exception()
     try:
-        app()
+        code = app(standalone_mode=False)
     except XnorkitError as e:
-        print(f"xnorkit: error: {e}", file=sys.stderr)
+        _fail(str(e))
+    except click_errors.NoArgsIsHelpError as e:
+        print(e.ctx.get_help() if e.ctx else "", file=sys.stderr)
         sys.exit(2)
+    except click_errors.UsageError as e:  # a bad option value: one line, not typer's usage box
+        command = e.ctx.command_path if e.ctx else "xnorkit"
+        _fail(f"{e.format_message()} (see `{command} --help`)")
+    except (KeyboardInterrupt, typer.Abort):
+        _fail("interrupted; outputs were left as they were", 130)
+    except click_errors.ClickException as e:
+        _fail(e.format_message(), e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -192,13 +192,9 @@ def render_markdown(report: dict, out: Path) -> str:
 
 
 def predict_cli(build: Path, backend: str, x_path: Path, y_path: Path, dequantize: bool, simulator: str) -> np.ndarray:
-    from xnorkit.errors import XnorkitError
-
-    try:
-        x = np.load(x_path)
-    except (OSError, ValueError) as e:
-        raise XnorkitError(f"cannot read input {x_path} as .npy: {e}") from None
+    x = build_mod.read_inputs(x_path)
     y = build_mod.predict(build, backend, x, dequantize, simulator)
     y = y.astype(np.float32) if dequantize else y.astype(np.int64)
-    np.save(y_path, y)
+    with open(y_path, "wb") as f:  # the name as given (np.save would add .npy to a name without it)
+        np.save(f, y)
     return y

@@ -121,9 +121,15 @@ class _Importer:
         return XnorkitError(f"node '{node.name}' (op {node.op_type}): {reason}")
 
     def const(self, node: onnx.NodeProto, name: str) -> np.ndarray:
+        """A constant input, finite (docs/numerics.md: NaN or Inf in a model is refused)."""
         if name not in self.consts:
             raise self.fail(node, f"input '{name}' must be a constant initializer")
-        return self.consts[name]
+        value = self.consts[name]
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            bad = int((~np.isfinite(value)).sum())
+            raise self.fail(node, f"constant '{name}' holds {bad} NaN or infinite value(s) of {value.size}; "
+                                  f"re-export a model with finite weights and parameters")
+        return value
 
     def scalar(self, node: onnx.NodeProto, name: str) -> float:
         v = self.const(node, name)
@@ -183,7 +189,7 @@ class _Importer:
         if (scale <= 0).any():
             raise self.fail(node, "scale must be positive")
         if node.input[0] in self.consts:
-            w = self.consts[node.input[0]]
+            w = self.const(node, node.input[0])
             self.qconsts[node.output[0]] = _ConstQuant(np.where(w >= 0, 1, -1).astype(np.int8), scale, BIPOLAR)
             return
         if scale.size != 1:
@@ -214,7 +220,7 @@ class _Importer:
             if (scale <= 0).any() or (zero_point != 0).any():
                 raise self.fail(node, "weight quantizers need positive scales and zero point 0")
             act = numerics.ActQuant.from_attrs(1.0, 0, bits, signed, narrow)
-            values = numerics.quantize_values(self.consts[node.input[0]], scale, 0, act.qmin, act.qmax)
+            values = numerics.quantize_values(self.const(node, node.input[0]), scale, 0, act.qmin, act.qmax)
             self.qconsts[node.output[0]] = _ConstQuant(values.astype(np.int8 if bits <= 8 else np.int16), scale,
                                                        IntType(bits, signed))
             return
@@ -271,7 +277,7 @@ class _Importer:
         if b not in self.consts:
             raise self.fail(node, f"'{b}' must be a constant: the prologue before the input quantizer takes "
                                   f"elementwise ops by constants only")
-        c = self.consts[b].astype(np.float32)
+        c = self.const(node, b).astype(np.float32)
         shape = (1, *self.shapes[a][1:])
         try:
             fits = np.broadcast_shapes(c.shape, shape) == shape
@@ -415,6 +421,9 @@ class _Importer:
             raise self.fail(node, f"{node.op_type} is supported on the float input before its quantizer and by a "
                                   f"constant after a layer (Gemm/MatMul/Conv), not here")
         v = self.constant_value(b).reshape(-1).astype(np.float64)
+        if not np.isfinite(v).all():
+            raise self.fail(node, f"constant '{b}' holds NaN or infinite values; re-export a model with finite "
+                                  f"parameters")
         if v.size not in (1, len(acc.k)):
             raise self.fail(node, f"a constant of {v.size} values does not match the layer's {len(acc.k)} channels")
         v = np.broadcast_to(v, (len(acc.k),))
@@ -483,6 +492,11 @@ class _Importer:
             raise self.fail(node, "batch-norm must directly follow a layer (Gemm/MatMul/Conv)")
         eps = float(_attrs(node).get("epsilon", 1e-5))
         gamma, beta, mean, var = (self.const(node, n).reshape(-1) for n in node.input[1:5])
+        var_eps = var.astype(np.float32) + np.float32(eps)  # as ONNX and PyTorch compute it
+        if not (var_eps > 0).all():
+            k = int(np.argmin(var_eps > 0))
+            raise self.fail(node, f"variance + epsilon must be positive (channel {k}: {float(var[k]):g} + {eps:g}); "
+                                  f"a variance this small is a broken export or checkpoint")
         acc.bn = [numerics.BatchNorm.from_floats(g, b, m, v, eps)
                   for g, b, m, v in zip(gamma, beta, mean, var, strict=True)]
         self.state[node.output[0]] = acc

@@ -8,6 +8,8 @@ versioned) plus `ir.npz` (arrays).
 from __future__ import annotations
 
 import json
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,11 +59,10 @@ class IntType:
     def parse(text: str) -> IntType:
         if text == "bipolar":
             return BIPOLAR
-        if text.startswith("uint"):
-            return IntType(int(text[4:]), signed=False)
-        if text.startswith("int"):
-            return IntType(int(text[3:]), signed=True)
-        raise XnorkitError(f"unknown integer type '{text}' in IR")
+        match = re.fullmatch(r"(u?)int([1-9][0-9]?)", str(text))
+        if not match or int(match[2]) > 64:
+            raise XnorkitError(f"unknown integer type {str(text)[:20]!r} in IR")
+        return IntType(int(match[2]), signed=not match[1])
 
 
 BIPOLAR = IntType(1, signed=False, bipolar=True)
@@ -336,8 +337,47 @@ class Graph:
         return tuple(self.input_shape) if tensor == self.input else self.tensor_shapes[tensor]
 
 
+# IR names reach generated SV, C, TCL and Python (comments, symbols, file names): letters, digits, _ . - only
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def check_name(name: object, what: str) -> None:
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise XnorkitError(f"IR {what} name {str(name)[:40]!r} is not allowed (letters, digits, '_', '.', '-'; "
+                           f"at most 128); recompile the model with `xnorkit compile`")
+
+
+def _verify_values(graph: Graph) -> None:
+    """Names safe, shapes positive, every array of the dtype and the shape its node needs, every float finite:
+    what a build folder edited by hand or damaged must not get past."""
+    for t in (graph.input, *graph.outputs, *graph.float_outputs, *graph.tensor_types, *graph.tensor_shapes):
+        check_name(t, "tensor")
+    for shape in (graph.input_shape, *graph.tensor_shapes.values()):
+        if not shape or not all(isinstance(d, int) and 0 < d < 1 << 24 for d in shape):
+            raise XnorkitError(f"IR shape {tuple(shape)} is not a shape of positive sizes")
+    for n in graph.nodes:
+        check_name(n.name, "node")
+        for key, value in vars(n).items():
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise XnorkitError(f"IR node '{n.name}': {key} holds NaN or infinite values")
+            if key in ("weights", "thresholds") and value.dtype.kind not in "iu":
+                raise XnorkitError(f"IR node '{n.name}': {key} must be integers, not {value.dtype}")
+        if isinstance(n, Quantize) and not (np.isfinite(n.scale) and n.scale > 0):
+            raise XnorkitError(f"IR node '{n.name}': the input scale must be finite and positive, not {n.scale}")
+        if isinstance(n, MatMul):
+            size = int(np.prod(graph.shape(n.input)))
+            out = graph.tensor_shapes.get(n.output, (n.out_features,))
+            if n.weights.shape != (out[0], size):
+                raise XnorkitError(f"IR node '{n.name}': weights of shape {n.weights.shape} for {size} inputs and "
+                                   f"{out[0]} outputs")
+        if isinstance(n, Dequantize) and not (len(n.scale) == len(n.offset) == len(n.score_weight)
+                                               == len(n.score_bias)):
+            raise XnorkitError(f"IR node '{n.name}': scale, offset and scores of different lengths")
+
+
 def verify(graph: Graph) -> None:
     """Structural checks every pass must preserve; raises XnorkitError naming the offending node."""
+    _verify_values(graph)
     defined = {graph.input}
     names = set()
     for n in graph.nodes:
@@ -444,21 +484,40 @@ def save(graph: Graph, build: Path) -> None:
 
 
 def load(build: Path) -> Graph:
+    """A build's IR, verified; a missing, damaged or edited ir.json / ir.npz is one line."""
     path = Path(build) / "ir.json"
     if not path.is_file():
         raise XnorkitError(f"{build} is not a build folder (no ir.json); create one with `xnorkit compile`")
-    doc = json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict):
+            raise TypeError("not a JSON object")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
+        raise XnorkitError(f"{path} is not an IR file ({type(e).__name__}); recompile the model with "
+                           f"`xnorkit compile`") from None
     if doc.get("format") != "xnorkit-ir" or doc.get("format_version") != FORMAT_VERSION:
         raise XnorkitError(
-            f"{path} has IR format version {doc.get('format_version')!r}, this xnorkit reads version "
+            f"{path} has IR format version {str(doc.get('format_version'))[:20]}, this xnorkit reads version "
             f"{FORMAT_VERSION}; recompile the model with `xnorkit compile`"
         )
-    with np.load(Path(build) / "ir.npz") as npz:
+    try:
+        graph = _from_doc(doc, Path(build) / "ir.npz")
+    except XnorkitError:
+        raise
+    except (OSError, zipfile.BadZipFile, KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise XnorkitError(f"{build}: ir.json or ir.npz is damaged or edited ({type(e).__name__}: "
+                           f"{str(e)[:80]}); recompile the model with `xnorkit compile`") from None
+    verify(graph)
+    return graph
+
+
+def _from_doc(doc: dict, npz_path: Path) -> Graph:
+    with np.load(npz_path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     nodes = []
     for entry in doc["nodes"]:
-        op = entry.pop("op")
-        cls = NODE_TYPES[op]
+        entry = dict(entry)
+        cls = NODE_TYPES[entry.pop("op")]
         kwargs = {}
         for key, value in entry.items():
             if isinstance(value, dict) and "array" in value:
@@ -474,7 +533,7 @@ def load(build: Path) -> Graph:
             else:
                 kwargs[key] = value
         nodes.append(cls(**kwargs))
-    graph = Graph(
+    return Graph(
         input=doc["input"],
         input_shape=tuple(doc["input_shape"]),
         nodes=tuple(nodes),
@@ -484,5 +543,3 @@ def load(build: Path) -> Graph:
         tensor_shapes={k: tuple(v) for k, v in doc.get("tensor_shapes", {}).items()},
         exits=tuple((e["output"], int(e["margin"])) for e in doc.get("exits", [])),
     )
-    verify(graph)
-    return graph

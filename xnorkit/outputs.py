@@ -1,0 +1,138 @@
+"""Output folders: where xnorkit may write, and replacing one without ever losing or half-writing it.
+
+Every folder xnorkit writes (a BUILD, BUILD/rtl, BUILD/hls, a firmware library) holds a `.xnorkit` file naming
+its kind. A destination is refused, before anything is written, when replacing it could lose a user's files:
+the current folder or one above it, the folder of an input or one above it, a file, or a non-empty folder that
+is not an xnorkit output of the same kind.
+
+Replacement is crash-safe: the new tree is written complete beside the old one (`.NAME-new-*`), then the old
+one is renamed aside (`.NAME-old`) and the new one into place, with SIGINT and SIGTERM held off between the
+two renames; the old tree is deleted last. A run killed outright (SIGKILL, power loss) leaves at most those
+hidden folders, which the next write to the same destination resolves first: the old tree is put back if
+the destination is missing, the rest deleted. Writers of one destination take a lock (`.NAME.lock`), so two
+at once run one after the other.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock
+
+from xnorkit.errors import XnorkitError
+
+MARKER = ".xnorkit"
+# folders written before the marker existed are recognized by a file only that kind holds
+_LEGACY_SIGN = {"build": "ir.json", "rtl": "design.json", "firmware": "xk_model.h", "hls": "run_hls.tcl"}
+
+
+def kind_of(folder: Path) -> str | None:
+    """The kind of xnorkit output `folder` is, or None."""
+    marker = folder / MARKER
+    if marker.is_file():
+        return marker.read_text(errors="replace").strip()[:32] or None
+    return next((kind for kind, name in _LEGACY_SIGN.items() if (folder / name).is_file()), None)
+
+
+def check_target(dest: Path, kind: str, inputs: Sequence[Path] = ()) -> None:
+    """Refuse (one line) a destination whose replacement could lose files that are not an xnorkit `kind`."""
+    dest = Path(dest)
+    where = dest.resolve()
+    here = Path.cwd().resolve()
+    if where == here or where in here.parents:
+        raise XnorkitError(f"output folder {dest} is the current folder or above it; name a new folder, e.g. "
+                           f"-o build")
+    for given in inputs:
+        source = Path(given).resolve()
+        if where == source or where in source.parents:
+            raise XnorkitError(f"output folder {dest} holds the input {given}; name another folder")
+    if dest.exists() and not dest.is_dir():
+        raise XnorkitError(f"output {dest} is a file, not a folder; name a folder")
+    if dest.is_dir() and any(dest.iterdir()) and kind_of(dest) != kind:
+        raise XnorkitError(f"output folder {dest} is not empty and is not an xnorkit {kind} folder; name a new or "
+                           f"empty folder (nothing was changed)")
+
+
+def _aside(dest: Path) -> Path:
+    return dest.parent / f".{dest.name}-old"
+
+
+def recover(dest: Path) -> None:
+    """Resolve what a killed write left beside `dest`: the old tree back if `dest` is missing, the rest gone."""
+    old = _aside(dest)
+    if old.is_dir() and not dest.exists():
+        old.rename(dest)
+    if old.exists():
+        shutil.rmtree(old)
+    for leftover in dest.parent.glob(f".{dest.name}-new-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block ends (delivered then)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
+def replacing(dest: Path, kind: str, inputs: Sequence[Path] = ()) -> Iterator[Path]:
+    """Yield a temporary folder beside `dest`; when the block ends without an error it becomes `dest` (replacing
+    the previous output of the same kind), otherwise it is removed and `dest` is as it was."""
+    dest = Path(dest)
+    check_target(dest, kind, inputs)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = FileLock(str(dest.parent / f".{dest.name}.lock"))
+        lock.acquire()
+    except OSError as e:
+        raise XnorkitError(f"cannot write into {dest.parent} ({e.strerror or e}); choose a writable folder") from None
+    try:
+        recover(dest)
+        check_target(dest, kind, inputs)  # another writer may have finished meanwhile
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-new-", dir=dest.parent))
+        try:
+            yield tmp
+            (tmp / MARKER).write_text(kind + "\n")
+            tmp.chmod(0o755)  # mkdtemp makes it private
+            with _signals_held():
+                if dest.exists():
+                    dest.rename(_aside(dest))
+                tmp.rename(dest)
+            shutil.rmtree(_aside(dest), ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+            if not dest.exists() and _aside(dest).is_dir():
+                _aside(dest).rename(dest)
+    finally:
+        lock.release()  # the lock file stays: deleting it could let a third writer lock a different file
+
+
+def write_tree(dest: Path, files: dict[str, str], kind: str = "generated") -> Path:
+    """Replace folder `dest` with exactly `files` (and its marker), all or nothing."""
+    with replacing(dest, kind) as tmp:
+        for rel, text in files.items():
+            target = (tmp / rel).resolve()
+            if tmp.resolve() not in target.parents:
+                raise XnorkitError(f"generated file name {rel!r} leaves its folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+    return dest
+
+
+def interrupt_as_exception() -> None:
+    """SIGTERM raises KeyboardInterrupt like SIGINT, so every `finally` runs (the CLI installs this)."""
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)
