@@ -228,7 +228,7 @@ def to_json(folding: Folding) -> dict:
 def from_json(data: dict) -> Folding:
     try:
         folding = {name: Fold(int(v["pe"]), int(v["simd"]), str(v.get("weights", "auto"))) for name, v in data.items()}
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         raise XnorkitError('folding JSON must map each layer name to {"pe": N, "simd": N} (optionally '
                            '"weights": "block" or "logic")') from None
     bad = next((n for n, f in folding.items() if f.weights not in WEIGHT_STYLES), None)

@@ -408,9 +408,18 @@ def diff(model: Annotated[Path, typer.Argument(metavar="MODEL.onnx|BUILD")],
     raise typer.Exit(1)
 
 
+def _exit(code: int) -> None:
+    """Exit, ignoring signals from here on: the work is done or undone."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
+
+
 def _fail(message: str, code: int = 2) -> None:
     print(f"xnorkit: error: {' '.join(message.split())[:2000]}", file=sys.stderr)
-    sys.exit(code)
+    _exit(code)
 
 
 def main() -> None:
@@ -428,12 +437,12 @@ def main() -> None:
         _fail(str(e))
     except click_errors.NoArgsIsHelpError as e:
         print(e.ctx.get_help() if e.ctx else "", file=sys.stderr)
-        sys.exit(2)
+        _exit(2)
     except click_errors.UsageError as e:  # a bad option value: one line, not typer's usage box
         command = e.ctx.command_path if e.ctx else "xnorkit"
         _fail(f"{e.format_message()} (see `{command} --help`)")
     except (KeyboardInterrupt, typer.Abort):
-        _fail("interrupted; outputs were left as they were", 130)
+        _fail("interrupted; every output is as it was before or complete", 130)
     except click_errors.ClickException as e:
         _fail(e.format_message(), e.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
+    _exit(code if isinstance(code, int) else 0)

@@ -15,9 +15,12 @@ at once run one after the other.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,8 +93,8 @@ def replacing(dest: Path, kind: str, inputs: Sequence[Path] = ()) -> Iterator[Pa
     the previous output of the same kind), otherwise it is removed and `dest` is as it was."""
     dest = Path(dest)
     check_target(dest, kind, inputs)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(dest.parent / f".{dest.name}.lock"))
         lock.acquire()
     except OSError as e:
@@ -108,14 +111,16 @@ def replacing(dest: Path, kind: str, inputs: Sequence[Path] = ()) -> Iterator[Pa
                 if dest.exists():
                     dest.rename(_aside(dest))
                 tmp.rename(dest)
-            shutil.rmtree(_aside(dest), ignore_errors=True)
         finally:
-            if tmp.exists():
+            with _signals_held():  # an interrupt now would leave the cleanup half done
                 shutil.rmtree(tmp, ignore_errors=True)
-            if not dest.exists() and _aside(dest).is_dir():
-                _aside(dest).rename(dest)
+                if not dest.exists() and _aside(dest).is_dir():
+                    _aside(dest).rename(dest)
+                shutil.rmtree(_aside(dest), ignore_errors=True)
     finally:
-        lock.release()  # the lock file stays: deleting it could let a third writer lock a different file
+        with _signals_held():  # the lock file stays: deleting it could let a third writer lock a different file
+            lock.release()
+            del lock  # its finalizer runs here, not where an interrupt could break into it
 
 
 def write_tree(dest: Path, files: dict[str, str], kind: str = "generated") -> Path:
@@ -130,9 +135,40 @@ def write_tree(dest: Path, files: dict[str, str], kind: str = "generated") -> Pa
     return dest
 
 
-def interrupt_as_exception() -> None:
-    """SIGTERM raises KeyboardInterrupt like SIGINT, so every `finally` runs (the CLI installs this)."""
-    def raise_interrupt(signum, frame):
-        raise KeyboardInterrupt
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
-    signal.signal(signal.SIGTERM, raise_interrupt)
+
+def _interrupt(signum, frame) -> None:
+    if _importing(frame):
+        # a C extension interrupted while it initializes fails to import (onnxruntime: "initialization failed")
+        # or crashes: deliver the signal again once the import is over
+        _deliver_later(signum)
+        return
+    raise KeyboardInterrupt
+
+
+def _deliver_later(signum: int) -> None:
+    retry = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+    retry.daemon = True
+    retry.start()
+
+
+def _unraisable(hook_args) -> None:
+    """An interrupt that fell into a finalizer (where Python prints and drops exceptions) is delivered again."""
+    if isinstance(hook_args.exc_value, KeyboardInterrupt):
+        _deliver_later(signal.SIGINT)
+        return
+    sys.__unraisablehook__(hook_args)
+
+
+def interrupt_as_exception() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, so every `finally` runs (the CLI installs this first); an
+    import in progress finishes first, and one that falls into a finalizer is raised again after it."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    sys.unraisablehook = _unraisable
