@@ -42,13 +42,16 @@ def train(config: Annotated[Path | None, typer.Argument(help="YAML config")] = N
     from quant_train import data as data_mod
     from quant_train import recipe
     from quant_train import train as train_mod
+    from xnorkit import outputs
     from xnorkit.flow import _progress, stage_progress
 
     cfg = config_mod.load(config)
+    outputs.check_target(out, "run")  # before training, not after it
     data = data_mod.load(cfg.dataset, data_dir)
     with _progress(console) as progress:
         model, metrics = recipe.run(cfg, data, stage_progress(progress))
-    train_mod.save_run(model, metrics, cfg, data, out)
+    with outputs.replacing(out, "run") as tmp:
+        train_mod.save_run(model, metrics, cfg, data, tmp)
     console.print(f"test accuracy {metrics['test_accuracy']:.2%}; wrote {out}/model.onnx")
 
 

@@ -44,9 +44,13 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
     from sim import runner as sim_runner
 
     console = console or Console()
+    from xnorkit import outputs
+
     cfg = config_mod.load(config_path)
     out = Path(out)
+    outputs.check_folder(out, ("flow",))  # a flow rewrites its own folder stage by stage
     out.mkdir(parents=True, exist_ok=True)
+    outputs.write_file(out / outputs.MARKER, "flow\n")
     timings: dict[str, float] = {}
     started = time.perf_counter()
 

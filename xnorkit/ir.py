@@ -8,6 +8,7 @@ versioned) plus `ir.npz` (arrays).
 from __future__ import annotations
 
 import json
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -479,8 +480,12 @@ def save(graph: Graph, build: Path) -> None:
         "exits": [{"output": t, "margin": int(m)} for t, m in graph.exits],
         "nodes": nodes,
     }
-    np.savez(build / "ir.npz", **arrays)
-    (build / "ir.json").write_text(json.dumps(doc, indent=1) + "\n")
+    # each file written beside and renamed over the old one: an interrupted save leaves the old file whole
+    with open(build / ".ir.npz.tmp", "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(build / ".ir.npz.tmp", build / "ir.npz")
+    (build / ".ir.json.tmp").write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(build / ".ir.json.tmp", build / "ir.json")
 
 
 def load(build: Path) -> Graph:

@@ -31,7 +31,8 @@ from xnorkit.errors import XnorkitError
 
 MARKER = ".xnorkit"
 # folders written before the marker existed are recognized by a file only that kind holds
-_LEGACY_SIGN = {"build": "ir.json", "rtl": "design.json", "firmware": "xk_model.h", "hls": "run_hls.tcl"}
+_LEGACY_SIGN = {"build": "ir.json", "rtl": "design.json", "firmware": "xk_model.h", "hls": "run_hls.tcl",
+                "flow": "report.json", "run": "checkpoint.pt"}
 
 
 def kind_of(folder: Path) -> str | None:
@@ -59,6 +60,28 @@ def check_target(dest: Path, kind: str, inputs: Sequence[Path] = ()) -> None:
     if dest.is_dir() and any(dest.iterdir()) and kind_of(dest) != kind:
         raise XnorkitError(f"output folder {dest} is not empty and is not an xnorkit {kind} folder; name a new or "
                            f"empty folder (nothing was changed)")
+
+
+def check_folder(folder: Path, kinds: Sequence[str]) -> None:
+    """Refuse (one line) to add files to a folder that is not new, empty, or an xnorkit output of `kinds`."""
+    folder = Path(folder)
+    where, here = folder.resolve(), Path.cwd().resolve()
+    if where == here or where in here.parents:
+        raise XnorkitError(f"output folder {folder} is the current folder or above it; name a new folder")
+    if folder.exists() and not folder.is_dir():
+        raise XnorkitError(f"output {folder} is a file, not a folder; name a folder")
+    if folder.is_dir() and any(folder.iterdir()) and kind_of(folder) not in kinds:
+        raise XnorkitError(f"output folder {folder} is not empty and is not an xnorkit {' or '.join(kinds)} folder; "
+                           f"name a new or empty folder (nothing was changed)")
+
+
+def write_file(path: Path, data: str) -> Path:
+    """Write one file beside its final name and rename it into place: never half-written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(data)
+    os.replace(tmp, path)
+    return path
 
 
 def _aside(dest: Path) -> Path:

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xnorkit import outputs
 from xnorkit.errors import XnorkitError
 
 
@@ -211,7 +212,9 @@ def write(builds: list[Path], out: Path, extra_markdown: str = "") -> tuple[Path
     facts = [load(b) for b in builds]
     md_text = extra_markdown + markdown(facts)
     out = Path(out)
+    outputs.check_folder(out, ("report", "build", "flow"))
+    html = _html(md_text, _plots(facts))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(md_text)
-    (out / "report.html").write_text(_html(md_text, _plots(facts)))
-    return out / "report.md", out / "report.html"
+    if outputs.kind_of(out) is None:
+        outputs.write_file(out / outputs.MARKER, "report\n")
+    return outputs.write_file(out / "report.md", md_text), outputs.write_file(out / "report.html", html)
