@@ -17,7 +17,7 @@ test: setup
 	$(PY) -m pytest -q -n 2 --dist loadscope
 
 test-all: setup
-	$(PY) -m pytest -q -n 2 --dist loadscope -m ""
+	XNORKIT_FUZZ_EXAMPLES=300 $(PY) -m pytest -q -n 2 --dist loadscope -m ""
 
 # every benchmark (or `make bench BENCH="rtl_mnist golden_lfc"`) into bench/results.json, then the docs' tables
 # (also when a bench missed its goal: the docs show it; the exit status is the benches')

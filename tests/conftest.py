@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +196,33 @@ def check_exact(model, x: np.ndarray, folder: Path, calibrate: int = 64, min_ten
     diffs, compared = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(folder / "build", x), x)
     assert diffs == [] and compared >= min_tensors
     return graph, ours
+
+
+def run_cli(capsys, *args, cwd: Path | None = None) -> tuple[int, str, str]:
+    """`xnorkit ARGS` through main(): (exit code, stdout, stderr). Any traceback fails the test."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    argv, hook = sys.argv, sys.unraisablehook
+    sys.argv = ["xnorkit", *map(str, args)]
+    here = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with pytest.raises(SystemExit) as exit_info:
+            from xnorkit import cli
+
+            cli.main()
+    finally:
+        os.chdir(here)
+        sys.argv, sys.unraisablehook = argv, hook
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def assert_refused(result: tuple[int, str, str], *words: str) -> None:
+    code, _, err = result
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err

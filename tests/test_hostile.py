@@ -15,40 +15,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from xnorkit import build, cli, golden, outputs
+from tests.conftest import assert_refused, run_cli
+from xnorkit import build, golden, outputs
 from xnorkit.errors import XnorkitError
-
-
-def run(capsys, *args, cwd: Path | None = None) -> tuple[int, str, str]:
-    """`xnorkit ARGS` through main(): (exit code, stdout, stderr). Any traceback fails the test."""
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    argv, hook = sys.argv, sys.unraisablehook
-    sys.argv = ["xnorkit", *map(str, args)]
-    here = Path.cwd()
-    try:
-        if cwd is not None:
-            import os
-
-            os.chdir(cwd)
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main()
-    finally:
-        import os
-
-        os.chdir(here)
-        sys.argv, sys.unraisablehook = argv, hook
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
-
-
-def assert_refused(result: tuple[int, str, str], *words: str) -> None:
-    code, _, err = result
-    assert code == 2, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -104,7 +73,7 @@ def test_non_finite_or_degenerate_onnx_is_refused_at_compile(capsys, model, tmp_
     path = _edit_onnx(model, tmp_path / "m.onnx", edit)
     words = {"negative_variance": "variance + epsilon must be positive",
              "zero_variance_zero_eps": "variance + epsilon must be positive"}.get(case, "NaN or infinite")
-    assert_refused(run(capsys, "compile", path, "-o", tmp_path / "b"), words)
+    assert_refused(run_cli(capsys, "compile", path, "-o", tmp_path / "b"), words)
     assert not (tmp_path / "b").exists()
 
 
@@ -114,25 +83,25 @@ def test_compile_refuses_the_current_folder_and_foreign_folders(capsys, model, t
     work = tmp_path / "work"
     work.mkdir()
     (work / "notes.txt").write_text("mine")
-    assert_refused(run(capsys, "compile", model, "-o", ".", cwd=work), "current folder")
-    assert_refused(run(capsys, "compile", model, "-o", "..", cwd=work), "current folder")
-    assert_refused(run(capsys, "compile", model, "-o", work), "not empty")
-    assert_refused(run(capsys, "compile", model, "-o", model.parent), "holds the input")
-    assert_refused(run(capsys, "compile", model, "-o", work / "notes.txt"), "is a file")
+    assert_refused(run_cli(capsys, "compile", model, "-o", ".", cwd=work), "current folder")
+    assert_refused(run_cli(capsys, "compile", model, "-o", "..", cwd=work), "current folder")
+    assert_refused(run_cli(capsys, "compile", model, "-o", work), "not empty")
+    assert_refused(run_cli(capsys, "compile", model, "-o", model.parent), "holds the input")
+    assert_refused(run_cli(capsys, "compile", model, "-o", work / "notes.txt"), "is a file")
     assert (work / "notes.txt").read_text() == "mine" and snapshot(work) == {"notes.txt": b"mine"}
     assert {p.name for p in model.parent.iterdir()} >= {"checkpoint.pt", "metrics.json", "model.onnx"}
 
 
 def test_compile_replaces_its_own_build_and_firmware_refuses_a_foreign_folder(capsys, model, trained_build, tmp_path):
-    assert run(capsys, "compile", model, "-o", tmp_path / "b")[0] == 0
+    assert run_cli(capsys, "compile", model, "-o", tmp_path / "b")[0] == 0
     assert outputs.kind_of(tmp_path / "b") == "build"
-    assert run(capsys, "compile", model, "-o", tmp_path / "b")[0] == 0  # its own kind: replaced
+    assert run_cli(capsys, "compile", model, "-o", tmp_path / "b")[0] == 0  # its own kind: replaced
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "main.c").write_text("int main(void) { return 0; }\n")
-    assert_refused(run(capsys, "firmware", tmp_path / "b", "-o", tmp_path / "lib"), "not empty")
+    assert_refused(run_cli(capsys, "firmware", tmp_path / "b", "-o", tmp_path / "lib"), "not empty")
     assert (tmp_path / "lib" / "main.c").exists()
-    assert run(capsys, "firmware", tmp_path / "b", "-o", tmp_path / "fw")[0] == 0  # a new folder
-    assert run(capsys, "firmware", tmp_path / "b", "-o", tmp_path / "fw")[0] == 0  # its own kind again
+    assert run_cli(capsys, "firmware", tmp_path / "b", "-o", tmp_path / "fw")[0] == 0  # a new folder
+    assert run_cli(capsys, "firmware", tmp_path / "b", "-o", tmp_path / "fw")[0] == 0  # its own kind again
 
 
 class _InterruptAt:
@@ -302,13 +271,13 @@ def test_bad_inputs_are_one_line(capsys, trained_build, tmp_path, case, words):
     elif case == "object":
         np.save(x, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     for backend in ("golden", "c"):
-        assert_refused(run(capsys, "predict", trained_build / "build", "--backend", backend, "--input", x,
+        assert_refused(run_cli(capsys, "predict", trained_build / "build", "--backend", backend, "--input", x,
                            "--output", tmp_path / "y.npy"), words)
     assert not (tmp_path / "y.npy").exists()
 
 
 def test_output_is_written_under_the_name_given(capsys, trained_build, tmp_path):
-    code, out, _ = run(capsys, "predict", trained_build / "build", "--input", trained_build / "x.npy",
+    code, out, _ = run_cli(capsys, "predict", trained_build / "build", "--input", trained_build / "x.npy",
                        "--output", tmp_path / "y.out")
     assert code == 0 and f"{tmp_path / 'y.out'}" in out
     assert np.load(tmp_path / "y.out").shape == (40, 10) and not (tmp_path / "y.out.npy").exists()
@@ -359,7 +328,7 @@ def test_a_tampered_build_is_refused_by_every_reader(capsys, trained_build, tmp_
         build.load(b)
     for args in (["predict", b, "--input", trained_build / "x.npy", "--output", tmp_path / "y.npy"],
                  ["inspect", b], ["hw", b], ["firmware", b]):
-        assert_refused(run(capsys, *args))
+        assert_refused(run_cli(capsys, *args))
     assert not (tmp_path / "y.npy").exists() and not (b / "rtl").exists() and not (b / "firmware").exists()
 
 
@@ -379,9 +348,9 @@ def test_a_tampered_rtl_folder_is_refused_before_simulation(capsys, trained_buil
         next(rtl.glob("*.mem")).write_text("zz not hex\n")
     else:
         (rtl / "design.json").write_text("{")
-    assert_refused(run(capsys, "predict", b, "--backend", "rtl", "--input", trained_build / "x.npy",
+    assert_refused(run_cli(capsys, "predict", b, "--backend", "rtl", "--input", trained_build / "x.npy",
                        "--output", tmp_path / "y.npy"), "regenerate it with `xnorkit hw")
-    assert_refused(run(capsys, "sim", b, "--bulk", "--count", "4"), "regenerate")
+    assert_refused(run_cli(capsys, "sim", b, "--bulk", "--count", "4"), "regenerate")
 
 
 # ---- options ---------------------------------------------------------------------------------------------
@@ -397,7 +366,7 @@ def test_bad_options_are_one_line(capsys, trained_build, tmp_path, args, words):
     (tmp_path / "fold.json").write_text('{"fc0": {"pe": Infinity, "simd": 1}}')
     args = [str(trained_build / "build") if a == "BUILD" else str(tmp_path / "fold.json") if a == "FOLD" else a
             for a in args]
-    assert_refused(run(capsys, *args), words)
+    assert_refused(run_cli(capsys, *args), words)
 
 
 # ---- nothing from the data becomes code or a path ---------------------------------------------------------
@@ -452,7 +421,7 @@ def test_a_yaml_alias_bomb_is_refused_small_and_fast(capsys, tmp_path):
         lines.append(f"{chr(ord('a') + k)}: &{chr(ord('a') + k)} [{','.join(['*' + prev] * 9)}]")
     (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
     start = time.monotonic()
-    result = run(capsys, "train", tmp_path / "bomb.yaml", "-o", tmp_path / "out")
+    result = run_cli(capsys, "train", tmp_path / "bomb.yaml", "-o", tmp_path / "out")
     assert time.monotonic() - start < 10
     assert_refused(result, "aliases")
     assert len(result[2]) < 400 and not (tmp_path / "out").exists()

@@ -337,9 +337,22 @@ class _Importer:
             kc = numerics.accumulator_affine(x.dtype, row, x.scale, x.zero_point, Fraction(float(sw)))
             k.append(kc[0])
             c.append(kc[1])
+        self.check_float32_range(node, x, w, k, c)
         acc = _Accumulator(node, x, w.astype(np.int8 if w_dtype.bits <= 8 else np.int16).copy(), w_dtype, k, c, conv)
         self.state[node.output[0]] = acc
         return acc
+
+    def check_float32_range(self, node: onnx.NodeProto, x: _Quantized, w: np.ndarray, k: list, c: list) -> None:
+        """The layer's real values (k * acc + c, as a float32 runtime computes them) stay well inside float32:
+        beyond 2^100 or below 2^-100 (per unit of acc) runtimes overflow or underflow, and no exact reference
+        exists (docs/numerics.md)."""
+        x_max = max(abs(x.dtype.min), abs(x.dtype.max))
+        rows = np.abs(w.reshape(len(w), -1).astype(np.int64)).sum(axis=1)
+        largest = max(abs(kk) * int(r) * x_max + abs(cc) for kk, cc, r in zip(k, c, rows, strict=True))
+        smallest = min((abs(kk) for kk in k if kk != 0), default=1)
+        if largest > 2 ** 100 or smallest < Fraction(1, 2 ** 100):
+            raise self.fail(node, f"input scale x weight scale ({float(smallest):g} .. {float(largest):g} at most) "
+                                  f"is outside 2^-100 .. 2^100: float32 runtimes overflow or underflow on it")
 
     def on_matmul(self, node: onnx.NodeProto) -> None:
         attrs = _attrs(node)
@@ -497,6 +510,13 @@ class _Importer:
             k = int(np.argmin(var_eps > 0))
             raise self.fail(node, f"variance + epsilon must be positive (channel {k}: {float(var[k]):g} + {eps:g}); "
                                   f"a variance this small is a broken export or checkpoint")
+        # runtimes fold batch-norm into x * s + b in float32; where s or b nears float32's range they overflow
+        # and no exact reference exists (docs/numerics.md)
+        s64 = gamma.astype(np.float64) / np.sqrt(var_eps.astype(np.float64))
+        b64 = beta.astype(np.float64) - mean.astype(np.float64) * s64
+        if max(np.abs(s64).max(), np.abs(b64).max()) > 2.0 ** 100:
+            raise self.fail(node, "its folded scale gamma / sqrt(var + eps) or offset exceeds 2^100: float32 "
+                                  "runtimes overflow on it; re-export a model with trained batch-norm statistics")
         acc.bn = [numerics.BatchNorm.from_floats(g, b, m, v, eps)
                   for g, b, m, v in zip(gamma, beta, mean, var, strict=True)]
         self.state[node.output[0]] = acc
@@ -724,6 +744,9 @@ class _Importer:
             if handler is None:
                 raise self.fail(node, f"op {node.op_type} is not supported by the xnorkit IR (supported: "
                                       f"{', '.join(sorted(handlers))}, Identity)")
+            bad = [a.name for a in node.attribute if a.type == onnx.AttributeProto.FLOAT and not np.isfinite(a.f)]
+            if bad:
+                raise self.fail(node, f"attribute '{bad[0]}' is NaN or infinite; re-export the model")
             handler(node)
         ends = [self.emit_output(o.name) for o in g.output]
         graph = Graph(g.input[0].name, tuple(self.shapes[g.input[0].name][1:]), tuple(self.nodes),

@@ -358,6 +358,8 @@ def _verify_values(graph: Graph) -> None:
             raise XnorkitError(f"IR shape {tuple(shape)} is not a shape of positive sizes")
     for n in graph.nodes:
         check_name(n.name, "node")
+        for t in (*inputs_of(n), n.output):
+            check_name(t, "tensor")
         for key, value in vars(n).items():
             if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise XnorkitError(f"IR node '{n.name}': {key} holds NaN or infinite values")
@@ -365,7 +367,7 @@ def _verify_values(graph: Graph) -> None:
                 raise XnorkitError(f"IR node '{n.name}': {key} must be integers, not {value.dtype}")
         if isinstance(n, Quantize) and not (np.isfinite(n.scale) and n.scale > 0):
             raise XnorkitError(f"IR node '{n.name}': the input scale must be finite and positive, not {n.scale}")
-        if isinstance(n, MatMul):
+        if isinstance(n, MatMul) and (n.input == graph.input or n.input in graph.tensor_shapes):
             size = int(np.prod(graph.shape(n.input)))
             out = graph.tensor_shapes.get(n.output, (n.out_features,))
             if n.weights.shape != (out[0], size):
@@ -516,6 +518,42 @@ def load(build: Path) -> Graph:
     return graph
 
 
+_PLAIN_TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "np.ndarray": np.ndarray,
+                "IntType": IntType}
+
+
+def _fits(annotation: str, value: object) -> bool:
+    """Whether `value` has the type a node field's annotation names (the annotations of this module's nodes)."""
+    for option in (o.strip() for o in annotation.split(" | ")):
+        if option == "None" and value is None:
+            return True
+        if option.startswith("tuple["):
+            parts = [p.strip() for p in option[6:-1].split(",")]
+            if not isinstance(value, tuple):
+                continue
+            if parts[-1] == "...":
+                if all(_fits(parts[0], v) for v in value):
+                    return True
+            elif len(parts) == len(value) and all(_fits(t, v) for t, v in zip(parts, value, strict=True)):
+                return True
+        elif option in _PLAIN_TYPES and isinstance(value, _PLAIN_TYPES[option]):
+            if isinstance(value, bool) and option != "bool":
+                continue
+            if isinstance(value, float) and not np.isfinite(value):
+                continue
+            return True
+    return False
+
+
+def _check_fields(cls: type, kwargs: dict) -> None:
+    import dataclasses
+
+    for f in dataclasses.fields(cls):
+        if f.name in kwargs and not _fits(f.type, kwargs[f.name]):
+            raise XnorkitError(f"IR node '{str(kwargs.get('name'))[:40]}': field '{f.name}' must be {f.type}, not "
+                               f"{str(kwargs[f.name])[:40]!r}; recompile the model with `xnorkit compile`")
+
+
 def _from_doc(doc: dict, npz_path: Path) -> Graph:
     with np.load(npz_path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
@@ -537,6 +575,7 @@ def _from_doc(doc: dict, npz_path: Path) -> Graph:
                 kwargs[key] = tuple(value)
             else:
                 kwargs[key] = value
+        _check_fields(cls, kwargs)
         nodes.append(cls(**kwargs))
     return Graph(
         input=doc["input"],
