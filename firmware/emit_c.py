@@ -10,12 +10,11 @@ after a flatten gets its weight columns in that order (packing.hwc_columns), as 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 
 import jinja2
 import numpy as np
 
-from xnorkit import packing
+from xnorkit import packing, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
     Add,
@@ -546,5 +545,5 @@ def emit(graph: Graph, binary_kernels: bool = True) -> dict[str, str]:
                                      arena_bytes=prog.bytes, arena_words=max(1, prog.bytes // 4), result=prog.result),
     }
     for source, path in LIBRARY.items():
-        files[path] = resources.files("firmware").joinpath(source).read_text()
+        files[path] = tools.package_text("firmware", *source.split("/"))
     return files

@@ -9,13 +9,11 @@ simulation, synthesis at the board's part and clock, IP export)."""
 
 from __future__ import annotations
 
-from importlib import resources
-
 import numpy as np
 
 from hw.emit_sv import IN_KINDS, Lowered, Stage, lower
 from hw.folding import Folding
-from xnorkit import packing
+from xnorkit import packing, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
 
@@ -179,4 +177,4 @@ export_design -format ip_catalog -rtl verilog
 exit
 """
     return {"xk_model.cpp": model, "xk_weights.h": header, "xk_hls_tb.cpp": tb, "run_hls.tcl": tcl,
-            "xk_hls.h": resources.files("hw").joinpath("hls", "xk_hls.h").read_text()}
+            "xk_hls.h": tools.package_text("hw", "hls", "xk_hls.h")}

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import jinja2
@@ -40,7 +39,7 @@ from hw.folding import (
     unit_matrix,
     validate,
 )
-from xnorkit import numerics, packing
+from xnorkit import numerics, packing, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
     Add,
@@ -760,7 +759,7 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
     files[f"{TOP}.sv"] = _TEMPLATE.render(stages=low.stages, top=TOP, ii=info["initiation_interval"], source=source,
                                           edges=edges, forks=forks, two_inputs=TWO_INPUTS)
     for name in (*LIBRARY, f"{SHELL}.sv"):
-        files[name] = resources.files("hw").joinpath("rtl", name).read_text()
+        files[name] = tools.package_text("hw", "rtl", name)
     files[popcount_x7.FILE] = popcount_x7.library(
         [s.params["simd"] for s in low.stages if s.kind == "mvtu" and s.params["in_kind"] == 0
          and s.params["w_bits"] == 1])

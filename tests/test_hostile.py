@@ -441,3 +441,12 @@ def test_golden_is_unchanged_by_the_checks(trained_build):
     x = np.load(trained_build / "x.npy")
     graph = build.load(trained_build / "build")
     assert np.array_equal(build.predict(trained_build / "build", "golden", x), golden.predict_int(graph, x))
+
+
+def test_a_file_missing_from_the_install_is_one_line():
+    """An incomplete install (a wheel without sim/harness.cpp once) names the file instead of a traceback."""
+    from xnorkit import tools
+
+    with pytest.raises(XnorkitError, match="this xnorkit install lacks sim/nope.cpp"):
+        tools.package_text("sim", "nope.cpp")
+    assert "module" in tools.package_text("hw", "rtl", "xk_mvtu.sv")

