@@ -170,6 +170,7 @@ def _interrupt_while_writing(args: list, out: Path, delay: float | None, signum:
     import subprocess
     import time
 
+    assert not list(out.parent.glob(f".{out.name}-new-*")), "a new tree left by the run before"
     proc = subprocess.Popen([sys.executable, "-m", "xnorkit", *map(str, args)], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if delay is not None:
@@ -450,3 +451,15 @@ def test_a_file_missing_from_the_install_is_one_line():
     with pytest.raises(XnorkitError, match="this xnorkit install lacks sim/nope.cpp"):
         tools.package_text("sim", "nope.cpp")
     assert "module" in tools.package_text("hw", "rtl", "xk_mvtu.sv")
+
+
+def test_a_layer_output_read_twice_is_refused_not_folded_twice(capsys, model, tmp_path):
+    """Found by the fuzz suite: a sign reading a layer's output beside its batch-norm used to see the
+    batch-norm folded in (one accumulator, folded in place), and disagreed with qonnx."""
+    def edit(graph):
+        bn = next(n for n in graph.node if n.op_type == "BatchNormalization")
+        sign = next(n for n in graph.node if n.op_type == "BipolarQuant" and n.input[0] == bn.output[0])
+        sign.input[0] = bn.input[0]
+
+    path = _edit_onnx(model, tmp_path / "m.onnx", edit)
+    assert_refused(run_cli(capsys, "compile", path, "-o", tmp_path / "b"), "is read by 2 nodes")

@@ -36,7 +36,7 @@ def compile_model(model: Path, build: Path, input_quant: str | None = None) -> G
     proto = read_onnx(model)
     if input_quant:
         proto = insert_input_quant(proto, input_quant)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as scratch:
         compiled = Path(scratch) / "model.onnx"
         onnx.save(proto, str(compiled), save_as_external_data=False)
         graph = import_qonnx(compiled)  # fails before anything is written

@@ -413,10 +413,9 @@ def diff(model: Annotated[Path, typer.Argument(metavar="MODEL.onnx|BUILD")],
 
 def _exit(code: int) -> None:
     """Exit, ignoring signals from here on: the work is done or undone."""
-    import signal
+    from xnorkit.outputs import stop_interrupts
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stop_interrupts()
     sys.exit(code)
 
 

@@ -20,6 +20,7 @@ reason.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -114,6 +115,7 @@ class _Importer:
     nodes: list = field(default_factory=list)
     types: dict[str, IntType] = field(default_factory=dict)
     ir_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    readers: Counter = field(default_factory=Counter)  # how many nodes read each tensor
     taken: set[str] = field(default_factory=set)  # every ONNX and IR tensor name
     onnx_of: dict[str, str] = field(default_factory=dict)  # IR names that differ from their ONNX tensor's
 
@@ -141,7 +143,13 @@ class _Importer:
         if name not in self.state:
             raise self.fail(node, f"input '{name}' is neither a quantized tensor nor a layer's accumulator (a "
                                   f"float op between quantized layers?)")
-        return self.state[name]
+        value = self.state[name]
+        # the ops after a layer (batch-norm, ReLU, an affine, its quantizer) fold into that one layer: a second
+        # reader would see the first one's folding
+        if isinstance(value, _Accumulator) and self.readers.get(name, 0) > 1:
+            raise self.fail(node, f"'{name}', a layer's output before its activation, is read by "
+                                  f"{self.readers[name]} nodes; one activation or output per layer is supported")
+        return value
 
     def quantized(self, node: onnx.NodeProto, name: str) -> _Quantized:
         x = self.dynamic(node, name)
@@ -726,6 +734,7 @@ class _Importer:
         self.consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
         self.taken = {g.input[0].name, *self.consts, *(t for n in g.node for t in n.output)}
         self.state[g.input[0].name] = _Float()
+        self.readers = Counter(t for n in g.node for t in n.input if t)
         handlers = {
             "BipolarQuant": self.on_bipolar_quant, "Quant": self.on_quant, "IntQuant": self.on_quant,
             "Gemm": self.on_matmul, "MatMul": self.on_matmul, "Conv": self.on_conv, "Add": self.on_add,

@@ -123,10 +123,13 @@ def replacing(dest: Path, kind: str, inputs: Sequence[Path] = ()) -> Iterator[Pa
     except OSError as e:
         raise XnorkitError(f"cannot write into {dest.parent} ({e.strerror or e}); choose a writable folder") from None
     try:
-        recover(dest)
+        with _signals_held():
+            recover(dest)
         check_target(dest, kind, inputs)  # another writer may have finished meanwhile
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-new-", dir=dest.parent))
+        tmp = None
         try:
+            with _signals_held():  # made and named at once: the `finally` below always knows it
+                tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-new-", dir=dest.parent))
             yield tmp
             (tmp / MARKER).write_text(kind + "\n")
             tmp.chmod(0o755)  # mkdtemp makes it private
@@ -136,7 +139,8 @@ def replacing(dest: Path, kind: str, inputs: Sequence[Path] = ()) -> Iterator[Pa
                 tmp.rename(dest)
         finally:
             with _signals_held():  # an interrupt now would leave the cleanup half done
-                shutil.rmtree(tmp, ignore_errors=True)
+                if tmp is not None:
+                    shutil.rmtree(tmp, ignore_errors=True)
                 if not dest.exists() and _aside(dest).is_dir():
                     _aside(dest).rename(dest)
                 shutil.rmtree(_aside(dest), ignore_errors=True)
@@ -166,7 +170,12 @@ def _importing(frame) -> bool:
     return False
 
 
+_exiting = False  # set once the command is done or undone: later signals change nothing
+
+
 def _interrupt(signum, frame) -> None:
+    if _exiting:
+        return
     if _importing(frame):
         # a C extension interrupted while it initializes fails to import (onnxruntime: "initialization failed")
         # or crashes: deliver the signal again once the import is over
@@ -195,3 +204,12 @@ def interrupt_as_exception() -> None:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     sys.unraisablehook = _unraisable
+
+
+def stop_interrupts() -> None:
+    """The command is done or undone: from here on SIGINT and SIGTERM are ignored (a retry still pending from
+    an import too), so leaving can print nothing more."""
+    global _exiting
+    _exiting = True
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
