@@ -399,18 +399,15 @@ def test_a_teacher_checkpoint_that_would_run_code_is_refused(tmp_path):
     assert not (tmp_path / "PWNED").exists()
 
 
-def test_names_in_generated_code_come_only_from_safe_ir_names(trained_build):
-    from firmware import emit_c
-    from hw import emit_sv
+def test_an_unsafe_name_is_refused_by_the_one_name_check():
+    """Names reach SV and C comments and file names: check_name is the one gate (a tampered ir.json's node name
+    with a comment terminator is refused by every reader, test_a_tampered_build_is_refused_by_every_reader)."""
+    from xnorkit.ir import check_name
 
-    graph = build.load(trained_build / "build")
-    text = "".join(emit_c.emit(graph).values()) + "".join(emit_sv.emit(graph, __import__(
-        "hw.folding", fromlist=["solve"]).solve(graph, 64)).values())
-    assert "*/ system" not in text
-    with pytest.raises(XnorkitError, match="is not allowed"):
-        from xnorkit.ir import check_name
-
-        check_name('x */ $system("id") /*', "node")
+    for name in ('x */ $system("id") /*', "a\nb", "../x", "", "x" * 129):
+        with pytest.raises(XnorkitError, match="is not allowed"):
+            check_name(name, "node")
+    check_name("Gemm_0_out0", "tensor")
 
 
 def test_a_yaml_alias_bomb_is_refused_small_and_fast(capsys, tmp_path):

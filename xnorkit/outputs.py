@@ -45,21 +45,12 @@ def kind_of(folder: Path) -> str | None:
 
 def check_target(dest: Path, kind: str, inputs: Sequence[Path] = ()) -> None:
     """Refuse (one line) a destination whose replacement could lose files that are not an xnorkit `kind`."""
-    dest = Path(dest)
-    where = dest.resolve()
-    here = Path.cwd().resolve()
-    if where == here or where in here.parents:
-        raise XnorkitError(f"output folder {dest} is the current folder or above it; name a new folder, e.g. "
-                           f"-o build")
+    where = Path(dest).resolve()
     for given in inputs:
         source = Path(given).resolve()
         if where == source or where in source.parents:
             raise XnorkitError(f"output folder {dest} holds the input {given}; name another folder")
-    if dest.exists() and not dest.is_dir():
-        raise XnorkitError(f"output {dest} is a file, not a folder; name a folder")
-    if dest.is_dir() and any(dest.iterdir()) and kind_of(dest) != kind:
-        raise XnorkitError(f"output folder {dest} is not empty and is not an xnorkit {kind} folder; name a new or "
-                           f"empty folder (nothing was changed)")
+    check_folder(dest, (kind,))
 
 
 def check_folder(folder: Path, kinds: Sequence[str]) -> None:
@@ -67,7 +58,8 @@ def check_folder(folder: Path, kinds: Sequence[str]) -> None:
     folder = Path(folder)
     where, here = folder.resolve(), Path.cwd().resolve()
     if where == here or where in here.parents:
-        raise XnorkitError(f"output folder {folder} is the current folder or above it; name a new folder")
+        raise XnorkitError(f"output folder {folder} is the current folder or above it; name a new folder, e.g. "
+                           f"-o build")
     if folder.exists() and not folder.is_dir():
         raise XnorkitError(f"output {folder} is a file, not a folder; name a folder")
     if folder.is_dir() and any(folder.iterdir()) and kind_of(folder) not in kinds:
