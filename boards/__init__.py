@@ -1,16 +1,18 @@
-"""Board definitions: one YAML file per board beside this module, validated by `McuBoard` or `FpgaBoard`
-(chosen by `kind`; an unknown key or an impossible value is a one-line error naming the file and the key)."""
+"""Board definitions: one YAML file per board beside this module, or a user's own file given with
+`--board-file PATH`, validated by `McuBoard` or `FpgaBoard` (chosen by `kind`; an unknown key or an impossible
+value is a one-line error naming the file and the key)."""
 
 from __future__ import annotations
 
 import re
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from xnorkit.errors import XnorkitError
+from xnorkit.yamlfile import load_plain
 
 CPUS = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m4f", "cortex-m7", "cortex-m33")
 # FPGA families: the Yosys synthesis command, nextpnr (open place and route) where there is one, and the
@@ -18,6 +20,7 @@ CPUS = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m4f", "cortex-m7", "c
 FAMILIES = ("ice40", "ecp5", "xc7", "xcup")
 
 
+MAX_BOARD_FILE_BYTES = 64 << 10
 SAFE_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # a board's name becomes a folder name (BUILD/synth/NAME)
 
 
@@ -76,21 +79,48 @@ def load(name: str) -> Board:
     """A known board by name (only the files beside this module: a name is never a path)."""
     path = resources.files("boards").joinpath(name.replace("-", "_") + ".yaml")
     if not re.fullmatch(SAFE_NAME, name) or not path.is_file():
-        raise XnorkitError(f"unknown board {name[:64]!r}; known boards: {', '.join(names())}")
+        raise XnorkitError(f"unknown board {name[:64]!r}; known boards: {', '.join(names())} (or give your own "
+                           "with --board-file PATH)")
+    return _validate(load_plain(Path(str(path)), "board file", MAX_BOARD_FILE_BYTES), path.name)
+
+
+def load_file(path: str | Path) -> Board:
+    """A user's own board file (`--board-file PATH`), held to the same schema. Its `name` only ever names the
+    folder BUILD/synth/NAME, so it must be a safe name and not one of the built-in boards."""
+    board = _validate(load_plain(path, "board file", MAX_BOARD_FILE_BYTES), Path(path).name)
+    if board.name in names():
+        raise XnorkitError(f"board file {Path(path).name}: name '{board.name}' is a built-in board; give your "
+                           "board a name of its own")
+    return board
+
+
+def choose(name: str | None, file: str | Path | None, kind: str, default: str | None = None) -> Board | None:
+    """The board a command was given: `--board NAME` (a built-in one) or `--board-file PATH`, not both; else
+    `default` (a name), else None."""
+    if name is not None and file is not None:
+        raise XnorkitError("give --board NAME or --board-file PATH, not both")
+    if file is not None:
+        return load_kind(load_file(file), kind)
+    name = name if name is not None else default
+    return None if name is None else load_kind(name, kind)
+
+
+def _validate(data: object, filename: str) -> Board:
+    if not isinstance(data, dict):
+        raise XnorkitError(f"board file {filename[:100]} is not a YAML mapping of keys to values")
     try:
-        return _ADAPTER.validate_python(yaml.safe_load(path.read_text()))
+        return _ADAPTER.validate_python(data)
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"] if p not in ("mcu", "fpga")) or "(top level)"
-        raise XnorkitError(f"board file {path.name}: {key}: {err['msg']}") from None
-    except (yaml.YAMLError, TypeError) as e:
-        raise XnorkitError(f"board file {path.name} is not a YAML mapping: {e}") from None
+        raise XnorkitError(f"board file {filename[:100]}: {key[:80]}: {err['msg'][:200]}") from None
 
 
-def load_kind(name: str, kind: str) -> Board:
-    """`load`, refusing a board of the other kind with the boards that would do."""
-    board = load(name)
+def load_kind(board: str | Board, kind: str) -> Board:
+    """The board (a built-in one by name, or one already loaded), refusing a board of the other kind with the
+    boards that would do."""
+    board = load(board) if isinstance(board, str) else board
     if board.kind != kind:
         what = "a microcontroller" if kind == "mcu" else "an FPGA"
-        raise XnorkitError(f"board '{name}' is not {what} board; {what} boards: {', '.join(names(kind))}")
+        raise XnorkitError(f"board '{board.name}' is not {what} board; {what} boards: {', '.join(names(kind))}")
     return board

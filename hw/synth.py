@@ -28,6 +28,7 @@ from pathlib import Path
 import boards
 from hw import emit_sv, popcount_x7
 from xnorkit.errors import XnorkitError
+from xnorkit.outputs import MARKER, check_folder
 
 SYNTH_COMMAND = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5",
                  "xc7": "synth_xilinx -flatten -family xc7", "xcup": "synth_xilinx -flatten -family xcup"}
@@ -155,20 +156,26 @@ def _instances(netlist: dict) -> dict[str, dict[str, str]]:
             for m, body in netlist["modules"].items()}
 
 
-def synthesize(build_dir: Path, board_name: str, place_route: bool = True, seed: int = 1) -> SynthResult:
-    """Synthesize BUILD/rtl for `board_name` into BUILD/synth/<board>/: utilization.json, yosys.log,
-    the netlists, and for open flows the placed and routed design, its report and the bitstream."""
-    board = boards.load_kind(board_name, "fpga")
+def synthesize(build_dir: Path, board: str | boards.FpgaBoard, place_route: bool = True,
+               seed: int = 1) -> SynthResult:
+    """Synthesize BUILD/rtl for `board` (a built-in board's name or a loaded board file) into
+    BUILD/synth/<board>/: utilization.json, yosys.log, the netlists, and for open flows the placed and routed
+    design, its report and the bitstream."""
+    board = boards.load_kind(board, "fpga")
     rtl = Path(build_dir) / "rtl"
     design = emit_sv.load_design(rtl)
     open_flow = board.toolchain == "open"
     shell = design["shell"] if open_flow else None
     top = shell["top"] if shell else design["top"]
     sources = shell["sources"] if shell else design["sources"]
+    # a board's name is a safe single folder name (boards.SAFE_NAME), and the folder is only ever replaced when
+    # it is a synthesis folder; it is rebuilt in place, so that a failed run leaves its logs to read
     work = Path(build_dir) / "synth" / board.name
+    check_folder(work, ("synth",))
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
+    (work / MARKER).write_text("synth\n")
     for f in [*sources, *(p.name for p in rtl.glob("*.mem"))]:
         shutil.copy(rtl / f, work / f)
 

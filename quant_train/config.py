@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from quant_train import zoo
 from xnorkit.errors import XnorkitError
+from xnorkit.yamlfile import load_plain
 
 WEIGHTS = ("binary", "xnor", "ternary", *(f"int{b}" for b in range(2, 9)), *(f"dorefa{b}" for b in range(2, 9)))
 
@@ -178,29 +178,10 @@ def validate(data: object) -> Config:
         raise XnorkitError(_one_line(e)) from None
 
 
-class _PlainLoader(yaml.SafeLoader):
-    """YAML without anchors and aliases: a config is a few keys, and aliases let a few hundred bytes expand
-    into gigabytes (a "billion laughs")."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("YAML aliases (*name) are not allowed in a config; write the values out")
-        return super().compose_node(parent, index)
-
-
 MAX_CONFIG_BYTES = 1 << 20
 
 
 def load(path: str | Path | None) -> Config:
     if path is None:
         return DEFAULT
-    p = Path(path)
-    if not p.is_file():
-        raise XnorkitError(f"config file {p} does not exist")
-    if p.stat().st_size > MAX_CONFIG_BYTES:
-        raise XnorkitError(f"config file {p} is over {MAX_CONFIG_BYTES >> 20} MB; a config is a few keys")
-    try:
-        data = yaml.load(p.read_text(errors="replace"), Loader=_PlainLoader) or {}  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as e:
-        raise XnorkitError(f"config file {p} is not valid YAML: {str(e).splitlines()[0][:200]}") from None
-    return validate(data)
+    return validate(load_plain(path, "config file", MAX_CONFIG_BYTES))

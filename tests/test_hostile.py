@@ -434,6 +434,94 @@ def test_a_board_name_is_never_a_path():
     assert boards.load("pynq-z2").name == "pynq-z2"
 
 
+MY_FPGA = """# a user's own board: a Zynq-7010-sized part
+name: my-z7010
+kind: fpga
+description: my own Zynq-7010 board
+family: xc7
+part: xc7z010clg400-1
+package: clg400
+clock_mhz: 125
+lut: 17600
+ff: 35200
+bram: 120
+dsp: 80
+toolchain: vivado
+"""
+MY_MCU = """name: my-m4
+kind: mcu
+description: my own Cortex-M4F board
+cpu: cortex-m4f
+part: MYPART
+clock_mhz: 64
+flash_bytes: {flash}
+ram_bytes: 65536
+"""
+
+
+def test_a_users_board_file_drives_hw_and_firmware(capsys, trained_build, tmp_path):
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(trained_build / "build", b)
+    (tmp_path / "fpga.yaml").write_text(MY_FPGA)
+    code, out, err = run_cli(capsys, "hw", b, "--board-file", tmp_path / "fpga.yaml")
+    assert code == 0, err
+    assert "my-z7010: estimated" in out and "125 MHz" in out
+    (tmp_path / "mcu.yaml").write_text(MY_MCU.format(flash=1 << 20))
+    code, out, err = run_cli(capsys, "firmware", b, "--board-file", tmp_path / "mcu.yaml")
+    assert code == 0, err
+    assert "my-m4: flash" in out and "of 1,048,576 bytes" in out
+    (tmp_path / "tiny.yaml").write_text(MY_MCU.format(flash=1024))
+    assert_refused(run_cli(capsys, "firmware", b, "--board-file", tmp_path / "tiny.yaml", "-o", tmp_path / "fw"),
+                   "my-m4")
+    assert not (tmp_path / "fw").exists()
+
+
+@pytest.mark.parametrize("command,text,words", [
+    ("hw", MY_FPGA, "not both"),  # with --board as well
+    ("hw", MY_FPGA.replace("name: my-z7010", "name: ../../outside"), "name: String should match pattern"),
+    ("hw", MY_FPGA.replace("name: my-z7010", "name: pynq-z2"), "built-in board"),
+    ("hw", MY_FPGA.replace("lut: 17600", "lut: -1"), "lut"),
+    ("hw", MY_FPGA + "extra: 1\n", "extra"),
+    ("hw", "a: &a [1, 2]\nb: *a\n", "aliases"),
+    ("hw", "- a list\n", "mapping"),
+    ("hw", "name: [unclosed\n", "not valid YAML"),
+    ("hw", MY_MCU.format(flash=1024), "not an FPGA board"),
+    ("firmware", MY_FPGA, "not a microcontroller board"),
+    ("synth", None, "does not exist"),
+    ("synth", "", "name the board")])
+def test_a_bad_board_file_is_one_line_and_writes_nothing(capsys, trained_build, tmp_path, command, text, words):
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(trained_build / "build", b)
+    args = [command, b]
+    if text:
+        (tmp_path / "board.yaml").write_text(text)
+    if text is None or text:
+        args += ["--board-file", tmp_path / "board.yaml"]
+    if words == "not both":
+        args += ["--board", "pynq-z2"]
+    assert_refused(run_cli(capsys, *args), words)
+    assert sorted(p.name for p in b.iterdir()) == sorted(p.name for p in (trained_build / "build").iterdir())
+
+
+def test_synth_replaces_only_a_synthesis_folder(capsys, trained_build, tmp_path):
+    """A board's name names BUILD/synth/NAME, which synth rebuilds: a folder there that synth did not write
+    is refused, not deleted; a gate-level netlist is named by a board name, never a path."""
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(trained_build / "build", b)
+    (tmp_path / "fpga.yaml").write_text(MY_FPGA)
+    (b / "synth" / "my-z7010").mkdir(parents=True)
+    (b / "synth" / "my-z7010" / "notes.txt").write_text("mine")
+    assert_refused(run_cli(capsys, "synth", b, "--board-file", tmp_path / "fpga.yaml"), "not an xnorkit synth")
+    assert (b / "synth" / "my-z7010" / "notes.txt").read_text() == "mine"
+    assert_refused(run_cli(capsys, "sim", b, "--gate-level", "../../x", "--count", "2"), "board's name")
+
+
 def test_golden_is_unchanged_by_the_checks(trained_build):
     """The checks only refuse: a good build predicts as before."""
     x = np.load(trained_build / "x.npy")

@@ -15,6 +15,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -23,6 +24,9 @@ from xnorkit import compare, golden, ir, numerics
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
 from xnorkit.outputs import replacing, write_tree
+
+if TYPE_CHECKING:  # a board is loaded by the backends that need one
+    from boards import Board
 
 BACKENDS = ("qonnx", "golden", "rtl", "c", "cortex-m4")
 
@@ -100,7 +104,7 @@ def load(build: Path) -> Graph:
     return ir.load(Path(build))
 
 
-def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str | None = None,
+def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str | Board | None = None,
                 exit_rate: float = 0.0) -> dict:
     """BUILD/rtl/: the given folding, else the fastest that fits `board` (an FPGA board), else the solver's for
     `target_cycles` (with an early exit, the layers after it for the `exit_rate` share of inputs that stay)."""
@@ -118,7 +122,7 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str 
     return emit_sv.design_info(graph, folding)
 
 
-def generate_hls(build: Path, folding, board: str | None = None, check_inputs: int = 64) -> tuple[Path, int]:
+def generate_hls(build: Path, folding, board: str | Board | None = None, check_inputs: int = 64) -> tuple[Path, int]:
     """BUILD/hls/: the HLS C++ of the network at `folding`, for `board`'s part and clock (default PYNQ-Z2),
     with `check_inputs` seeded random inputs and golden's outputs for them (inputs.bin, expected.bin), which
     the g++ build is checked against here and Vitis HLS' C simulation reads."""
@@ -141,7 +145,7 @@ def generate_hls(build: Path, folding, board: str | None = None, check_inputs: i
     return out, check_inputs
 
 
-def generate_firmware(build: Path, board: str = "mps2-an386", out: Path | None = None) -> tuple[Path, dict]:
+def generate_firmware(build: Path, board: str | Board = "mps2-an386", out: Path | None = None) -> tuple[Path, dict]:
     """The C library for `board` in `out` (default BUILD/firmware); refuses, before writing anything, a network
     that does not fit the board. Returns the folder and the footprint (firmware.emit_c.footprint)."""
     import boards

@@ -95,6 +95,8 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
        = 0.0,
        board: Annotated[str | None, typer.Option(help="FPGA board: the fastest folding that fits it "
                                                       "(xnorkit boards)")] = None,
+       board_file: Annotated[Path | None, typer.Option(help="your own FPGA board's YAML (the schema of "
+                                                            "`xnorkit boards`), instead of --board")] = None,
        backend: Annotated[str, typer.Option(help="rtl (SystemVerilog), hls (Vitis HLS C++, checked with g++) or "
                                                  "hls4ml (hls4ml's project and its outputs against golden)")]
        = "rtl",
@@ -131,47 +133,55 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         hls4ml_compare.run(build_dir, graph, x)
         console.print((Path(build_dir) / "hls4ml" / "comparison.md").read_text())
         return
-    if board is not None and (fold is not None or target_fps is not None):
+    import boards
+
+    target = boards.choose(board, board_file, "fpga")
+    if target is not None and (fold is not None or target_fps is not None):
         raise XnorkitError("--board picks the folding itself: give it without --fold and --target-fps")
-    info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles, board, exit_rate)
+    info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles, target, exit_rate)
     exit_pace = (f" ({info['exit_interval']} while few inputs stay past the early exit)" if "exit_interval" in info
                  else "")
     console.print(f"wrote {build_dir}/rtl/: {len(info['layers'])} layers, {info['initiation_interval']} cycles "
                   f"per inference{exit_pace}; folding {json.dumps(info['folding'])}")
-    if board is not None:
-        import boards as boards_mod
+    if target is not None:
         from hw import fit
 
-        target = boards_mod.load(board)
         est = fit.estimate(build.load(build_dir), folding.from_json(info["folding"]), target)
         console.print(f"{target.name}: estimated {est.lut:,} of {target.lut:,} LUTs, {est.ff:,} of {target.ff:,} "
                       f"FFs, {est.bram} of {target.bram} block RAMs; {target.clock_mhz:g} MHz -> "
                       f"{target.clock_mhz * 1e6 / info['initiation_interval']:,.0f} inferences/s")
     if backend == "hls":
-        path, checked = build.generate_hls(build_dir, folding.from_json(info["folding"]), board)
+        path, checked = build.generate_hls(build_dir, folding.from_json(info["folding"]), target)
         console.print(f"wrote {path}/ (xk_model.cpp, xk_weights.h, xk_hls.h, xk_hls_tb.cpp, run_hls.tcl); g++: "
                       f"bit-exact against golden on {checked} inputs")
 
 
 @app.command()
 def synth(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
-          board: Annotated[str, typer.Option(help="FPGA board (xnorkit boards)")],
+          board: Annotated[str | None, typer.Option(help="FPGA board (xnorkit boards)")] = None,
+          board_file: Annotated[Path | None, typer.Option(help="your own FPGA board's YAML, instead of --board")]
+          = None,
           place_route: Annotated[bool, typer.Option(help="nextpnr placement and routing (open-flow boards)")] = True,
           seed: Annotated[int, typer.Option(help="nextpnr's placer seed")] = 1) -> None:
     """Synthesis of BUILD/rtl for a board with open tools: Yosys resource counts, and for iCE40 / ECP5 boards
     placement, routing, Fmax and a bitstream. Generates BUILD/rtl for the board first when there is none."""
+    import boards
     from hw import synth as synth_mod
     from xnorkit import build
 
+    target = boards.choose(board, board_file, "fpga")
+    if target is None:
+        raise XnorkitError("name the board: --board NAME (xnorkit boards) or --board-file PATH")
     if not (Path(build_dir) / "rtl" / "design.json").exists():
-        build.generate_hw(build_dir, board=board)
-    result = synth_mod.synthesize(build_dir, board, place_route, seed)
+        build.generate_hw(build_dir, board=target)
+    result = synth_mod.synthesize(build_dir, target, place_route, seed)
     t, c = result.total, result.capacity
-    console.print(f"{board}: {t.lut:,} of {c['lut']:,} LUTs ({t.lut / c['lut']:.1%}), {t.ff:,} of {c['ff']:,} FFs, "
+    console.print(f"{target.name}: {t.lut:,} of {c['lut']:,} LUTs ({t.lut / c['lut']:.1%}), "
+                  f"{t.ff:,} of {c['ff']:,} FFs, "
                   f"{t.bram} of {c['bram']} block RAMs, {t.dsp} of {c['dsp']} DSPs"
                   + (f"; Fmax {result.fmax_mhz:g} MHz (clock {result.clock_mhz:g} MHz)" if result.routed else "")
                   + (f"; bitstream {result.bitstream}" if result.bitstream else ""))
-    console.print(f"wrote {Path(build_dir) / 'synth' / board}/ (utilization.json, netlist.v, logs)")
+    console.print(f"wrote {Path(build_dir) / 'synth' / target.name}/ (utilization.json, netlist.v, logs)")
 
 
 @app.command()
@@ -209,6 +219,12 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         x_int = np.random.default_rng(seed).integers(q.min, q.max + 1, size=(count, *graph.input_shape))
     expected = golden.run_from_int(graph, x_int)
     if gate_level is not None:
+        import re
+
+        from boards import SAFE_NAME
+
+        if not re.fullmatch(SAFE_NAME, gate_level):  # a board's name, never a path
+            raise XnorkitError(f"--gate-level takes a board's name, e.g. icebreaker (got {gate_level[:64]!r})")
         netlist = Path(build_dir) / "synth" / gate_level
         if not (netlist / "utilization.json").exists():
             raise XnorkitError(f"no netlist for {gate_level} in {netlist}; run `xnorkit synth {build_dir} --board "
@@ -238,15 +254,18 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
 
 @app.command()
 def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
-             board: Annotated[str, typer.Option(help="MCU board the library must fit (xnorkit boards)")] = "mps2-an386",
+             board: Annotated[str | None, typer.Option(help="MCU board the library must fit (xnorkit boards; "
+                                                            "default mps2-an386)")] = None,
+             board_file: Annotated[Path | None, typer.Option(help="your own MCU board's YAML, instead of --board")]
+             = None,
              output: Annotated[Path | None, typer.Option("-o", "--output",
                                                          help="folder (default BUILD/firmware)")] = None) -> None:
     """C library for a microcontroller: refuses, with the numbers, a network that does not fit the board."""
-    import boards as boards_mod
+    import boards
     from xnorkit import build
 
-    path, need = build.generate_firmware(build_dir, board, output)
-    target = boards_mod.load_kind(board, "mcu")
+    target = boards.choose(board, board_file, "mcu", default="mps2-an386")
+    path, need = build.generate_firmware(build_dir, target, output)
     console.print(f"wrote {path}/ (xk_model.h, xk_model.c, kernels, Cortex-M4 start-up); {target.name}: flash "
                   f"{need['flash']:,} of {target.flash_bytes:,} bytes (weights {need['weights']:,}), RAM "
                   f"{need['ram']:,} of {target.ram_bytes:,} bytes (activations {need['arena']:,})")
