@@ -121,6 +121,8 @@ def load_kind(board: str | Board, kind: str) -> Board:
     boards that would do."""
     board = load(board) if isinstance(board, str) else board
     if board.kind != kind:
-        what = "a microcontroller" if kind == "mcu" else "an FPGA"
-        raise XnorkitError(f"board '{board.name}' is not {what} board; {what} boards: {', '.join(names(kind))}")
+        what = "microcontroller" if kind == "mcu" else "FPGA"
+        article = "a" if kind == "mcu" else "an"
+        raise XnorkitError(f"board '{board.name}' is not {article} {what} board; {what} boards: "
+                           f"{', '.join(names(kind))}")
     return board

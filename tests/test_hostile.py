@@ -79,6 +79,24 @@ def test_non_finite_or_degenerate_onnx_is_refused_at_compile(capsys, model, tmp_
 
 # ---- outputs are never lost -----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("location,words", [("../../../etc/passwd", "outside the directory"),
+                                            ("/etc/passwd", "absolute path"), ("gone.bin", "not regular file")])
+def test_external_data_outside_the_models_folder_is_never_read(capsys, model, tmp_path, location, words):
+    """An ONNX file's external data names a file: only one beside the model is read."""
+    from onnx import TensorProto
+
+    def edit(graph):
+        init = max(graph.initializer, key=lambda t: len(t.raw_data))
+        init.ClearField("raw_data")
+        init.data_location = TensorProto.EXTERNAL
+        entry = init.external_data.add()
+        entry.key, entry.value = "location", location
+
+    bad = _edit_onnx(model, tmp_path / "m.onnx", edit)
+    assert_refused(run_cli(capsys, "compile", bad, "-o", tmp_path / "b"), "external data", words)
+    assert not (tmp_path / "b").exists()
+
+
 def test_compile_refuses_the_current_folder_and_foreign_folders(capsys, model, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
@@ -102,6 +120,25 @@ def test_compile_replaces_its_own_build_and_firmware_refuses_a_foreign_folder(ca
     assert (tmp_path / "lib" / "main.c").exists()
     assert run_cli(capsys, "firmware", tmp_path / "b", "-o", tmp_path / "fw")[0] == 0  # a new folder
     assert run_cli(capsys, "firmware", tmp_path / "b", "-o", tmp_path / "fw")[0] == 0  # its own kind again
+
+
+@pytest.mark.parametrize("place", ["/proc/xnorkit-test/out", "/sys/xnorkit-test/out"])
+def test_an_unwritable_output_is_one_line_before_any_work(capsys, model, trained_build, tmp_path, place):
+    """/proc and /sys refuse new folders even to root: what a read-only place does, on any machine."""
+    import shutil
+
+    config = tmp_path / "c.yaml"
+    config.write_text("model: {hidden: [8]}\ntrain: {epochs: 50}\n")  # would take minutes if it started
+    b = tmp_path / "b"
+    shutil.copytree(trained_build / "build", b)
+    assert run_cli(capsys, "hw", b)[0] == 0  # what report reads
+    for args in (["compile", model, "-o", place], ["firmware", b, "-o", place],
+                 ["train", config, "-o", place], ["flow", config, "-o", place],
+                 ["predict", b, "--input", trained_build / "x.npy", "--output", place + ".npy"],
+                 ["report", b, "-o", place]):
+        assert_refused(run_cli(capsys, *args), "cannot write" if args[0] != "predict" else "")
+    assert_refused(run_cli(capsys, "predict", trained_build / "build", "--input", trained_build / "x.npy",
+                           "--output", tmp_path), "is a folder")
 
 
 class _InterruptAt:
@@ -271,7 +308,8 @@ def test_bad_inputs_are_one_line(capsys, trained_build, tmp_path, case, words):
         np.save(x, np.zeros((2, 63), dtype=np.float32))
     elif case == "object":
         np.save(x, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    for backend in ("golden", "c"):
+    backends = ("golden", "c", "qonnx", "rtl", "cortex-m4") if case == "no_rows" else ("golden", "c")
+    for backend in backends:
         assert_refused(run_cli(capsys, "predict", trained_build / "build", "--backend", backend, "--input", x,
                            "--output", tmp_path / "y.npy"), words)
     assert not (tmp_path / "y.npy").exists()

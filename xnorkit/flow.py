@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from xnorkit import build as build_mod
-from xnorkit import compare, golden
+from xnorkit import compare, golden, outputs
 
 
 def _progress(console: Console) -> Progress:
@@ -44,8 +44,6 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
     from sim import runner as sim_runner
 
     console = console or Console()
-    from xnorkit import outputs
-
     cfg = config_mod.load(config_path)
     out = Path(out)
     outputs.check_folder(out, ("flow",))  # a flow rewrites its own folder stage by stage
@@ -196,9 +194,13 @@ def render_markdown(report: dict, out: Path) -> str:
 
 
 def predict_cli(build: Path, backend: str, x_path: Path, y_path: Path, dequantize: bool, simulator: str) -> np.ndarray:
+    import io
+
+    outputs.check_file(y_path)  # before the work, which can take minutes on the RTL
     x = build_mod.read_inputs(x_path)
     y = build_mod.predict(build, backend, x, dequantize, simulator)
     y = y.astype(np.float32) if dequantize else y.astype(np.int64)
-    with open(y_path, "wb") as f:  # the name as given (np.save would add .npy to a name without it)
-        np.save(f, y)
+    data = io.BytesIO()
+    np.save(data, y)
+    outputs.write_file(y_path, data.getvalue())  # the name as given (np.save adds .npy to a name without it)
     return y

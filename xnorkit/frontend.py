@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import numpy_helper
+from onnx.external_data_helper import load_external_data_for_model
 
 from xnorkit import numerics
 from xnorkit.errors import XnorkitError
@@ -770,11 +771,16 @@ def read_onnx(path: str | Path) -> onnx.ModelProto:
     if not path.is_file():
         raise XnorkitError(f"model file {path} does not exist")
     try:
-        model = onnx.load(str(path))
-    except Exception as e:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes or missing data files
-        raise XnorkitError(f"{path} is not an ONNX model, or its external data file is missing "
-                           f"({type(e).__name__}); export one with `xnorkit train` or brevitas.export.export_qonnx") \
-            from None
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError, ValueError, ... for bytes that are not ONNX
+        raise XnorkitError(f"{path} is not an ONNX model ({type(e).__name__}); export one with `xnorkit train` or "
+                           "brevitas.export.export_qonnx") from None
+    try:  # onnx refuses a data file outside the model's folder, a link, or a missing one
+        load_external_data_for_model(model, str(path.parent))
+    except Exception as e:
+        reason = " ".join(str(e).split())[:300]
+        raise XnorkitError(f"{path}: cannot read its external data ({reason}); keep the data files beside the "
+                           "model, as onnx.save(..., save_as_external_data=True) writes them") from None
     if not model.graph.node:
         raise XnorkitError(f"{path} is not an ONNX model with a graph (no nodes); export one with `xnorkit train`")
     return model

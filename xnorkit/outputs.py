@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from filelock import FileLock
@@ -65,14 +65,42 @@ def check_folder(folder: Path, kinds: Sequence[str]) -> None:
     if folder.is_dir() and any(folder.iterdir()) and kind_of(folder) not in kinds:
         raise XnorkitError(f"output folder {folder} is not empty and is not an xnorkit {' or '.join(kinds)} folder; "
                            f"name a new or empty folder (nothing was changed)")
+    _check_writable(folder)
 
 
-def write_file(path: Path, data: str) -> Path:
+def _check_writable(folder: Path) -> None:
+    """Refuse, before any work (training can take hours), a folder that cannot be made or written: tried with
+    a temporary folder in its nearest existing ancestor, removed at once."""
+    base = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    try:
+        with _signals_held():  # an interrupt between the two would leave the probe behind
+            os.rmdir(tempfile.mkdtemp(prefix=".xnorkit-probe-", dir=base))
+    except OSError as e:
+        raise XnorkitError(f"cannot write into {base} ({e.strerror or e}); choose a writable folder") from None
+
+
+def check_file(path: Path) -> None:
+    """Refuse (one line), before any work, an output file name that cannot be written: a folder, or a name in a
+    folder that does not exist."""
+    path = Path(path)
+    if path.is_dir():
+        raise XnorkitError(f"output {path} is a folder; name a file")
+    if not path.parent.is_dir():
+        raise XnorkitError(f"the folder of output {path} does not exist; create it or name another place")
+
+
+def write_file(path: Path, data: str | bytes) -> Path:
     """Write one file beside its final name and rename it into place: never half-written."""
     path = Path(path)
+    check_file(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except OSError as e:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise XnorkitError(f"cannot write {path} ({e.strerror or e}); choose a writable place") from None
     return path
 
 
@@ -110,7 +138,10 @@ def replacing(dest: Path, kind: str, inputs: Sequence[Path] = ()) -> Iterator[Pa
     check_target(dest, kind, inputs)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(dest.parent / f".{dest.name}.lock"))
+        lock_path = dest.parent / f".{dest.name}.lock"
+        # made here first: FileLock waits forever, as if another writer held it, on a file it cannot create
+        os.close(os.open(lock_path, os.O_WRONLY | os.O_CREAT, 0o644))
+        lock = FileLock(str(lock_path))
         lock.acquire()
     except OSError as e:
         raise XnorkitError(f"cannot write into {dest.parent} ({e.strerror or e}); choose a writable folder") from None
