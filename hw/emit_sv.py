@@ -25,7 +25,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from hw import estimate, popcount_x7
+from hw import design_record, estimate, popcount_x7
 from hw.folding import (
     WEIGHT_STYLES,
     Folding,
@@ -39,7 +39,7 @@ from hw.folding import (
     unit_matrix,
     validate,
 )
-from xnorkit import numerics, packing, tools
+from xnorkit import numerics, packing, records, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
     Add,
@@ -698,29 +698,17 @@ def design_info(graph: Graph, folding: Folding) -> dict:
     }
 
 
-_DESIGN_KEYS = ("top", "input", "output", "layers", "sources", "memories", "initiation_interval")
-
-
 def load_design(rtl_dir: Path) -> dict:
-    """A generated design's design.json, checked before anything reads its files: every key the simulators
-    and synthesis read, every source and memory file it names present (a plain name in the folder), each
+    """A generated design's design.json, checked before anything reads its files: every key the simulators,
+    synthesis and the report read (hw.design_record), every source and memory file it names present, each
     memory file lines of hex digits. A missing, damaged or edited design is one line."""
     rtl_dir = Path(rtl_dir)
     path = rtl_dir / "design.json"
     regenerate = f"regenerate it with `xnorkit hw {rtl_dir.parent}`"
     if not path.is_file():
         raise XnorkitError(f"{rtl_dir} has no generated design (design.json); {regenerate}")
-    try:
-        design = json.loads(path.read_text())
-        missing = [k for k in _DESIGN_KEYS if k not in design]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
-        raise XnorkitError(f"{path} is damaged ({type(e).__name__}); {regenerate}") from None
-    if missing:
-        raise XnorkitError(f"{path} lacks '{missing[0]}' (written by another xnorkit version, or edited); {regenerate}")
-    names = [*design["sources"], *design["memories"], *design.get("shell", {}).get("sources", [])]
-    for name in names:
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
-            raise XnorkitError(f"{path} names the file {str(name)[:40]!r}, not a plain file name; {regenerate}")
+    design = records.read_json(path, design_record.Design, regenerate)
+    for name in [*design["sources"], *design["memories"], *(design.get("shell") or {}).get("sources", [])]:
         if not (rtl_dir / name).is_file():
             raise XnorkitError(f"{rtl_dir / name} is missing (design.json needs it); {regenerate}")
     for name in design["memories"]:

@@ -24,9 +24,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 import boards
+from boards import FAMILIES
 from hw import emit_sv, popcount_x7
+from xnorkit import records
 from xnorkit.errors import XnorkitError
 from xnorkit.outputs import MARKER, check_folder
 
@@ -83,6 +88,39 @@ class SynthResult:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "fits": self.fits()}
+
+
+class _Counts(records.Record):
+    lut: records.Count
+    ff: records.Count
+    bram: records.Count
+    dsp: records.Count
+
+
+class _Capacity(_Counts):
+    lut: records.Positive
+    ff: records.Positive
+
+
+class _Saved(records.Record):
+    """utilization.json's schema: the keys the report and gate-level simulation read back."""
+
+    board: records.FileName
+    family: Literal[FAMILIES]
+    top: records.Identifier
+    total: _Counts
+    layers: dict[records.FileName, _Counts]
+    capacity: _Capacity
+    fmax_mhz: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    clock_mhz: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    fits: bool
+    design_sha256: str
+
+
+def load_result(work: Path) -> dict:
+    """BUILD/synth/<board>/utilization.json, checked (it may have been shared or edited)."""
+    return records.read_json(Path(work) / "utilization.json", _Saved,
+                             f"synthesize again with `xnorkit synth BUILD --board {Path(work).name}`")
 
 
 def _tool(name: str) -> str:

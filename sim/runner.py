@@ -175,7 +175,7 @@ def build_bulk(rtl_dir: Path, gate_level: Path | None = None, xilinx_primitives:
         from hw import synth
 
         run_dir = Path(gate_level).resolve()
-        synthesized = json.loads((run_dir / "utilization.json").read_text())
+        synthesized = synth.load_result(run_dir)
         if synthesized["top"] != design["shell"]["top"]:
             raise XnorkitError(f"{run_dir} holds a netlist of {synthesized['top']}, not of the byte-wide "
                                f"{design['shell']['top']}: gate-level simulation needs an open-flow board")

@@ -371,7 +371,19 @@ def test_a_tampered_build_is_refused_by_every_reader(capsys, trained_build, tmp_
     assert not (tmp_path / "y.npy").exists() and not (b / "rtl").exists() and not (b / "firmware").exists()
 
 
-@pytest.mark.parametrize("case", ["missing_mem", "missing_sv", "garbage_mem", "damaged_design"])
+def _edit_json(path: Path, edit) -> None:
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+DESIGN_EDITS = {"interval_text": lambda d: d.update(initiation_interval="x"),
+                "top_injection": lambda d: d.update(top="x; exec rm -rf /"),
+                "stream_nan": lambda d: d["input"].update(elem_bits=float("nan")),
+                "layer_negative": lambda d: d["layers"][0].update(cycles=-1)}
+
+
+@pytest.mark.parametrize("case", ["missing_mem", "missing_sv", "garbage_mem", "damaged_design", *DESIGN_EDITS])
 def test_a_tampered_rtl_folder_is_refused_before_simulation(capsys, trained_build, tmp_path, case):
     import shutil
 
@@ -385,11 +397,46 @@ def test_a_tampered_rtl_folder_is_refused_before_simulation(capsys, trained_buil
         (rtl / "xnorkit_top.sv").unlink()
     elif case == "garbage_mem":
         next(rtl.glob("*.mem")).write_text("zz not hex\n")
-    else:
+    elif case == "damaged_design":
         (rtl / "design.json").write_text("{")
+    else:
+        _edit_json(rtl / "design.json", DESIGN_EDITS[case])
     assert_refused(run_cli(capsys, "predict", b, "--backend", "rtl", "--input", trained_build / "x.npy",
                        "--output", tmp_path / "y.npy"), "regenerate it with `xnorkit hw")
     assert_refused(run_cli(capsys, "sim", b, "--bulk", "--count", "4"), "regenerate")
+    assert_refused(run_cli(capsys, "report", b, "-o", tmp_path / "r"), "regenerate")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("name,edit,words", [
+    ("utilization.json", lambda d: d["total"].update(lut=-5), "'total.lut'"),
+    ("utilization.json", lambda d: d.update(family="x; rm"), "'family'"),
+    ("utilization.json", lambda d: d.update(clock_mhz=float("inf")), "'clock_mhz'"),
+    ("utilization.json", None, "damaged (JSONDecodeError)"),
+    ("report.json", lambda d: d.update(n_test="all"), "'n_test'")])
+def test_tampered_results_beside_a_build_are_refused_by_the_report(capsys, trained_build, tmp_path, name, edit,
+                                                                    words):
+    """What `synth` and `flow` leave beside a build, edited: one line, no report written."""
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(trained_build / "build", b)
+    build.generate_hw(b)
+    good = {"board": "icebreaker", "family": "ice40", "top": "xnorkit_shell", "fits": True, "design_sha256": "",
+            "total": {"lut": 1, "ff": 1, "bram": 0, "dsp": 0}, "layers": {},
+            "capacity": {"lut": 5280, "ff": 5280, "bram": 30, "dsp": 8}, "clock_mhz": 12.0}
+    if name == "report.json":
+        good = {"accuracy": {"brevitas": 0.9, "golden": 0.9}, "n_test": 10, "agreement": {"c": 10}}
+    path = b / "synth" / "icebreaker" / name if name == "utilization.json" else b / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(good))
+    assert run_cli(capsys, "report", b, "-o", tmp_path / "ok")[0] == 0  # the untouched file is read
+    if edit is None:
+        path.write_text("garbage")
+    else:
+        _edit_json(path, edit)
+    assert_refused(run_cli(capsys, "report", b, "-o", tmp_path / "r"), words)
+    assert not (tmp_path / "r").exists()
 
 
 # ---- options ---------------------------------------------------------------------------------------------

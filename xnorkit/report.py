@@ -10,11 +10,10 @@ import base64
 import hashlib
 import html
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xnorkit import outputs
+from xnorkit import outputs, records
 from xnorkit.errors import XnorkitError
 
 
@@ -28,28 +27,48 @@ class BuildFacts:
     accuracy: float | None = None
 
 
+class _Accuracy(records.Record):
+    brevitas: records.Share
+    golden: records.Share
+
+
+class _FlowReport(records.Record):
+    """A flow's report.json: the keys the report reads."""
+
+    accuracy: _Accuracy
+    n_test: records.Positive
+    agreement: dict[str, records.Count]
+
+
+class _Metrics(records.Record):
+    test_accuracy: records.Share | None = None
+
+
 def load(build: Path) -> BuildFacts:
+    from hw import emit_sv, synth
+
     build = Path(build)
     design_path = build / "rtl" / "design.json"
     if not design_path.exists():
         raise XnorkitError(f"{build} has no generated design ({design_path}); run `xnorkit hw {build}` first")
-    facts = BuildFacts(build.parent.name if build.name == "build" else build.name, json.loads(design_path.read_text()))
+    facts = BuildFacts(build.parent.name if build.name == "build" else build.name, emit_sv.load_design(build / "rtl"))
     digest = hashlib.sha256(design_path.read_bytes()).hexdigest()
     for util in sorted((build / "synth").glob("*/utilization.json")):
-        result = json.loads(util.read_text())
-        if result.get("design_sha256") == digest:
+        result = synth.load_result(util.parent)
+        if result["design_sha256"] == digest:
             facts.synth[util.parent.name] = result
         else:
             facts.stale.append(util.parent.name)
     for candidate in (build / "report.json", build.parent / "report.json"):
         if candidate.exists():
-            facts.flow = json.loads(candidate.read_text())
+            facts.flow = records.read_json(candidate, _FlowReport, "run the flow again, or move the file away")
             facts.accuracy = facts.flow["accuracy"]["golden"]
             break
     else:
         metrics = build.parent / "metrics.json"
         if metrics.exists():
-            facts.accuracy = json.loads(metrics.read_text()).get("test_accuracy")
+            facts.accuracy = records.read_json(metrics, _Metrics, "train again, or move the file away") \
+                .get("test_accuracy")
     return facts
 
 
