@@ -84,8 +84,17 @@ def block_pruned_sfc(mnist, work: Path) -> tuple[Path, Path, float, float]:
 
 
 def sfc_folding(b: Path, weights: str) -> dict[str, Fold]:
-    names = [n.name for n in build.load(b).matmuls()]
-    return {**{n: Fold(*SFC_TILE, weights) for n in names[:-1]}, names[-1]: Fold(*SFC_OUTPUT_FOLD, weights)}
+    """SFC_TILE per hidden layer of the backend graph (the largest PE and SIMD up to it that divide a layer
+    the passes made smaller), SFC_OUTPUT_FOLD for the output layer."""
+    graph = build.backend_graph(b)
+    layers = fold_mod.mac_layers(graph)
+    folding = {}
+    for k, m in enumerate(layers):
+        mw, mh, _ = fold_mod.matrix_shape(graph, m)
+        pe, simd = SFC_OUTPUT_FOLD if k == len(layers) - 1 else SFC_TILE
+        folding[m.name] = Fold(max(d for d in fold_mod.divisors(mh) if d <= pe),
+                               max(d for d in fold_mod.divisors(mw) if d <= simd), weights)
+    return folding
 
 
 def bit_exact(b: Path, x: np.ndarray, rtl: bool = True, folding: dict | None = None) -> dict:

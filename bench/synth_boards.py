@@ -43,9 +43,9 @@ def synthesize(build_dir: Path, board_name: str, label: str, target_cycles: int 
     if target_cycles is None:  # the fastest folding the board fits
         info = build.generate_hw(build_dir, board=board_name)
     else:
-        graph = build.load(build_dir)
+        graph = build.backend_graph(build_dir)
         info = build.generate_hw(build_dir, fit.place_weights(graph, fold_mod.solve(graph, target_cycles), board))
-    planned = fit.estimate(build.load(build_dir), fold_mod.from_json(info["folding"]), board)
+    planned = fit.estimate(build.backend_graph(build_dir), fold_mod.from_json(info["folding"]), board)
     result = synth.synthesize(build_dir, board_name)
     t = result.total
     cells = " logic cells" if board.family == "ice40" else ""

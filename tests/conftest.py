@@ -43,9 +43,11 @@ def require_tool(name: str) -> None:
         pytest.skip(message)
 
 
-def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5, w_bits: int = 1, a_bits: int = 1) -> Graph:
+def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5, w_bits: int = 1, a_bits: int = 1,
+                 constant_neurons: bool = True) -> Graph:
     """A seeded IR network: integer input -> [MatMul -> Threshold]* -> MatMul -> Dequantize, with thresholds
-    drawn inside each channel's accumulator range (so channels really switch) plus a few constant ones.
+    drawn inside each channel's accumulator range (so channels really switch) plus, with `constant_neurons`,
+    each hidden layer's first and last neuron constant (which the backends' passes remove).
     `w_bits` 1 gives bipolar weights, more signed ones (zeros included); `a_bits` 1 bipolar activations,
     more unsigned multi-threshold ones."""
     rng = np.random.default_rng(seed)
@@ -69,7 +71,8 @@ def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5, w_bits: i
             levels = 1 if a_bits == 1 else 2 ** a_bits - 1
             t = np.rint(mid[:, None] + rng.normal(0, 1, (n_out, levels)) * spread[:, None]).astype(np.int64)
             t = np.sort(np.clip(t, ranges[:, :1], ranges[:, 1:] + 1), axis=1)
-            t[0], t[-1] = ranges[0, 0], ranges[-1, 1] + 1  # always fires / never fires
+            if constant_neurons:
+                t[0], t[-1] = ranges[0, 0], ranges[-1, 1] + 1  # always fires / never fires
             out_dtype = BIPOLAR if a_bits == 1 else IntType(a_bits, signed=False)
             nodes.append(Threshold(f"sign{i}", f"acc{i}", f"act{i}", t, 0, out_dtype))
             types[f"act{i}"] = out_dtype

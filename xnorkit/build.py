@@ -22,7 +22,7 @@ import onnx
 
 from xnorkit import compare, golden, ir, numerics
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import Graph
+from xnorkit.ir import Graph, MatMul
 from xnorkit.outputs import replacing, write_tree
 
 if TYPE_CHECKING:  # a board is loaded by the backends that need one
@@ -83,21 +83,29 @@ def calibrate_exit(build: Path, x: np.ndarray, labels: np.ndarray, allowance: fl
     return calibrate_margin(margins, exit_right, final_right, allowance)
 
 
-def backend_graph(build: Path, folding=None) -> Graph:
-    """The build's IR as the backends build it: constant and unread hidden neurons removed (xnorkit.passes, exact:
-    the same network outputs), so structured sparsity shrinks the RTL, the HLS C++ and the firmware. A given
-    `folding` that does not fit the smaller layers was written for the layers as compiled: those are built."""
-    from hw import folding as fold_mod
+def backend_graph(build: Path) -> Graph:
+    """The build's IR as every backend, estimate and report reads it: the compiled IR through the passes'
+    pipeline (xnorkit.passes: constant and unread hidden neurons removed, exact), so structured sparsity shrinks
+    the RTL, the HLS C++ and the firmware."""
     from xnorkit import passes
 
-    compiled = load(build)
-    graph = passes.remove_constant_neurons(compiled)[0]
-    if folding is not None:
-        try:
-            fold_mod.validate(graph, folding)
-        except XnorkitError:
-            return compiled
-    return graph
+    return passes.pipeline(load(build))
+
+
+def check_folding(build: Path, graph: Graph, folding) -> None:
+    """Refuse, with the numbers, a folding that does not fit the backend graph (one written for the layers as
+    compiled, before neurons were removed, says so)."""
+    from hw import folding as fold_mod
+
+    try:
+        fold_mod.validate(graph, folding)
+    except XnorkitError as e:
+        compiled = {n.name: n.out_features for n in load(build).nodes if isinstance(n, MatMul)}
+        smaller = [f"{n.name} {compiled[n.name]} -> {n.out_features}" for n in graph.nodes
+                   if isinstance(n, MatMul) and compiled.get(n.name, n.out_features) != n.out_features]
+        note = (f" (the backends build the network without its constant neurons: outputs {', '.join(smaller)}; "
+                "`xnorkit inspect` lists them)") if smaller else ""
+        raise XnorkitError(f"{e}{note}") from None
 
 
 def load(build: Path) -> Graph:
@@ -111,7 +119,9 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str 
     from hw import emit_sv
     from hw import folding as fold_mod
 
-    graph = backend_graph(build, folding)
+    graph = backend_graph(build)
+    if folding is not None:
+        check_folding(build, graph, folding)
     if folding is None and board is not None:
         import boards
         from hw import fit
@@ -130,7 +140,8 @@ def generate_hls(build: Path, folding, board: str | Board | None = None, check_i
     from hw import emit_hls
     from sim import hls
 
-    graph = backend_graph(build, folding)
+    graph = backend_graph(build)
+    check_folding(build, graph, folding)
     target = boards.load_kind(board or "pynq-z2", "fpga")
     files = emit_hls.emit(graph, folding, target.part, target.clock_mhz)
     out = write_tree(Path(build) / "hls", files, "hls")

@@ -146,7 +146,7 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     if target is not None:
         from hw import fit
 
-        est = fit.estimate(build.load(build_dir), folding.from_json(info["folding"]), target)
+        est = fit.estimate(build.backend_graph(build_dir), folding.from_json(info["folding"]), target)
         console.print(f"{target.name}: estimated {est.lut:,} of {target.lut:,} LUTs, {est.ff:,} of {target.ff:,} "
                       f"FFs, {est.bram} of {target.bram} block RAMs; {target.clock_mhz:g} MHz -> "
                       f"{target.clock_mhz * 1e6 / info['initiation_interval']:,.0f} inferences/s")
@@ -337,17 +337,21 @@ def report(builds: Annotated[list[Path], typer.Argument(metavar="BUILD...", help
 @app.command()
 def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
             as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False) -> None:
-    """Per layer: type, shapes, bit widths, weights, density, MACs per inference, memory bits."""
+    """Per layer of the network the backends build: type, shapes, bit widths, weights, density, MACs per
+    inference, memory bits."""
     from dataclasses import asdict
 
     from rich.table import Table
 
     from xnorkit import analysis, build
 
-    graph = build.load(build_dir)
+    graph = build.backend_graph(build_dir)
     rows = analysis.layer_stats(graph)
-    design_path = Path(build_dir) / "rtl" / "design.json"
-    design = json.loads(design_path.read_text()) if design_path.exists() else None
+    design = None
+    if (Path(build_dir) / "rtl" / "design.json").exists():
+        from hw import emit_sv
+
+        design = emit_sv.load_design(Path(build_dir) / "rtl")
     folds = {layer["name"]: layer for layer in design["layers"] if layer["kind"] == "mvtu"} if design else {}
     if as_json:
         from xnorkit import frontend
@@ -379,7 +383,7 @@ def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     for line in frontend.describe(graph):
         console.print(line, markup=False, highlight=False)
 
-    _, removed = passes.remove_constant_neurons(graph)
+    _, removed = passes.remove_constant_neurons(build.load(build_dir))
     if removed:
         console.print("removed by the backends (constant or unread neurons, xnorkit/passes.py): "
                       + ", ".join(f"{count} after {name}" for name, count in removed.items()))

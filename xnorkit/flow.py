@@ -34,9 +34,7 @@ def stage_progress(progress: Progress):
 
 def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
              console: Console | None = None) -> dict:
-    from firmware import emit_c
     from firmware import runner as fw_runner
-    from hw import folding as fold_mod
     from quant_train import config as config_mod
     from quant_train import data as data_mod
     from quant_train import recipe
@@ -77,8 +75,7 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
     lap("qonnx", t0)
 
     t0 = time.perf_counter()
-    folding = fold_mod.solve(graph, cfg.hw.target_cycles)
-    design = build_mod.generate_hw(build, folding)
+    design = build_mod.generate_hw(build, target_cycles=cfg.hw.target_cycles)
     x_int = golden.quantize_input(graph, x_test)
     with _progress(console) as progress:
         task = progress.add_task(f"rtl sim ({cfg.hw.simulator})", total=2, info="random stalls, scoreboard")
@@ -90,7 +87,7 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
     lap("rtl", t0)
 
     t0 = time.perf_counter()
-    fw_dir, _ = build_mod.generate_firmware(build)
+    fw_dir, footprint = build_mod.generate_firmware(build)
     n_out = sum(int(np.prod(graph.shape(t))) for t in graph.outputs)
     c_out = fw_runner.run_host(fw_dir, x_test, n_out)
     lap("c_host", t0)
@@ -127,7 +124,7 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
         "folding": design["folding"],
         "layers": design["layers"],
         "simulator": cfg.hw.simulator,
-        "firmware": {"activation_bytes": emit_c.plan_buffers(graph).bytes, "cortex_m4_size": m4_size},
+        "firmware": {"activation_bytes": footprint["arena"], "cortex_m4_size": m4_size},
         "config": cfg.to_dict(),
         "timings_s": timings,
     }

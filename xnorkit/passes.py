@@ -7,6 +7,9 @@ accumulator's range) or that nothing reads (the next weight column is all zero) 
 weight row, its thresholds and the next layer's weight column. A constant neuron's contribution to the next
 accumulators is a constant per channel, which moves into the next layer's thresholds, so every later layer,
 the RTL, the HLS and the firmware see a smaller network with the same outputs.
+
+`pipeline` is the one sequence of passes between the compiled IR and the backend graph that every backend,
+estimate and report reads (xnorkit.build.backend_graph).
 """
 
 from __future__ import annotations
@@ -93,3 +96,13 @@ def remove_constant_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
             return graph, total
         for name, count in removed.items():
             total[name] = total.get(name, 0) + count
+
+
+PIPELINE = (lambda graph: remove_constant_neurons(graph)[0],)
+
+
+def pipeline(graph: Graph) -> Graph:
+    """The backend graph of a compiled graph: each pass of PIPELINE in order."""
+    for run_pass in PIPELINE:
+        graph = run_pass(graph)
+    return graph
