@@ -160,19 +160,3 @@ def act_step(h: torch.Tensor, cumulative: torch.Tensor, last: bool, epsilon: flo
     remainder = halts * (1 - cumulative)
     weight = remainder + (running - halts) * h
     return weight, cumulative + running * h, running, remainder
-
-
-def calibrate_margin(margins: np.ndarray, exit_right: np.ndarray, final_right: np.ndarray, allowance: float) -> int:
-    """The integer counterpart of `calibrate_single_exit` for the compiled network (numerics.exit_taken): the
-    smallest margin threshold (the most inputs leaving early) whose two-exit cascade accuracy on held-out data
-    stays within `allowance` of always running to the end. `margins` are the exit's integer margins
-    (numerics.exit_margin), `exit_right` / `final_right` whether each exit's answer is right. Above every
-    margin (nothing leaves) when no threshold qualifies."""
-    margins = np.asarray(margins, dtype=np.int64)
-    order = np.argsort(-margins, kind="stable")
-    m, early, final = margins[order], np.asarray(exit_right)[order], np.asarray(final_right)[order]
-    # accuracy when the k + 1 highest-margin inputs leave early
-    accuracy = (np.cumsum(early) + final.sum() - np.cumsum(final)) / len(m)
-    cut = np.r_[m[:-1] != m[1:], True]  # a threshold admits every input of equal margin
-    ok = np.flatnonzero(cut & (accuracy >= final.mean() - allowance))
-    return int(m[ok[-1]]) if len(ok) else int(m.max()) + 1

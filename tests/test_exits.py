@@ -235,7 +235,7 @@ def test_without_exits_every_output_is_computed(tmp_path):
 
 
 def test_calibrated_margin_is_the_smallest_within_the_allowance():
-    from quant_train.conditional import calibrate_margin
+    from xnorkit.numerics import calibrate_margin
 
     margins = np.array([9, 7, 7, 5, 3, 1])
     exit_right = np.array([1, 1, 0, 1, 0, 0], bool)

@@ -68,10 +68,8 @@ def set_exits(build: Path, margins: list[int] | None) -> Graph:
 
 
 def calibrate_exit(build: Path, x: np.ndarray, labels: np.ndarray, allowance: float) -> int:
-    """The margin threshold of a build's one early exit, calibrated on held-out inputs (quant_train.conditional.
-    calibrate_margin; predictions are the argmax of each exit's float outputs)."""
-    from quant_train.conditional import calibrate_margin
-
+    """The margin threshold of a build's one early exit, calibrated on held-out inputs (numerics.calibrate_margin;
+    predictions are the argmax of each exit's float outputs)."""
     graph = load(build)
     if len(graph.outputs) != 2:
         raise XnorkitError(f"{build} has {len(graph.outputs) - 1} early exits; calibration handles one (give "
@@ -80,7 +78,7 @@ def calibrate_exit(build: Path, x: np.ndarray, labels: np.ndarray, allowance: fl
     margins = numerics.exit_margin(graph.class_scores(graph.outputs[0], values[graph.outputs[0]]))
     exit_right = values[graph.float_outputs[0]].reshape(len(x), -1).argmax(1) == labels
     final_right = values[graph.float_outputs[1]].reshape(len(x), -1).argmax(1) == labels
-    return calibrate_margin(margins, exit_right, final_right, allowance)
+    return numerics.calibrate_margin(margins, exit_right, final_right, allowance)
 
 
 def backend_graph(build: Path) -> Graph:

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xnorkit import numerics
 from xnorkit.errors import XnorkitError
+from xnorkit.inttype import BIPOLAR, IntType  # noqa: F401  (part of the IR's vocabulary)
 
 # 8: Quantize's float prologue and narrow range; Dequantize's float softmax
 # 7: Dequantize's integer class scores (exit margins)
@@ -24,49 +26,6 @@ from xnorkit.errors import XnorkitError
 FORMAT_VERSION = 8
 
 
-@dataclass(frozen=True)
-class IntType:
-    """An integer type. `bipolar` is the 1-bit type whose bit 1 means +1 and bit 0 means -1."""
-
-    bits: int
-    signed: bool = False
-    bipolar: bool = False
-
-    @property
-    def min(self) -> int:
-        if self.bipolar:
-            return -1
-        return -(1 << (self.bits - 1)) if self.signed else 0
-
-    @property
-    def max(self) -> int:
-        if self.bipolar:
-            return 1
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
-
-    def quant_range(self, narrow: bool) -> tuple[int, int]:
-        """The [qmin, qmax] a quantizer of this type produces; a narrow range leaves out the most negative value
-        of a signed type or the largest of an unsigned one (QONNX's `narrow`)."""
-        if self.bipolar:
-            return -1, 1
-        return self.min + int(narrow and self.signed), self.max - int(narrow and not self.signed)
-
-    def name(self) -> str:
-        if self.bipolar:
-            return "bipolar"
-        return f"{'int' if self.signed else 'uint'}{self.bits}"
-
-    @staticmethod
-    def parse(text: str) -> IntType:
-        if text == "bipolar":
-            return BIPOLAR
-        match = re.fullmatch(r"(u?)int([1-9][0-9]?)", str(text))
-        if not match or int(match[2]) > 64:
-            raise XnorkitError(f"unknown integer type {str(text)[:20]!r} in IR")
-        return IntType(int(match[2]), signed=not match[1])
-
-
-BIPOLAR = IntType(1, signed=False, bipolar=True)
 
 
 PROLOGUE_OPS = ("mul", "div", "add", "sub")
@@ -247,7 +206,6 @@ class Dequantize:
 
     def __post_init__(self) -> None:
         if self.score_weight is None or self.score_bias is None:
-            from xnorkit import numerics  # numerics reads the IR's integer types
 
             weight, bias = numerics.score_affine(self.scale, self.offset)
             object.__setattr__(self, "score_weight", weight)
@@ -316,8 +274,6 @@ class Graph:
 
     def class_scores(self, output: str, acc: np.ndarray) -> np.ndarray:
         """An integer output's class scores (numerics.class_scores with its Dequantize's score_affine)."""
-        from xnorkit import numerics
-
         node = self.dequantize_of(output)
         return numerics.class_scores(acc, node.score_weight, node.score_bias)
 
