@@ -536,7 +536,7 @@ def emit(graph: Graph, binary_kernels: bool = True) -> dict[str, str]:
     calls = [text.format(*(t.macro for t in tensors)) + (f"  /* {comment} */" if comment else "")
              for text, tensors, comment in prog.calls]
     # with early exits, the index of the exit taken follows the outputs (golden.with_exits)
-    output_size = sum(int(np.prod(graph.shape(t))) for t in graph.outputs) + (1 if graph.exits else 0)
+    output_size = graph.result_width()
     files = {
         "xk_model.h": _HEADER.render(input_size=int(np.prod(graph.input_shape)), output_size=output_size,
                                      activation_bytes=prog.bytes, weight_bytes=prog.weight_bytes,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xnorkit import numerics, tools
+from xnorkit import golden, numerics, tools
 from xnorkit.ir import (
     BIPOLAR,
     Conv,
@@ -65,14 +65,10 @@ def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5, w_bits: i
         nodes.append(MatMul(f"fc{i}", current, f"acc{i}", w, in_dtype, w_dtype, acc_type))
         types[f"acc{i}"] = acc_type
         if i < len(sizes) - 2:
-            ranges = np.array([numerics.accumulator_range(r, in_dtype) for r in w])
-            mid = ranges.mean(axis=1)
-            spread = (ranges[:, 1] - ranges[:, 0]) / 8 + 1
-            levels = 1 if a_bits == 1 else 2 ** a_bits - 1
-            t = np.rint(mid[:, None] + rng.normal(0, 1, (n_out, levels)) * spread[:, None]).astype(np.int64)
-            t = np.sort(np.clip(t, ranges[:, :1], ranges[:, 1:] + 1), axis=1)
-            if constant_neurons:
-                t[0], t[-1] = ranges[0, 0], ranges[-1, 1] + 1  # always fires / never fires
+            t = random_thresholds(rng, w, in_dtype, 1 if a_bits == 1 else 2 ** a_bits - 1)
+            if constant_neurons:  # always fires / never fires
+                t[0], t[-1] = numerics.accumulator_range(w[0], in_dtype)[0], numerics.accumulator_range(w[-1],
+                                                                                                    in_dtype)[1] + 1
             out_dtype = BIPOLAR if a_bits == 1 else IntType(a_bits, signed=False)
             nodes.append(Threshold(f"sign{i}", f"acc{i}", f"act{i}", t, 0, out_dtype))
             types[f"act{i}"] = out_dtype
@@ -88,11 +84,13 @@ def random_graph(sizes: list[int], seed: int = 0, input_bits: int = 5, w_bits: i
     return graph
 
 
-def random_thresholds(rng, ranges: np.ndarray, levels: int) -> np.ndarray:
+def random_thresholds(rng, rows: np.ndarray, in_dtype: IntType, levels: int) -> np.ndarray:
+    """`levels` sorted thresholds per channel (weight row), drawn around the middle of its accumulator range."""
+    ranges = np.array([numerics.accumulator_range(r, in_dtype) for r in rows])
     mid = ranges.mean(axis=1)
     spread = (ranges[:, 1] - ranges[:, 0]) / 8 + 1
     t = np.rint(mid[:, None] + rng.normal(0, 1, (len(ranges), levels)) * spread[:, None]).astype(np.int64)
-    return np.sort(np.clip(t, ranges[:, :1], ranges[:, 1:] + 1), axis=1)
+    return np.sort(numerics.clamp_thresholds(t, rows, in_dtype), axis=1)
 
 
 def random_cnn_graph(image: tuple[int, int, int] = (1, 12, 12), channels: tuple[int, ...] = (4, 8), classes: int = 10,
@@ -119,8 +117,7 @@ def random_cnn_graph(image: tuple[int, int, int] = (1, 12, 12), channels: tuple[
         h, w = h + 2 * pads - kernel + 1, w + 2 * pads - kernel + 1
         nodes.append(Conv(f"conv{i}", current, f"cacc{i}", wt, in_dtype, w_dtype, acc_type, (1, 1), (pads,) * 4, 1))
         types[f"cacc{i}"], shapes[f"cacc{i}"] = acc_type, (out_c, h, w)
-        ranges = np.array([numerics.accumulator_range(r, in_dtype) for r in wt.reshape(out_c, -1)])
-        t = random_thresholds(rng, ranges, 1 if a_bits == 1 else 2 ** a_bits - 1)
+        t = random_thresholds(rng, wt.reshape(out_c, -1), in_dtype, 1 if a_bits == 1 else 2 ** a_bits - 1)
         nodes.append(Threshold(f"cact{i}", f"cacc{i}", f"cout{i}", t, 0, out_dtype))
         types[f"cout{i}"], shapes[f"cout{i}"] = out_dtype, (out_c, h, w)
         c, h, w = out_c, h // 2, w // 2
@@ -145,8 +142,7 @@ def random_cnn_graph(image: tuple[int, int, int] = (1, 12, 12), channels: tuple[
 
 
 def random_inputs(graph: Graph, count: int, seed: int = 1) -> np.ndarray:
-    q = graph.nodes[0].dtype
-    return np.random.default_rng(seed).integers(q.min, q.max + 1, size=(count, *graph.input_shape)).astype(np.float32)
+    return golden.random_int_inputs(graph, count, seed).astype(np.float32)
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,7 @@ class _Net:
     def threshold(self, acc: str, rows: np.ndarray, in_dtype: IntType, levels: int, base: int) -> str:
         """Thresholds drawn inside each channel's range (plus one channel always and one never firing)."""
         ranges = np.array([numerics.accumulator_range(r, in_dtype) for r in rows])
-        t = random_thresholds(self.rng, ranges, levels)
+        t = random_thresholds(self.rng, rows, in_dtype, levels)
         t[0], t[-1] = ranges[0, 0], ranges[-1, 1] + 1
         if base < 0:
             out_dtype = numerics.signed_type_for(base, base + levels)

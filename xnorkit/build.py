@@ -143,8 +143,7 @@ def generate_hls(build: Path, folding, board: str | Board | None = None, check_i
     target = boards.load_kind(board or "pynq-z2", "fpga")
     files = emit_hls.emit(graph, folding, target.part, target.clock_mhz)
     out = write_tree(Path(build) / "hls", files, "hls")
-    q = graph.nodes[0].dtype
-    x = np.random.default_rng(0).integers(q.min, q.max + 1, size=(check_inputs, *graph.input_shape))
+    x = golden.random_int_inputs(graph, check_inputs)
     expected = golden.run_from_int(graph, x)
     outputs = hls.run(out, x, expected.shape[1])
     np.ascontiguousarray(expected, dtype=np.int32).tofile(out / "expected.bin")
@@ -266,9 +265,7 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
         if not (build / "firmware" / "xk_model.c").exists():
             generate_firmware(build)
         run = fw.run_host if backend == "c" else fw.run_cortex_m4
-        # with early exits the index of the exit taken follows the outputs (golden.with_exits)
-        acc = run(build / "firmware", x, sum(int(np.prod(graph.shape(t))) for t in graph.outputs)
-                  + (1 if graph.exits else 0))
+        acc = run(build / "firmware", x, graph.result_width())
     else:
         raise XnorkitError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
     if dequantize_output:

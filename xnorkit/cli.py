@@ -122,14 +122,14 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         import numpy as np
 
         from hw import hls4ml_compare
+        from xnorkit import golden
 
         graph = build.load(build_dir)
         if input is not None:
             x = build.check_inputs(graph, build.read_inputs(input))
         else:  # integer inputs of the model's range, as the floats its input quantizer takes
             q = graph.nodes[0]
-            ints = np.random.default_rng(0).integers(q.dtype.min, q.dtype.max + 1, size=(64, *graph.input_shape))
-            x = ((ints - q.zero_point) * q.scale).astype(np.float32)
+            x = ((golden.random_int_inputs(graph, 64) - q.zero_point) * q.scale).astype(np.float32)
         hls4ml_compare.run(build_dir, graph, x)
         console.print((Path(build_dir) / "hls4ml" / "comparison.md").read_text())
         return
@@ -198,8 +198,6 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         seed: int = 0) -> None:
     """Simulation of BUILD/rtl (cocotb, or the C++ harness with --bulk): bit-exact check against golden with
     random stalls, then back to back for cycles per inference."""
-    import numpy as np
-
     from sim import runner
     from xnorkit import build, golden
 
@@ -215,8 +213,7 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     if input is not None:
         x_int = golden.quantize_input(graph, build.check_inputs(graph, build.read_inputs(input)))
     else:
-        q = graph.nodes[0].dtype
-        x_int = np.random.default_rng(seed).integers(q.min, q.max + 1, size=(count, *graph.input_shape))
+        x_int = golden.random_int_inputs(graph, count, seed)
     expected = golden.run_from_int(graph, x_int)
     if gate_level is not None:
         import re

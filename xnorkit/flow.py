@@ -88,7 +88,7 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
 
     t0 = time.perf_counter()
     fw_dir, footprint = build_mod.generate_firmware(build)
-    n_out = sum(int(np.prod(graph.shape(t))) for t in graph.outputs)
+    n_out = graph.result_width()
     c_out = fw_runner.run_host(fw_dir, x_test, n_out)
     lap("c_host", t0)
     t0 = time.perf_counter()

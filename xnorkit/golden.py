@@ -191,6 +191,13 @@ def run_from_int(graph: Graph, x_int: np.ndarray) -> np.ndarray:
     return with_exits(graph, values)
 
 
+def random_int_inputs(graph: Graph, count: int, seed: int = 0) -> np.ndarray:
+    """`count` seeded random integer inputs over the whole range of the input quantizer's type (what the
+    backends' checks and `sim` run when no inputs are given)."""
+    q = graph.nodes[0].dtype
+    return np.random.default_rng(seed).integers(q.min, q.max + 1, size=(count, *graph.input_shape))
+
+
 def quantize_input(graph: Graph, x: np.ndarray) -> np.ndarray:
     """The integer input every hardware backend receives, flattened per input: the graph's first
     Quantize node applied."""

@@ -272,6 +272,11 @@ class Graph:
             raise XnorkitError(f"IR output '{output}' has no Dequantize node after it")
         return node
 
+    def result_width(self) -> int:
+        """The integers a backend returns per input: every output's values joined, then, with early exits, the
+        index of the exit taken (golden.with_exits)."""
+        return sum(int(np.prod(self.shape(t))) for t in self.outputs) + (1 if self.exits else 0)
+
     def class_scores(self, output: str, acc: np.ndarray) -> np.ndarray:
         """An integer output's class scores (numerics.class_scores with its Dequantize's score_affine)."""
         node = self.dequantize_of(output)

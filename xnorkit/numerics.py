@@ -79,6 +79,13 @@ def accumulator_range(row: np.ndarray, in_dtype: IntType) -> tuple[int, int]:
     return int(ends.min(axis=0).sum()), int(ends.max(axis=0).sum())
 
 
+def clamp_thresholds(thresholds: np.ndarray, weights: np.ndarray, in_dtype: IntType) -> np.ndarray:
+    """Thresholds (out, levels) clamped per channel into [min, max + 1] of its accumulator: lower always fires
+    as the minimum does, higher never fires as max + 1 does, so every threshold fits the accumulator type."""
+    ranges = np.array([accumulator_range(row, in_dtype) for row in weights], dtype=np.int64).reshape(-1, 2)
+    return np.clip(np.asarray(thresholds, dtype=np.int64), ranges[:, :1], ranges[:, 1:] + 1)
+
+
 def signed_type_for(lo: int, hi: int) -> IntType:
     """Smallest two's complement type holding every integer in [lo, hi]."""
     bits = 1
@@ -217,6 +224,7 @@ def popcount_to_dot(popcount: np.ndarray, n: int) -> np.ndarray:
 __all__ = [
     "ActQuant", "integer_values", "level_threshold", "quant_thresholds", "quantize_values",
     "BIPOLAR", "BatchNorm", "IDENTITY_BN", "accumulator_affine", "accumulator_range", "accumulator_type",
+    "clamp_thresholds",
     "needs_negation", "negated_affine", "output_affine", "popcount_to_dot", "quantize", "sign_threshold",
     "signed_type_for",
 ]

@@ -73,10 +73,8 @@ def _remove_once(graph: Graph) -> tuple[Graph, dict[str, int]]:
         nodes[nxt.name] = replace(nxt, weights=weights, acc_dtype=numerics.accumulator_type(weights, nxt.in_dtype))
         if isinstance(after, Threshold) and shift.any():
             # acc = acc' + shift: acc >= T <=> acc' >= T - shift, clamped into acc' range as the frontend does
-            ranges = np.array([numerics.accumulator_range(row, nxt.in_dtype) for row in weights])
-            moved = after.thresholds - shift[:, None]
-            moved = np.clip(moved, ranges[:, :1], ranges[:, 1:] + 1)
-            nodes[after.name] = replace(after, thresholds=moved.astype(np.int64))
+            moved = numerics.clamp_thresholds(after.thresholds - shift[:, None], weights, nxt.in_dtype)
+            nodes[after.name] = replace(after, thresholds=moved)
         types[first.output], types[nxt.output] = nodes[first.name].acc_dtype, nodes[nxt.name].acc_dtype
         kept = int(keep.sum())
         for tensor in (first.output, act.output):
