@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw.emit_sv import IN_KINDS, Lowered, Stage, lower
+from hw.emit_sv import Lowered, Stage, lower
 from hw.folding import Folding
+from hw.stages import InKind
 from xnorkit import packing, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
 
 TOP = "xnorkit_hls"
-IN_BIPOLAR = IN_KINDS["bipolar"]
 
 
 def _c_type(bits: int) -> str:
@@ -33,7 +33,7 @@ def _weights(name: str, stage: Stage, matrix: np.ndarray) -> str:
     p = stage.params
     pe, simd = p["pe"], p["simd"]
     words_per_lane = -(-simd // 64)
-    xnor = p["ir_w_bits"] == 1 and p["in_kind"] == IN_BIPOLAR
+    xnor = p["ir_w_bits"] == 1 and p["in_kind"] == InKind.BIPOLAR
     # bipolar weights as bits (1 = +1); k-bit weights as their signed values
     fields = packing.bipolar_to_bits(matrix) if p["ir_w_bits"] == 1 else np.asarray(matrix, dtype=np.int64)
     folds = []
@@ -96,13 +96,13 @@ def emit(graph: Graph, folding: Folding, part: str = "xc7z020clg400-1", clock_mh
                 raise XnorkitError(f"'{s.name}': a hidden layer without an activation is not in the HLS backend")
             buffers.append(f"    {out_type} {out}[{p['mh']}];")
         n_thresh, base = p["n_thresh"], p["out_base"]
-        if p["in_kind"] == IN_BIPOLAR and p["ir_w_bits"] == 1:
+        if p["in_kind"] == InKind.BIPOLAR and p["ir_w_bits"] == 1:
             calls.append(f"    xk::mvtu_xnor<{p['mw']}, {p['mh']}, {p['pe']}, {p['simd']}, {n_thresh}, {base}, "
                          f"{out_type}>({prev}, {out}, {name}_weights, {name}_thresholds);")
         else:
             src_type = prev_type
             calls.append(f"    xk::mvtu_int<{p['mw']}, {p['mh']}, {p['pe']}, {p['simd']}, "
-                         f"{'true' if p['in_kind'] == IN_BIPOLAR else 'false'}, "
+                         f"{'true' if p['in_kind'] == InKind.BIPOLAR else 'false'}, "
                          f"{'true' if p['ir_w_bits'] == 1 else 'false'}, {n_thresh}, {base}, {src_type}, {out_type}>"
                          f"({prev}, {out}, {name}_weights, {name}_thresholds);")
         # the folding's parallelism: every lane's (and every SIMD input's) weights readable in one cycle

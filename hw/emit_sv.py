@@ -39,6 +39,7 @@ from hw.folding import (
     unit_matrix,
     validate,
 )
+from hw.stages import InKind, MvtuMemory
 from xnorkit import numerics, packing, records, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
@@ -66,7 +67,6 @@ LIBRARY = ("xk_value.sv", "xk_multi_threshold.sv", "xk_popcount.sv", "xk_xnor_po
 TWO_INPUTS = ("join", "exit_gate", "exit_merge")  # stages with a second input port (b_elems, b_bits)
 TOP = "xnorkit_top"
 SHELL = "xnorkit_shell"  # byte-wide streams around TOP, for boards with few pins (hw/synth.py)
-IN_KINDS = {"bipolar": 0, "unsigned": 1, "signed": 2}
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Stage:
     parameters, and its cycles per inference."""
 
     index: int
-    kind: str  # mvtu | window | pool
+    kind: str  # one of stages.STAGE_KINDS
     name: str
     in_elems: int
     in_bits: int
@@ -447,7 +447,7 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
             else:
                 out_fmt = (_signed_field_bits(graph.tensor_types[node.output]), "signed")
             add(Stage(n + 1, "pool", node.name, c, bits, c, out_fmt[0], out_fmt[1] == "signed", ho * wo * kh * kw, 1,
-                      dict(c=c, window=kh * kw, kind=IN_KINDS[kind], sum=int(isinstance(node, SumPool)))),
+                      dict(c=c, window=kh * kw, kind=int(InKind.of(kind)), sum=int(isinstance(node, SumPool)))),
                 [f"{node.name}:window"], node.output, out_fmt)
         elif isinstance(node, Add | Concat):
             a, b = node.inputs if len(node.inputs) == 2 else (None, None)
@@ -464,8 +464,8 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
                 out_fmt = (a_bits, a_kind)
             out_elems = c_a if isinstance(node, Add) else c_a + c_b
             add(Stage(n, "join", node.name, c_a, a_bits, out_elems, out_fmt[0], out_fmt[1] == "signed", frame, 1,
-                      dict(mode=int(isinstance(node, Concat)), b_elems=c_b, b_bits=b_bits, a_kind=IN_KINDS[a_kind],
-                           b_kind=IN_KINDS[b_kind], frame_beats=frame)),
+                      dict(mode=int(isinstance(node, Concat)), b_elems=c_b, b_bits=b_bits,
+                           a_kind=int(InKind.of(a_kind)), b_kind=int(InKind.of(b_kind)), frame_beats=frame)),
                 [a, b], node.output, out_fmt)
         elif isinstance(node, Threshold):
             if node.name in merged:
@@ -477,7 +477,7 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
             frame = int(np.prod(graph.shape(node.output)[1:])) if len(graph.shape(node.output)) == 3 else 1
             out_bits = node.out_dtype.bits
             add(Stage(n, "threshold", node.name, c, bits, c, out_bits, node.base < 0, frame, 1,
-                      dict(c=c, in_kind=IN_KINDS[kind], t_bits=t_bits, n_thresh=t.shape[1], base=node.base,
+                      dict(c=c, in_kind=int(InKind.of(kind)), t_bits=t_bits, n_thresh=t.shape[1], base=node.base,
                            threshold_file=f"l{n}_thresholds.mem")),
                 [node.input], node.output, (out_bits, _kind(node.out_dtype)))
             low.thresholds[n] = t
@@ -604,7 +604,7 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
     out_fmt = (node.acc_dtype.bits, "signed") if threshold is None else (out_bits, _kind(threshold.out_dtype))
     add(Stage(index, "mvtu", node.name, fold.simd, in_bits, fold.pe, out_bits, threshold is None or out_base < 0,
               layer_cycles(graph, node, fold), mh // fold.pe,
-              dict(mw=mw, mh=mh, pe=fold.pe, simd=fold.simd, in_kind=IN_KINDS[in_kind],
+              dict(mw=mw, mh=mh, pe=fold.pe, simd=fold.simd, in_kind=int(InKind.of(in_kind)),
                    groups=node.groups if isinstance(node, Conv) else 1,
                    w_bits=w_bits, ir_w_bits=node.w_dtype.bits, acc_bits=node.acc_dtype.bits,
                    n_thresh=n_thresh, out_bits=out_bits, out_base=out_base, positions=positions,
@@ -628,13 +628,9 @@ def _zeros_skipped(matrix: np.ndarray, pe: int, simd: int, schedule: list[packin
 def weight_memory_bits(stage: Stage) -> dict[str, int]:
     """An MVTU's weight memory as generated (with its step memory when it skips zero tiles) against every fold
     stored at the IR's weight width."""
-    p = stage.params
-    folds = (p["mw"] // p["simd"]) * (p["mh"] // p["pe"])
-    tile = p["pe"] * p["simd"]
-    if not p["n_tiles"]:
-        return {"weight_bits": folds * tile * p["w_bits"], "dense_weight_bits": folds * tile * p["ir_w_bits"]}
-    return {"weight_bits": p["n_words"] * tile * p["w_bits"] + p["n_tiles"] * packing.step_bits(p["mw"] // p["simd"]),
-            "dense_weight_bits": folds * tile * p["ir_w_bits"]}
+    memory = MvtuMemory.of_params(stage.params)
+    dense = MvtuMemory(memory.pe, memory.simd, stage.params["ir_w_bits"], memory.mw, memory.mh)
+    return {"weight_bits": memory.total_bits(), "dense_weight_bits": dense.weight_bits()}
 
 
 def stage_resources(stage: Stage) -> estimate.Resources:
@@ -749,7 +745,7 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
     for name in (*LIBRARY, f"{SHELL}.sv"):
         files[name] = tools.package_text("hw", "rtl", name)
     files[popcount_x7.FILE] = popcount_x7.library(
-        [s.params["simd"] for s in low.stages if s.kind == "mvtu" and s.params["in_kind"] == 0
+        [s.params["simd"] for s in low.stages if s.kind == "mvtu" and s.params["in_kind"] == InKind.BIPOLAR
          and s.params["w_bits"] == 1])
     mems = sorted(name for name in files if name.endswith(".mem"))
     info["memories"] = mems

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from xnorkit import packing
+from hw.stages import InKind, MvtuMemory
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Resources:
 
 def mvtu_mac_luts(p: dict, in_bits: int) -> int:
     """LUTs of the PE x SIMD multiply-accumulate lanes of one fold, before per-family calibration."""
-    if p["in_kind"] == 0 and p["w_bits"] == 1:
+    if p["in_kind"] == InKind.BIPOLAR and p["w_bits"] == 1:
         per_input = 1
     elif p["w_bits"] == 1:
         per_input = in_bits + 1
@@ -47,9 +47,7 @@ def mvtu(p: dict, in_bits: int, out_bits: int) -> Resources:
     sf, nf = p["mw"] // simd, p["mh"] // pe
     ff = simd * in_bits + pe * simd * p["w_bits"] + 2 * pe * acc + pe * out_bits + 4 * (sf * nf).bit_length()
     # a unit skipping zero tiles stores the tiles it computes, and a step word per cycle
-    tiles = p["n_words"] if p.get("n_tiles") else sf * nf
-    index = p["n_tiles"] * packing.step_bits(sf) if p.get("n_tiles") else 0
-    memory = (tiles * pe * simd * p["w_bits"] + index + p["mh"] * p["n_thresh"] * acc
+    memory = (MvtuMemory.of_params(p).total_bits() + p["mh"] * p["n_thresh"] * acc
               + (sf * simd * in_bits if nf > 1 else 0))
     return Resources(lut, ff, memory)
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from boards import FpgaBoard
 from hw import emit_sv, folding, popcount_x7
 from hw.folding import Fold, Folding
-from xnorkit import packing
+from hw.stages import InKind, MvtuMemory
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
 
@@ -60,12 +60,9 @@ def rom_luts(width: int, depth: int, family: str) -> int:
 
 
 def weight_memory(stage: emit_sv.Stage) -> tuple[int, int]:
-    """(width, depth) of an MVTU's weight ROM: one PE x SIMD word per fold (per stored tile when it skips zero
-    tiles)."""
-    p = stage.params
-    if p.get("n_tiles"):
-        return p["pe"] * p["simd"] * p["w_bits"], max(1, p["n_words"])
-    return p["pe"] * p["simd"] * p["w_bits"], (p["mw"] // p["simd"]) * (p["mh"] // p["pe"])
+    """(width, depth) of an MVTU's weight ROM (hw.stages.MvtuMemory)."""
+    memory = MvtuMemory.of_params(stage.params)
+    return memory.width, memory.depth
 
 
 def choose_weight_memory(stage: emit_sv.Stage, board: FpgaBoard) -> str:
@@ -88,7 +85,7 @@ def stage_estimate(stage: emit_sv.Stage, fold: Fold | None, board: FpgaBoard) ->
         p = stage.params
         # the lanes scale with the family's MAC cost; accumulators and comparators sit on the carry chain
         scale = DATAPATH_SCALE[board.family]
-        if p["in_kind"] == 0 and p["w_bits"] == 1 and board.family in popcount_x7.FAMILIES \
+        if p["in_kind"] == InKind.BIPOLAR and p["w_bits"] == 1 and board.family in popcount_x7.FAMILIES \
                 and p["simd"] >= popcount_x7.MIN_WIDTH:
             scale = PRIMITIVE_XNOR_SCALE[board.family]
         lut = (emit_sv.estimate.mvtu_mac_luts(p, stage.in_bits) * scale
@@ -102,8 +99,8 @@ def stage_estimate(stage: emit_sv.Stage, fold: Fold | None, board: FpgaBoard) ->
             lut += rom_luts(width, depth, board.family)
         lut += rom_luts(p["pe"] * p["n_thresh"] * p["acc_bits"], p["mh"] // p["pe"], board.family)
         sf, nf = p["mw"] // p["simd"], p["mh"] // p["pe"]
-        if p.get("n_tiles"):  # the step memory ({compute, last, sf} per cycle) is read asynchronously: logic
-            lut += rom_luts(packing.step_bits(sf), p["n_tiles"], board.family)
+        if p.get("n_tiles"):  # the step memory is read asynchronously: logic
+            lut += rom_luts(*MvtuMemory.of_params(p).step_rom(), board.family)
         if nf > 1:  # the input buffer the later neuron folds read
             lut, ff, bram = _add(lut, ff, bram, _ram(p["simd"] * stage.in_bits, sf, board.family))
         ram_bits = 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.stages import MvtuMemory
 from xnorkit import packing
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
@@ -85,9 +86,9 @@ def skipped_steps(graph: Graph, layer: MacLayer, fold: Fold) -> int | None:
     # it never takes more cycles; it is chosen when its memories (the computing tiles and a step word per cycle)
     # are smaller than every tile stored (small tiles of few zeros would cost more in step words)
     mw, mh, _ = matrix_shape(graph, layer)
-    tile_bits = fold.pe * fold.simd * layer.w_dtype.bits
-    sparse_bits = computing * tile_bits + steps * packing.step_bits(mw // fold.simd)
-    return steps if sparse_bits < (mw // fold.simd) * (mh // fold.pe) * tile_bits else None
+    dense = MvtuMemory(fold.pe, fold.simd, layer.w_dtype.bits, mw, mh)
+    sparse = MvtuMemory(fold.pe, fold.simd, layer.w_dtype.bits, mw, mh, computing, steps)
+    return steps if sparse.total_bits() < dense.weight_bits() else None
 
 
 def tile_schedule(graph: Graph, layer: MacLayer, fold: Fold) -> list[packing.Step] | None:
