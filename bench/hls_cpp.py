@@ -29,7 +29,7 @@ def check(label: str, build_dir: Path, x_test: np.ndarray) -> list[dict]:
     graph = build.backend_graph(build_dir)  # what the HLS C++ is built from (the same outputs as compiled)
     x_int = golden.quantize_input(graph, x_test)
     t = time.perf_counter()
-    expected = golden.run_from_int(graph, x_int)
+    expected = golden.predict_from_int(graph, x_int)
     golden_s = time.perf_counter() - t
     rows = []
     for name, fold in (("pynq-z2", fit.solve(graph, boards.load("pynq-z2"))[0]), ("slow", fold_mod.solve(graph, 4096))):

@@ -57,7 +57,7 @@ def main() -> int:
             graph = build.compile_model(Path(tmp) / "model.onnx", Path(tmp) / "build")
             x_int = golden.quantize_input(graph, mnist.x_test[:n_test].reshape(-1, *graph.input_shape))
             y_test = mnist.y_test[:n_test]
-            expected = golden.run_from_int(graph, x_int)
+            expected = golden.predict_from_int(graph, x_int)
             golden_acc = float((build.dequantize(graph, expected).argmax(1) == y_test).mean())
             print(f"{label}, {epochs} epochs on {n_train} images: Brevitas {metrics['test_accuracy']:.2%} (10,000 test "
                   f"images), golden {golden_acc:.2%} on the {n_test} simulated")

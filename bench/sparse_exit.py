@@ -106,7 +106,7 @@ def bit_exact(b: Path, x: np.ndarray, rtl: bool = True, folding: dict | None = N
     if rtl:
         build.generate_hw(b, folding) if folding else build.generate_hw(b, target_cycles=256)
         x_int = golden.quantize_input(graph, x)
-        sim = runner.simulate_bulk(b / "rtl", x_int, golden.run_from_int(graph, x_int))
+        sim = runner.simulate_bulk(b / "rtl", x_int, golden.predict_from_int(graph, x_int))
         result["rtl"] = sim.mismatch is None
         result["rtl_cycles"] = sim.steady_state_cycles
     build.generate_firmware(b)
@@ -139,7 +139,7 @@ def main() -> int:
         dense_design = build.generate_hw(dense_b, sfc_folding(dense_b, "block"))
         dense_graph = build.load(dense_b)
         x_int = golden.quantize_input(dense_graph, mnist.x_test[:1000])
-        dense_sim = runner.simulate_bulk(dense_b / "rtl", x_int, golden.run_from_int(dense_graph, x_int))
+        dense_sim = runner.simulate_bulk(dense_b / "rtl", x_int, golden.predict_from_int(dense_graph, x_int))
         bits = {name: sum(layer.get("weight_bits", 0) for layer in design["layers"])
                 for name, design in (("dense", dense_design), ("sparse", sparse_design))}
         results["sfc_pruned"] = {"density": round(density, 4), "block": list(SFC_TILE),

@@ -71,7 +71,7 @@ def main() -> int:
         rows.append(synthesize(default, "icebreaker", "digits default"))
         x_int = golden.quantize_input(graph, digits.x_test)
         t = time.perf_counter()
-        sim = runner.simulate_bulk(default / "rtl", x_int, golden.run_from_int(graph, x_int),
+        sim = runner.simulate_bulk(default / "rtl", x_int, golden.predict_from_int(graph, x_int),
                                    gate_level=default / "synth" / "icebreaker")
         gate_seconds = time.perf_counter() - t
         cycles = float((sim.completed_at[1:] - sim.completed_at[:-1]).mean())

@@ -526,11 +526,6 @@ def check_fits(prog: Program, board) -> dict[str, int]:
     return need
 
 
-def plan_buffers(graph: Graph) -> Program:
-    """The planned program; `.bytes` is the activation arena in bytes."""
-    return lower(graph)
-
-
 def emit(graph: Graph, binary_kernels: bool = True) -> dict[str, str]:
     prog = lower(graph, binary_kernels)
     calls = [text.format(*(t.macro for t in tensors)) + (f"  /* {comment} */" if comment else "")

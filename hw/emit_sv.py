@@ -1,6 +1,8 @@
 """SystemVerilog emitter: glue for a streaming dataflow accelerator built from the hand-written blocks
-in hw/rtl/. Reads the IR and a folding; computes no numerics (thresholds, weights and widths come from
-the IR, packed by xnorkit.packing). `emit(graph, folding) -> {relative path: text}`; no I/O.
+in hw/rtl/. Reads the IR and a folding; it never changes a value (thresholds and weights are the IR's,
+packed by xnorkit.packing) and derives only the hardware's own figures from them: stream widths, cycles,
+memory sizes (hw.stages) and the resource estimate (hw.estimate). `emit(graph, folding) -> {relative path:
+text}`; no I/O.
 
 The IR becomes a graph of stages joined by AXI4-Streams (docs/hardware.md):
 - `MatMul` (+ `Threshold`): an MVTU (xk_mvtu).
@@ -34,9 +36,9 @@ from hw.folding import (
     layer_cycles,
     mac_layers,
     matrix_shape,
-    tile_schedule,
     to_json,
     unit_matrix,
+    unit_schedule,
     validate,
 )
 from hw.stages import InKind, MvtuMemory
@@ -592,7 +594,7 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
     out_base = 0 if threshold is None else threshold.base
     index = len(low.stages)
     low.matrices[index] = matrix
-    schedule = tile_schedule(graph, node, fold)  # None for a unit after a flatten: `matrix` is its own order
+    schedule = unit_schedule(graph, node, fold)  # None for a unit after a flatten: `matrix` is its own order
     w_bits = node.w_dtype.bits
     signs_or_zeros = w_bits == 2 and packing.signs_or_zeros(matrix)
     ternary = in_kind == "bipolar" and signs_or_zeros

@@ -91,8 +91,8 @@ def skipped_steps(graph: Graph, layer: MacLayer, fold: Fold) -> int | None:
     return steps if sparse.total_bits() < dense.weight_bits() else None
 
 
-def tile_schedule(graph: Graph, layer: MacLayer, fold: Fold) -> list[packing.Step] | None:
-    """The unit's schedule when it skips zero tiles (skipped_steps), else None."""
+def unit_schedule(graph: Graph, layer: MacLayer, fold: Fold) -> list[packing.Step] | None:
+    """The unit's schedule of tiles (packing.tile_schedule) when it skips zero tiles (skipped_steps), else None."""
     if skipped_steps(graph, layer, fold) is None:
         return None
     return packing.tile_schedule(unit_matrix(graph, layer), fold.pe, fold.simd)

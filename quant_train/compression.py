@@ -68,7 +68,7 @@ def magnitude_masks(model: nn.Module, keep: dict[str, float],
     magnitude (among those still alive); ties at the threshold are kept. With `block` (rows, columns), whole
     blocks of the layer's matrix (outputs x inputs; a convolution's inputs in window order (ky, kx, c), as the
     hardware streams them) go, the ones of the smallest L1 norm: pruned at the PE x SIMD tiles of a folding,
-    the generated units skip them (hw.folding.tile_schedule)."""
+    the generated units skip them (hw.folding.unit_schedule)."""
     masks = {}
     for name, layer in prunable(model).items():
         if name not in keep:

@@ -46,7 +46,7 @@ def test_weights_are_packed_const_and_buffers_planned(fw):
     assert source.count("static const uint32_t") == len(graph.matmuls())
     assert sum(int(line.split("[")[1].split("]")[0]) for line in source.splitlines()
                if line.startswith("static const uint32_t")) == weight_words
-    plan = emit_c.plan_buffers(graph)
+    plan = emit_c.lower(graph)
     assert f"#define XK_ACTIVATION_BYTES {plan.bytes}u" in (path / "xk_model.h").read_text()
 
 

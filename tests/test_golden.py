@@ -18,7 +18,7 @@ def test_xnor_popcount_is_the_bipolar_dot_product(n):
 def test_run_from_int_equals_run_on_floats():
     g = random_graph([16, 32, 32, 8], seed=5)
     x = random_inputs(g, 20)
-    assert np.array_equal(golden.run_from_int(g, golden.quantize_input(g, x)), golden.predict_int(g, x))
+    assert np.array_equal(golden.predict_from_int(g, golden.quantize_input(g, x)), golden.predict_int(g, x))
 
 
 def test_thresholds_act_per_channel():

@@ -32,7 +32,7 @@ def test_hls_cpp_is_bit_exact(case, tmp_path):
     for name, text in emit_hls.emit(graph, fold).items():
         (tmp_path / name).write_text(text)
     x = random_inputs(graph, 50)
-    expected = golden.run_from_int(graph, x)
+    expected = golden.predict_from_int(graph, x)
     assert np.array_equal(hls.run(tmp_path, x, expected.shape[1]), expected)
 
 
@@ -50,7 +50,7 @@ def test_hls_cli_writes_a_checked_project(trained_build, tmp_path):
     assert "#pragma HLS DATAFLOW" in (out / "xk_model.cpp").read_text()
     graph = build.load(trained_build / "build")
     x = golden.quantize_input(graph, np.load(trained_build / "x.npy"))
-    expected = golden.run_from_int(graph, x)
+    expected = golden.predict_from_int(graph, x)
     assert np.array_equal(hls.run(out, x, expected.shape[1]), expected)
 
 

@@ -173,7 +173,7 @@ def test_rtl_equals_golden(tmp_path, case):
     graph, _ = check_exact(model, x, tmp_path / "m", min_tensors=4)
     write_tree(tmp_path / "rtl", emit_sv.emit(graph, fold_mod.solve(graph, 64)))
     x_int = golden.quantize_input(graph, x)
-    expected = golden.run_from_int(graph, x_int)
+    expected = golden.predict_from_int(graph, x_int)
     result = runner.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.2, 0.2, seed=1)
     assert result.mismatch is None and np.array_equal(result.outputs, expected)
 

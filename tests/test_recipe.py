@@ -137,7 +137,7 @@ def test_block_pruned_binary_network_skips_its_zero_tiles_in_rtl(tmp_path, digit
     require_tool("verilator")
     outputs.write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
     x_int = golden.quantize_input(graph, digits.x_test)
-    sim = runner.simulate_bulk(tmp_path / "rtl", x_int, golden.run_from_int(graph, x_int))
+    sim = runner.simulate_bulk(tmp_path / "rtl", x_int, golden.predict_from_int(graph, x_int))
     assert sim.mismatch is None and sim.steady_state_cycles == design["initiation_interval"]
     # the HLS C++ (which computes every fold) of the same folding keeps the zeros: bit-exact too
     require_tool("g++")

@@ -107,7 +107,7 @@ def _check(tmp_path, graph: Graph, folding: dict[str, Fold], count: int = 6, ski
     require_tool("verilator")
     write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
     x_int = _inputs(graph, count)
-    expected = golden.run_from_int(graph, x_int).reshape(count, -1)
+    expected = golden.predict_from_int(graph, x_int).reshape(count, -1)
     stalled = runner.simulate(tmp_path / "rtl", x_int, expected, "verilator", 0.3, 0.3, seed=11)
     assert stalled.mismatch is None, stalled.mismatch
     assert np.array_equal(stalled.outputs, expected)

@@ -19,7 +19,7 @@ def _simulate(tmp_path, graph, folding, count, simulator="verilator", stall=0.3)
     require_tool("verilator" if simulator == "verilator" else "iverilog")
     write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
     x_int = golden.quantize_input(graph, random_inputs(graph, count))
-    expected = golden.run_from_int(graph, x_int)
+    expected = golden.predict_from_int(graph, x_int)
     stalled = runner.simulate(tmp_path / "rtl", x_int, expected, simulator, stall, stall, seed=7)
     clean = runner.simulate(tmp_path / "rtl", x_int, expected, simulator, rebuild=False)
     return expected, stalled, clean
@@ -40,7 +40,7 @@ def test_mismatch_is_reported_with_index_and_values(tmp_path, small_graph):
     require_tool("verilator")
     write_tree(tmp_path / "rtl", emit_sv.emit(small_graph, FOLDINGS["gather"]))
     x_int = golden.quantize_input(small_graph, random_inputs(small_graph, 4))
-    expected = golden.run_from_int(small_graph, x_int)
+    expected = golden.predict_from_int(small_graph, x_int)
     expected[2, 3] += 1
     result = runner.simulate(tmp_path / "rtl", x_int, expected)
     assert result.mismatch is not None
@@ -118,7 +118,7 @@ def test_cnn_bit_exact_with_window_pool_and_flatten(tmp_path, case):
     expected, stalled, clean = _simulate(tmp_path, graph, folding, 4)
     assert stalled.mismatch is None and np.array_equal(clean.outputs, expected)
     x_int = golden.quantize_input(graph, random_inputs(graph, 30, seed=2))
-    expected = golden.run_from_int(graph, x_int)
+    expected = golden.predict_from_int(graph, x_int)
     bulk = runner.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.2, 0.2, seed=1)
     assert bulk.mismatch is None
     bulk = runner.simulate_bulk(tmp_path / "rtl", x_int, expected)
@@ -153,7 +153,7 @@ def test_zoo_cnn_compiles_to_bit_exact_rtl(tmp_path, kind, w_bits, a_bits, targe
     write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
     assert lint(tmp_path / "rtl") == ""
     x_int = golden.quantize_input(graph, x)
-    expected = golden.run_from_int(graph, x_int)
+    expected = golden.predict_from_int(graph, x_int)
     result = runner.simulate(tmp_path / "rtl", x_int[:12], expected[:12], "verilator", 0.2, 0.2, seed=4)  # cocotb
     assert result.mismatch is None and np.array_equal(result.outputs, expected[:12])
     result = runner.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.2, 0.2, seed=4)
@@ -177,7 +177,7 @@ def test_icarus_equals_verilator_on_the_digits_default(tmp_path):
     graph = build.compile_model(tmp_path / "m.onnx", tmp_path / "b")
     info = build.generate_hw(tmp_path / "b")
     x_int = golden.quantize_input(graph, digits.x_test[:24])
-    expected = golden.run_from_int(graph, x_int)
+    expected = golden.predict_from_int(graph, x_int)
     icarus = runner.simulate(tmp_path / "b" / "rtl", x_int, expected, "icarus", 0.2, 0.2, seed=2)
     verilator = runner.simulate_bulk(tmp_path / "b" / "rtl", x_int, expected)
     assert icarus.mismatch is None and verilator.mismatch is None
@@ -194,7 +194,7 @@ def test_transpose_before_flatten_is_a_column_order(tmp_path, perm):
     folding = fold_mod.solve(graph, 256)
     write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
     x_int = golden.quantize_input(graph, random_inputs(graph, 20))
-    expected = golden.run_from_int(graph, x_int)
+    expected = golden.predict_from_int(graph, x_int)
     assert runner.simulate_bulk(tmp_path / "rtl", x_int, expected, 0.2, 0.2, seed=1).mismatch is None
 
 

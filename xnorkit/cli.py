@@ -105,7 +105,7 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     """SystemVerilog for the network into BUILD/rtl/ (with --backend hls also Vitis HLS C++ into BUILD/hls/)."""
     import math
 
-    from hw import folding
+    from hw import folding as fold_mod
     from xnorkit import build
 
     if not all(math.isfinite(v) for v in (clock_mhz, exit_rate, target_fps or 1.0)) or not 0 <= exit_rate < 1:
@@ -138,7 +138,7 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     target = boards.choose(board, board_file, "fpga")
     if target is not None and (fold is not None or target_fps is not None):
         raise XnorkitError("--board picks the folding itself: give it without --fold and --target-fps")
-    info = build.generate_hw(build_dir, folding.load(fold) if fold else None, target_cycles, target, exit_rate)
+    info = build.generate_hw(build_dir, fold_mod.load(fold) if fold else None, target_cycles, target, exit_rate)
     exit_pace = (f" ({info['exit_interval']} while few inputs stay past the early exit)" if "exit_interval" in info
                  else "")
     console.print(f"wrote {build_dir}/rtl/: {len(info['layers'])} layers, {info['initiation_interval']} cycles "
@@ -146,12 +146,12 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     if target is not None:
         from hw import fit
 
-        est = fit.estimate(build.backend_graph(build_dir), folding.from_json(info["folding"]), target)
+        est = fit.estimate(build.backend_graph(build_dir), fold_mod.from_json(info["folding"]), target)
         console.print(f"{target.name}: estimated {est.lut:,} of {target.lut:,} LUTs, {est.ff:,} of {target.ff:,} "
                       f"FFs, {est.bram} of {target.bram} block RAMs; {target.clock_mhz:g} MHz -> "
                       f"{target.clock_mhz * 1e6 / info['initiation_interval']:,.0f} inferences/s")
     if backend == "hls":
-        path, checked = build.generate_hls(build_dir, folding.from_json(info["folding"]), target)
+        path, checked = build.generate_hls(build_dir, fold_mod.from_json(info["folding"]), target)
         console.print(f"wrote {path}/ (xk_model.cpp, xk_weights.h, xk_hls.h, xk_hls_tb.cpp, run_hls.tcl); g++: "
                       f"bit-exact against golden on {checked} inputs")
 
@@ -214,7 +214,7 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         x_int = golden.quantize_input(graph, build.check_inputs(graph, build.read_inputs(input)))
     else:
         x_int = golden.random_int_inputs(graph, count, seed)
-    expected = golden.run_from_int(graph, x_int)
+    expected = golden.predict_from_int(graph, x_int)
     if gate_level is not None:
         import re
 

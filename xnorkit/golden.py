@@ -181,8 +181,9 @@ def predict_float(graph: Graph, x: np.ndarray) -> np.ndarray:
     return _joined(run(graph, x), graph.float_outputs)
 
 
-def run_from_int(graph: Graph, x_int: np.ndarray) -> np.ndarray:
-    """The integer outputs for already quantized inputs (what the hardware backends receive)."""
+def predict_from_int(graph: Graph, x_int: np.ndarray) -> np.ndarray:
+    """predict_int for already quantized inputs (what the hardware backends receive): the joined integer
+    outputs, with early exits the index of the exit taken appended (with_exits)."""
     first = graph.nodes[0]
     values = {first.output: np.asarray(x_int, dtype=np.int64).reshape((len(x_int),) + graph.shape(first.output))}
     for node in graph.nodes[1:]:
