@@ -274,226 +274,293 @@ def _exits_first(graph: Graph) -> list:
     return placed + [n for n in graph.nodes if n.name not in seen]
 
 
-def lower(graph: Graph, binary_kernels: bool = True) -> Program:
-    """The call sequence and tensors of a network, planned into one arena. `binary_kernels=False` builds the
-    int8 baseline of the same network: bipolar values as integers -1/+1 and weights as int8, every layer a
-    plain multiply-accumulate loop (for comparisons in the same harness; the same integers)."""
-    prog = Program()
-    at: dict[str, Tensor] = {}
-    # a flattened map (after a transpose, or not): (the stored (C, H, W) map, the logical axes as its axes)
-    layout_of: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = {}
-    layer = 0
+@dataclass
+class _Lowering:
+    """Lowering one graph: the program built so far, where each IR tensor is stored, and what the outputs
+    need (their places in `output`, the early exits, which are written)."""
 
-    def as_int(t: Tensor) -> Tensor:
+    graph: Graph
+    binary_kernels: bool
+    prog: Program = field(default_factory=Program)
+    at: dict[str, Tensor] = field(default_factory=dict)
+    # a flattened map (after a transpose, or not): (the stored (C, H, W) map, the logical axes as its axes)
+    layout_of: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = field(default_factory=dict)
+    layer: int = 0
+    written: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        # where each output goes in `output` (early exits first, in the graph's order, as golden joins them)
+        self.offsets, self.end = {}, 0
+        for name in self.graph.outputs:
+            self.offsets[name] = self.end
+            self.end += int(np.prod(self.graph.shape(name)))
+        self.exits = dict(self.graph.exits)
+
+    def as_int(self, t: Tensor) -> Tensor:
         """`t` as int32 values (an unpacked copy of a bipolar tensor, -1/+1)."""
         if not t.bits:
             return t
-        copy = prog.tensor(f"{t.what} as integers", False, t.channels, t.pixels)
-        prog.call(f"xk_bits_to_int({{}}, {t.channels}u, {t.pixels}u, {{}});", t, writes=copy)
+        copy = self.prog.tensor(f"{t.what} as integers", False, t.channels, t.pixels)
+        self.prog.call(f"xk_bits_to_int({{}}, {t.channels}u, {t.pixels}u, {{}});", t, writes=copy)
         return copy
 
-    # where each output goes in `output` (early exits first, in the graph's order, as golden joins them)
-    offsets, offset = {}, 0
-    for name in graph.outputs:
-        offsets[name] = offset
-        offset += int(np.prod(graph.shape(name)))
-    exits = dict(graph.exits)
-    written: set[str] = set()
-
-    def class_of(name: str) -> str:
+    def class_of(self, name: str) -> str:
         """The class of an output (xk_class over its Dequantize's integer class scores, one per value)."""
-        node, size = graph.dequantize_of(name), int(np.prod(graph.shape(name)))
-        table = f"xk_scores{graph.outputs.index(name)}"
+        node, size = self.graph.dequantize_of(name), int(np.prod(self.graph.shape(name)))
+        table = f"xk_scores{self.graph.outputs.index(name)}"
         repeat = size // len(node.score_weight)
-        prog.table("int32_t", f"{table}_weight", np.repeat(node.score_weight, repeat), 10)
-        prog.table("int64_t", f"{table}_bias", np.repeat(node.score_bias, repeat), 4, "INT64_C({})")
-        return f"output + {offsets[name]}, {table}_weight, {table}_bias, {size}u"
+        self.prog.table("int32_t", f"{table}_weight", np.repeat(node.score_weight, repeat), 10)
+        self.prog.table("int64_t", f"{table}_bias", np.repeat(node.score_bias, repeat), 4, "INT64_C({})")
+        return f"output + {self.offsets[name]}, {table}_weight, {table}_bias, {size}u"
 
-    def write_output(name: str) -> None:
-        result = at[name]
-        out_type = graph.tensor_types.get(name)
+    def write_output(self, name: str) -> None:
+        """Copy an output into `output`; after an early exit's, its test (numerics.exit_taken)."""
+        result, out_type = self.at[name], self.graph.tensor_types.get(name)
         if out_type is not None and out_type.bipolar and not result.bits:
             raise XnorkitError("the int8 baseline cannot return a bipolar output as bits")
         kernel = "xk_output_bits" if result.bits else "xk_output_int"
-        prog.call(f"{kernel}({{}}, {result.channels}u, {result.pixels}u, output + {offsets[name]});", result,
-                  comment=f"output {name}")
-        written.add(name)
-        if name in exits:  # numerics.exit_taken: stop here when the margin reaches the exit's threshold
-            index = list(exits).index(name)
-            step = len(prog.calls) + 1  # the profile point that follows this call
-            scores = class_of(name)
-            prog.call(f"if (xk_exit_margin({scores}) >= INT64_C({exits[name]})) {{{{ "
-                      f"output[{offset}] = {index}; XK_PROFILE_POINT({step}u); "
-                      f"return xk_class({scores}); }}}}", comment=f"early exit {index}")
+        self.prog.call(f"{kernel}({{}}, {result.channels}u, {result.pixels}u, output + {self.offsets[name]});",
+                       result, comment=f"output {name}")
+        self.written.add(name)
+        if name in self.exits:  # stop here when the margin reaches the exit's threshold
+            index = list(self.exits).index(name)
+            step = len(self.prog.calls) + 1  # the profile point that follows this call
+            scores = self.class_of(name)
+            self.prog.call(f"if (xk_exit_margin({scores}) >= INT64_C({self.exits[name]})) {{{{ "
+                           f"output[{self.end}] = {index}; XK_PROFILE_POINT({step}u); "
+                           f"return xk_class({scores}); }}}}", comment=f"early exit {index}")
 
-    if exits:  # outputs an early return leaves uncomputed read 0
-        prog.call(f"for (uint32_t i = 0; i < {offset + 1}u; i++) output[i] = 0;")
+
+def _lower_quantize(lw: _Lowering, node: Quantize) -> None:
+    lw.at[node.output] = _quantize(lw.prog, lw.graph, node, lw.binary_kernels)
+
+
+def _lower_layout(lw: _Lowering, node: Reshape | Transpose) -> None:
+    """A flatten (after a transpose, or not) changes only which order a later layer reads: nothing is called."""
+    shape = lw.graph.shape(node.input)
+    map_shape, axes, flat = lw.layout_of.get(node.input) or (shape, (0, 1, 2), False)
+    if isinstance(node, Transpose) and len(shape) == 3 and not flat:
+        lw.layout_of[node.output] = (map_shape, tuple(axes[p] for p in node.perm), False)
+    elif isinstance(node, Reshape) and len(map_shape) == 3 and len(node.shape) == 1:
+        lw.layout_of[node.output] = (map_shape, axes, True)
+    elif not (isinstance(node, Reshape) and tuple(node.shape) == tuple(shape)):
+        raise XnorkitError(f"{type(node).__name__.lower()} '{node.name}' {shape} -> "
+                           f"{tuple(lw.graph.shape(node.output))}: the C generator stores feature maps pixel "
+                           f"by pixel and supports only a flatten (after a transpose, or not) before a "
+                           f"fully connected layer")
+    elif node.input in lw.layout_of:
+        lw.layout_of[node.output] = lw.layout_of[node.input]
+    lw.at[node.output] = lw.at[node.input]
+
+
+def dense_kernel(node: MatMul, matrix: np.ndarray, packed_input: bool, pixels: int, channels: int,
+                 binary_kernels: bool) -> str:
+    """The C kernel of a fully connected layer (firmware/lib/xk_kernels.h), `matrix` its weights in the stored
+    input's order (`pixels` x `channels`, packed bits or int32): bin_bin (XNOR-popcount), bin_sparse or
+    bin_masked (bipolar inputs, weights -1/0/+1 as two bit planes, only the nonzero words when that is
+    smaller), int_bin (integer inputs by bit planes, binary weights), int_kbit (2- or 4-bit weight fields),
+    int_int (int8 weights)."""
+    if node.in_dtype.bipolar and node.w_dtype.bipolar and packed_input:
+        return "bin_bin"
+    if packed_input and binary_kernels and node.w_dtype.bits == 2 and packing.signs_or_zeros(matrix):
+        stored = int((_bit_planes(matrix, pixels, channels)[0] != 0).sum())
+        return "bin_sparse" if stored * 80 + (len(matrix) + 1) * 32 < len(matrix) * pixels * _words(channels) * 64 \
+            else "bin_masked"
+    if node.w_dtype.bipolar and binary_kernels:
+        return "int_bin"
+    if node.w_dtype.bits <= 4 and binary_kernels:
+        return "int_kbit"
+    return "int_int"
+
+
+def _bit_planes(matrix: np.ndarray, pixels: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(nonzero, positive) weight bits, packed per pixel of the stored input: (rows, words)."""
+    planes = matrix.reshape(len(matrix), pixels, channels)
+    keep = packing.pack_bits((planes != 0).astype(np.uint8), 32).reshape(len(matrix), -1)
+    positive = packing.pack_bits((planes > 0).astype(np.uint8), 32).reshape(len(matrix), -1)
+    return keep, positive
+
+
+def _lower_matmul(lw: _Lowering, node: MatMul) -> None:
+    x, prog = lw.at[node.input], lw.prog
+    _check_weight_widths(node)
+    acc = lw.at[node.output] = prog.tensor(node.output, False, *_map(lw.graph, node.output))
+    matrix = node.weights
+    if node.input in lw.layout_of:
+        map_shape, axes, _ = lw.layout_of[node.input]
+        matrix = packing.hwc_columns(matrix, map_shape, axes)
+    name, n_out = f"xk_l{lw.layer}_weights", node.out_features
+    kernel = dense_kernel(node, matrix, bool(x.bits), x.pixels, x.channels, lw.binary_kernels)
+    if kernel == "bin_bin":  # packed per pixel of the stored input, as the input is
+        rows = packing.bipolar_to_bits(matrix.reshape(len(matrix), x.pixels, x.channels))
+        prog.table("uint32_t", name, packing.pack_bits(rows, 32), 6, "0x{:08x}u")
+        prog.call(f"xk_dense_bin_bin({{}}, {x.pixels * _words(x.channels)}u, {x.pixels * x.channels}u, {name}, "
+                  f"{n_out}u, {{}});", x, writes=acc, comment=node.name)
+    elif kernel in ("bin_sparse", "bin_masked"):
+        _dense_two_planes(prog, kernel, name, matrix, x, acc, node)
+    elif kernel == "int_bin":  # by the input's bit planes on the binary kernel
+        bits = packing.bipolar_to_bits(matrix)
+        prog.table("uint32_t", name, packing.pack_bits(bits, 32), 6, "0x{:08x}u")
+        ones = prog.table("int32_t", f"{name}_ones", bits.sum(axis=1), 10)
+        planes = prog.tensor(f"{node.input} bit planes", True, node.in_features, node.in_dtype.bits)
+        prog.call(f"xk_dense_int_bin({{}}, {node.in_features}u, {node.in_dtype.bits}u, {int(node.in_dtype.signed)}, "
+                  f"{name}, {ones}, {n_out}u, {{}}, {{}});", x, planes, writes=acc, comment=node.name)
+        planes.first = planes.last = len(prog.calls) - 1
+    elif kernel == "int_kbit":  # 2- or 4-bit fields: less flash than int8
+        field_bits = 2 if node.w_dtype.bits <= 2 else 4
+        prog.table("uint32_t", name, packing.pack_rows(matrix, field_bits), 6, "0x{:08x}u")
+        prog.call(f"xk_dense_int_kbit({{}}, {node.in_features}u, {name}, {field_bits}u, {n_out}u, {{}});",
+                  lw.as_int(x), writes=acc, comment=node.name)
+    else:
+        prog.table("int8_t", name, matrix, 16)
+        prog.call(f"xk_dense_int_int({{}}, {node.in_features}u, {name}, {n_out}u, {{}});", lw.as_int(x),
+                  writes=acc, comment=node.name)
+    lw.layer += 1
+
+
+def _check_weight_widths(node: MatMul | Conv) -> None:
+    if node.w_dtype.bits > 8:
+        raise XnorkitError(f"layer '{node.name}': {node.w_dtype.name()} weights do not fit the C kernels' int8 "
+                           f"weights (8 bits at most)")
+    if not node.in_dtype.bipolar and node.in_dtype.bits > 16:
+        raise XnorkitError(f"layer '{node.name}': integer inputs over 16 bits do not fit the C kernels")
+
+
+def _dense_two_planes(prog: Program, kernel: str, name: str, matrix: np.ndarray, x: Tensor, acc: Tensor,
+                      node: MatMul) -> None:
+    """Weights -1, 0, +1 (pruned binary, ternary) as two bit planes; bin_sparse stores only the words holding a
+    kept weight with their places (row starts, word indices): zero blocks neither stored nor visited."""
+    keep, positive = _bit_planes(matrix, x.pixels, x.channels)
+    kept = prog.table("int32_t", f"{name}_kept", np.count_nonzero(matrix, axis=1), 10)
+    if kernel == "bin_sparse":
+        stored = keep != 0
+        starts = prog.table("uint32_t", f"{name}_row_start", np.r_[0, np.cumsum(stored.sum(axis=1))], 10)
+        index = prog.table("uint16_t", f"{name}_word_index", np.nonzero(stored)[1], 12)
+        prog.table("uint32_t", name, keep[stored], 6, "0x{:08x}u")
+        sign = prog.table("uint32_t", f"{name}_positive", positive[stored], 6, "0x{:08x}u")
+        prog.call(f"xk_dense_bin_sparse({{}}, {starts}, {index}, {name}, {sign}, {kept}, {node.out_features}u, "
+                  f"{{}});", x, writes=acc, comment=node.name)
+    else:
+        prog.table("uint32_t", name, keep, 6, "0x{:08x}u")
+        sign = prog.table("uint32_t", f"{name}_positive", positive, 6, "0x{:08x}u")
+        prog.call(f"xk_dense_bin_masked({{}}, {x.pixels * _words(x.channels)}u, {name}, {sign}, {kept}, "
+                  f"{node.out_features}u, {{}});", x, writes=acc, comment=node.name)
+
+
+def _lower_conv(lw: _Lowering, node: Conv) -> None:
+    x, prog, graph = lw.at[node.input], lw.prog, lw.graph
+    _check_weight_widths(node)
+    acc = lw.at[node.output] = prog.tensor(node.output, False, *_map(graph, node.output))
+    name = f"xk_l{lw.layer}_weights"
+    c, h, w = graph.shape(node.input)
+    _, ho, wo = graph.shape(node.output)
+    kh, kw = node.weights.shape[2:]
+    shape = _geometry(prog, "xk_conv_shape", dict(
+        c=c, h=h, w=w, out_c=node.out_channels, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1],
+        pad_t=node.pads[0], pad_l=node.pads[1], ho=ho, wo=wo, groups=node.groups))
+    kernels = node.weights.transpose(0, 2, 3, 1)  # (o, ky, kx, c): the stored pixel's order
+    if node.in_dtype.bipolar and node.w_dtype.bipolar and x.bits and node.groups == 1:
+        prog.table("uint32_t", name, packing.pack_bits(packing.bipolar_to_bits(kernels), 32), 6, "0x{:08x}u")
+        prog.call(f"xk_conv_bin_bin({{}}, &{shape}, {name}, {{}});", x, writes=acc, comment=node.name)
+    else:
+        prog.table("int8_t", name, kernels, 16)
+        prog.call(f"xk_conv_int_int({{}}, &{shape}, {name}, {{}});", lw.as_int(x), writes=acc, comment=node.name)
+    lw.layer += 1
+
+
+def _lower_threshold(lw: _Lowering, node: Threshold) -> None:
+    x, prog = lw.at[node.input], lw.prog
+    if x.bits:
+        raise XnorkitError(f"threshold '{node.name}' on a bipolar tensor is not supported by the C generator")
+    name = prog.table("int32_t", f"xk_thresholds{sum(t.ctype == 'int32_t' for t in prog.tables)}",
+                      node.thresholds, 10)
+    packed = node.out_dtype.bipolar and lw.binary_kernels
+    out = lw.at[node.output] = prog.tensor(node.output, packed, x.channels, x.pixels)
+    if node.out_dtype.bipolar:
+        kernel = "xk_threshold" if packed else "xk_sign_int"
+        prog.call(f"{kernel}({{}}, {name}, {x.channels}u, {x.pixels}u, {{}});", x, writes=out, comment=node.name)
+    else:
+        prog.call(f"xk_multithreshold({{}}, {name}, {x.channels}u, {x.pixels}u, {node.thresholds.shape[1]}u, "
+                  f"{node.base}, {{}});", x, writes=out, comment=node.name)
+
+
+def _lower_pool(lw: _Lowering, node: MaxPool | SumPool) -> None:
+    x, prog = lw.at[node.input], lw.prog
+    c, h, w = lw.graph.shape(node.input)
+    _, ho, wo = lw.graph.shape(node.output)
+    pads = node.pads if isinstance(node, MaxPool) else (0, 0, 0, 0)
+    shape = _geometry(prog, "xk_pool_shape", dict(
+        c=c, h=h, w=w, kh=node.kernel[0], kw=node.kernel[1], sh=node.stride[0], sw=node.stride[1],
+        pad_t=pads[0], pad_l=pads[1], ho=ho, wo=wo))
+    if isinstance(node, MaxPool):
+        out = lw.at[node.output] = prog.tensor(node.output, x.bits, c, ho * wo)
+        kernel = "xk_maxpool_bits" if x.bits else "xk_maxpool_int"
+        prog.call(f"{kernel}({{}}, &{shape}, {{}});", x, writes=out, comment=node.name)
+    else:
+        x = lw.as_int(x)
+        out = lw.at[node.output] = prog.tensor(node.output, False, c, ho * wo)
+        prog.call(f"xk_sumpool_int({{}}, &{shape}, {{}});", x, writes=out, comment=node.name)
+
+
+def _lower_add(lw: _Lowering, node: Add) -> None:
+    a, b = (lw.as_int(lw.at[t]) for t in node.inputs)
+    out = lw.at[node.output] = lw.prog.tensor(node.output, False, a.channels, a.pixels)
+    lw.prog.call(f"xk_add_int({{}}, {{}}, {a.channels * a.pixels}u, {{}});", a, b, writes=out, comment=node.name)
+
+
+def _lower_concat(lw: _Lowering, node: Concat) -> None:
+    if len(node.inputs) != 2:
+        raise XnorkitError(f"concat '{node.name}' of {len(node.inputs)} tensors: the C generator joins two")
+    a, b = (lw.at[t] for t in node.inputs)
+    if a.bits != b.bits:
+        a, b = lw.as_int(a), lw.as_int(b)
+    out = lw.at[node.output] = lw.prog.tensor(node.output, a.bits, a.channels + b.channels, a.pixels)
+    kernel = "xk_concat_bits" if a.bits else "xk_concat_int"
+    lw.prog.call(f"{kernel}({{}}, {a.channels}u, {{}}, {b.channels}u, {a.pixels}u, {{}});", a, b, writes=out,
+                 comment=node.name)
+
+
+def _lower_nothing(lw: _Lowering, node: Dequantize) -> None:
+    """Float outputs are the host's business; the C API returns the integers."""
+
+
+_LOWER = {Quantize: _lower_quantize, Reshape: _lower_layout, Transpose: _lower_layout, MatMul: _lower_matmul,
+          Conv: _lower_conv, Threshold: _lower_threshold, MaxPool: _lower_pool, SumPool: _lower_pool,
+          Add: _lower_add, Concat: _lower_concat, Dequantize: _lower_nothing}
+
+
+def lower(graph: Graph, binary_kernels: bool = True) -> Program:
+    """The call sequence and tensors of a network, planned into one arena: one handler per IR op (_LOWER).
+    `binary_kernels=False` builds the int8 baseline of the same network: bipolar values as integers -1/+1
+    and weights as int8, every layer a plain multiply-accumulate loop (the same integers)."""
+    lw = _Lowering(graph, binary_kernels)
+    if lw.exits:  # outputs an early return leaves uncomputed read 0
+        lw.prog.call(f"for (uint32_t i = 0; i < {lw.end + 1}u; i++) output[i] = 0;")
     stored_as_is = graph.channels_last_input()  # the quantizer already wrote the transposed map
-    for node in _exits_first(graph) if exits else graph.nodes:
-        for name in exits:  # each exit's output as soon as it exists, then its test
-            if name in at and name not in written:
-                write_output(name)
-        transposed = [t for t in inputs_of(node) if t in layout_of and not layout_of[t][2]]
+    for node in _exits_first(graph) if lw.exits else graph.nodes:
+        for name in lw.exits:  # each exit's output as soon as it exists, then its test
+            if name in lw.at and name not in lw.written:
+                lw.write_output(name)
+        transposed = [t for t in inputs_of(node) if t in lw.layout_of and not lw.layout_of[t][2]]
         if transposed and not isinstance(node, Reshape | Transpose):
             raise XnorkitError(f"'{node.name}' reads a transposed feature map; the C generator stores feature maps "
                                f"pixel by pixel and only a flatten may follow a transpose")
-        if isinstance(node, Quantize):
-            at[node.output] = _quantize(prog, graph, node, binary_kernels)
-        elif node is stored_as_is:
-            at[node.output] = at[node.input]
-        elif isinstance(node, Reshape | Transpose):
-            shape = graph.shape(node.input)
-            map_shape, axes, flat = layout_of.get(node.input) or (shape, (0, 1, 2), False)
-            if isinstance(node, Transpose) and len(shape) == 3 and not flat:
-                layout_of[node.output] = (map_shape, tuple(axes[p] for p in node.perm), False)
-            elif isinstance(node, Reshape) and len(map_shape) == 3 and len(node.shape) == 1:
-                layout_of[node.output] = (map_shape, axes, True)
-            elif not (isinstance(node, Reshape) and tuple(node.shape) == tuple(shape)):
-                raise XnorkitError(f"{type(node).__name__.lower()} '{node.name}' {shape} -> "
-                                   f"{tuple(graph.shape(node.output))}: the C generator stores feature maps pixel "
-                                   f"by pixel and supports only a flatten (after a transpose, or not) before a "
-                                   f"fully connected layer")
-            elif node.input in layout_of:
-                layout_of[node.output] = layout_of[node.input]
-            at[node.output] = at[node.input]
-        elif isinstance(node, MatMul | Conv):
-            x = at[node.input]
-            if node.w_dtype.bits > 8:
-                raise XnorkitError(f"layer '{node.name}': {node.w_dtype.name()} weights do not fit the C kernels' "
-                                   f"int8 weights (8 bits at most)")
-            if not node.in_dtype.bipolar and node.in_dtype.bits > 16:
-                raise XnorkitError(f"layer '{node.name}': integer inputs over 16 bits do not fit the C kernels")
-            channels, pixels = _map(graph, node.output)
-            acc = at[node.output] = prog.tensor(node.output, False, channels, pixels)
-            name = f"xk_l{layer}_weights"
-            binary = node.in_dtype.bipolar and node.w_dtype.bipolar and x.bits
-            if isinstance(node, MatMul):
-                matrix = node.weights
-                if node.input in layout_of:
-                    map_shape, axes, _ = layout_of[node.input]
-                    matrix = packing.hwc_columns(matrix, map_shape, axes)
-                if binary:  # packed per pixel of the stored input, as the input is
-                    rows = packing.bipolar_to_bits(matrix.reshape(len(matrix), x.pixels, x.channels))
-                    prog.table("uint32_t", name, packing.pack_bits(rows, 32), 6, "0x{:08x}u")
-                    prog.call(f"xk_dense_bin_bin({{}}, {x.pixels * _words(x.channels)}u, {x.pixels * x.channels}u, "
-                              f"{name}, {node.out_features}u, {{}});", x, writes=acc, comment=node.name)
-                elif (x.bits and binary_kernels and node.w_dtype.bits == 2
-                      and packing.signs_or_zeros(matrix)):  # pruned binary / ternary: two bit planes
-                    planes3 = matrix.reshape(len(matrix), x.pixels, x.channels)
-                    keep = packing.pack_bits((planes3 != 0).astype(np.uint8), 32).reshape(len(matrix), -1)
-                    positive = packing.pack_bits((planes3 > 0).astype(np.uint8), 32).reshape(len(matrix), -1)
-                    kept = prog.table("int32_t", f"{name}_kept", np.count_nonzero(matrix, axis=1), 10)
-                    stored = keep != 0
-                    # the words holding a kept weight with their places (row starts, word indices), when smaller
-                    # than both planes whole: zero blocks neither stored nor visited
-                    if stored.sum() * 80 + (len(matrix) + 1) * 32 < keep.size * 64:
-                        starts = prog.table("uint32_t", f"{name}_row_start", np.r_[0, np.cumsum(stored.sum(axis=1))],
-                                            10)
-                        index = prog.table("uint16_t", f"{name}_word_index", np.nonzero(stored)[1], 12)
-                        prog.table("uint32_t", name, keep[stored], 6, "0x{:08x}u")
-                        sign = prog.table("uint32_t", f"{name}_positive", positive[stored], 6, "0x{:08x}u")
-                        prog.call(f"xk_dense_bin_sparse({{}}, {starts}, {index}, {name}, {sign}, {kept}, "
-                                  f"{node.out_features}u, {{}});", x, writes=acc, comment=node.name)
-                    else:
-                        prog.table("uint32_t", name, keep, 6, "0x{:08x}u")
-                        sign = prog.table("uint32_t", f"{name}_positive", positive, 6, "0x{:08x}u")
-                        prog.call(f"xk_dense_bin_masked({{}}, {x.pixels * _words(x.channels)}u, {name}, {sign}, "
-                                  f"{kept}, {node.out_features}u, {{}});", x, writes=acc, comment=node.name)
-                elif node.w_dtype.bipolar and binary_kernels:  # by the input's bit planes on the binary kernel
-                    bits = packing.bipolar_to_bits(matrix)
-                    prog.table("uint32_t", name, packing.pack_bits(bits, 32), 6, "0x{:08x}u")
-                    ones = prog.table("int32_t", f"{name}_ones", bits.sum(axis=1), 10)
-                    planes = prog.tensor(f"{node.input} bit planes", True, node.in_features, node.in_dtype.bits)
-                    prog.call(f"xk_dense_int_bin({{}}, {node.in_features}u, {node.in_dtype.bits}u, "
-                              f"{int(node.in_dtype.signed)}, {name}, {ones}, {node.out_features}u, {{}}, {{}});",
-                              x, planes, writes=acc, comment=node.name)
-                    planes.first = planes.last = len(prog.calls) - 1
-                elif node.w_dtype.bits <= 4 and binary_kernels:  # 2- or 4-bit fields: less flash than int8
-                    field = 2 if node.w_dtype.bits <= 2 else 4
-                    prog.table("uint32_t", name, packing.pack_rows(matrix, field), 6, "0x{:08x}u")
-                    prog.call(f"xk_dense_int_kbit({{}}, {node.in_features}u, {name}, {field}u, {node.out_features}u, "
-                              f"{{}});", as_int(x), writes=acc, comment=node.name)
-                else:
-                    prog.table("int8_t", name, matrix, 16)
-                    prog.call(f"xk_dense_int_int({{}}, {node.in_features}u, {name}, {node.out_features}u, {{}});",
-                              as_int(x), writes=acc, comment=node.name)
-            else:
-                c, h, w = graph.shape(node.input)
-                _, ho, wo = graph.shape(node.output)
-                kh, kw = node.weights.shape[2:]
-                shape = _geometry(prog, "xk_conv_shape", dict(
-                    c=c, h=h, w=w, out_c=node.out_channels, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1],
-                    pad_t=node.pads[0], pad_l=node.pads[1], ho=ho, wo=wo, groups=node.groups))
-                kernels = node.weights.transpose(0, 2, 3, 1)  # (o, ky, kx, c): the stored pixel's order
-                if binary and node.groups == 1:
-                    prog.table("uint32_t", name, packing.pack_bits(packing.bipolar_to_bits(kernels), 32), 6,
-                               "0x{:08x}u")
-                    prog.call(f"xk_conv_bin_bin({{}}, &{shape}, {name}, {{}});", x, writes=acc, comment=node.name)
-                else:
-                    prog.table("int8_t", name, kernels, 16)
-                    prog.call(f"xk_conv_int_int({{}}, &{shape}, {name}, {{}});", as_int(x), writes=acc,
-                              comment=node.name)
-            layer += 1
-        elif isinstance(node, Threshold):
-            x = at[node.input]
-            if x.bits:
-                raise XnorkitError(f"threshold '{node.name}' on a bipolar tensor is not supported by the C generator")
-            name = prog.table("int32_t", f"xk_thresholds{sum(t.ctype == 'int32_t' for t in prog.tables)}",
-                              node.thresholds, 10)
-            packed = node.out_dtype.bipolar and binary_kernels
-            out = at[node.output] = prog.tensor(node.output, packed, x.channels, x.pixels)
-            if node.out_dtype.bipolar and not packed:
-                prog.call(f"xk_sign_int({{}}, {name}, {x.channels}u, {x.pixels}u, {{}});", x, writes=out,
-                          comment=node.name)
-            elif node.out_dtype.bipolar:
-                prog.call(f"xk_threshold({{}}, {name}, {x.channels}u, {x.pixels}u, {{}});", x, writes=out,
-                          comment=node.name)
-            else:
-                prog.call(f"xk_multithreshold({{}}, {name}, {x.channels}u, {x.pixels}u, {node.thresholds.shape[1]}u, "
-                          f"{node.base}, {{}});", x, writes=out, comment=node.name)
-        elif isinstance(node, MaxPool | SumPool):
-            x = at[node.input]
-            c, h, w = graph.shape(node.input)
-            _, ho, wo = graph.shape(node.output)
-            pads = node.pads if isinstance(node, MaxPool) else (0, 0, 0, 0)
-            shape = _geometry(prog, "xk_pool_shape", dict(
-                c=c, h=h, w=w, kh=node.kernel[0], kw=node.kernel[1], sh=node.stride[0], sw=node.stride[1],
-                pad_t=pads[0], pad_l=pads[1], ho=ho, wo=wo))
-            if isinstance(node, MaxPool):
-                out = at[node.output] = prog.tensor(node.output, x.bits, c, ho * wo)
-                kernel = "xk_maxpool_bits" if x.bits else "xk_maxpool_int"
-                prog.call(f"{kernel}({{}}, &{shape}, {{}});", x, writes=out, comment=node.name)
-            else:
-                x = as_int(x)
-                out = at[node.output] = prog.tensor(node.output, False, c, ho * wo)
-                prog.call(f"xk_sumpool_int({{}}, &{shape}, {{}});", x, writes=out, comment=node.name)
-        elif isinstance(node, Add):
-            a, b = (as_int(at[t]) for t in node.inputs)
-            out = at[node.output] = prog.tensor(node.output, False, a.channels, a.pixels)
-            prog.call(f"xk_add_int({{}}, {{}}, {a.channels * a.pixels}u, {{}});", a, b, writes=out, comment=node.name)
-        elif isinstance(node, Concat):
-            if len(node.inputs) != 2:
-                raise XnorkitError(f"concat '{node.name}' of {len(node.inputs)} tensors: the C generator joins two")
-            a, b = (at[t] for t in node.inputs)
-            if a.bits != b.bits:
-                a, b = as_int(a), as_int(b)
-            out = at[node.output] = prog.tensor(node.output, a.bits, a.channels + b.channels, a.pixels)
-            kernel = "xk_concat_bits" if a.bits else "xk_concat_int"
-            prog.call(f"{kernel}({{}}, {a.channels}u, {{}}, {b.channels}u, {a.pixels}u, {{}});", a, b, writes=out,
-                      comment=node.name)
-        elif isinstance(node, Dequantize):
-            continue  # float outputs are the host's business; the C API returns the integers
-        else:
+        handler = _LOWER.get(type(node))
+        if handler is None:
             raise XnorkitError(f"the C generator does not support IR node '{node.name}' ({type(node).__name__})")
+        if node is stored_as_is:
+            lw.at[node.output] = lw.at[node.input]
+        else:
+            handler(lw, node)
     for name in graph.outputs:
-        if name not in written:
-            write_output(name)
-    if exits:
-        prog.call(f"output[{offset}] = {len(exits)};", comment="no early exit: the final output")
-    prog.output = at[graph.outputs[-1]]
-    prog.result = f"xk_class({class_of(graph.outputs[-1])})"
-    plan(prog.tensors)
-    return prog
+        if name not in lw.written:
+            lw.write_output(name)
+    if lw.exits:
+        lw.prog.call(f"output[{lw.end}] = {len(lw.exits)};", comment="no early exit: the final output")
+    lw.prog.output = lw.at[graph.outputs[-1]]
+    lw.prog.result = f"xk_class({lw.class_of(graph.outputs[-1])})"
+    plan(lw.prog.tensors)
+    return lw.prog
 
 
 # What the generated library needs besides its tables and arena, measured with arm-none-eabi-gcc -O2 for a

@@ -274,3 +274,26 @@ def test_block_pruned_binary_layers_skip_zero_words(tmp_path):
     write_tree(tmp_path / "unpruned", emit_c.emit(unpruned))  # fc1 whole: the two-plane kernel over every word
     _, masked = runner.profile_cortex_m4(tmp_path / "unpruned", x[:20], 10)
     assert sparse.sum(axis=1).max() < masked.sum(axis=1).min()
+
+
+def test_the_dense_kernel_choice():
+    """emit_c.dense_kernel alone: each fully connected case to its kernel."""
+    from xnorkit.ir import BIPOLAR, IntType, MatMul
+
+    def layer(in_dtype, w_dtype, weights):
+        return MatMul("fc", "x", "y", weights, in_dtype, w_dtype, IntType(16, True))
+
+    signs = np.where(np.arange(64 * 64).reshape(64, 64) % 3 == 0, -1, 1).astype(np.int8)
+    pruned = (signs * (np.arange(64)[None, :] % 2)).astype(np.int8)  # every other weight zero
+    blocks = (signs * (np.arange(64)[None, :] < 32)).astype(np.int8)  # the second word of each row zero
+    blocks[:48] = 0  # and most rows: few words hold a weight
+    u8, i2, i4 = IntType(8), IntType(2, True), IntType(4, True)
+    cases = [(layer(BIPOLAR, BIPOLAR, signs), True, True, "bin_bin"),
+             (layer(BIPOLAR, i2, pruned), True, True, "bin_masked"),
+             (layer(BIPOLAR, i2, blocks), True, True, "bin_sparse"),
+             (layer(BIPOLAR, i2, pruned), True, False, "int_int"),
+             (layer(u8, BIPOLAR, signs), False, True, "int_bin"),
+             (layer(u8, i4, pruned * 3), False, True, "int_kbit"),
+             (layer(u8, BIPOLAR, signs), False, False, "int_int")]
+    for node, packed, binary_kernels, kernel in cases:
+        assert emit_c.dense_kernel(node, node.weights, packed, 1, 64, binary_kernels) == kernel, kernel
