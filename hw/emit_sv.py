@@ -365,138 +365,180 @@ class Lowered:
     schedules: dict[int, list[packing.Step]] = field(default_factory=dict)  # units skipping zero tiles
 
 
-_SUPPORTED = (Quantize, MatMul, Conv, Threshold, MaxPool, SumPool, Reshape, Transpose, Add, Concat, Dequantize)
-
-
 def _signed_field_bits(dtype: IntType) -> int:
     """Bits of a two's complement field holding every value of the type (sums stream as signed)."""
     return numerics.signed_type_for(dtype.min, dtype.max).bits
 
 
-def lower(graph: Graph, folding: Folding) -> Lowered:
-    """The IR as a graph of stages, in IR order. Each IR tensor is carried by one stream; `fmt` records its
-    element format as streamed, (bits, kind), which may be wider than the IR type (sums are signed)."""
-    segments = exit_segments(graph)
-    for node in graph.nodes:
-        if not isinstance(node, _SUPPORTED):
-            raise XnorkitError(f"the RTL generator does not support IR node '{node.name}' ({type(node).__name__}) "
-                               f"yet")
-    validate(graph, folding)
-    low = Lowered([], {}, {}, {}, graph.nodes[0].dtype.bits)
-    source: dict[str, int] = {}  # IR tensor -> the stage whose output stream carries it
-    fmt: dict[str, tuple[int, str]] = {}
-    # tensors whose logical layout differs from the stream's: (the streamed (C, H, W) map, the logical axes
-    # as axes of that map, flattened or not); the stream itself is always pixel by pixel, channels fastest
-    layout_of: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = {}
-    merged: set[str] = set()  # thresholds folded into the MVTU before them
+@dataclass
+class _SvLowering:
+    """Lowering one graph into stages: per IR tensor the stage whose output stream carries it (-1: the network
+    input) and its element format as streamed, (bits, kind), which may be wider than the IR type (sums are
+    signed); tensors whose logical layout differs from the stream's: (the streamed (C, H, W) map, the logical
+    axes as axes of that map, flattened or not): the stream itself is always pixel by pixel, channels fastest."""
 
-    def add(stage: Stage, inputs: list[str], output: str, out_fmt: tuple[int, str]) -> Stage:
-        low.inputs[stage.index] = [source[t] for t in inputs]
-        low.stages.append(stage)
-        source[output], fmt[output] = stage.index, out_fmt
+    graph: Graph
+    folding: Folding
+    low: Lowered
+    source: dict[str, int] = field(default_factory=dict)
+    fmt: dict[str, tuple[int, str]] = field(default_factory=dict)
+    layout_of: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = field(default_factory=dict)
+    merged: set[str] = field(default_factory=set)  # thresholds folded into the MVTU before them
+
+    def add(self, stage: Stage, inputs: list[str], output: str, out_fmt: tuple[int, str]) -> Stage:
+        self.low.inputs[stage.index] = [self.source[t] for t in inputs]
+        self.low.stages.append(stage)
+        self.source[output], self.fmt[output] = stage.index, out_fmt
         return stage
 
-    # each exit's layers in turn, then the rest; where the network goes on past an exit (its branch), it reads the
-    # exit's gate
+    def same_stream(self, node, out_fmt: tuple[int, str] | None = None) -> None:
+        """`node`'s output is its input's stream (a layout change, or a threshold merged into its MVTU)."""
+        self.source[node.output] = self.source[node.input]
+        self.fmt[node.output] = out_fmt or self.fmt[node.input]
+
+
+def _sv_quantize(lw: _SvLowering, node: Quantize) -> None:
+    lw.source[node.output], lw.fmt[node.output] = -1, (node.dtype.bits, _kind(node.dtype))
+
+
+def _sv_layout(lw: _SvLowering, node: Reshape | Transpose) -> None:
+    """A transpose or flatten changes only the order a later layer reads; the stream stays as it is."""
+    graph, layout_of = lw.graph, lw.layout_of
+    shape = graph.shape(node.input)
+    map_shape, axes, flat = layout_of.get(node.input) or (shape, (0, 1, 2), False)
+    if isinstance(node, Transpose) and len(shape) == 3 and not flat:
+        layout_of[node.output] = (map_shape, tuple(axes[p] for p in node.perm), False)
+    elif isinstance(node, Reshape) and len(map_shape) == 3 and len(node.shape) == 1:
+        layout_of[node.output] = (map_shape, axes, True)
+    elif isinstance(node, Reshape) and tuple(node.shape) == tuple(shape):
+        if node.input in layout_of:
+            layout_of[node.output] = layout_of[node.input]
+    else:
+        raise XnorkitError(f"{type(node).__name__.lower()} '{node.name}' {shape} -> "
+                           f"{tuple(graph.shape(node.output))}: the RTL streams feature maps pixel by pixel "
+                           f"and supports only a flatten (after a transpose, or not) before a fully "
+                           f"connected layer")
+    lw.same_stream(node)
+
+
+def _sv_pool(lw: _SvLowering, node: MaxPool | SumPool) -> None:
+    """A window generator and a reduction (maximum, or exact sum)."""
+    graph, n = lw.graph, len(lw.low.stages)
+    c, h, w = graph.shape(node.input)
+    _, ho, wo = graph.shape(node.output)
+    bits, kind = lw.fmt[node.input]
+    kh, kw = node.kernel
+    pads = node.pads if isinstance(node, MaxPool) else (0, 0, 0, 0)
+    pad_value = 1 << (bits - 1) if kind == "signed" else 0  # the minimum: padding never wins
+    lw.add(Stage(n, "window", f"{node.name}_window", c, bits, c, bits, kind == "signed",
+                 max(h * w, ho * wo * kh * kw), kh * kw,
+                 dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1], pad_t=pads[0],
+                      pad_l=pads[1], ho=ho, wo=wo, groups=1, bipolar_to_int=0, pad_value=pad_value)),
+           [node.input], f"{node.name}:window", (bits, kind))
+    if isinstance(node, MaxPool):
+        out_fmt = (bits, kind)
+    else:
+        out_fmt = (_signed_field_bits(graph.tensor_types[node.output]), "signed")
+    lw.add(Stage(n + 1, "pool", node.name, c, bits, c, out_fmt[0], out_fmt[1] == "signed", ho * wo * kh * kw, 1,
+                 dict(c=c, window=kh * kw, kind=int(InKind.of(kind)), sum=int(isinstance(node, SumPool)))),
+           [f"{node.name}:window"], node.output, out_fmt)
+
+
+def _sv_join(lw: _SvLowering, node: Add | Concat) -> None:
+    graph, n = lw.graph, len(lw.low.stages)
+    a, b = node.inputs if len(node.inputs) == 2 else (None, None)
+    if a is None:
+        raise XnorkitError(f"concat '{node.name}' of {len(node.inputs)} tensors: the RTL joins two")
+    (a_bits, a_kind), (b_bits, b_kind) = lw.fmt[a], lw.fmt[b]
+    c_a, c_b = graph.shape(a)[0], graph.shape(b)[0]
+    frame = int(np.prod(graph.shape(node.output)[1:])) if len(graph.shape(node.output)) == 3 else 1
+    if isinstance(node, Add):
+        out_fmt = (_signed_field_bits(graph.tensor_types[node.output]), "signed")
+    else:
+        if (a_bits, a_kind) != (b_bits, b_kind):
+            raise XnorkitError(f"concat '{node.name}': its inputs stream in different formats")
+        out_fmt = (a_bits, a_kind)
+    out_elems = c_a if isinstance(node, Add) else c_a + c_b
+    lw.add(Stage(n, "join", node.name, c_a, a_bits, out_elems, out_fmt[0], out_fmt[1] == "signed", frame, 1,
+                 dict(mode=int(isinstance(node, Concat)), b_elems=c_b, b_bits=b_bits,
+                      a_kind=int(InKind.of(a_kind)), b_kind=int(InKind.of(b_kind)), frame_beats=frame)),
+           [a, b], node.output, out_fmt)
+
+
+def _sv_threshold(lw: _SvLowering, node: Threshold) -> None:
+    """A threshold stage of its own (after a join or a pool); one after an MVTU is part of it."""
+    if node.name in lw.merged:
+        return
+    graph, n = lw.graph, len(lw.low.stages)
+    c = graph.shape(node.input)[0]
+    bits, kind = lw.fmt[node.input]
+    t = node.thresholds
+    t_bits = max(bits, numerics.signed_type_for(int(t.min()), int(t.max())).bits)
+    frame = int(np.prod(graph.shape(node.output)[1:])) if len(graph.shape(node.output)) == 3 else 1
+    out_bits = node.out_dtype.bits
+    lw.add(Stage(n, "threshold", node.name, c, bits, c, out_bits, node.base < 0, frame, 1,
+                 dict(c=c, in_kind=int(InKind.of(kind)), t_bits=t_bits, n_thresh=t.shape[1], base=node.base,
+                      threshold_file=f"l{n}_thresholds.mem")),
+           [node.input], node.output, (out_bits, _kind(node.out_dtype)))
+    lw.low.thresholds[n] = t
+
+
+def _sv_mac(lw: _SvLowering, node: MatMul | Conv) -> None:
+    """An MVTU (after a window generator for a convolution), with the threshold after it fused in."""
+    graph = lw.graph
+    threshold = next((c for c in graph.consumers(node.output) if isinstance(c, Threshold)), None)
+    if threshold is None and node.output not in graph.outputs:
+        raise XnorkitError(f"layer '{node.name}' has neither a threshold nor the graph output after it")
+    _mvtu_stages(graph, lw.folding, node, threshold, lw.low, lw.add, lw.fmt, lw.layout_of)
+    if threshold is not None:
+        lw.merged.add(threshold.name)
+        lw.source[threshold.output] = lw.source[node.output]
+        lw.fmt[threshold.output] = (threshold.out_dtype.bits, _kind(threshold.out_dtype))
+
+
+_LOWER = {Quantize: _sv_quantize, Reshape: _sv_layout, Transpose: _sv_layout, MaxPool: _sv_pool, SumPool: _sv_pool,
+          Add: _sv_join, Concat: _sv_join, Threshold: _sv_threshold, MatMul: _sv_mac, Conv: _sv_mac,
+          Dequantize: lambda lw, node: None}
+
+
+def _exits_first(graph: Graph, segments: list) -> tuple[list, dict[int, tuple[int, str]]]:
+    """Each exit's layers in turn, then the rest; where the network goes on past an exit (its branch), it
+    reads the exit's gate: the nodes in that order and, by position, the gates to insert before them."""
     ordered, gates = [], {}
     for k, (names, branch) in enumerate(segments):
         ordered += [n for n in graph.nodes if n.name in names]
         gates[len(ordered)] = (k, branch)
     taken = set().union(*(names for names, _ in segments))
-    ordered += [n for n in graph.nodes if n.name not in taken]
+    return ordered + [n for n in graph.nodes if n.name not in taken], gates
+
+
+def lower(graph: Graph, folding: Folding) -> Lowered:
+    """The IR as a graph of stages, in IR order (each exit's layers first): one handler per IR op (_LOWER)."""
+    segments = exit_segments(graph)
+    unsupported = next((n for n in graph.nodes if type(n) not in _LOWER), None)
+    if unsupported is not None:
+        raise XnorkitError(f"the RTL generator does not support IR node '{unsupported.name}' "
+                           f"({type(unsupported).__name__}) yet")
+    validate(graph, folding)
+    lw = _SvLowering(graph, folding, Lowered([], {}, {}, {}, graph.nodes[0].dtype.bits))
+    ordered, gates = _exits_first(graph, segments)
+    stored_as_is = graph.channels_last_input()  # the input streams in its own order: already this map's
     for position, node in enumerate(ordered):
         if position in gates:
-            _exit_stages(graph, low, add, source, fmt, *gates[position])
-        n = len(low.stages)
-        transposed = [t for t in inputs_of(node) if t in layout_of and not layout_of[t][2]]
+            _exit_stages(graph, lw.low, lw.add, lw.source, lw.fmt, *gates[position])
+        transposed = [t for t in inputs_of(node) if t in lw.layout_of and not lw.layout_of[t][2]]
         if transposed and not isinstance(node, Reshape | Transpose):
             raise XnorkitError(f"'{node.name}' reads a transposed feature map; the RTL streams feature maps pixel by "
                                f"pixel and only a flatten may follow a transpose")
-        if isinstance(node, Quantize):
-            source[node.output], fmt[node.output] = -1, (node.dtype.bits, _kind(node.dtype))
-        elif node is graph.channels_last_input():  # the input streams in its own order: already this map's
-            source[node.output], fmt[node.output] = source[node.input], fmt[node.input]
-        elif isinstance(node, Reshape | Transpose):
-            shape = graph.shape(node.input)
-            map_shape, axes, flat = layout_of.get(node.input) or (shape, (0, 1, 2), False)
-            if isinstance(node, Transpose) and len(shape) == 3 and not flat:
-                layout_of[node.output] = (map_shape, tuple(axes[p] for p in node.perm), False)
-            elif isinstance(node, Reshape) and len(map_shape) == 3 and len(node.shape) == 1:
-                layout_of[node.output] = (map_shape, axes, True)
-            elif isinstance(node, Reshape) and tuple(node.shape) == tuple(shape):
-                if node.input in layout_of:
-                    layout_of[node.output] = layout_of[node.input]
-            else:
-                raise XnorkitError(f"{type(node).__name__.lower()} '{node.name}' {shape} -> "
-                                   f"{tuple(graph.shape(node.output))}: the RTL streams feature maps pixel by pixel "
-                                   f"and supports only a flatten (after a transpose, or not) before a fully "
-                                   f"connected layer")
-            source[node.output], fmt[node.output] = source[node.input], fmt[node.input]
-        elif isinstance(node, MaxPool | SumPool):
-            c, h, w = graph.shape(node.input)
-            _, ho, wo = graph.shape(node.output)
-            bits, kind = fmt[node.input]
-            kh, kw = node.kernel
-            pads = node.pads if isinstance(node, MaxPool) else (0, 0, 0, 0)
-            pad_value = 1 << (bits - 1) if kind == "signed" else 0  # the minimum: padding never wins
-            add(Stage(n, "window", f"{node.name}_window", c, bits, c, bits, kind == "signed",
-                      max(h * w, ho * wo * kh * kw), kh * kw,
-                      dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1], pad_t=pads[0],
-                           pad_l=pads[1], ho=ho, wo=wo, groups=1, bipolar_to_int=0, pad_value=pad_value)),
-                [node.input], f"{node.name}:window", (bits, kind))
-            if isinstance(node, MaxPool):
-                out_fmt = (bits, kind)
-            else:
-                out_fmt = (_signed_field_bits(graph.tensor_types[node.output]), "signed")
-            add(Stage(n + 1, "pool", node.name, c, bits, c, out_fmt[0], out_fmt[1] == "signed", ho * wo * kh * kw, 1,
-                      dict(c=c, window=kh * kw, kind=int(InKind.of(kind)), sum=int(isinstance(node, SumPool)))),
-                [f"{node.name}:window"], node.output, out_fmt)
-        elif isinstance(node, Add | Concat):
-            a, b = node.inputs if len(node.inputs) == 2 else (None, None)
-            if a is None:
-                raise XnorkitError(f"concat '{node.name}' of {len(node.inputs)} tensors: the RTL joins two")
-            (a_bits, a_kind), (b_bits, b_kind) = fmt[a], fmt[b]
-            c_a, c_b = graph.shape(a)[0], graph.shape(b)[0]
-            frame = int(np.prod(graph.shape(node.output)[1:])) if len(graph.shape(node.output)) == 3 else 1
-            if isinstance(node, Add):
-                out_fmt = (_signed_field_bits(graph.tensor_types[node.output]), "signed")
-            else:
-                if (a_bits, a_kind) != (b_bits, b_kind):
-                    raise XnorkitError(f"concat '{node.name}': its inputs stream in different formats")
-                out_fmt = (a_bits, a_kind)
-            out_elems = c_a if isinstance(node, Add) else c_a + c_b
-            add(Stage(n, "join", node.name, c_a, a_bits, out_elems, out_fmt[0], out_fmt[1] == "signed", frame, 1,
-                      dict(mode=int(isinstance(node, Concat)), b_elems=c_b, b_bits=b_bits,
-                           a_kind=int(InKind.of(a_kind)), b_kind=int(InKind.of(b_kind)), frame_beats=frame)),
-                [a, b], node.output, out_fmt)
-        elif isinstance(node, Threshold):
-            if node.name in merged:
-                continue
-            c = graph.shape(node.input)[0]
-            bits, kind = fmt[node.input]
-            t = node.thresholds
-            t_bits = max(bits, numerics.signed_type_for(int(t.min()), int(t.max())).bits)
-            frame = int(np.prod(graph.shape(node.output)[1:])) if len(graph.shape(node.output)) == 3 else 1
-            out_bits = node.out_dtype.bits
-            add(Stage(n, "threshold", node.name, c, bits, c, out_bits, node.base < 0, frame, 1,
-                      dict(c=c, in_kind=int(InKind.of(kind)), t_bits=t_bits, n_thresh=t.shape[1], base=node.base,
-                           threshold_file=f"l{n}_thresholds.mem")),
-                [node.input], node.output, (out_bits, _kind(node.out_dtype)))
-            low.thresholds[n] = t
-        elif isinstance(node, MatMul | Conv):
-            threshold = next((c for c in graph.consumers(node.output) if isinstance(c, Threshold)), None)
-            if threshold is None and node.output not in graph.outputs:
-                raise XnorkitError(f"layer '{node.name}' has neither a threshold nor the graph output after it")
-            _mvtu_stages(graph, folding, node, threshold, low, add, fmt, layout_of)
-            if threshold is not None:
-                merged.add(threshold.name)
-                source[threshold.output] = source[node.output]
-                fmt[threshold.output] = (threshold.out_dtype.bits, _kind(threshold.out_dtype))
-    if source.get(graph.outputs[-1]) != len(low.stages) - 1:
+        if node is stored_as_is:
+            lw.same_stream(node)
+        else:
+            _LOWER[type(node)](lw, node)
+    if lw.source.get(graph.outputs[-1]) != len(lw.low.stages) - 1:
         raise XnorkitError("the RTL generator needs the graph output to be the last stage's stream")
     if segments:
-        _exit_merges(graph, low, add)
-    return low
+        _exit_merges(graph, lw.low, lw.add)
+    return lw.low
 
 
 def _signed_literal(value: int, bits: int) -> str:
