@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import jinja2
 import numpy as np
 
-from xnorkit import packing, tools
+from xnorkit import layout, packing, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
     Add,
@@ -283,8 +283,7 @@ class _Lowering:
     binary_kernels: bool
     prog: Program = field(default_factory=Program)
     at: dict[str, Tensor] = field(default_factory=dict)
-    # a flattened map (after a transpose, or not): (the stored (C, H, W) map, the logical axes as its axes)
-    layout_of: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = field(default_factory=dict)
+    layout_of: dict[str, layout.Layout] = field(default_factory=dict)  # xnorkit.layout.track
     layer: int = 0
     written: set[str] = field(default_factory=set)
 
@@ -337,19 +336,7 @@ def _lower_quantize(lw: _Lowering, node: Quantize) -> None:
 
 def _lower_layout(lw: _Lowering, node: Reshape | Transpose) -> None:
     """A flatten (after a transpose, or not) changes only which order a later layer reads: nothing is called."""
-    shape = lw.graph.shape(node.input)
-    map_shape, axes, flat = lw.layout_of.get(node.input) or (shape, (0, 1, 2), False)
-    if isinstance(node, Transpose) and len(shape) == 3 and not flat:
-        lw.layout_of[node.output] = (map_shape, tuple(axes[p] for p in node.perm), False)
-    elif isinstance(node, Reshape) and len(map_shape) == 3 and len(node.shape) == 1:
-        lw.layout_of[node.output] = (map_shape, axes, True)
-    elif not (isinstance(node, Reshape) and tuple(node.shape) == tuple(shape)):
-        raise XnorkitError(f"{type(node).__name__.lower()} '{node.name}' {shape} -> "
-                           f"{tuple(lw.graph.shape(node.output))}: the C generator stores feature maps pixel "
-                           f"by pixel and supports only a flatten (after a transpose, or not) before a "
-                           f"fully connected layer")
-    elif node.input in lw.layout_of:
-        lw.layout_of[node.output] = lw.layout_of[node.input]
+    layout.track(lw.graph, node, lw.layout_of, "the C generator stores")
     lw.at[node.output] = lw.at[node.input]
 
 
@@ -541,10 +528,7 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
         for name in lw.exits:  # each exit's output as soon as it exists, then its test
             if name in lw.at and name not in lw.written:
                 lw.write_output(name)
-        transposed = [t for t in inputs_of(node) if t in lw.layout_of and not lw.layout_of[t][2]]
-        if transposed and not isinstance(node, Reshape | Transpose):
-            raise XnorkitError(f"'{node.name}' reads a transposed feature map; the C generator stores feature maps "
-                               f"pixel by pixel and only a flatten may follow a transpose")
+        layout.check_reads_stored_order(node, lw.layout_of, "the C generator stores")
         handler = _LOWER.get(type(node))
         if handler is None:
             raise XnorkitError(f"the C generator does not support IR node '{node.name}' ({type(node).__name__})")

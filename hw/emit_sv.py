@@ -42,7 +42,7 @@ from hw.folding import (
     validate,
 )
 from hw.stages import InKind, MvtuMemory
-from xnorkit import numerics, packing, records, tools
+from xnorkit import layout, numerics, packing, records, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
     Add,
@@ -58,7 +58,6 @@ from xnorkit.ir import (
     SumPool,
     Threshold,
     Transpose,
-    inputs_of,
 )
 
 LIBRARY = ("xk_value.sv", "xk_multi_threshold.sv", "xk_popcount.sv", "xk_xnor_popcount.sv", "xk_adder_tree.sv",
@@ -403,21 +402,7 @@ def _sv_quantize(lw: _SvLowering, node: Quantize) -> None:
 
 def _sv_layout(lw: _SvLowering, node: Reshape | Transpose) -> None:
     """A transpose or flatten changes only the order a later layer reads; the stream stays as it is."""
-    graph, layout_of = lw.graph, lw.layout_of
-    shape = graph.shape(node.input)
-    map_shape, axes, flat = layout_of.get(node.input) or (shape, (0, 1, 2), False)
-    if isinstance(node, Transpose) and len(shape) == 3 and not flat:
-        layout_of[node.output] = (map_shape, tuple(axes[p] for p in node.perm), False)
-    elif isinstance(node, Reshape) and len(map_shape) == 3 and len(node.shape) == 1:
-        layout_of[node.output] = (map_shape, axes, True)
-    elif isinstance(node, Reshape) and tuple(node.shape) == tuple(shape):
-        if node.input in layout_of:
-            layout_of[node.output] = layout_of[node.input]
-    else:
-        raise XnorkitError(f"{type(node).__name__.lower()} '{node.name}' {shape} -> "
-                           f"{tuple(graph.shape(node.output))}: the RTL streams feature maps pixel by pixel "
-                           f"and supports only a flatten (after a transpose, or not) before a fully "
-                           f"connected layer")
+    layout.track(lw.graph, node, lw.layout_of, "the RTL streams")
     lw.same_stream(node)
 
 
@@ -526,10 +511,7 @@ def lower(graph: Graph, folding: Folding) -> Lowered:
     for position, node in enumerate(ordered):
         if position in gates:
             _exit_stages(graph, lw.low, lw.add, lw.source, lw.fmt, *gates[position])
-        transposed = [t for t in inputs_of(node) if t in lw.layout_of and not lw.layout_of[t][2]]
-        if transposed and not isinstance(node, Reshape | Transpose):
-            raise XnorkitError(f"'{node.name}' reads a transposed feature map; the RTL streams feature maps pixel by "
-                               f"pixel and only a flatten may follow a transpose")
+        layout.check_reads_stored_order(node, lw.layout_of, "the RTL streams")
         if node is stored_as_is:
             lw.same_stream(node)
         else:

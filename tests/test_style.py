@@ -13,7 +13,7 @@ def test_ruff_clean():
     assert proc.returncode == 0, proc.stdout
 
 
-CORE = ("errors", "inttype", "ir", "numerics", "packing", "frontend", "golden", "passes")
+CORE = ("errors", "inttype", "ir", "numerics", "packing", "layout", "frontend", "golden", "passes")
 # the core may read ONNX (and qonnx's cleanup), never a backend, the trainer, the driver or a simulator
 FORBIDDEN = ("hw", "firmware", "sim", "boards", "quant_train", "torch", "brevitas", "cocotb", "typer",
              "xnorkit.cli", "xnorkit.build", "xnorkit.flow", "xnorkit.report", "xnorkit.analysis")
