@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import jinja2
 import numpy as np
 
-from xnorkit import layout, packing, tools
+from xnorkit import layout, packing, passes, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
     Add,
@@ -29,7 +29,6 @@ from xnorkit.ir import (
     SumPool,
     Threshold,
     Transpose,
-    inputs_of,
 )
 
 # hand-written files copied beside the generated ones: (source in firmware/, path in the output folder)
@@ -251,27 +250,6 @@ def _quantize(prog: Program, graph: Graph, node: Quantize, binary_kernels: bool)
     prog.call(f"xk_quantize(input, {channels}u, {pixels}u, {channels_last}, {c_float(node.scale)}, {node.zero_point}, "
               f"{node.qmin}, {node.qmax}, {prologue}, {{}});", writes=q, comment=node.name)
     return q
-
-
-def _exits_first(graph: Graph) -> list:
-    """The nodes in an order that computes each early exit's output as early as possible: for each exit in turn
-    the nodes it depends on, then the rest, each group in the graph's (topological) order."""
-    producer = {n.output: n for n in graph.nodes}
-    placed: list = []
-    seen: set[str] = set()
-    for name, _ in graph.exits:
-        needed: set[str] = set()
-        stack = [name]
-        while stack:
-            node = producer.get(stack.pop())
-            if node is not None and node.name not in needed:
-                needed.add(node.name)
-                stack.extend(inputs_of(node))
-        for node in graph.nodes:
-            if node.name in needed and node.name not in seen:
-                placed.append(node)
-                seen.add(node.name)
-    return placed + [n for n in graph.nodes if n.name not in seen]
 
 
 @dataclass
@@ -524,7 +502,7 @@ def lower(graph: Graph, binary_kernels: bool = True) -> Program:
     if lw.exits:  # outputs an early return leaves uncomputed read 0
         lw.prog.call(f"for (uint32_t i = 0; i < {lw.end + 1}u; i++) output[i] = 0;")
     stored_as_is = graph.channels_last_input()  # the quantizer already wrote the transposed map
-    for node in _exits_first(graph) if lw.exits else graph.nodes:
+    for node in passes.exit_schedule(graph)[1]:  # each early exit's output as early as possible
         for name in lw.exits:  # each exit's output as soon as it exists, then its test
             if name in lw.at and name not in lw.written:
                 lw.write_output(name)

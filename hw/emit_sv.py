@@ -42,7 +42,7 @@ from hw.folding import (
     validate,
 )
 from hw.stages import InKind, MvtuMemory
-from xnorkit import layout, numerics, packing, records, tools
+from xnorkit import layout, numerics, packing, passes, records, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
     Add,
@@ -487,14 +487,14 @@ _LOWER = {Quantize: _sv_quantize, Reshape: _sv_layout, Transpose: _sv_layout, Ma
 
 
 def _exits_first(graph: Graph, segments: list) -> tuple[list, dict[int, tuple[int, str]]]:
-    """Each exit's layers in turn, then the rest; where the network goes on past an exit (its branch), it
-    reads the exit's gate: the nodes in that order and, by position, the gates to insert before them."""
-    ordered, gates = [], {}
+    """The nodes in the exit schedule (passes.exit_schedule: each exit's layers in turn, then the rest) and, by
+    position, the gate to insert before a node: where the network goes on past an exit (its branch), it reads
+    the exit's gate."""
+    gates, position = {}, 0
     for k, (names, branch) in enumerate(segments):
-        ordered += [n for n in graph.nodes if n.name in names]
-        gates[len(ordered)] = (k, branch)
-    taken = set().union(*(names for names, _ in segments))
-    return ordered + [n for n in graph.nodes if n.name not in taken], gates
+        position += len(names)
+        gates[position] = (k, branch)
+    return passes.exit_schedule(graph)[1], gates
 
 
 def lower(graph: Graph, folding: Folding) -> Lowered:

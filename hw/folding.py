@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from hw.stages import MvtuMemory
-from xnorkit import packing
+from xnorkit import packing, passes
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
     Add,
@@ -193,31 +193,25 @@ def solve(graph: Graph, target_cycles: int, exit_rate: float = 0.0) -> Folding:
 
 
 def exit_segments(graph: Graph) -> list[tuple[set[str], str]]:
-    """Per early exit, in order: the nodes its output needs that no earlier exit needs, and the one tensor where
-    the rest of the network leaves them (the exit's branch, which the RTL gates). Empty without exits."""
+    """Per early exit, in order: the nodes its output needs that no earlier exit needs (passes.exit_schedule),
+    and the one tensor where the rest of the network leaves them (the exit's branch, which the RTL gates).
+    Empty without exits."""
     if len(graph.outputs) == 1:
         return []
     if len(graph.exits) != len(graph.outputs) - 1:
         raise XnorkitError(f"the RTL generator builds early exits that stop the inference; this network has "
                            f"{len(graph.outputs) - 1} extra outputs and no exits set: set their margins first "
                            f"(xnorkit exits BUILD --margin M or --calibrate DATASET)")
-    segments, names, needed = [], set(), set()
-    for output, _ in graph.exits:
-        before, todo = set(names), [output]
-        while todo:
-            tensor = todo.pop()
-            node = graph.producer(tensor)
-            if node is None or node.name in names:
-                continue
-            names.add(node.name)
-            needed.add(tensor)
-            todo.extend(inputs_of(node))
+    segments, names = [], set()
+    for (output, _), group in zip(graph.exits, passes.exit_schedule(graph)[0], strict=True):
+        names |= group
+        needed = {graph.node(n).output for n in names}
         leaving = {t for n in graph.nodes if n.name not in names and not isinstance(n, Dequantize)
                    for t in inputs_of(n) if t in needed}
         if len(leaving) != 1:
             raise XnorkitError(f"the early exit '{output}' shares {len(leaving)} tensors with the rest of the network "
                                f"({', '.join(sorted(leaving))}); the RTL gates the network where it leaves one")
-        segments.append((names - before, leaving.pop()))
+        segments.append((group, leaving.pop()))
     return segments
 
 

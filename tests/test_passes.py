@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import random_graph, random_inputs
 from xnorkit import golden, passes
 from xnorkit.errors import XnorkitError
-from xnorkit.ir import MatMul, Threshold, verify
+from xnorkit.ir import MatMul, Threshold, inputs_of, verify
 
 
 def _with_weights(graph, name, weights):
@@ -194,3 +194,23 @@ def test_every_backend_estimate_and_report_read_the_backend_graph(capsys, consta
     (b.parent / "fold.json").write_text(json.dumps({n: {"pe": 32 if i == 0 else 1, "simd": 1}
                                                     for i, (n, _, _) in enumerate(_mac_layers(build.load(b)))}))
     assert_refused(run_cli(capsys, "hw", b, "--fold", b.parent / "fold.json"), "constant neurons: outputs")
+
+
+def test_the_exit_schedule_puts_each_exits_layers_first():
+    from tests.test_exits import branchy_graph, two_exit_graph
+
+    plain = random_graph([16, 20, 10], seed=2)
+    groups, ordered = passes.exit_schedule(plain)
+    assert groups == [] and [n.name for n in ordered] == [n.name for n in plain.nodes]
+    for graph in (branchy_graph(margin=3), two_exit_graph()):
+        groups, ordered = passes.exit_schedule(graph)
+        assert len(groups) == len(graph.exits) and sorted(n.name for n in ordered) == sorted(n.name for n in
+                                                                                              graph.nodes)
+        position = {n.name: k for k, n in enumerate(ordered)}
+        for k, (output, _) in enumerate(graph.exits):
+            assert graph.producer(output).name in groups[k]  # the exit's own layer in its group
+            later = [n.name for n in graph.nodes if not any(n.name in g for g in groups[:k + 1])]
+            assert all(position[a] < position[b] for a in groups[k] for b in later)
+        for node in ordered:  # still a topological order
+            assert all(position[graph.producer(t).name] < position[node.name]
+                       for t in inputs_of(node) if graph.producer(t) is not None)

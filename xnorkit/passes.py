@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from xnorkit import golden, numerics
-from xnorkit.ir import Dequantize, Graph, MatMul, Threshold
+from xnorkit.ir import Dequantize, Graph, MatMul, Threshold, inputs_of
 
 
 def _constant_levels(node: Threshold, layer: MatMul) -> tuple[np.ndarray, np.ndarray]:
@@ -104,3 +104,23 @@ def pipeline(graph: Graph) -> Graph:
     for run_pass in PIPELINE:
         graph = run_pass(graph)
     return graph
+
+
+def exit_schedule(graph: Graph) -> tuple[list[set[str]], list]:
+    """The order every backend computes a network with early exits in: per exit in turn the nodes its output
+    needs that no earlier exit needs (by name), then the rest; each group in the graph's (topological) order.
+    Returns the groups and the nodes in that order (the graph's order without exits)."""
+    groups: list[set[str]] = []
+    placed: set[str] = set()
+    for output, _ in graph.exits:
+        group, todo = set(), [output]
+        while todo:
+            node = graph.producer(todo.pop())
+            if node is None or node.name in placed or node.name in group:
+                continue
+            group.add(node.name)
+            todo.extend(inputs_of(node))
+        groups.append(group)
+        placed |= group
+    ordered = [n for group in groups for n in graph.nodes if n.name in group]
+    return groups, ordered + [n for n in graph.nodes if n.name not in placed]
