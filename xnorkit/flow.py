@@ -32,14 +32,23 @@ def stage_progress(progress: Progress):
     return update
 
 
+class _Timer:
+    """Seconds per stage of the flow, and in all."""
+
+    def __init__(self) -> None:
+        self.started = self.t0 = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name], self.t0 = round(now - self.t0, 2), now
+
+
 def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
              console: Console | None = None) -> dict:
-    from firmware import runner as fw_runner
+    """Train, export, compile, then every backend on the test split against golden; report.json and the report."""
     from quant_train import config as config_mod
     from quant_train import data as data_mod
-    from quant_train import recipe
-    from quant_train import train as train_mod
-    from sim import runner as sim_runner
 
     console = console or Console()
     cfg = config_mod.load(config_path)
@@ -47,34 +56,47 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
     outputs.check_folder(out, ("flow",))  # a flow rewrites its own folder stage by stage
     out.mkdir(parents=True, exist_ok=True)
     outputs.write_file(out / outputs.MARKER, "flow\n")
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-
-    def lap(name: str, t0: float) -> None:
-        timings[name] = round(time.perf_counter() - t0, 2)
-
+    timer = _Timer()
     data = data_mod.load(cfg.dataset, data_dir)
-    x_test, y_test = data.x_test, data.y_test
+    timer.t0 = time.perf_counter()  # the training stage starts with the data loaded
+    results = _train_and_compile(cfg, data, out, console, timer)
+    results |= _hardware(cfg, out / "build", data.x_test, results, console, timer)
+    results |= _firmware(out / "build", data.x_test, results["graph"], timer)
+    report = _report(cfg, data, results, timer)
+    build_mod.save_json(out / "report.json", report)
+    from xnorkit import report as report_mod
 
-    t0 = time.perf_counter()
+    report_mod.write([out / "build"], out, extra_markdown=render_markdown(report, out))
+    console.print(summary_table(report))
+    console.print(f"wrote {out / 'model.onnx'}, {out / 'build'}/, {out / 'report.json'}, {out / 'report.md'}, "
+                  f"{out / 'report.html'}")
+    return report
+
+
+def _train_and_compile(cfg, data, out: Path, console: Console, timer: _Timer) -> dict:
+    from quant_train import recipe
+    from quant_train import train as train_mod
+
     with _progress(console) as progress:
         model, metrics = recipe.run(cfg, data, stage_progress(progress))
     train_mod.save_run(model, metrics, cfg, data, out)
-    brevitas_out = train_mod.evaluate(model, x_test)
-    lap("train", t0)
-
-    t0 = time.perf_counter()
-    build = out / "build"
-    graph = build_mod.compile_model(out / "model.onnx", build)
-    golden_acc = golden.predict_int(graph, x_test)
+    brevitas_out = train_mod.evaluate(model, data.x_test)
+    timer.lap("train")
+    graph = build_mod.compile_model(out / "model.onnx", out / "build")
+    golden_acc = golden.predict_int(graph, data.x_test)
     golden_float = build_mod.dequantize(graph, golden_acc)
-    lap("compile_golden", t0)
+    timer.lap("compile_golden")
+    qonnx_float = build_mod.predict(out / "build", "qonnx", data.x_test, dequantize_output=True)
+    timer.lap("qonnx")
+    return {"graph": graph, "brevitas": brevitas_out, "golden_acc": golden_acc, "golden_float": golden_float,
+            "qonnx": qonnx_float}
 
-    t0 = time.perf_counter()
-    qonnx_float = build_mod.predict(build, "qonnx", x_test, dequantize_output=True)
-    lap("qonnx", t0)
 
-    t0 = time.perf_counter()
+def _hardware(cfg, build: Path, x_test: np.ndarray, results: dict, console: Console, timer: _Timer) -> dict:
+    """The RTL at the config's target, simulated with random stalls and back to back."""
+    from sim import runner as sim_runner
+
+    graph, golden_acc = results["graph"], results["golden_acc"]
     design = build_mod.generate_hw(build, target_cycles=cfg.hw.target_cycles)
     x_int = golden.quantize_input(graph, x_test)
     with _progress(console) as progress:
@@ -84,21 +106,27 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
         progress.update(task, completed=1, info="back to back, cycles")
         clean = sim_runner.simulate(build / "rtl", x_int, golden_acc, simulator=cfg.hw.simulator, rebuild=False)
         progress.update(task, completed=2, info="done")
-    lap("rtl", t0)
+    timer.lap("rtl")
+    return {"design": design, "rtl_stalled": stalled, "rtl_clean": clean}
+def _firmware(build: Path, x_test: np.ndarray, graph, timer: _Timer) -> dict:
+    """The C library on the host and on the Cortex-M4 under QEMU."""
+    from firmware import runner as fw_runner
 
-    t0 = time.perf_counter()
     fw_dir, footprint = build_mod.generate_firmware(build)
-    n_out = graph.result_width()
-    c_out = fw_runner.run_host(fw_dir, x_test, n_out)
-    lap("c_host", t0)
-    t0 = time.perf_counter()
-    m4_out = fw_runner.run_cortex_m4(fw_dir, x_test, n_out)
+    c_out = fw_runner.run_host(fw_dir, x_test, graph.result_width())
+    timer.lap("c_host")
+    m4_out = fw_runner.run_cortex_m4(fw_dir, x_test, graph.result_width())
     m4_size = fw_runner.size(fw_dir / "xk_cortex_m4.elf")
-    lap("cortex_m4", t0)
+    timer.lap("cortex_m4")
+    return {"c": c_out, "cortex-m4": m4_out, "m4_size": m4_size, "footprint": footprint}
 
-    n = int(len(y_test))
-    rtl_agree = min(build_mod.agreement(stalled.outputs, golden_acc, exact=True),
-                    build_mod.agreement(clean.outputs, golden_acc, exact=True))
+
+def _report(cfg, data, r: dict, timer: _Timer) -> dict:
+    """report.json: accuracy, each backend's agreement with golden, cycles, the design and the firmware."""
+    y_test, n = data.y_test, int(len(data.y_test))
+    golden_acc, golden_float, brevitas_out = r["golden_acc"], r["golden_float"], r["brevitas"]
+    exact = [build_mod.agreement(r[k].outputs, golden_acc, exact=True) for k in ("rtl_stalled", "rtl_clean")]
+    clean, design = r["rtl_clean"], r["design"]
     report = {
         "dataset": data.name,
         "n_test": n,
@@ -109,14 +137,14 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
         "agreement": {
             "brevitas_argmax": int((brevitas_out.argmax(1) == golden_float.argmax(1)).sum()),
             "brevitas_float": build_mod.agreement(golden_float, brevitas_out, exact=False),
-            "qonnx": build_mod.agreement(golden_float, qonnx_float, exact=False),
-            "rtl": rtl_agree,
-            "c": build_mod.agreement(c_out, golden_acc, exact=True),
-            "cortex-m4": build_mod.agreement(m4_out, golden_acc, exact=True),
+            "qonnx": build_mod.agreement(golden_float, r["qonnx"], exact=False),
+            "rtl": min(exact),
+            "c": build_mod.agreement(r["c"], golden_acc, exact=True),
+            "cortex-m4": build_mod.agreement(r["cortex-m4"], golden_acc, exact=True),
         },
         "max_relative_error": {
             "golden_vs_brevitas": compare.max_relative_error(golden_float, brevitas_out),
-            "golden_vs_qonnx": compare.max_relative_error(golden_float, qonnx_float),
+            "golden_vs_qonnx": compare.max_relative_error(golden_float, r["qonnx"]),
         },
         "cycles_per_inference": clean.steady_state_cycles,
         "cycles_analytical": design["initiation_interval"],
@@ -124,19 +152,11 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
         "folding": design["folding"],
         "layers": design["layers"],
         "simulator": cfg.hw.simulator,
-        "firmware": {"activation_bytes": footprint["arena"], "cortex_m4_size": m4_size},
+        "firmware": {"activation_bytes": r["footprint"]["arena"], "cortex_m4_size": r["m4_size"]},
         "config": cfg.to_dict(),
-        "timings_s": timings,
+        "timings_s": {**timer.seconds, "total": round(time.perf_counter() - timer.started, 2)},
     }
-    report["timings_s"]["total"] = round(time.perf_counter() - started, 2)
-    report["ok"] = all(v == n for k, v in report["agreement"].items())
-    build_mod.save_json(out / "report.json", report)
-    from xnorkit import report as report_mod
-
-    report_mod.write([build], out, extra_markdown=render_markdown(report, out))
-    console.print(summary_table(report))
-    console.print(f"wrote {out / 'model.onnx'}, {build}/, {out / 'report.json'}, {out / 'report.md'}, "
-                  f"{out / 'report.html'}")
+    report["ok"] = all(v == n for v in report["agreement"].values())
     return report
 
 
