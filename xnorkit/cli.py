@@ -103,35 +103,14 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
        input: Annotated[Path | None, typer.Option("--input", help="float32 .npy inputs for the hls4ml comparison "
                                                                    "(else 64 seeded random ones)")] = None) -> None:
     """SystemVerilog for the network into BUILD/rtl/ (with --backend hls also Vitis HLS C++ into BUILD/hls/)."""
-    import math
-
     from hw import folding as fold_mod
     from xnorkit import build
 
-    if not all(math.isfinite(v) for v in (clock_mhz, exit_rate, target_fps or 1.0)) or not 0 <= exit_rate < 1:
-        raise XnorkitError("--clock-mhz, --target-fps must be finite and positive, --exit-rate in [0, 1)")
-    if target_fps is not None:
-        if target_fps <= 0 or clock_mhz <= 0:
-            raise XnorkitError("--target-fps and --clock-mhz must be positive")
-        target_cycles = max(1, int(clock_mhz * 1e6 // target_fps))
-    if target_cycles < 1:
-        raise XnorkitError("--target-cycles must be >= 1")
+    target_cycles = _target_cycles(target_cycles, target_fps, clock_mhz, exit_rate)
     if backend not in ("rtl", "hls", "hls4ml"):
         raise XnorkitError(f"--backend must be rtl, hls or hls4ml (got {backend})")
     if backend == "hls4ml":
-        import numpy as np
-
-        from hw import hls4ml_compare
-        from xnorkit import golden
-
-        graph = build.load(build_dir)
-        if input is not None:
-            x = build.check_inputs(graph, build.read_inputs(input))
-        else:  # integer inputs of the model's range, as the floats its input quantizer takes
-            q = graph.nodes[0]
-            x = ((golden.random_int_inputs(graph, 64) - q.zero_point) * q.scale).astype(np.float32)
-        hls4ml_compare.run(build_dir, graph, x)
-        console.print((Path(build_dir) / "hls4ml" / "comparison.md").read_text())
+        _hls4ml(build_dir, input)
         return
     import boards
 
@@ -154,6 +133,38 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         path, checked = build.generate_hls(build_dir, fold_mod.from_json(info["folding"]), target)
         console.print(f"wrote {path}/ (xk_model.cpp, xk_weights.h, xk_hls.h, xk_hls_tb.cpp, run_hls.tcl); g++: "
                       f"bit-exact against golden on {checked} inputs")
+
+
+def _target_cycles(target_cycles: int, target_fps: float | None, clock_mhz: float, exit_rate: float) -> int:
+    """The interval the solver aims for: --target-cycles, or the clock over --target-fps."""
+    import math
+
+    if not all(math.isfinite(v) for v in (clock_mhz, exit_rate, target_fps or 1.0)) or not 0 <= exit_rate < 1:
+        raise XnorkitError("--clock-mhz, --target-fps must be finite and positive, --exit-rate in [0, 1)")
+    if target_fps is not None:
+        if target_fps <= 0 or clock_mhz <= 0:
+            raise XnorkitError("--target-fps and --clock-mhz must be positive")
+        target_cycles = max(1, int(clock_mhz * 1e6 // target_fps))
+    if target_cycles < 1:
+        raise XnorkitError("--target-cycles must be >= 1")
+    return target_cycles
+
+
+def _hls4ml(build_dir: Path, input: Path | None) -> None:
+    """hls4ml's project of the model and its outputs against golden (given inputs, else 64 seeded ones)."""
+    import numpy as np
+
+    from hw import hls4ml_compare
+    from xnorkit import build, golden
+
+    graph = build.load(build_dir)
+    if input is not None:
+        x = build.check_inputs(graph, build.read_inputs(input))
+    else:  # integer inputs of the model's range, as the floats its input quantizer takes
+        q = graph.nodes[0]
+        x = ((golden.random_int_inputs(graph, 64) - q.zero_point) * q.scale).astype(np.float32)
+    hls4ml_compare.run(build_dir, graph, x)
+    console.print((Path(build_dir) / "hls4ml" / "comparison.md").read_text())
 
 
 @app.command()
@@ -198,6 +209,7 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         seed: int = 0) -> None:
     """Simulation of BUILD/rtl (cocotb, or the C++ harness with --bulk): bit-exact check against golden with
     random stalls, then back to back for cycles per inference."""
+    from hw import emit_sv
     from sim import runner
     from xnorkit import build, golden
 
@@ -216,16 +228,7 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         x_int = golden.random_int_inputs(graph, count, seed)
     expected = golden.predict_from_int(graph, x_int)
     if gate_level is not None:
-        import re
-
-        from boards import SAFE_NAME
-
-        if not re.fullmatch(SAFE_NAME, gate_level):  # a board's name, never a path
-            raise XnorkitError(f"--gate-level takes a board's name, e.g. icebreaker (got {gate_level[:64]!r})")
-        netlist = Path(build_dir) / "synth" / gate_level
-        if not (netlist / "utilization.json").exists():
-            raise XnorkitError(f"no netlist for {gate_level} in {netlist}; run `xnorkit synth {build_dir} --board "
-                               f"{gate_level}` first")
+        netlist = _netlist(build_dir, gate_level)
         stalled = runner.simulate_bulk(Path(build_dir) / "rtl", x_int, expected, stall, stall, seed, netlist)
         clean = runner.simulate_bulk(Path(build_dir) / "rtl", x_int, expected, gate_level=netlist)
     elif bulk:
@@ -236,7 +239,7 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     else:
         stalled = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, stall, stall, seed, waves)
         clean = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, rebuild=False)
-    design = json.loads((Path(build_dir) / "rtl" / "design.json").read_text())
+    design = emit_sv.load_design(Path(build_dir) / "rtl")
     for name, result in (("with stalls", stalled), ("back to back", clean)):
         if result.mismatch:
             console.print(f"[red]MISMATCH ({name}): {result.mismatch}[/red]")
@@ -247,6 +250,21 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                   f"{clean.steady_state_cycles:.1f} cycles per inference measured, "
                   f"{design['initiation_interval']} analytical; latency {clean.latency} cycles (estimate "
                   f"{design['latency_estimate']})")
+
+
+def _netlist(build_dir: Path, board: str) -> Path:
+    """BUILD/synth/BOARD, where `xnorkit synth` wrote the netlist (a board's name, never a path)."""
+    import re
+
+    from boards import SAFE_NAME
+
+    if not re.fullmatch(SAFE_NAME, board):
+        raise XnorkitError(f"--gate-level takes a board's name, e.g. icebreaker (got {board[:64]!r})")
+    netlist = Path(build_dir) / "synth" / board
+    if not (netlist / "utilization.json").exists():
+        raise XnorkitError(f"no netlist for {board} in {netlist}; run `xnorkit synth {build_dir} --board "
+                           f"{board}` first")
+    return netlist
 
 
 @app.command()
@@ -385,20 +403,26 @@ def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         console.print("removed by the backends (constant or unread neurons, xnorkit/passes.py): "
                       + ", ".join(f"{count} after {name}" for name, count in removed.items()))
     if design:
-        hw_table = Table(title="accelerator stages (first-order estimate, docs/hardware.md)")
-        for col in ("stage", "kind", "cycles", "LUTs", "FFs", "memory bits", "weight bits (all folds -> built)"):
-            hw_table.add_column(col, justify="left" if col in ("stage", "kind") else "right")
-        for layer in design["layers"]:
-            # a unit skipping zero tiles stores fewer weight bits (with its step memory) than every fold
-            weights = (f"{layer['dense_weight_bits']:,} -> {layer['weight_bits']:,}" if "weight_bits" in layer
-                       else "")
-            hw_table.add_row(layer["name"], layer["kind"], f"{layer['cycles']:,}", f"{layer['lut']:,}",
-                             f"{layer['ff']:,}", f"{layer['memory_bits']:,}", weights)
-        r = design["resources"]
-        exit_pace = f" ({design['exit_interval']:,} past the early exit)" if "exit_interval" in design else ""
-        hw_table.caption = (f"interval {design['initiation_interval']:,} cycles{exit_pace}; with FIFOs: "
-                            f"{r['lut']:,} LUTs, {r['ff']:,} FFs, {r['memory_bits']:,} memory bits")
-        console.print(hw_table)
+        console.print(_stage_table(design))
+
+
+def _stage_table(design: dict):
+    """The generated design's stages: cycles and the first-order estimate."""
+    from rich.table import Table
+
+    table = Table(title="accelerator stages (first-order estimate, docs/hardware.md)")
+    for col in ("stage", "kind", "cycles", "LUTs", "FFs", "memory bits", "weight bits (all folds -> built)"):
+        table.add_column(col, justify="left" if col in ("stage", "kind") else "right")
+    for layer in design["layers"]:
+        # a unit skipping zero tiles stores fewer weight bits (with its step memory) than every fold
+        weights = f"{layer['dense_weight_bits']:,} -> {layer['weight_bits']:,}" if "weight_bits" in layer else ""
+        table.add_row(layer["name"], layer["kind"], f"{layer['cycles']:,}", f"{layer['lut']:,}",
+                      f"{layer['ff']:,}", f"{layer['memory_bits']:,}", weights)
+    r = design["resources"]
+    exit_pace = f" ({design['exit_interval']:,} past the early exit)" if "exit_interval" in design else ""
+    table.caption = (f"interval {design['initiation_interval']:,} cycles{exit_pace}; with FIFOs: "
+                     f"{r['lut']:,} LUTs, {r['ff']:,} FFs, {r['memory_bits']:,} memory bits")
+    return table
 
 
 @app.command()
