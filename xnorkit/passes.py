@@ -96,7 +96,12 @@ def remove_constant_neurons(graph: Graph) -> tuple[Graph, dict[str, int]]:
             total[name] = total.get(name, 0) + count
 
 
-PIPELINE = (lambda graph: remove_constant_neurons(graph)[0],)
+def without_constant_neurons(graph: Graph) -> Graph:
+    """remove_constant_neurons as a pass (Graph -> Graph)."""
+    return remove_constant_neurons(graph)[0]
+
+
+PIPELINE = (without_constant_neurons,)
 
 
 def pipeline(graph: Graph) -> Graph:

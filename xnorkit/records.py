@@ -14,7 +14,6 @@ from xnorkit.errors import XnorkitError
 
 Count = Annotated[int, Field(strict=True, ge=0)]
 Positive = Annotated[int, Field(strict=True, gt=0)]
-Real = Annotated[float, Field(allow_inf_nan=False)]
 Share = Annotated[float, Field(allow_inf_nan=False, ge=0, le=1)]
 # a name that reaches generated text (a Verilog module, a TCL command, a file in the same folder)
 FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
