@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import boards  # noqa: E402
-from hw import emit_sv, fit, popcount_x7, synth  # noqa: E402
+from hw import fit, lowering, popcount_x7, synth  # noqa: E402
 from hw.folding import Fold  # noqa: E402
 from tests.conftest import random_graph  # noqa: E402
 from xnorkit import build, ir  # noqa: E402
@@ -84,7 +84,7 @@ def main() -> int:
                 ir.save(graph, out)
                 build.generate_hw(out, folding)
                 measured = synth.synthesize(out, board.name).layers["u_l1"]
-                stage = emit_sv.lower(graph, folding).stages[1]
+                stage = lowering.lower(graph, folding).stages[1]
                 estimated = fit.stage_estimate(stage, folding["fc1"], board)
                 error = (estimated.lut - measured.lut) / measured.lut
                 sweep.append({"pe": pe, "simd": simd, "yosys_luts": measured.lut, "estimated_luts": estimated.lut,

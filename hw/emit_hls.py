@@ -1,4 +1,4 @@
-"""The HLS backend: C++ for Vitis HLS from the same lowered stages and folding as the RTL (hw/emit_sv.py's
+"""The HLS backend: C++ for Vitis HLS from the same lowered stages and folding as the RTL (hw.lowering's
 `lower`), built on the templates of hw/hls/xk_hls.h. Fully connected networks (MatMul + Threshold chains:
 the MLPs of the zoo); a convolution, pooling or join is refused with one line (the RTL backend has them).
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import jinja2
 import numpy as np
 
-from hw.emit_sv import Lowered, Stage, lower
 from hw.folding import Folding
-from hw.stages import InKind
+from hw.lowering import lower
+from hw.stages import InKind, Lowered, Stage
 from xnorkit import packing, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
@@ -82,11 +82,12 @@ def _layer(low: Lowered, i: int, src: str, src_type: str) -> dict:
     last = i == len(low.stages) - 1
     if not last and p["n_thresh"] == 0:
         raise XnorkitError(f"'{s.name}': a hidden layer without an activation is not in the HLS backend")
-    xnor = p["in_kind"] == InKind.BIPOLAR and p["ir_w_bits"] == 1
+    bipolar_in = s.in_kind is InKind.BIPOLAR
+    xnor = bipolar_in and p["ir_w_bits"] == 1
     name = f"l{i}"
     return {"name": name, "source": s.name, "last": last, "mw": p["mw"], "mh": p["mh"], "pe": p["pe"],
             "simd": p["simd"], "n_thresh": p["n_thresh"], "base": p["out_base"], "cycles": _cycles(s),
-            "xnor": xnor, "bipolar_in": p["in_kind"] == InKind.BIPOLAR, "bipolar_weights": p["ir_w_bits"] == 1,
+            "xnor": xnor, "bipolar_in": bipolar_in, "bipolar_weights": p["ir_w_bits"] == 1,
             "words_per_lane": _words_per_lane(p["simd"]), "src": src, "src_type": src_type,
             "out": "out" if last else f"{name}_out",
             # a hidden activation's values (unsigned up to 8 bits, signed levels) in the narrowest signed type

@@ -9,9 +9,10 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 from boards import FpgaBoard
-from hw import emit_sv, folding, popcount_x7
+from hw import folding, popcount_x7
 from hw.folding import Fold, Folding
-from hw.stages import InKind, MvtuMemory
+from hw.lowering import lower
+from hw.stages import Stage, connect
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
 
@@ -21,12 +22,11 @@ BRAM_SHAPES = {"ice40": ((16, 256), (8, 512), (4, 1024), (2, 2048)),
                "xc7": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384)),
                "xcup": ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))}
 LUT_INPUTS = {"ice40": 4, "ecp5": 4, "xc7": 6, "xcup": 6}
-# hw.estimate's datapath LUTs times this is what Yosys makes of them per family: for an MVTU its multiply-
+# hw.stages' first-order datapath LUTs times this is what Yosys makes of them per family: for an MVTU its multiply-
 # accumulate lanes (XNOR-popcount, add-or-subtract trees; calibrated on bench/popcount_luts.py's PE x SIMD
 # sweep of synth_xilinx, where a binary MAC costs 2.2 to 2.7 LUT6), for other stages all of it (calibrated
 # on the digits default under synth_ice40 at 512 and 2,048 cycles per inference)
 DATAPATH_SCALE = {"ice40": 2.2, "ecp5": 2.2, "xc7": 2.6, "xcup": 2.6}
-MVTU_CONTROL_LUTS = 50  # fold counters, ROM address, valid pipeline
 # on 7-series the bipolar lanes are hw/popcount_x7.py's LUT6_2/CARRY4 trees, not what synthesis infers: LUT6 per
 # binary MAC with the rest of the lane, fitted to bench/popcount_luts.py's sweep (within 10%)
 PRIMITIVE_XNOR_SCALE = {"xc7": 1.12}  # one per family of popcount_x7.FAMILIES
@@ -59,15 +59,10 @@ def rom_luts(width: int, depth: int, family: str) -> int:
     return width * (leaves + muxes)
 
 
-def weight_memory(stage: emit_sv.Stage) -> tuple[int, int]:
-    """(width, depth) of an MVTU's weight ROM (hw.stages.MvtuMemory)."""
-    memory = MvtuMemory.of_params(stage.params)
-    return memory.width, memory.depth
-
-
-def choose_weight_memory(stage: emit_sv.Stage, board: FpgaBoard) -> str:
+def choose_weight_memory(stage: Stage, board: FpgaBoard) -> str:
     """Block RAM or logic, whichever takes the smaller share of the board."""
-    width, depth = weight_memory(stage)
+    memory = stage.memory()
+    width, depth = memory.width, memory.depth
     if board.bram == 0:
         return "logic"
     in_bram = bram_blocks(width, depth, board.family) / board.bram
@@ -75,34 +70,17 @@ def choose_weight_memory(stage: emit_sv.Stage, board: FpgaBoard) -> str:
     return "block" if in_bram < in_logic else "logic"
 
 
-def stage_estimate(stage: emit_sv.Stage, fold: Fold | None, board: FpgaBoard) -> BoardEstimate:
-    """One stage on the board: hw.estimate's datapath LUTs times the family's calibration, plus its memories
-    as the board builds them (`fold` gives an MVTU's weight memory placement)."""
-    r = emit_sv.stage_resources(stage)
+def stage_estimate(stage: Stage, fold: Fold | None, board: FpgaBoard) -> BoardEstimate:
+    """One stage on the board: its first-order datapath LUTs (Stage.resources) times the family's calibration,
+    plus its memories as the board builds them (`fold` gives an MVTU's weight memory placement)."""
+    r = stage.resources()
     lut, ff, bram = r.lut * DATAPATH_SCALE[board.family], float(r.ff), 0.0
     ram_bits = r.memory_bits
     if stage.kind == "mvtu":
+        lut, bram = _mvtu_on_board(stage, fold, board)
         p = stage.params
-        # the lanes scale with the family's MAC cost; accumulators and comparators sit on the carry chain
-        scale = DATAPATH_SCALE[board.family]
-        if p["in_kind"] == InKind.BIPOLAR and p["w_bits"] == 1 and board.family in popcount_x7.FAMILIES \
-                and p["simd"] >= popcount_x7.MIN_WIDTH:
-            scale = PRIMITIVE_XNOR_SCALE[board.family]
-        lut = (emit_sv.estimate.mvtu_mac_luts(p, stage.in_bits) * scale
-               + p["pe"] * p["acc_bits"] * max(1, p["n_thresh"]) + MVTU_CONTROL_LUTS)
-        width, depth = weight_memory(stage)
-        style = fold.weights if fold is not None else "auto"
-        style = choose_weight_memory(stage, board) if style == "auto" else style
-        if style == "block":
-            bram += bram_blocks(width, depth, board.family)
-        else:
-            lut += rom_luts(width, depth, board.family)
-        lut += rom_luts(p["pe"] * p["n_thresh"] * p["acc_bits"], p["mh"] // p["pe"], board.family)
-        sf, nf = p["mw"] // p["simd"], p["mh"] // p["pe"]
-        if p.get("n_tiles"):  # the step memory is read asynchronously: logic
-            lut += rom_luts(*MvtuMemory.of_params(p).step_rom(), board.family)
-        if nf > 1:  # the input buffer the later neuron folds read
-            lut, ff, bram = _add(lut, ff, bram, _ram(p["simd"] * stage.in_bits, sf, board.family))
+        if p["mh"] > p["pe"]:  # the input buffer the later neuron folds read
+            lut, ff, bram = _add(lut, ff, bram, _ram(p["simd"] * stage.in_bits, p["mw"] // p["simd"], board.family))
         ram_bits = 0
     elif stage.kind == "threshold":  # constants per channel, folded into the comparators
         lut += r.memory_bits / LUT_INPUTS[board.family]
@@ -111,17 +89,38 @@ def stage_estimate(stage: emit_sv.Stage, fold: Fold | None, board: FpgaBoard) ->
     return BoardEstimate(round(lut), round(ff), round(bram))
 
 
+def _mvtu_on_board(stage: Stage, fold: Fold | None, board: FpgaBoard) -> tuple[float, float]:
+    """(LUTs, block RAMs) of an MVTU's logic and ROMs: the lanes scale with the family's MAC cost (hw/popcount_x7's
+    primitive trees on 7-series), the weight ROM in block RAM or logic, the threshold and step ROMs in logic."""
+    p = stage.params
+    scale = DATAPATH_SCALE[board.family]
+    if stage.xnor and board.family in popcount_x7.FAMILIES and p["simd"] >= popcount_x7.MIN_WIDTH:
+        scale = PRIMITIVE_XNOR_SCALE[board.family]
+    lut, bram = stage.mvtu_logic_luts(scale), 0
+    memory = stage.memory()
+    style = fold.weights if fold is not None else "auto"
+    style = choose_weight_memory(stage, board) if style == "auto" else style
+    if style == "block":
+        bram += bram_blocks(memory.width, memory.depth, board.family)
+    else:
+        lut += rom_luts(memory.width, memory.depth, board.family)
+    lut += rom_luts(p["pe"] * p["n_thresh"] * p["acc_bits"], p["mh"] // p["pe"], board.family)
+    if memory.steps:  # the step memory is read asynchronously: logic
+        lut += rom_luts(*memory.step_rom(), board.family)
+    return lut, bram
+
+
 def estimate(graph: Graph, fold: Folding, board: FpgaBoard) -> BoardEstimate:
     """The design on the board: every stage (`stage_estimate`), the FIFOs between them in LUT-RAM (Xilinx) or
     registers / block RAM (iCE40, ECP5), and on open-flow boards the byte-wide shell's beat registers."""
-    low = emit_sv.lower(graph, fold)
-    source, edges, _ = emit_sv.connect(low)
+    low = lower(graph, fold)
+    source, edges, _ = connect(low)
     lut = ff = bram = 0.0
     for s in low.stages:
         e = stage_estimate(s, fold.get(s.name) if s.kind == "mvtu" else None, board)
         lut, ff, bram = lut + e.lut, ff + e.ff, bram + e.bram
     for e in edges:
-        r = emit_sv.estimate.fifo(e.fifo_width, e.fifo_depth)
+        r = e.resources()
         lut, ff = lut + r.lut * DATAPATH_SCALE[board.family], ff + r.ff
         lut, ff, bram = _add(lut, ff, bram, _ram(e.fifo_width, e.fifo_depth, board.family))
     if board.toolchain == "open":  # xnorkit_shell gathers an input beat and splits an output beat
@@ -159,7 +158,7 @@ def fits(est: BoardEstimate, board: FpgaBoard) -> bool:
 
 
 def place_weights(graph: Graph, fold: Folding, board: FpgaBoard) -> Folding:
-    low = emit_sv.lower(graph, fold)
+    low = lower(graph, fold)
     styles = {s.name: choose_weight_memory(s, board) for s in low.stages if s.kind == "mvtu"}
     return {name: replace(f, weights=styles[name]) for name, f in fold.items()}
 

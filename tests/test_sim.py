@@ -4,7 +4,7 @@ back-to-back cycles per inference equal to the analytical count of the folding."
 import numpy as np
 import pytest
 
-from hw import emit_sv
+from hw import emit_sv, lowering
 from hw import folding as fold_mod
 from sim import runner
 from tests.conftest import random_cnn_graph, random_graph, random_inputs, require_tool
@@ -208,4 +208,4 @@ def test_a_transposed_map_read_by_a_pool_is_refused():
                    graph.tensor_types | {"cout0_t": graph.tensor_types["cout0"]},
                    graph.tensor_shapes | {"cout0_t": graph.tensor_shapes["cout0"]})
     with pytest.raises(XnorkitError, match="'pool0' reads a transposed feature map"):
-        emit_sv.lower(broken, fold_mod.solve(graph, 256))
+        lowering.lower(broken, fold_mod.solve(graph, 256))

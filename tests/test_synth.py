@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import boards
-from hw import emit_sv, fit, folding, synth
+from hw import fit, folding, lowering, synth
 from sim import runner
 from tests.conftest import random_graph, random_inputs, require_tool
 from xnorkit import build, golden, ir
@@ -73,9 +73,9 @@ def test_block_ram_shapes_and_weight_placement():
     assert fit.bram_blocks(36, 512, "xc7") == 1 and fit.bram_blocks(512, 128, "xc7") == 15
     # 512 x 128 bits: as logic 512 LUT6 x 2 + mux, in block RAM 15 of 100 -> logic on an Arty
     graph = random_graph([512, 128, 10], seed=1)
-    low = emit_sv.lower(graph, {"fc0": folding.Fold(1, 512), "fc1": folding.Fold(1, 1)})
+    low = lowering.lower(graph, {"fc0": folding.Fold(1, 512), "fc1": folding.Fold(1, 1)})
     stage = next(s for s in low.stages if s.kind == "mvtu")
-    assert fit.weight_memory(stage) == (512, 128)
+    assert (stage.memory().width, stage.memory().depth) == (512, 128)
     assert fit.choose_weight_memory(stage, boards.load("arty-a7-35")) == "logic"
     assert fit.choose_weight_memory(stage, boards.load("zcu104")) == "logic"
 
