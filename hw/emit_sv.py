@@ -17,7 +17,7 @@ from hw import design_record, popcount_x7
 from hw.folding import Folding, initiation_interval, mac_layers, to_json
 from hw.lowering import lower
 from hw.stages import TWO_INPUTS, Resources, connect
-from xnorkit import packing, records, tools
+from xnorkit import layout, packing, records, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
 
@@ -54,10 +54,10 @@ def design_info(graph: Graph, folding: Folding) -> dict:
         # a feature map streams pixel by pixel: the (C, H, W) input is sent in (H, W, C) order
         "input": {"features": features, "elems_per_beat": source.out_elems, "elem_bits": source.out_bits,
                   "beats": features // source.out_elems, "shape": list(graph.input_shape),
-                  "layout": "hwc" if len(graph.input_shape) == 3 and not graph.channels_last_input() else "flat"},
+                  "layout": layout.stream_layout(graph.input_shape, graph.channels_last_input() is not None)},
         "output": {"features": out_features, "elems_per_beat": last.out_elems, "elem_bits": last.out_bits,
                    "signed": last.out_signed, "beats": out_features // last.out_elems, "shape": list(out_shape),
-                   "layout": "hwc" if len(out_shape) == 3 else "flat"},
+                   "layout": layout.stream_layout(out_shape)},
         "layers": [{"name": s.name, "kind": s.kind, "cycles": s.cycles, **s.resources().as_dict(),
                     **({k: s.params[k] for k in ("mw", "mh", "pe", "simd", "acc_bits", "positions")}
                        | s.weight_memory_bits() if s.kind == "mvtu" else {})} for s in stages],

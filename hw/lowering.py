@@ -160,7 +160,7 @@ def _sv_threshold(lw: _Lowering, node: Threshold) -> None:
 def _sv_mac(lw: _Lowering, node: MatMul | Conv) -> None:
     """An MVTU (after a window generator for a convolution), with the threshold after it fused in."""
     graph = lw.graph
-    threshold = next((c for c in graph.consumers(node.output) if isinstance(c, Threshold)), None)
+    threshold = passes.fused_threshold(graph, node)
     if threshold is None and node.output not in graph.outputs:
         raise XnorkitError(f"layer '{node.name}' has neither a threshold nor the graph output after it")
     _mvtu_stages(graph, lw.folding, node, threshold, lw.low, lw.add, lw.fmt, lw.layout_of)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hw import emit_sv
-from xnorkit import packing, tools
+from xnorkit import layout, packing, tools
 from xnorkit.errors import XnorkitError
 
 SIMULATORS = ("verilator", "icarus")
@@ -53,7 +53,7 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     design = emit_sv.load_design(rtl_dir)
     work = rtl_dir.parent / "sim_build" / simulator
     work.mkdir(parents=True, exist_ok=True)
-    vectors = {"inputs": stream_order(inputs, design["input"])}
+    vectors = {"inputs": layout.stream_order(inputs, design["input"])}
     if expected is not None:  # in the IR's order, flattened: the testbench turns its outputs into that order
         vectors["expected"] = np.asarray(expected, dtype=np.int64).reshape(len(inputs), -1)
     np.savez(work / "vectors.npz", **vectors)
@@ -116,24 +116,6 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
         for f in list(work.glob("*.fst")) + list(work.glob("*.vcd")) + list(rtl_dir.glob("*.vcd")):
             shutil.copy(f, rtl_dir.parent / f.name)
     return result
-
-
-def stream_order(values: np.ndarray, stream: dict) -> np.ndarray:
-    """Integer tensors (N, *shape) in the order a stream of the design (its design.json "input" or
-    "output") carries them, one row per inference: feature maps pixel by pixel, channels fastest."""
-    x = np.asarray(values, dtype=np.int64)
-    if stream.get("layout") == "hwc":
-        x = x.reshape(len(x), *stream["shape"]).transpose(0, 2, 3, 1)
-    return x.reshape(len(x), -1)
-
-
-def ir_order(rows: np.ndarray, stream: dict) -> np.ndarray:
-    """The inverse of `stream_order`, flattened: rows as received, in the IR's row-major (C, H, W) order."""
-    x = np.asarray(rows)
-    if stream.get("layout") == "hwc":
-        c, h, w = stream["shape"]
-        x = x.reshape(len(x), h, w, c).transpose(0, 3, 1, 2)
-    return x.reshape(len(x), -1)
 
 
 def _max_cycles(design: dict, count: int, stall_in: float, stall_out: float) -> int:
@@ -224,7 +206,7 @@ def simulate_bulk(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None
     exe = build_bulk(rtl_dir, gate_level, xilinx_primitives)
     work = exe.parent
     in_info, out_info = design["input"], design["output"]
-    inputs = stream_order(inputs, design["input"])
+    inputs = layout.stream_order(inputs, design["input"])
     beats = packing.stream_bytes(inputs, in_info["elems_per_beat"], in_info["elem_bits"])
     (work / "inputs.bin").write_bytes(beats.tobytes())
     out_bytes = _byte_beats(out_info["elems_per_beat"] * out_info["elem_bits"])
@@ -240,7 +222,7 @@ def simulate_bulk(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None
     if proc.returncode:
         raise XnorkitError(f"simulation of {rtl_dir} failed: {(proc.stderr or proc.stdout).strip()}")
     raw = np.fromfile(work / "outputs.bin", dtype=np.uint8).reshape(len(inputs), out_info["beats"], out_bytes)
-    outputs = ir_order(packing.unstream_bytes(raw, out_info["elems_per_beat"], out_info["elem_bits"],
+    outputs = layout.ir_order(packing.unstream_bytes(raw, out_info["elems_per_beat"], out_info["elem_bits"],
                                               out_info["signed"]), out_info)
     cycles = np.fromfile(work / "cycles.bin", dtype=np.uint64).reshape(-1, 2).astype(np.int64)
     return SimResult(outputs, cycles[:, 0], cycles[:, 1], mismatch_report(outputs, expected))

@@ -213,3 +213,16 @@ def test_the_exit_schedule_puts_each_exits_layers_first():
         for node in ordered:  # still a topological order
             assert all(position[graph.producer(t).name] < position[node.name]
                        for t in inputs_of(node) if graph.producer(t) is not None)
+
+
+def test_each_mac_layer_fuses_the_threshold_that_reads_it():
+    from tests.test_exits import branchy_graph
+
+    graph = random_graph([16, 20, 12, 10], seed=3)
+    layers = [n for n in graph.nodes if isinstance(n, MatMul)]
+    fused = [passes.fused_threshold(graph, layer) for layer in layers]
+    assert [t.input for t in fused[:-1]] == [layer.output for layer in layers[:-1]]
+    assert all(isinstance(t, Threshold) for t in fused[:-1]) and fused[-1] is None  # the output's accumulators
+    exits = branchy_graph(margin=3)  # an exit's head: its accumulators are an output, nothing fused
+    for output, _ in exits.exits:
+        assert passes.fused_threshold(exits, exits.producer(output)) is None

@@ -130,7 +130,7 @@ def test_vivado_project_and_pynq_driver_for_a_zynq_board(small_build, tmp_path):
     import sys
     import types
 
-    from xnorkit import packing
+    from xnorkit import layout, packing
 
     out, graph = small_build
     synth.synthesize(out, "pynq-z2")
@@ -154,6 +154,11 @@ def test_vivado_project_and_pynq_driver_for_a_zynq_board(small_build, tmp_path):
     ours = packing.stream_bytes(x, info["elems_per_beat"], info["elem_bits"])
     assert (sent[..., :ours.shape[-1]] == ours).all() and (sent[..., ours.shape[-1]:] == 0).all()
     assert (driver["_bytes_to_values"](sent, info["elems_per_beat"], info["elem_bits"], False) == x).all()
+    # and its stream order is xnorkit.layout's, both ways, for a feature map
+    maps = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    stream = {"layout": "hwc", "shape": [3, 4, 5]}
+    assert (driver["_stream_order"](maps, stream) == layout.stream_order(maps, stream)).all()
+    assert (layout.ir_order(layout.stream_order(maps, stream), stream) == maps.reshape(2, -1)).all()
 
 
 def test_report_renders_in_headless_chromium(small_build, tmp_path):

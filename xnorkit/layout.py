@@ -2,9 +2,12 @@
 (RTL) pixel by pixel, channels fastest. A transpose or a flatten changes no value, only the order in which a
 later fully connected layer reads its inputs: `track` records it per tensor as (the stored (C, H, W) map, the
 logical axes as axes of that map, flattened or not), and packing.hwc_columns lays that layer's weight
-columns out in the stored order."""
+columns out in the stored order. A design's input and output streams (design.json) follow the same rule
+(`stream_layout`); `stream_order` and `ir_order` turn the IR's (C, H, W) rows into it and back."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph, Reshape, Transpose, inputs_of
@@ -35,3 +38,27 @@ def check_reads_stored_order(node, layouts: dict[str, Layout], backend: str) -> 
     if transposed and not isinstance(node, Reshape | Transpose):
         raise XnorkitError(f"'{node.name}' reads a transposed feature map; {backend} feature maps pixel by "
                            f"pixel and only a flatten may follow a transpose")
+
+
+def stream_layout(shape: tuple[int, ...], stored_as_is: bool = False) -> str:
+    """How a tensor of `shape` streams: "hwc" for a (C, H, W) feature map (pixel by pixel, channels fastest),
+    "flat" for a vector or for an input already in its stream order (Graph.channels_last_input)."""
+    return "hwc" if len(shape) == 3 and not stored_as_is else "flat"
+
+
+def stream_order(values: np.ndarray, stream: dict) -> np.ndarray:
+    """Integer tensors (N, *shape) in the order a stream of the design (its design.json "input" or
+    "output": "layout" and "shape") carries them, one row per inference."""
+    x = np.asarray(values, dtype=np.int64)
+    if stream.get("layout") == "hwc":
+        x = x.reshape(len(x), *stream["shape"]).transpose(0, 2, 3, 1)
+    return x.reshape(len(x), -1)
+
+
+def ir_order(rows: np.ndarray, stream: dict) -> np.ndarray:
+    """The inverse of `stream_order`, flattened: rows as received, in the IR's row-major (C, H, W) order."""
+    x = np.asarray(rows)
+    if stream.get("layout") == "hwc":
+        c, h, w = stream["shape"]
+        x = x.reshape(len(x), h, w, c).transpose(0, 3, 1, 2)
+    return x.reshape(len(x), -1)

@@ -8,6 +8,9 @@ weight row, its thresholds and the next layer's weight column. A constant neuron
 accumulators is a constant per channel, which moves into the next layer's thresholds, so every later layer,
 the RTL, the HLS and the firmware see a smaller network with the same outputs.
 
+`fused_threshold` is the one rule for which threshold a hardware unit applies to its accumulators, and
+`exit_schedule` the order every backend computes early exits in.
+
 `pipeline` is the one sequence of passes between the compiled IR and the backend graph that every backend,
 estimate and report reads (xnorkit.build.backend_graph).
 """
@@ -19,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 
 from xnorkit import golden, numerics
-from xnorkit.ir import Dequantize, Graph, MatMul, Threshold, inputs_of
+from xnorkit.ir import Conv, Dequantize, Graph, MatMul, Threshold, inputs_of
 
 
 def _constant_levels(node: Threshold, layer: MatMul) -> tuple[np.ndarray, np.ndarray]:
@@ -129,3 +132,10 @@ def exit_schedule(graph: Graph) -> tuple[list[set[str]], list]:
         placed |= group
     ordered = [n for group in groups for n in graph.nodes if n.name in group]
     return groups, ordered + [n for n in graph.nodes if n.name not in placed]
+
+
+def fused_threshold(graph: Graph, layer: MatMul | Conv) -> Threshold | None:
+    """The threshold a dataflow unit applies to its own accumulators (the hardware's MVTU compares them at the
+    end of each vector; no stream of sums between): the Threshold that reads the layer's output, or None when
+    the accumulators are an output. The C backend keeps its own kernel for each node, the same integers."""
+    return next((c for c in graph.consumers(layer.output) if isinstance(c, Threshold)), None)
