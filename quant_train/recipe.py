@@ -138,68 +138,84 @@ def run(cfg: config.Config, data: Dataset, progress: Progress = None) -> tuple[n
                                  reg_weight=cfg.sparsity.weight if cfg.sparsity else 0.0, **kw)
     stages["trained"] = metrics["test_accuracy"]
 
-    if cfg.sparsity:
-        s = cfg.sparsity
-        after = None
-        if s.groups == "neurons":
-            model, removed = sparsity.prune_by_gamma(model, s.threshold)
-            extra["neurons_removed"] = round(removed, 4)
-        elif s.groups == "blocks":
-            extra["blocks_kept"] = sparsity.remove_blocks(model, s.threshold)
-        elif s.groups == "inputs":
-            masks, extra["inputs_removed"] = sparsity.zero_inputs(model, s.threshold)
-            compression.set_masks(model, masks)
-            after = compression.apply_masks
-        else:
-            compression.set_masks(model, sparsity.zero_conv_groups(model, s.groups, s.threshold))
-            after = compression.apply_masks
-        model, _ = train.train(_with_train(cfg, epochs=s.epochs), data, _stage_progress(progress, "sparsity"),
-                               model=model, after_step=after, **kw)
-        stages["sparse"] = _accuracy(cfg, data, model)
-
-    if cfg.prune:
-        p = cfg.prune
-        layers = list(compression.prunable(model))
-        target = p.density if isinstance(p.density, dict) else dict.fromkeys(layers, p.density)
-        if p.block is not None and p.method != "magnitude":
-            raise XnorkitError("prune.block: block pruning ranks blocks by magnitude; set prune.method: magnitude")
-        unknown = sorted(set(target) - set(layers))
-        if unknown:
-            raise XnorkitError(f"prune.density: no weight layer named {unknown[0]}; the layers are {', '.join(layers)}")
-        x = torch.from_numpy(data.x_train[:1000].reshape(-1, *train.input_shape(cfg, data)))
-        for step in range(1, p.steps + 1):
-            keep = {name: d ** (step / p.steps) for name, d in target.items()}
-            if p.method == "magnitude":
-                masks = compression.magnitude_masks(model, keep, tuple(p.block) if p.block else None)
-            else:  # correlation: among the connections still alive
-                masks = compression.correlation_masks(model, x, keep)
-                for name in masks:
-                    old = getattr(compression.prunable(model)[name], compression.MASK, None)
-                    if old is not None:
-                        masks[name] &= old.bool()
-            compression.set_masks(model, masks)
-            model, _ = train.train(_with_train(cfg, epochs=p.epochs, lr=p.lr), data,
-                                   _stage_progress(progress, f"prune {step}/{p.steps}"), model=model,
-                                   after_step=compression.apply_masks, **kw)
-        stages["pruned"] = _accuracy(cfg, data, model)
-        extra["density"] = {k: round(v, 4) for k, v in compression.density(model).items()}
-
-    if cfg.share:
-        sh = cfg.share
-        bits = sh.bits if isinstance(sh.bits, dict) else dict.fromkeys(compression.prunable(model), sh.bits)
-        compression.share_weights(model, bits)
-        model, _ = train.train(_with_train(cfg, epochs=sh.epochs, lr=sh.lr), data, _stage_progress(progress, "share"),
-                               model=model, **kw)
-        compression.bake(model)
-        stages["shared"] = _accuracy(cfg, data, model)
-        report = compression.size_report(model)
-        dense = sum(r.dense_bits for r in report)
-        stored = sum(r.total_bits for r in report)
-        extra["compressed_bytes"] = -(-stored // 8)
-        extra["dense_float_bytes"] = dense // 8
-        extra["compression_ratio"] = round(dense / stored, 2)
+    for stage, key, run_stage in (("sparse", cfg.sparsity, _sparsity_stage), ("pruned", cfg.prune, _prune_stage),
+                                  ("shared", cfg.share, _share_stage)):
+        if key:
+            model = run_stage(cfg, data, model, progress, kw, extra)
+            stages[stage] = _accuracy(cfg, data, model)
 
     metrics["test_accuracy"] = _accuracy(cfg, data, model)
     metrics["stages"] = stages
     metrics.update(extra)
     return model, metrics
+
+
+def _sparsity_stage(cfg: config.Config, data: Dataset, model: nn.Module, progress: Progress, kw: dict,
+                    extra: dict) -> nn.Module:
+    """Structured sparsity: the groups the regularizer drove to zero removed, then fine-tuned."""
+    s = cfg.sparsity
+    after = None
+    if s.groups == "neurons":
+        model, removed = sparsity.prune_by_gamma(model, s.threshold)
+        extra["neurons_removed"] = round(removed, 4)
+    elif s.groups == "blocks":
+        extra["blocks_kept"] = sparsity.remove_blocks(model, s.threshold)
+    elif s.groups == "inputs":
+        masks, extra["inputs_removed"] = sparsity.zero_inputs(model, s.threshold)
+        compression.set_masks(model, masks)
+        after = compression.apply_masks
+    else:
+        compression.set_masks(model, sparsity.zero_conv_groups(model, s.groups, s.threshold))
+        after = compression.apply_masks
+    model, _ = train.train(_with_train(cfg, epochs=s.epochs), data, _stage_progress(progress, "sparsity"),
+                           model=model, after_step=after, **kw)
+    return model
+
+
+def _prune_stage(cfg: config.Config, data: Dataset, model: nn.Module, progress: Progress, kw: dict,
+                 extra: dict) -> nn.Module:
+    """Iterative pruning to the target densities (magnitude or correlation), fine-tuned at each step."""
+    p = cfg.prune
+    layers = list(compression.prunable(model))
+    target = p.density if isinstance(p.density, dict) else dict.fromkeys(layers, p.density)
+    if p.block is not None and p.method != "magnitude":
+        raise XnorkitError("prune.block: block pruning ranks blocks by magnitude; set prune.method: magnitude")
+    unknown = sorted(set(target) - set(layers))
+    if unknown:
+        raise XnorkitError(f"prune.density: no weight layer named {unknown[0]}; the layers are {', '.join(layers)}")
+    x = torch.from_numpy(data.x_train[:1000].reshape(-1, *train.input_shape(cfg, data)))
+    for step in range(1, p.steps + 1):
+        keep = {name: d ** (step / p.steps) for name, d in target.items()}
+        if p.method == "magnitude":
+            masks = compression.magnitude_masks(model, keep, tuple(p.block) if p.block else None)
+        else:  # correlation: among the connections still alive
+            masks = compression.correlation_masks(model, x, keep)
+            for name in masks:
+                old = getattr(compression.prunable(model)[name], compression.MASK, None)
+                if old is not None:
+                    masks[name] &= old.bool()
+        compression.set_masks(model, masks)
+        model, _ = train.train(_with_train(cfg, epochs=p.epochs, lr=p.lr), data,
+                               _stage_progress(progress, f"prune {step}/{p.steps}"), model=model,
+                               after_step=compression.apply_masks, **kw)
+    extra["density"] = {k: round(v, 4) for k, v in compression.density(model).items()}
+    return model
+
+
+def _share_stage(cfg: config.Config, data: Dataset, model: nn.Module, progress: Progress, kw: dict,
+                 extra: dict) -> nn.Module:
+    """Weight sharing (each layer's weights clustered into 2^bits shared values), fine-tuned and baked; the
+    compressed size in `extra`."""
+    sh = cfg.share
+    bits = sh.bits if isinstance(sh.bits, dict) else dict.fromkeys(compression.prunable(model), sh.bits)
+    compression.share_weights(model, bits)
+    model, _ = train.train(_with_train(cfg, epochs=sh.epochs, lr=sh.lr), data, _stage_progress(progress, "share"),
+                           model=model, **kw)
+    compression.bake(model)
+    report = compression.size_report(model)
+    dense = sum(r.dense_bits for r in report)
+    stored = sum(r.total_bits for r in report)
+    extra["compressed_bytes"] = -(-stored // 8)
+    extra["dense_float_bytes"] = dense // 8
+    extra["compression_ratio"] = round(dense / stored, 2)
+    return model

@@ -67,30 +67,8 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     (work / "settings.json").write_text(json.dumps(settings))
 
     runner = get_runner(simulator)
-    build_args = ["-O3", "--x-assign", "fast", "--x-initial", "fast"] if simulator == "verilator" else []
-    if waves and simulator == "verilator":
-        build_args.append("--trace-fst")
     if rebuild or not (work / "results.xml").exists():
-        fixes = tools.verilator_make_fixes() if simulator == "verilator" else {}
-        saved = {k: os.environ.get(k) for k in fixes}
-        os.environ.update(fixes)
-        try:
-            runner.build(
-                sources=[rtl_dir / s for s in design["sources"]], hdl_toplevel=design["top"], build_dir=work,
-                build_args=build_args, waves=waves, timescale=("1ns", "1ps"), always=True,
-                log_file=work / "build.log",
-            )
-        except Exception:
-            log = work / "build.log"
-            text = log.read_text(errors="replace") if log.exists() else ""
-            first = next((ln.strip() for ln in text.splitlines() if "error" in ln.lower()), "see the build log")
-            raise XnorkitError(f"{simulator} build of {rtl_dir} failed: {first} ({log})") from None
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        _cocotb_build(runner, simulator, rtl_dir, design, work, waves)
     env = {"XNORKIT_SIM_SETTINGS": str(work / "settings.json"), "PYTHONPATH": os.pathsep.join(
         p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
     xml = work / "results.xml"
@@ -101,8 +79,43 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
                     log_file=work / "sim.log")
     except SystemExit:
         pass  # cocotb's runner exits on a failed test; the scoreboard's report is read below
-    failed = get_results(xml)[1] if xml.exists() else 1
+    result = _cocotb_result(rtl_dir, work, get_results(xml)[1] if xml.exists() else 1)
+    if waves:
+        for f in list(work.glob("*.fst")) + list(work.glob("*.vcd")) + list(rtl_dir.glob("*.vcd")):
+            shutil.copy(f, rtl_dir.parent / f.name)
+    return result
+
+
+def _cocotb_build(runner, simulator: str, rtl_dir: Path, design: dict, work: Path, waves: bool) -> None:
+    """Build the design with cocotb's runner in `work` (with Verilator, the make fixes of tools)."""
+    build_args = ["-O3", "--x-assign", "fast", "--x-initial", "fast"] if simulator == "verilator" else []
+    if waves and simulator == "verilator":
+        build_args.append("--trace-fst")
+    fixes = tools.verilator_make_fixes() if simulator == "verilator" else {}
+    saved = {k: os.environ.get(k) for k in fixes}
+    os.environ.update(fixes)
+    try:
+        runner.build(
+            sources=[rtl_dir / s for s in design["sources"]], hdl_toplevel=design["top"], build_dir=work,
+            build_args=build_args, waves=waves, timescale=("1ns", "1ps"), always=True, log_file=work / "build.log",
+        )
+    except Exception:
+        log = work / "build.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        first = next((ln.strip() for ln in text.splitlines() if "error" in ln.lower()), "see the build log")
+        raise XnorkitError(f"{simulator} build of {rtl_dir} failed: {first} ({log})") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _cocotb_result(rtl_dir: Path, work: Path, failed: int) -> SimResult:
+    """What the testbench wrote (results.npz), with the scoreboard's first mismatch when a test failed."""
     log = (work / "sim.log").read_text(errors="replace") if (work / "sim.log").exists() else ""
+    results = work / "results.npz"
     if not results.exists():
         line = next((ln.strip() for ln in log.splitlines() if "AssertionError" in ln or "Error" in ln), "no results")
         raise XnorkitError(f"simulation of {rtl_dir} failed ({line}); see {work / 'sim.log'}")
@@ -111,11 +124,7 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
         mismatch = next((ln.split("AssertionError:", 1)[1].strip() for ln in log.splitlines()
                          if "AssertionError:" in ln), "the scoreboard reported a mismatch")
     with np.load(results) as r:
-        result = SimResult(r["outputs"], r["accepted_at"], r["completed_at"], mismatch)
-    if waves:
-        for f in list(work.glob("*.fst")) + list(work.glob("*.vcd")) + list(rtl_dir.glob("*.vcd")):
-            shutil.copy(f, rtl_dir.parent / f.name)
-    return result
+        return SimResult(r["outputs"], r["accepted_at"], r["completed_at"], mismatch)
 
 
 def _max_cycles(design: dict, count: int, stall_in: float, stall_out: float) -> int:
@@ -140,30 +149,8 @@ def build_bulk(rtl_dir: Path, gate_level: Path | None = None, xilinx_primitives:
     harness = Path(__file__).with_name("harness.cpp")
     if not harness.is_file():
         tools.package_text("sim", "harness.cpp")  # one line: this install lacks it
-    if gate_level is None:
-        run_dir, top = rtl_dir, design["top"]
-        sources = [rtl_dir / s for s in design["sources"]]
-        in_width = design["input"]["elems_per_beat"] * design["input"]["elem_bits"]
-        out_width = design["output"]["elems_per_beat"] * design["output"]["elem_bits"]
-        inputs_of_digest = [*sources, *sorted(rtl_dir.glob("*.mem"))]
-        if xilinx_primitives:
-            from hw import popcount_x7
-
-            models = rtl_dir.parent / "sim_build" / "xilinx_cells.v"
-            models.parent.mkdir(parents=True, exist_ok=True)
-            models.write_text(popcount_x7.cell_models())
-            sources.append(models)
-    else:
-        from hw import synth
-
-        run_dir = Path(gate_level).resolve()
-        synthesized = synth.load_result(run_dir)
-        if synthesized["top"] != design["shell"]["top"]:
-            raise XnorkitError(f"{run_dir} holds a netlist of {synthesized['top']}, not of the byte-wide "
-                               f"{design['shell']['top']}: gate-level simulation needs an open-flow board")
-        top, in_width, out_width = synthesized["top"], 8, 8
-        sources = [run_dir / "netlist.v", synth.cell_library(synthesized["family"])]
-        inputs_of_digest = sources
+    run_dir, top, sources, in_width, out_width, inputs_of_digest = _bulk_sources(rtl_dir, design, gate_level,
+                                                                                  xilinx_primitives)
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in [harness, *inputs_of_digest]))
     work = (rtl_dir.parent / "sim_build" / ("bulk_x7" if xilinx_primitives else "bulk") if gate_level is None
             else run_dir / "sim_build")
@@ -191,6 +178,37 @@ def build_bulk(rtl_dir: Path, gate_level: Path | None = None, xilinx_primitives:
         raise XnorkitError(f"Verilator build of {run_dir} failed: {first} ({log})")
     stamp.write_text(digest.hexdigest())
     return exe
+
+
+def _bulk_sources(rtl_dir: Path, design: dict, gate_level: Path | None,
+                  xilinx_primitives: bool) -> tuple[Path, str, list[Path], int, int, list[Path]]:
+    """What build_bulk compiles: (the folder it runs in, the top module, the sources, its stream widths, the files
+    whose digest decides a rebuild): the RTL (with the 7-series cell models), or a synthesized netlist."""
+    if gate_level is None:
+        run_dir, top = rtl_dir, design["top"]
+        sources = [rtl_dir / s for s in design["sources"]]
+        in_width = design["input"]["elems_per_beat"] * design["input"]["elem_bits"]
+        out_width = design["output"]["elems_per_beat"] * design["output"]["elem_bits"]
+        inputs_of_digest = [*sources, *sorted(rtl_dir.glob("*.mem"))]
+        if xilinx_primitives:
+            from hw import popcount_x7
+
+            models = rtl_dir.parent / "sim_build" / "xilinx_cells.v"
+            models.parent.mkdir(parents=True, exist_ok=True)
+            models.write_text(popcount_x7.cell_models())
+            sources.append(models)
+    else:
+        from hw import synth
+
+        run_dir = Path(gate_level).resolve()
+        synthesized = synth.load_result(run_dir)
+        if synthesized["top"] != design["shell"]["top"]:
+            raise XnorkitError(f"{run_dir} holds a netlist of {synthesized['top']}, not of the byte-wide "
+                               f"{design['shell']['top']}: gate-level simulation needs an open-flow board")
+        top, in_width, out_width = synthesized["top"], 8, 8
+        sources = [run_dir / "netlist.v", synth.cell_library(synthesized["family"])]
+        inputs_of_digest = sources
+    return run_dir, top, sources, in_width, out_width, inputs_of_digest
 
 
 def simulate_bulk(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = None, stall_in: float = 0.0,

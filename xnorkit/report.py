@@ -79,85 +79,101 @@ def _png(fig) -> str:
 
 
 def _plots(builds: list[BuildFacts]) -> list[tuple[str, str]]:
-    """(title, base64 PNG) per figure."""
+    """(title, base64 PNG) per figure that the builds have data for (one function per chart)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     plots = []
-    main = builds[0]
-    layers = main.design["layers"]
-    names = [ly["name"] for ly in layers]
+    for title, chart in (("Pipeline balance", _balance_chart), ("LUTs per layer", _luts_chart),
+                         ("Board utilization", _utilization_chart), ("Accuracy ladder", _ladder_chart),
+                         ("Pareto", _pareto_chart)):
+        fig = chart(plt, builds)
+        if fig is not None:
+            plots.append((title, _png(fig)))
+            plt.close(fig)
+    return plots
+
+
+def _balance_chart(plt, builds: list[BuildFacts]):
+    design = builds[0].design
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    ax.bar(names, [ly["cycles"] for ly in layers], color="#4c72b0")
-    ax.axhline(main.design["initiation_interval"], color="#c44e52", linestyle="--", label="initiation interval")
+    ax.bar([ly["name"] for ly in design["layers"]], [ly["cycles"] for ly in design["layers"]], color="#4c72b0")
+    ax.axhline(design["initiation_interval"], color="#c44e52", linestyle="--", label="initiation interval")
     ax.set_ylabel("cycles per inference")
     ax.set_title("Pipeline balance: cycles per stage")
     ax.tick_params(axis="x", rotation=45)
     ax.legend()
-    plots.append(("Pipeline balance", _png(fig)))
-    plt.close(fig)
+    return fig
 
+
+def _luts_chart(plt, builds: list[BuildFacts]):
+    main = builds[0]
+    layers = main.design["layers"]
     fig, ax = plt.subplots(figsize=(8, 3.2))
     width = 0.8 / (1 + len(main.synth))
-    xs = range(len(names))
+    xs = range(len(layers))
     ax.bar([x - 0.4 + width / 2 for x in xs], [ly["lut"] for ly in layers], width, label="estimate (LUT6)")
     for i, (board, util) in enumerate(main.synth.items(), start=1):
         per_layer = util["layers"]
         values = [per_layer.get(f"u_l{k}", {}).get("lut", 0) for k in range(len(layers))]
         ax.bar([x - 0.4 + width * (i + 0.5) for x in xs], values, width, label=f"Yosys, {board}")
-    ax.set_xticks(list(xs), names, rotation=45)
+    ax.set_xticks(list(xs), [ly["name"] for ly in layers], rotation=45)
     ax.set_ylabel("LUTs")
     ax.set_title("LUTs per layer")
     ax.legend()
-    plots.append(("LUTs per layer", _png(fig)))
-    plt.close(fig)
+    return fig
 
-    if main.synth:
-        fig, ax = plt.subplots(figsize=(8, 0.6 + 0.9 * len(main.synth)))
-        kinds = ("lut", "ff", "bram", "dsp")
-        for row, util in enumerate(main.synth.values()):
-            for k, kind in enumerate(kinds):
-                share = 100 * util["total"][kind] / max(1, util["capacity"][kind])
-                ax.barh(row + 0.2 * k - 0.3, share, 0.18, color=f"C{k}", label=kind.upper() if row == 0 else None)
-        ax.set_yticks(range(len(main.synth)), list(main.synth))
-        ax.axvline(100, color="black", linewidth=0.8)
-        ax.set_xlabel("% of the part")
-        ax.set_title("Board utilization (Yosys)")
-        ax.legend(loc="lower right")
-        plots.append(("Board utilization", _png(fig)))
-        plt.close(fig)
 
-    if main.flow:
-        ladder = {"Brevitas": main.flow["accuracy"]["brevitas"], "golden": main.flow["accuracy"]["golden"]}
-        n = main.flow["n_test"]
-        for stage, agree in main.flow["agreement"].items():
-            if stage in ("rtl", "c", "cortex-m4"):  # exact backends: golden's accuracy when they agree on all
-                ladder[stage] = main.flow["accuracy"]["golden"] if agree == n else float("nan")
-        fig, ax = plt.subplots(figsize=(8, 3))
-        ax.bar(list(ladder), [100 * v for v in ladder.values()], color="#55a868")
-        ax.set_ylim(min(100 * v for v in ladder.values() if v == v) - 5, 100)
-        ax.set_ylabel("test accuracy %")
-        ax.set_title("Accuracy at each stage of the ladder")
-        plots.append(("Accuracy ladder", _png(fig)))
-        plt.close(fig)
+def _utilization_chart(plt, builds: list[BuildFacts]):
+    synth = builds[0].synth
+    if not synth:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.9 * len(synth)))
+    for row, util in enumerate(synth.values()):
+        for k, kind in enumerate(("lut", "ff", "bram", "dsp")):
+            share = 100 * util["total"][kind] / max(1, util["capacity"][kind])
+            ax.barh(row + 0.2 * k - 0.3, share, 0.18, color=f"C{k}", label=kind.upper() if row == 0 else None)
+    ax.set_yticks(range(len(synth)), list(synth))
+    ax.axvline(100, color="black", linewidth=0.8)
+    ax.set_xlabel("% of the part")
+    ax.set_title("Board utilization (Yosys)")
+    ax.legend(loc="lower right")
+    return fig
 
+
+def _ladder_chart(plt, builds: list[BuildFacts]):
+    flow = builds[0].flow
+    if not flow:
+        return None
+    ladder = {"Brevitas": flow["accuracy"]["brevitas"], "golden": flow["accuracy"]["golden"]}
+    for stage, agree in flow["agreement"].items():
+        if stage in ("rtl", "c", "cortex-m4"):  # exact backends: golden's accuracy when they agree on all
+            ladder[stage] = flow["accuracy"]["golden"] if agree == flow["n_test"] else float("nan")
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.bar(list(ladder), [100 * v for v in ladder.values()], color="#55a868")
+    ax.set_ylim(min(100 * v for v in ladder.values() if v == v) - 5, 100)
+    ax.set_ylabel("test accuracy %")
+    ax.set_title("Accuracy at each stage of the ladder")
+    return fig
+
+
+def _pareto_chart(plt, builds: list[BuildFacts]):
     points = [(b, board, util) for b in builds if b.accuracy is not None for board, util in b.synth.items()]
-    if len(builds) > 1 and points:
-        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-        for b, board, util in points:
-            label = f"{b.name} / {board}"
-            left.scatter(util["total"]["lut"], 100 * b.accuracy, label=label)
-            right.scatter(b.design["latency_estimate"], 100 * b.accuracy, label=label)
-        left.set_xlabel("LUTs (Yosys)")
-        right.set_xlabel("latency (cycles)")
-        left.set_ylabel("test accuracy %")
-        left.legend(fontsize=7)
-        fig.suptitle("Accuracy versus LUTs and latency")
-        plots.append(("Pareto", _png(fig)))
-        plt.close(fig)
-    return plots
+    if len(builds) < 2 or not points:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for b, board, util in points:
+        label = f"{b.name} / {board}"
+        left.scatter(util["total"]["lut"], 100 * b.accuracy, label=label)
+        right.scatter(b.design["latency_estimate"], 100 * b.accuracy, label=label)
+    left.set_xlabel("LUTs (Yosys)")
+    right.set_xlabel("latency (cycles)")
+    left.set_ylabel("test accuracy %")
+    left.legend(fontsize=7)
+    fig.suptitle("Accuracy versus LUTs and latency")
+    return fig
 
 
 def markdown(builds: list[BuildFacts]) -> str:
