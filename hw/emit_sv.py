@@ -16,7 +16,7 @@ import numpy as np
 from hw import design_record, popcount_x7
 from hw.folding import Folding, initiation_interval, mac_layers, to_json
 from hw.lowering import lower
-from hw.stages import TWO_INPUTS, Resources, connect
+from hw.stages import TWO_INPUTS, Lowered, Resources, connect
 from xnorkit import layout, packing, records, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
@@ -33,10 +33,10 @@ _TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=Tru
     tools.package_text("hw", "rtl", "xnorkit_top.sv.j2"))
 
 
-def design_info(graph: Graph, folding: Folding) -> dict:
+def design_info(graph: Graph, folding: Folding, low: Lowered | None = None) -> dict:
     """What testbenches and reports need to drive the top level: stream shapes, the cycle model and the
-    resource estimate."""
-    low = lower(graph, folding)
+    resource estimate, from the stages (`low`, lowered here when not given)."""
+    low = low or lower(graph, folding)
     stages = low.stages
     source, edges, forks = connect(low)
     total = sum((s.resources() for s in stages), Resources(0, 0, 0))
@@ -123,7 +123,7 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
             files[p["threshold_file"]] = packing.mem_file(
                 packing.mvtu_threshold_words(low.thresholds[s.index], p["c"], p["t_bits"]),
                 p["c"] * p["n_thresh"] * p["t_bits"])
-    info = design_info(graph, folding)
+    info = design_info(graph, folding, low)
     source, edges, forks = connect(low)
     files[f"{TOP}.sv"] = _TEMPLATE.render(stages=low.stages, top=TOP, ii=info["initiation_interval"], source=source,
                                           edges=edges, forks=forks, two_inputs=TWO_INPUTS)

@@ -79,3 +79,10 @@ def test_negated_affine_describes_the_negated_row(dtype):
         acc, acc_neg = int((x * row).sum()), int((-x * row).sum())
         real = Fraction(3, 8) * acc
         assert k * acc + c == real == k2 * acc_neg + c2
+
+
+def test_a_sums_zero_point_is_its_terms_but_bipolar_terms_count_zero():
+    u4 = IntType(4, False)
+    assert numerics.summed_zero_point([(3, u4), (5, u4)]) == 8
+    assert numerics.summed_zero_point([(3, u4), (0, BIPOLAR)]) == 3
+    assert numerics.summed_zero_point([(2, u4)] * 9) == 18  # a 3 x 3 window sum

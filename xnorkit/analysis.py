@@ -93,19 +93,9 @@ def diff_against_qonnx(graph: Graph, qonnx_values: dict[str, np.ndarray], x: np.
     integers (exactly), the float output within `rtol` of each vector's largest magnitude. Returns the
     differing tensors and how many tensors were compared."""
     ours = golden.run(graph, x, keep_all=True)
-    meaning: dict[str, tuple[float, int]] = {}  # tensor -> (scale, zero point) of its real value
+    meaning = golden.real_meanings(graph)  # tensor -> (scale, zero point) of its real value
     diffs, compared = [], 0
     for node in graph.nodes:
-        if isinstance(node, Quantize):
-            meaning[node.output] = (node.scale, node.zero_point)
-        elif isinstance(node, Threshold):
-            meaning[node.output] = (node.out_scale, node.out_zero_point)
-        elif isinstance(node, MaxPool | Reshape | Transpose | Concat) and inputs_of(node)[0] in meaning:
-            meaning[node.output] = meaning[inputs_of(node)[0]]
-        elif isinstance(node, Add) and all(i in meaning for i in node.inputs):
-            (scale, zp_a), (_, zp_b) = (meaning[i] for i in node.inputs)
-            zp = sum(0 if d.bipolar else z for d, z in zip(node.in_dtypes, (zp_a, zp_b), strict=True))
-            meaning[node.output] = (scale, zp)
         theirs = qonnx_values.get(node.output)
         if theirs is None:
             continue

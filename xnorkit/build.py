@@ -126,8 +126,9 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str 
 
         folding, _ = fit.solve(graph, boards.load_kind(board, "fpga"))
     folding = folding or fold_mod.solve(graph, target_cycles, exit_rate)
-    write_tree(Path(build) / "rtl", emit_sv.emit(graph, folding), "rtl")
-    return emit_sv.design_info(graph, folding)
+    files = emit_sv.emit(graph, folding)
+    write_tree(Path(build) / "rtl", files, "rtl")
+    return json.loads(files["design.json"])
 
 
 def generate_hls(build: Path, folding, board: str | Board | None = None, check_inputs: int = 64) -> tuple[Path, int]:

@@ -476,7 +476,7 @@ class _Importer:
         out = self.ir_name(node.output[0])
         self.emit(Add(node.name, (a.tensor, b.tensor), out, (a.dtype, b.dtype)), dtype)
         channels = self.shapes[node.output[0]][1]
-        zero_point = (0 if a.dtype.bipolar else a.zero_point) + (0 if b.dtype.bipolar else b.zero_point)
+        zero_point = numerics.summed_zero_point([(a.zero_point, a.dtype), (b.zero_point, b.dtype)])
         self.state[node.output[0]] = _Accumulator(node, None, None, None, [a.scale] * channels,
                                                   [-a.scale * zero_point] * channels, tensor=out, range=(lo, hi))
 
@@ -577,7 +577,7 @@ class _Importer:
         dtype = numerics.signed_type_for(lo, hi)
         out = self.ir_name(node.output[0])
         self.emit(SumPool(node.name, x.tensor, out, kernel, stride, x.dtype), dtype)
-        zero_point = 0 if x.dtype.bipolar else x.zero_point * area
+        zero_point = numerics.summed_zero_point([(x.zero_point, x.dtype)] * area)
         self.state[node.output[0]] = _Quantized(out, x.scale / area, zero_point, dtype)
 
     def on_trunc(self, node: onnx.NodeProto) -> None:

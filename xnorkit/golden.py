@@ -192,6 +192,31 @@ def predict_from_int(graph: Graph, x_int: np.ndarray) -> np.ndarray:
     return with_exits(graph, values)
 
 
+def real_meanings(graph: Graph) -> dict[str, tuple[float, int]]:
+    """(scale, zero point) of every quantized tensor of the graph, real = scale * (q - zero point), as the
+    frontend imported them (a bipolar tensor's q is -1 or +1): set by a Quantize or a Threshold, kept by a
+    layout change, a max pool or a concat, summed by an addition, and by a SumPool over its window, which stands
+    for an average pool (scale / area). Accumulators are not listed: their meaning is per channel."""
+    meaning: dict[str, tuple[float, int]] = {}
+    for node in graph.nodes:
+        ins = [meaning.get(t) for t in inputs_of(node)]
+        if isinstance(node, Quantize):
+            meaning[node.output] = (node.scale, node.zero_point)
+        elif isinstance(node, Threshold):
+            meaning[node.output] = (node.out_scale, node.out_zero_point)
+        elif None in ins:
+            continue
+        elif isinstance(node, MaxPool | Reshape | Transpose | Concat):
+            meaning[node.output] = ins[0]
+        elif isinstance(node, Add):
+            terms = [(zp, dtype) for (_, zp), dtype in zip(ins, node.in_dtypes, strict=True)]
+            meaning[node.output] = (ins[0][0], numerics.summed_zero_point(terms))
+        elif isinstance(node, SumPool):
+            area = node.kernel[0] * node.kernel[1]
+            meaning[node.output] = (ins[0][0] / area, numerics.summed_zero_point([(ins[0][1], node.in_dtype)] * area))
+    return meaning
+
+
 def random_int_inputs(graph: Graph, count: int, seed: int = 0) -> np.ndarray:
     """`count` seeded random integer inputs over the whole range of the input quantizer's type (what the
     backends' checks and `sim` run when no inputs are given)."""

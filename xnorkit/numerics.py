@@ -53,6 +53,12 @@ def integer_values(x: np.ndarray, dtype: IntType) -> np.ndarray:
 
 # ---- accumulators ---------------------------------------------------------------------------------------
 
+def summed_zero_point(terms: list[tuple[int, IntType]]) -> int:
+    """The zero point of a sum of quantized values of one scale (an addition, a window sum): each term's own
+    zero point, 0 for a bipolar term (its integers are -1 and +1 already, real = scale * q)."""
+    return sum(0 if dtype.bipolar else zero_point for zero_point, dtype in terms)
+
+
 def accumulator_affine(in_dtype: IntType, row: np.ndarray, in_scale: Fraction, in_zero_point: int,
                        weight_scale: Fraction) -> tuple[Fraction, Fraction]:
     """(k, c) such that the real dot product of one output channel equals k * accumulator + c.
