@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quant_train import config, data, train  # noqa: E402
 from xnorkit import build, golden  # noqa: E402
+from xnorkit.quant_train import config, data, train  # noqa: E402
 
 
 def run(bench: str, kind: str, weights: str, a_bits: int, epochs: int, lr: float, dropout: float, goal: float,

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quant_train import config, data, train, zoo  # noqa: E402
+from xnorkit.quant_train import config, data, train, zoo  # noqa: E402
 
 EPOCHS = 4
 PONDER_WEIGHTS = (0.05, 0.15)  # 0.005 kept all 6 blocks, 0.02 ran 5.2 (4 epochs)

@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quant_train import conditional, config, data, train  # noqa: E402
 from xnorkit import build, golden  # noqa: E402
+from xnorkit.quant_train import conditional, config, data, train  # noqa: E402
 
 EPOCHS = 8
 ALLOWANCE = 0.002  # on validation: the last 5,000 training images are easier than the test set

@@ -28,8 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quant_train import conditional, data, train, zoo  # noqa: E402
 from xnorkit import build, golden  # noqa: E402
+from xnorkit.quant_train import conditional, data, train, zoo  # noqa: E402
 
 COST_WEIGHTS = (0.01, 0.02, 0.05)
 ALLOWANCE = 0.005

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quant_train import compression, config, data, train, zoo  # noqa: E402
+from xnorkit.quant_train import compression, config, data, train, zoo  # noqa: E402
 
 KEEP = {"net.0": 0.08, "net.2": 0.09, "net.4": 0.26}  # the paper's LeNet-300-100 densities
 PRUNE_STEPS = 4

@@ -32,8 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quant_train import config, data, distill, train, zoo  # noqa: E402
 from xnorkit import build, golden  # noqa: E402
+from xnorkit.quant_train import config, data, distill, train, zoo  # noqa: E402
 
 TEACHER_EPOCHS = 5
 TEACHER_DROPOUT = 0.3

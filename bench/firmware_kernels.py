@@ -30,9 +30,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from firmware import emit_c, runner  # noqa: E402
 from tests.conftest import random_graph, random_inputs  # noqa: E402
 from xnorkit import golden, tools  # noqa: E402
+from xnorkit.firmware import emit_c, runner  # noqa: E402
 from xnorkit.outputs import write_tree  # noqa: E402
 
 POPCNT_PEAK = 64  # binary MACs per cycle per core: one 64-bit POPCNT per cycle

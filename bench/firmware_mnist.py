@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firmware import emit_c, runner  # noqa: E402
-from quant_train import config, data, recipe, train  # noqa: E402
 from xnorkit import build, golden, outputs  # noqa: E402
+from xnorkit.firmware import emit_c, runner  # noqa: E402
+from xnorkit.quant_train import config, data, recipe, train  # noqa: E402
 
 HOST_IMAGES, M4_IMAGES = 10000, 1000
 # (label, zoo model, weights, activation bits, epochs, training images, prune density or None)

@@ -18,9 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quant_train import data, train  # noqa: E402
-from quant_train.zoo import MLP  # noqa: E402
 from xnorkit import build, compare, golden  # noqa: E402
+from xnorkit.quant_train import data, train  # noqa: E402
+from xnorkit.quant_train.zoo import MLP  # noqa: E402
 
 GOAL_S = 20.0
 

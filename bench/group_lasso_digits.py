@@ -20,8 +20,8 @@ from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quant_train import config, data, sparsity, train  # noqa: E402
 from xnorkit import analysis, build, golden  # noqa: E402
+from xnorkit.quant_train import config, data, sparsity, train  # noqa: E402
 
 PENALTIES = (1.5e-4, 2e-4)
 THRESHOLDS = (0.1, 0.15, 0.2)

@@ -16,15 +16,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hw import fit  # noqa: E402
-from hw import folding as fold_mod  # noqa: E402
-from quant_train import config, data, train  # noqa: E402
-from sim import hls  # noqa: E402
 from xnorkit import build, golden  # noqa: E402
+from xnorkit.hw import fit  # noqa: E402
+from xnorkit.hw import folding as fold_mod  # noqa: E402
+from xnorkit.quant_train import config, data, train  # noqa: E402
+from xnorkit.sim import hls  # noqa: E402
 
 
 def check(label: str, build_dir: Path, x_test: np.ndarray) -> list[dict]:
-    import boards
+    from xnorkit import boards
 
     graph = build.backend_graph(build_dir)  # what the HLS C++ is built from (the same outputs as compiled)
     x_int = golden.quantize_input(graph, x_test)

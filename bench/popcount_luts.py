@@ -20,11 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import boards  # noqa: E402
-from hw import fit, lowering, popcount_x7, synth  # noqa: E402
-from hw.folding import Fold  # noqa: E402
 from tests.conftest import random_graph  # noqa: E402
-from xnorkit import build, ir  # noqa: E402
+from xnorkit import (  # noqa: E402
+    boards,  # noqa: E402
+    build,
+    ir,
+)
+from xnorkit.hw import fit, lowering, popcount_x7, synth  # noqa: E402
+from xnorkit.hw.folding import Fold  # noqa: E402
 
 RTL = Path(__file__).resolve().parents[1] / "hw" / "rtl"
 WRAPPERS = """

@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hw import emit_sv  # noqa: E402
-from hw import folding as fold_mod  # noqa: E402
-from quant_train import config, data, train  # noqa: E402
-from sim import runner  # noqa: E402
 from xnorkit import build, golden, outputs  # noqa: E402
+from xnorkit.hw import emit_sv  # noqa: E402
+from xnorkit.hw import folding as fold_mod  # noqa: E402
+from xnorkit.quant_train import config, data, train  # noqa: E402
+from xnorkit.sim import runner  # noqa: E402
 
 CLOCK_HZ = 200e6
 GOAL_SECONDS = 300

@@ -28,13 +28,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firmware import runner as fw  # noqa: E402
-from hw import emit_sv, synth  # noqa: E402
-from hw import folding as fold_mod  # noqa: E402
-from hw.folding import Fold  # noqa: E402
-from quant_train import compression, config, data, sparsity, train  # noqa: E402
-from sim import runner  # noqa: E402
 from xnorkit import build, golden  # noqa: E402
+from xnorkit.firmware import runner as fw  # noqa: E402
+from xnorkit.hw import emit_sv, synth  # noqa: E402
+from xnorkit.hw import folding as fold_mod  # noqa: E402
+from xnorkit.hw.folding import Fold  # noqa: E402
+from xnorkit.quant_train import compression, config, data, sparsity, train  # noqa: E402
+from xnorkit.sim import runner  # noqa: E402
 
 QEMU_IMAGES = 10_000  # every MNIST test image (the digits MLP: its whole test split)
 EPOCHS = 3

@@ -22,12 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import boards  # noqa: E402
-from hw import fit, synth  # noqa: E402
-from hw import folding as fold_mod  # noqa: E402
-from quant_train import config, data, train  # noqa: E402
-from sim import runner  # noqa: E402
-from xnorkit import build, golden  # noqa: E402
+from xnorkit import (  # noqa: E402
+    boards,  # noqa: E402
+    build,
+    golden,
+)
+from xnorkit.hw import fit, synth  # noqa: E402
+from xnorkit.hw import folding as fold_mod  # noqa: E402
+from xnorkit.quant_train import config, data, train  # noqa: E402
+from xnorkit.sim import runner  # noqa: E402
 
 
 def trained_build(cfg: config.Config, dataset: data.Dataset, folder: Path, shape: tuple[int, ...]) -> Path:

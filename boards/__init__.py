@@ -70,14 +70,14 @@ _ADAPTER = TypeAdapter(Annotated[Board, Field(discriminator="kind")])
 
 
 def names(kind: str | None = None) -> list[str]:
-    files = resources.files("boards").iterdir()
+    files = resources.files("xnorkit.boards").iterdir()
     found = sorted(p.name.removesuffix(".yaml").replace("_", "-") for p in files if p.name.endswith(".yaml"))
     return [n for n in found if kind is None or load(n).kind == kind]
 
 
 def load(name: str) -> Board:
     """A known board by name (only the files beside this module: a name is never a path)."""
-    path = resources.files("boards").joinpath(name.replace("-", "_") + ".yaml")
+    path = resources.files("xnorkit.boards").joinpath(name.replace("-", "_") + ".yaml")
     if not re.fullmatch(SAFE_NAME, name) or not path.is_file():
         raise XnorkitError(f"unknown board {name[:64]!r}; known boards: {', '.join(names())} (or give your own "
                            "with --board-file PATH)")

@@ -569,5 +569,5 @@ def emit(graph: Graph, binary_kernels: bool = True) -> dict[str, str]:
                                      arena_bytes=prog.bytes, arena_words=max(1, prog.bytes // 4), result=prog.result),
     }
     for source, path in LIBRARY.items():
-        files[path] = tools.package_text("firmware", *source.split("/"))
+        files[path] = tools.package_text("xnorkit.firmware", *source.split("/"))
     return files

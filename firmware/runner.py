@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-import boards
-from xnorkit import tools
+from xnorkit import boards, tools
 from xnorkit.errors import XnorkitError
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-std=c99", "-pedantic"]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import jinja2
 import numpy as np
 
-from hw.folding import Folding
-from hw.lowering import lower
-from hw.stages import InKind, Lowered, Stage
 from xnorkit import packing, tools
 from xnorkit.errors import XnorkitError
+from xnorkit.hw.folding import Folding
+from xnorkit.hw.lowering import lower
+from xnorkit.hw.stages import InKind, Lowered, Stage
 from xnorkit.ir import Graph
 
 TOP = "xnorkit_hls"
@@ -110,10 +110,10 @@ def emit(graph: Graph, folding: Folding, part: str = "xc7z020clg400-1", clock_mh
                "interval": max(layer["cycles"] for layer in layers), "part": part, "clock_mhz": clock_mhz}
     files = {name: _render(f"{name}.j2", context)
              for name in ("xk_model.cpp", "xk_weights.h", "xk_hls_tb.cpp", "run_hls.tcl")}
-    return files | {"xk_hls.h": tools.package_text("hw", "hls", "xk_hls.h")}
+    return files | {"xk_hls.h": tools.package_text("xnorkit.hw", "hls", "xk_hls.h")}
 
 
 def _render(template: str, context: dict) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
-    return env.from_string(tools.package_text("hw", "hls", template)).render(context)
+    return env.from_string(tools.package_text("xnorkit.hw", "hls", template)).render(context)

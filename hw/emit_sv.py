@@ -13,12 +13,12 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from hw import design_record, popcount_x7
-from hw.folding import Folding, initiation_interval, mac_layers, to_json
-from hw.lowering import lower
-from hw.stages import TWO_INPUTS, Lowered, Resources, connect
 from xnorkit import layout, packing, records, tools
 from xnorkit.errors import XnorkitError
+from xnorkit.hw import design_record, popcount_x7
+from xnorkit.hw.folding import Folding, initiation_interval, mac_layers, to_json
+from xnorkit.hw.lowering import lower
+from xnorkit.hw.stages import TWO_INPUTS, Lowered, Resources, connect
 from xnorkit.ir import Graph
 
 LIBRARY = ("xk_value.sv", "xk_multi_threshold.sv", "xk_popcount.sv", "xk_xnor_popcount.sv", "xk_adder_tree.sv",
@@ -30,7 +30,7 @@ TOP = "xnorkit_top"
 SHELL = "xnorkit_shell"  # byte-wide streams around TOP, for boards with few pins (hw/synth.py)
 _TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                keep_trailing_newline=True).from_string(
-    tools.package_text("hw", "rtl", "xnorkit_top.sv.j2"))
+    tools.package_text("xnorkit.hw", "rtl", "xnorkit_top.sv.j2"))
 
 
 def design_info(graph: Graph, folding: Folding, low: Lowered | None = None) -> dict:
@@ -128,7 +128,7 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
     files[f"{TOP}.sv"] = _TEMPLATE.render(stages=low.stages, top=TOP, ii=info["initiation_interval"], source=source,
                                           edges=edges, forks=forks, two_inputs=TWO_INPUTS)
     for name in (*LIBRARY, f"{SHELL}.sv"):
-        files[name] = tools.package_text("hw", "rtl", name)
+        files[name] = tools.package_text("xnorkit.hw", "rtl", name)
     files[popcount_x7.FILE] = popcount_x7.library(
         [s.params["simd"] for s in low.stages if s.xnor])
     mems = sorted(name for name in files if name.endswith(".mem"))

@@ -8,12 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-from boards import FpgaBoard
-from hw import folding, popcount_x7
-from hw.folding import Fold, Folding
-from hw.lowering import lower
-from hw.stages import Stage, connect
+from xnorkit.boards import FpgaBoard
 from xnorkit.errors import XnorkitError
+from xnorkit.hw import folding, popcount_x7
+from xnorkit.hw.folding import Fold, Folding
+from xnorkit.hw.lowering import lower
+from xnorkit.hw.stages import Stage, connect
 from xnorkit.ir import Graph
 
 # block RAM shapes (width, depth) per family: iCE40 EBR 4 Kbit, ECP5 DP16KD and Xilinx RAMB18 18 Kbit

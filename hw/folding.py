@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.stages import MvtuMemory
 from xnorkit import packing, passes
 from xnorkit.errors import XnorkitError
+from xnorkit.hw.stages import MvtuMemory
 from xnorkit.ir import (
     Add,
     Concat,

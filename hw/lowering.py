@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hw.folding import (
+from xnorkit import layout, numerics, packing, passes
+from xnorkit.errors import XnorkitError
+from xnorkit.hw.folding import (
     WEIGHT_STYLES,
     Folding,
     exit_segments,
@@ -28,9 +30,7 @@ from hw.folding import (
     unit_schedule,
     validate,
 )
-from hw.stages import InKind, Lowered, Stage
-from xnorkit import layout, numerics, packing, passes
-from xnorkit.errors import XnorkitError
+from xnorkit.hw.stages import InKind, Lowered, Stage
 from xnorkit.ir import (
     Add,
     Concat,

@@ -291,7 +291,7 @@ def cell_models() -> str:
     blocks: what a simulator needs to run the compressor netlists."""
     import re
 
-    from hw import synth
+    from xnorkit.hw import synth
 
     text = synth.cell_library("xilinx").read_text()
     models = []

@@ -28,11 +28,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-import boards
-from boards import FAMILIES
-from hw import emit_sv, popcount_x7
-from xnorkit import records
+from xnorkit import boards, records
+from xnorkit.boards import FAMILIES
 from xnorkit.errors import XnorkitError
+from xnorkit.hw import emit_sv, popcount_x7
 from xnorkit.outputs import MARKER, check_folder
 
 SYNTH_COMMAND = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5",
@@ -230,7 +229,7 @@ def synthesize(build_dir: Path, board: str | boards.FpgaBoard, place_route: bool
     if open_flow and place_route:
         _place_and_route(board, work, result, seed)
     if board.toolchain == "vivado":
-        from hw import vivado
+        from xnorkit.hw import vivado
 
         vivado.write_project(rtl, work, design, board)
     (work / "utilization.json").write_text(json.dumps(result.as_dict(), indent=1) + "\n")

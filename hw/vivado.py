@@ -17,9 +17,9 @@ from pathlib import Path
 
 import jinja2
 
-from boards import FpgaBoard
-from hw import popcount_x7
 from xnorkit import tools
+from xnorkit.boards import FpgaBoard
+from xnorkit.hw import popcount_x7
 
 DMA_BYTES = 8  # the AXI DMA's stream width on the Zynq HP ports used here
 
@@ -41,7 +41,7 @@ _PROCESSORS = {
 def _render(template: str, **context) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
-    return env.from_string(tools.package_text("hw", "vendor", template)).render(context)
+    return env.from_string(tools.package_text("xnorkit.hw", "vendor", template)).render(context)
 
 
 def project_tcl(design: dict, board: FpgaBoard, sources: list[str], mems: list[str]) -> str:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from quant_train import models
+from xnorkit.quant_train import models
 
 MASK = "weight_mask"
 

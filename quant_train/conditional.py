@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from quant_train import models, zoo
-from quant_train.data import batches
+from xnorkit.quant_train import models, zoo
+from xnorkit.quant_train.data import batches
 
 
 def count_macs(module: nn.Module, x: torch.Tensor) -> int:

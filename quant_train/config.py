@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from quant_train import zoo
 from xnorkit.errors import XnorkitError
+from xnorkit.quant_train import zoo
 from xnorkit.yamlfile import load_plain
 
 WEIGHTS = ("binary", "xnor", "ternary", *(f"int{b}" for b in range(2, 9)), *(f"dorefa{b}" for b in range(2, 9)))

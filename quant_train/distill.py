@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from quant_train.data import batches
-from quant_train.models import plain
+from xnorkit.quant_train.data import batches
+from xnorkit.quant_train.models import plain
 
 KINDS = ("hinton", "mimic", "noisy")
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from quant_train import compression, config, distill, sparsity, train, zoo
-from quant_train.data import Dataset
 from xnorkit.errors import XnorkitError
+from xnorkit.quant_train import compression, config, distill, sparsity, train, zoo
+from xnorkit.quant_train.data import Dataset
 
 Progress = Callable[[str, int, int, float], None] | None  # (stage, epoch, epochs, loss)
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from quant_train import zoo
+from xnorkit.quant_train import zoo
 
 
 def _layers(model: zoo.MLP) -> list[tuple[nn.Module, nn.BatchNorm1d, nn.Module | None]]:

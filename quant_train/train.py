@@ -18,10 +18,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from quant_train import data as data_mod
-from quant_train import distill, models, zoo
-from quant_train.config import Config
-from quant_train.data import Dataset
+from xnorkit.quant_train import data as data_mod
+from xnorkit.quant_train import distill, models, zoo
+from xnorkit.quant_train.config import Config
+from xnorkit.quant_train.data import Dataset
 
 
 def seed_everything(seed: int) -> None:

@@ -18,7 +18,8 @@ from brevitas.quant import Int8WeightPerChannelFloat, SignedBinaryActPerTensorCo
 from torch import nn
 from torch.nn.utils import parametrize
 
-from quant_train.models import (
+from xnorkit.errors import XnorkitError
+from xnorkit.quant_train.models import (
     BinaryWeight,
     DoReFaWeight,
     PrunedBinaryWeight,
@@ -27,7 +28,6 @@ from quant_train.models import (
     plain,
     quantized_by,
 )
-from xnorkit.errors import XnorkitError
 
 MLPS = {"tfc": [64, 64, 64], "sfc": [256, 256, 256], "lfc": [1024, 1024, 1024], "lenet300": [300, 100]}
 CNNS = ("lenet5", "cnv", "blenet", "resnet", "squeezenet")
@@ -396,7 +396,7 @@ class ACTResNet(nn.Module):
         return torch.sigmoid(self.halt_local[b](x).squeeze(1) + score[:, :, None])  # (N, H, W)
 
     def forward(self, x):
-        from quant_train.conditional import act_step
+        from xnorkit.quant_train.conditional import act_step
 
         x = self.stem(x)
         if self.mode == "full":

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from all import bench_names  # noqa: E402  (bench/all.py: which benches there are)
 
-import boards  # noqa: E402  (the boards' capacities and clocks)
+from xnorkit import boards  # noqa: E402  (the boards' capacities and clocks)
 
 RESULTS = ROOT / "bench" / "results.json"
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))

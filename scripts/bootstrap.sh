@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set-up for `make demo` / `make test`: Debian tools (as root, when missing), then .venv with pinned packages.
+# Set-up for `make demo` / `make test`: Debian tools (as root, when missing), then .venv with the packages of
+# constraints.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +27,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.xnorkit-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  # every extra and the test tools, at the versions checked together (constraints.txt)
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
   touch "$stamp"
 fi

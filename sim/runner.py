@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hw import emit_sv
+import xnorkit
 from xnorkit import layout, packing, tools
 from xnorkit.errors import XnorkitError
+from xnorkit.hw import emit_sv
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -70,11 +71,11 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     if rebuild or not (work / "results.xml").exists():
         _cocotb_build(runner, simulator, rtl_dir, design, work, waves)
     env = {"XNORKIT_SIM_SETTINGS": str(work / "settings.json"), "PYTHONPATH": os.pathsep.join(
-        p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
+        p for p in (str(Path(xnorkit.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
     xml = work / "results.xml"
     xml.unlink(missing_ok=True)
     try:
-        runner.test(test_module="sim.tb_network", hdl_toplevel=design["top"], hdl_toplevel_lang="verilog",
+        runner.test(test_module="xnorkit.sim.tb_network", hdl_toplevel=design["top"], hdl_toplevel_lang="verilog",
                     build_dir=work, test_dir=rtl_dir, extra_env=env, waves=waves, results_xml=str(xml),
                     log_file=work / "sim.log")
     except SystemExit:
@@ -148,7 +149,7 @@ def build_bulk(rtl_dir: Path, gate_level: Path | None = None, xilinx_primitives:
     design = emit_sv.load_design(rtl_dir)
     harness = Path(__file__).with_name("harness.cpp")
     if not harness.is_file():
-        tools.package_text("sim", "harness.cpp")  # one line: this install lacks it
+        tools.package_text("xnorkit.sim", "harness.cpp")  # one line: this install lacks it
     run_dir, top, sources, in_width, out_width, inputs_of_digest = _bulk_sources(rtl_dir, design, gate_level,
                                                                                   xilinx_primitives)
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in [harness, *inputs_of_digest]))
@@ -191,14 +192,14 @@ def _bulk_sources(rtl_dir: Path, design: dict, gate_level: Path | None,
         out_width = design["output"]["elems_per_beat"] * design["output"]["elem_bits"]
         inputs_of_digest = [*sources, *sorted(rtl_dir.glob("*.mem"))]
         if xilinx_primitives:
-            from hw import popcount_x7
+            from xnorkit.hw import popcount_x7
 
             models = rtl_dir.parent / "sim_build" / "xilinx_cells.v"
             models.parent.mkdir(parents=True, exist_ok=True)
             models.write_text(popcount_x7.cell_models())
             sources.append(models)
     else:
-        from hw import synth
+        from xnorkit.hw import synth
 
         run_dir = Path(gate_level).resolve()
         synthesized = synth.load_result(run_dir)

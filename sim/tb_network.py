@@ -19,9 +19,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from sim.runner import mismatch_report
 from xnorkit import packing
 from xnorkit.layout import ir_order
+from xnorkit.sim.runner import mismatch_report
 
 
 def _beats(vector: np.ndarray, info: dict) -> list[int]:

@@ -153,8 +153,8 @@ def small_graph() -> Graph:
 @pytest.fixture(scope="session")
 def trained_build(tmp_path_factory) -> Path:
     """A small binary MLP trained briefly on digits, exported and compiled (shared by CLI tests)."""
-    from quant_train import config, data, train
     from xnorkit import build
+    from xnorkit.quant_train import config, data, train
 
     out = tmp_path_factory.mktemp("trained")
     cfg = config.Config(model=config.ModelConfig(hidden=[32, 32, 32]), train=config.TrainConfig(epochs=3))
@@ -173,8 +173,8 @@ def check_exact(model, x: np.ndarray, folder: Path, calibrate: int = 64, min_ten
     IR graph and the golden outputs."""
     import torch
 
-    from quant_train import train
     from xnorkit import analysis, build, compare, golden
+    from xnorkit.quant_train import train
 
     if calibrate:  # 0: the model is trained already
         model.train()

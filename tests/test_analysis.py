@@ -39,7 +39,7 @@ def test_diff_pinpoints_an_injected_threshold_off_by_one(trained_build, tmp_path
     """Move one threshold by one where some input sits exactly on it: diff must name that node."""
     import shutil
 
-    from quant_train.data import load_digits
+    from xnorkit.quant_train.data import load_digits
 
     b = tmp_path / "build"
     shutil.copytree(trained_build / "build", b)

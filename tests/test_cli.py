@@ -1,6 +1,7 @@
 """The command line as a user runs it: one process per command, exit codes, files."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -134,7 +135,7 @@ def test_board_commands_and_their_one_line_refusals(trained_build, tmp_path):
     for args, message in ((["synth", work, "--board", "rpi-pico"], "not an FPGA board"),
                           (["synth", work, "--board", "de10-nano"], "unknown board 'de10-nano'"),
                           (["hw", work, "--board", "icebreaker", "--target-fps", "100"], "--board picks the folding"),
-                          (["hw", work, "--backend", "vhdl"], "--backend must be rtl, hls or hls4ml"),
+                          (["hw", work, "--backend", "vhdl"], "'vhdl' is not one of 'rtl', 'hls', 'hls4ml'"),
                           (["firmware", work, "--board", "pynq-z2"], "not a microcontroller board"),
                           (["sim", work, "--gate-level", "icebreaker"], "run `xnorkit synth")):
         proc = xnorkit(*args)
@@ -142,3 +143,16 @@ def test_board_commands_and_their_one_line_refusals(trained_build, tmp_path):
             args, proc.stderr)
     boards_out = xnorkit("boards").stdout
     assert "icebreaker" in boards_out and "pynq-z2" in boards_out and "stm32f4-discovery" in boards_out
+
+
+def test_version_short_help_and_the_choices_in_help():
+    from xnorkit import __version__
+
+    proc = xnorkit("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"xnorkit {__version__}"
+    assert xnorkit("-h").returncode == 0 and "--install-completion" in xnorkit("-h").stdout
+    for command, choices in ((["predict"], "qonnx|golden|rtl|c|cortex-m4"), (["predict"], "verilator|icarus"),
+                             (["hw"], "rtl|hls|hls4ml"), (["sim"], "verilator|icarus")):
+        helped = subprocess.run([sys.executable, "-m", "xnorkit", *command, "-h"], capture_output=True, text=True,
+                                env={**os.environ, "COLUMNS": "250"})  # a wide help box: each choice list on one line
+        assert helped.returncode == 0 and choices in helped.stdout, (command, helped.stdout)

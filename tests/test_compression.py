@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from quant_train import compression, config, data, train, zoo
 from xnorkit import build, golden
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import MatMul
+from xnorkit.quant_train import compression, config, data, train, zoo
 
 
 @pytest.fixture(scope="module")

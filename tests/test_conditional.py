@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from quant_train import conditional, data, train, zoo
 from tests.conftest import check_exact
+from xnorkit.quant_train import conditional, data, train, zoo
 
 
 def test_count_macs_of_lenet5():

@@ -1,7 +1,7 @@
 import pytest
 
-from quant_train import config
 from xnorkit.errors import XnorkitError
+from xnorkit.quant_train import config
 
 
 @pytest.mark.parametrize("text,message", [

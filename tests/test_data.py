@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quant_train import data
 from tests.conftest import IN_CI
 from xnorkit.errors import XnorkitError
+from xnorkit.quant_train import data
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

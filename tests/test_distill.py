@@ -1,6 +1,6 @@
 import torch
 
-from quant_train import config, data, train, zoo
+from xnorkit.quant_train import config, data, train, zoo
 
 
 def test_distillation_loss_matches_its_definition():

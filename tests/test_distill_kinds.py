@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from quant_train import config, data, distill, train, zoo
+from xnorkit.quant_train import config, data, distill, train, zoo
 
 
 def test_mimic_and_noisy_losses():

@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from firmware import emit_c, runner
 from tests.conftest import random_graph, random_inputs, require_tool
 from xnorkit import golden, ir, numerics
 from xnorkit.errors import XnorkitError
+from xnorkit.firmware import emit_c, runner
 from xnorkit.ir import Dequantize, MatMul
 from xnorkit.outputs import write_tree
 
@@ -146,10 +146,10 @@ def test_rtl_exit_is_bit_exact_and_stops_feeding_the_trunk(tmp_path):
     """The generated accelerator's exit (xk_exit_test, xk_exit_gate, xk_exit_merge): golden's outputs and exit
     index on every input, with random stalls on both streams (the compiled harness); an input that leaves early
     never reaches the trunk, so it completes sooner than one that runs to the end."""
-    from hw import emit_sv
-    from hw.folding import solve
-    from sim import runner as sim
     from tests.test_hw import lint
+    from xnorkit.hw import emit_sv
+    from xnorkit.hw.folding import solve
+    from xnorkit.sim import runner as sim
 
     require_tool("verilator")
     graph = branchy_graph()
@@ -173,10 +173,10 @@ def test_rtl_exit_is_bit_exact_and_stops_feeding_the_trunk(tmp_path):
 def test_rtl_with_two_exits_chains_gates_and_merges(tmp_path):
     """Two exits: the second exit's layers run only for inputs the first let through, its gate holds the rest;
     the merges nest (the first exit's outputs, then the second's, the final layer's, the index)."""
-    from hw import emit_sv
-    from hw.folding import exit_segments, solve
-    from sim import runner as sim
     from tests.test_hw import lint
+    from xnorkit.hw import emit_sv
+    from xnorkit.hw.folding import exit_segments, solve
+    from xnorkit.sim import runner as sim
 
     require_tool("verilator")
     graph = two_exit_graph()
@@ -197,7 +197,7 @@ def test_rtl_with_two_exits_chains_gates_and_merges(tmp_path):
 
 
 def test_solver_folds_the_layers_after_an_exit_for_the_inputs_that_stay():
-    from hw.folding import exit_segments, layer_cycles, solve
+    from xnorkit.hw.folding import exit_segments, layer_cycles, solve
 
     graph = branchy_graph()
     [(always, branch)] = exit_segments(graph)
@@ -216,8 +216,8 @@ def test_solver_folds_the_layers_after_an_exit_for_the_inputs_that_stay():
 
 
 def test_rtl_needs_exits_set_for_several_outputs():
-    from hw import emit_sv
-    from hw.folding import solve
+    from xnorkit.hw import emit_sv
+    from xnorkit.hw.folding import solve
 
     graph = replace(branchy_graph(margin=14), exits=())
     with pytest.raises(XnorkitError, match="early exits that stop the inference.*set their margins first"):
@@ -247,9 +247,9 @@ def test_calibrated_margin_is_the_smallest_within_the_allowance():
 
 
 def test_exits_command_sets_calibrates_and_refuses(tmp_path):
-    from quant_train import config, data, train
     from tests.test_cli import xnorkit
     from xnorkit import build
+    from xnorkit.quant_train import config, data, train
 
     b = tmp_path / "b"
     ir.save(branchy_graph(), b)
@@ -276,7 +276,7 @@ def test_exits_command_sets_calibrates_and_refuses(tmp_path):
     assert set(np.unique(expected[:, -1])) <= {0, 1} and (expected[:, -1] == 0).any()
     # the trained convolutional B-LeNet in RTL: the exit branches off a pooled feature map, whose frames wait in
     # front of the gate; the layers after it folded for the half of the inputs that stay
-    from sim import runner as sim
+    from xnorkit.sim import runner as sim
 
     require_tool("verilator")
     assert xnorkit("hw", tmp_path / "blenet", "--exit-rate", "1.5").returncode == 2

@@ -13,11 +13,11 @@ import onnx
 import pytest
 import torch
 
-from quant_train import train
 from tests import export_styles as styles
 from xnorkit import analysis, build, compare, golden
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import BIPOLAR, Dequantize, Quantize, Reshape, Threshold, Transpose
+from xnorkit.quant_train import train
 
 STYLES = {
     "bnn_pynq_tfc_w1a1": lambda: styles.bnn_pynq_tfc(0),
@@ -252,7 +252,7 @@ def test_a_bad_input_quant_spec_is_one_line_exit_2_with_nothing_written(corpus, 
 def test_sign_input_through_the_int8_baseline_kernels_equals_golden(corpus, tmp_path):
     """The bipolar input unpacked to -1/+1 integers (`xk_quantize_sign` into ints), as the int8 baseline of
     bench/firmware_kernels builds every network."""
-    from firmware import emit_c, runner
+    from xnorkit.firmware import emit_c, runner
     from xnorkit.outputs import write_tree
 
     _, x, build_dir = corpus["bnn_pynq_tfc_w1a1"]

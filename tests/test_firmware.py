@@ -3,9 +3,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from firmware import emit_c, runner
 from tests.conftest import random_graph, random_inputs, require_tool
 from xnorkit import golden
+from xnorkit.firmware import emit_c, runner
 from xnorkit.outputs import write_tree
 
 # sizes that are not multiples of 32 exercise the padding rule
@@ -51,7 +51,7 @@ def test_weights_are_packed_const_and_buffers_planned(fw):
 
 
 def test_board_definitions():
-    import boards
+    from xnorkit import boards
 
     assert {"mps2-an386", "stm32f4-discovery", "nrf52840-dk", "rpi-pico", "stm32f746g-disco"} <= set(boards.names())
     assert boards.load("mps2-an386")["cpu"] == "cortex-m4"
@@ -66,7 +66,7 @@ def test_board_definitions():
 
 
 def test_a_network_that_does_not_fit_is_refused_with_the_numbers():
-    import boards
+    from xnorkit import boards
     from xnorkit.errors import XnorkitError
 
     big = emit_c.lower(random_graph([784, 3072, 3072, 10], seed=0))  # 11.9 Mbit of binary weights
@@ -85,9 +85,9 @@ def test_k_bit_activations_in_c_are_bit_exact(tmp_path):
     """Binary weights with 2-bit activations: multi-level thresholds and integer-input layers in C."""
     import torch
 
-    from quant_train.zoo import MLP
     from tests.conftest import check_exact
     from xnorkit.ir import Threshold
+    from xnorkit.quant_train.zoo import MLP
 
     require_tool("gcc")
     require_tool("arm-none-eabi-gcc")

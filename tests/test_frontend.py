@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from quant_train import train
-from quant_train.zoo import MLP
 from xnorkit import build, compare, golden, numerics
 from xnorkit.frontend import import_qonnx
+from xnorkit.quant_train import train
+from xnorkit.quant_train.zoo import MLP
 
 
 def _randomize_batchnorm(model: torch.nn.Module, seed: int) -> None:
@@ -93,8 +93,8 @@ def test_compile_writes_a_loadable_build(trained_build):
 def test_every_quantized_tensor_equals_qonnx_exactly(trained_build):
     """IR tensors keep their ONNX names: the quantized input and every sign activation must equal qonnx's
     execution of the same QONNX graph exactly (bipolar bit b is the value 2b - 1)."""
-    from quant_train.data import load_digits
     from xnorkit.ir import Quantize, Threshold
+    from xnorkit.quant_train.data import load_digits
 
     graph = build.load(trained_build / "build")
     x = load_digits().x_test

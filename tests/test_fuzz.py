@@ -170,8 +170,8 @@ YAML_VALUES = st.one_of(st.integers(-10, 10**12), st.floats(allow_nan=True), st.
        key=st.sampled_from(["hidden", "epochs", "lr", "target_cycles", "w_bits", "a_bits", "kind", "name", "x"]),
        value=YAML_VALUES)
 def test_fuzzed_configs_validate_or_are_one_line(section, key, value):
-    from quant_train import config
     from xnorkit.errors import XnorkitError
+    from xnorkit.quant_train import config
 
     try:
         config.validate({section: {key: value}} if section != "dataset" else {section: value})

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw import emit_hls, folding
-from sim import hls
 from tests.conftest import random_cnn_graph, random_graph, random_inputs, require_tool
 from xnorkit import build, golden
 from xnorkit.errors import XnorkitError
+from xnorkit.hw import emit_hls, folding
+from xnorkit.sim import hls
 
 CASES = {  # sizes, weight bits, activation bits, solver target in cycles
     "digits_shape": ([64, 256, 256, 10], 1, 1, 128),

@@ -465,7 +465,7 @@ class _RunsCode:
 def test_a_teacher_checkpoint_that_would_run_code_is_refused(tmp_path):
     import torch
 
-    from quant_train import config, data, recipe
+    from xnorkit.quant_train import config, data, recipe
 
     run_dir = tmp_path / "teacher"
     run_dir.mkdir()
@@ -511,7 +511,7 @@ def test_a_yaml_alias_bomb_is_refused_small_and_fast(capsys, tmp_path):
 
 
 def test_a_board_name_is_never_a_path():
-    import boards
+    from xnorkit import boards
 
     for name in ("../../x", "pynq-z2/../../etc", "/etc/passwd", "PYNQ-Z2"):
         with pytest.raises(XnorkitError, match="unknown board"):
@@ -619,8 +619,8 @@ def test_a_file_missing_from_the_install_is_one_line():
     from xnorkit import tools
 
     with pytest.raises(XnorkitError, match="this xnorkit install lacks sim/nope.cpp"):
-        tools.package_text("sim", "nope.cpp")
-    assert "module" in tools.package_text("hw", "rtl", "xk_mvtu.sv")
+        tools.package_text("xnorkit.sim", "nope.cpp")
+    assert "module" in tools.package_text("xnorkit.hw", "rtl", "xk_mvtu.sv")
 
 
 def test_a_layer_output_read_twice_is_refused_not_folded_twice(capsys, model, tmp_path):

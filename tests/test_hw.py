@@ -2,12 +2,12 @@ import subprocess
 
 import pytest
 
-from hw import emit_sv
-from hw import folding as fold_mod
-from hw.folding import Fold
 from tests.conftest import random_graph, require_tool
 from xnorkit import tools
 from xnorkit.errors import XnorkitError
+from xnorkit.hw import emit_sv
+from xnorkit.hw import folding as fold_mod
+from xnorkit.hw.folding import Fold
 from xnorkit.outputs import write_tree
 
 FOLDINGS = {

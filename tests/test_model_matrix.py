@@ -19,10 +19,10 @@ from brevitas.quant import (
 )
 from torch import nn
 
-from quant_train import train
 from tests.conftest import check_exact
 from tests.test_frontend import _randomize_batchnorm
 from xnorkit import build, compare
+from xnorkit.quant_train import train
 
 
 def weight_quant(bits: str, per_channel: bool) -> dict:
@@ -136,9 +136,9 @@ def test_a_dilated_convolution_is_refused(tmp_path):
 def test_c_equals_golden_on_every_case(tmp_path):
     """Every matrix case (binary, ternary, k-bit and per-channel weights, signed and unsigned activations,
     padded, grouped and depthwise convolutions, pooling) in C on the host: the same integers as golden."""
-    from firmware import emit_c, runner
     from tests.conftest import require_tool
     from xnorkit import golden
+    from xnorkit.firmware import emit_c, runner
     from xnorkit.outputs import write_tree
 
     require_tool("gcc")
@@ -158,12 +158,12 @@ def test_c_equals_golden_on_every_case(tmp_path):
 def test_rtl_equals_golden(tmp_path, case):
     """Every matrix case (binary, ternary, k-bit and per-channel weights, signed and unsigned activations,
     padded, grouped and depthwise convolutions, pooling): bit-exact with random stalls."""
-    from hw import emit_sv
-    from hw import folding as fold_mod
-    from sim import runner
     from tests.conftest import require_tool
     from xnorkit import golden
+    from xnorkit.hw import emit_sv
+    from xnorkit.hw import folding as fold_mod
     from xnorkit.outputs import write_tree
+    from xnorkit.sim import runner
 
     require_tool("verilator")
     torch.manual_seed(7)

@@ -69,7 +69,7 @@ def test_backends_build_the_pruned_network(tmp_path):
     ir.save(graph, tmp_path)
     design = build.generate_hw(tmp_path)
     assert design["layers"][0]["mh"] < 40 - 8
-    from hw.folding import Fold
+    from xnorkit.hw.folding import Fold
 
     # a folding written for the layers as compiled (40 neurons: PE 4 of fc0) is refused with the numbers, never
     # built for another graph than the one every backend reads
@@ -77,7 +77,7 @@ def test_backends_build_the_pruned_network(tmp_path):
     with pytest.raises(XnorkitError, match=r"folding of 'fc0'.*constant neurons: outputs fc0 40 -> "):
         build.generate_hw(tmp_path, as_compiled)
     require_tool("gcc")
-    from firmware import runner
+    from xnorkit.firmware import runner
 
     build.generate_firmware(tmp_path)
     x = random_inputs(graph, 100)
@@ -180,7 +180,7 @@ def test_every_backend_estimate_and_report_read_the_backend_graph(capsys, consta
     header = (b / "firmware" / "xk_model.h").read_text()
     assert f"{layers[0][2]}" in (b / "firmware" / "xk_model.c").read_text() and "xk_infer" in header
     x = np.load(trained_build / "x.npy")
-    from firmware import runner
+    from xnorkit.firmware import runner
 
     assert np.array_equal(runner.run_host(b / "firmware", x, 10), golden.predict_int(build.load(b), x))
     code, out, err = run_cli(capsys, "synth", b, "--board", "icebreaker", "--no-place-route")

@@ -5,13 +5,13 @@ import random
 
 import pytest
 
-from hw import emit_sv, popcount_x7
-from hw import folding as fold_mod
-from sim import runner
 from tests.conftest import random_graph, random_inputs, require_tool
 from tests.test_hw import lint
 from xnorkit import golden
+from xnorkit.hw import emit_sv, popcount_x7
+from xnorkit.hw import folding as fold_mod
 from xnorkit.outputs import write_tree
+from xnorkit.sim import runner
 
 
 def _count(n: int, x: int, w: int) -> int:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from quant_train import config, data, recipe, train
 from xnorkit import build, golden, outputs
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import MatMul
+from xnorkit.quant_train import config, data, recipe, train
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +118,10 @@ def test_bad_recipe_sections(tmp_path, text, message):
 def test_block_pruned_binary_network_skips_its_zero_tiles_in_rtl(tmp_path, digits):
     """prune.block at the folding's PE x SIMD: whole tiles go, the generated units skip them (fewer cycles and
     weight bits than every fold) and stay bit-exact against golden in simulation."""
-    from hw import emit_sv
-    from hw.folding import Fold
-    from sim import runner
     from tests.conftest import require_tool
+    from xnorkit.hw import emit_sv
+    from xnorkit.hw.folding import Fold
+    from xnorkit.sim import runner
 
     cfg = _cfg({"hidden": [32, 32]},  # the 10-output layer stays whole (4 does not divide 10)
                prune={"density": {"net.1.0": 0.25, "net.2.0": 0.25}, "steps": 1, "epochs": 1, "block": [4, 8]})

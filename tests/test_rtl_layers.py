@@ -11,11 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw import emit_sv
-from hw.folding import Fold, matrix_shape
-from sim import runner
 from tests.conftest import random_thresholds, require_tool
 from xnorkit import golden, numerics
+from xnorkit.hw import emit_sv
+from xnorkit.hw.folding import Fold, matrix_shape
 from xnorkit.ir import (
     BIPOLAR,
     Add,
@@ -32,6 +31,7 @@ from xnorkit.ir import (
     verify,
 )
 from xnorkit.outputs import write_tree
+from xnorkit.sim import runner
 
 U2, U3, S3, S4, S5 = IntType(2), IntType(3), IntType(3, True), IntType(4, True), IntType(5, True)
 TERNARY = IntType(2, True)  # weights -1, 0, +1 only (the masked XNOR datapath)

@@ -4,15 +4,15 @@ back-to-back cycles per inference equal to the analytical count of the folding."
 import numpy as np
 import pytest
 
-from hw import emit_sv, lowering
-from hw import folding as fold_mod
-from sim import runner
 from tests.conftest import random_cnn_graph, random_graph, random_inputs, require_tool
 from tests.test_hw import FOLDINGS
 from xnorkit import golden
 from xnorkit.errors import XnorkitError
+from xnorkit.hw import emit_sv, lowering
+from xnorkit.hw import folding as fold_mod
 from xnorkit.ir import Graph, MaxPool, Transpose
 from xnorkit.outputs import write_tree
+from xnorkit.sim import runner
 
 
 def _simulate(tmp_path, graph, folding, count, simulator="verilator", stall=0.3):
@@ -141,9 +141,9 @@ def test_zoo_cnn_compiles_to_bit_exact_rtl(tmp_path, kind, w_bits, a_bits, targe
     thresholds and sum pooling; SqueezeNet's fire modules channel concatenation."""
     import torch
 
-    from quant_train import data, zoo
     from tests.conftest import check_exact
     from tests.test_hw import lint
+    from xnorkit.quant_train import data, zoo
 
     torch.manual_seed(0)
     digits = data.load_digits()
@@ -166,8 +166,8 @@ def test_icarus_equals_verilator_on_the_digits_default(tmp_path):
     """The embedded default network (digits, the demo's configuration), one training epoch: the same RTL
     under Icarus (cocotb, with stalls) and Verilator (the C++ harness) gives the same integers as golden."""
     require_tool("iverilog")
-    from quant_train import config, data, train
     from xnorkit import build
+    from xnorkit.quant_train import config, data, train
 
     digits = data.load_digits()
     cfg = config.Config()

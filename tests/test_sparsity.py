@@ -5,8 +5,8 @@ import copy
 import numpy as np
 import torch
 
-from quant_train import config, data, sparsity, train
 from xnorkit import build, compare, golden
+from xnorkit.quant_train import config, data, sparsity, train
 
 
 def _small_trained():

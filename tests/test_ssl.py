@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from quant_train import compression, config, data, sparsity, train, zoo
 from tests.conftest import check_exact
 from xnorkit import build
 from xnorkit.ir import Conv
+from xnorkit.quant_train import compression, config, data, sparsity, train, zoo
 
 
 @pytest.fixture(scope="module")

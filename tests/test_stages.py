@@ -4,10 +4,10 @@ figures, each rule once."""
 import re
 from pathlib import Path
 
-from hw import folding, lowering
-from hw.stages import MVTU_CONTROL_LUTS, STAGE_KINDS, InKind, MvtuMemory, Stage, connect
 from tests.conftest import random_cnn_graph
 from xnorkit import packing
+from xnorkit.hw import folding, lowering
+from xnorkit.hw.stages import MVTU_CONTROL_LUTS, STAGE_KINDS, InKind, MvtuMemory, Stage, connect
 
 RTL = Path(__file__).resolve().parents[1] / "hw" / "rtl"
 

@@ -15,8 +15,9 @@ def test_ruff_clean():
 
 CORE = ("errors", "inttype", "ir", "numerics", "packing", "layout", "frontend", "golden", "passes")
 # the core may read ONNX (and qonnx's cleanup), never a backend, the trainer, the driver or a simulator
-FORBIDDEN = ("hw", "firmware", "sim", "boards", "quant_train", "torch", "brevitas", "cocotb", "typer",
-             "xnorkit.cli", "xnorkit.build", "xnorkit.flow", "xnorkit.report", "xnorkit.analysis")
+FORBIDDEN = ("xnorkit.hw", "xnorkit.firmware", "xnorkit.sim", "xnorkit.boards", "xnorkit.quant_train", "torch",
+             "brevitas", "cocotb", "typer", "xnorkit.cli", "xnorkit.build", "xnorkit.flow", "xnorkit.report",
+             "xnorkit.analysis")
 
 
 def _imports(path: Path) -> set[str]:

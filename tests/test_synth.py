@@ -8,12 +8,11 @@ import json
 import numpy as np
 import pytest
 
-import boards
-from hw import fit, folding, lowering, synth
-from sim import runner
 from tests.conftest import random_graph, random_inputs, require_tool
-from xnorkit import build, golden, ir
+from xnorkit import boards, build, golden, ir
 from xnorkit.errors import XnorkitError
+from xnorkit.hw import fit, folding, lowering, synth
+from xnorkit.sim import runner
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from quant_train import config, data, train, zoo
-from quant_train.models import _QuantizeGradient
 from tests.conftest import check_exact
+from xnorkit.quant_train import config, data, train, zoo
+from xnorkit.quant_train.models import _QuantizeGradient
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from firmware import runner as fw_runner
-from quant_train import config, data, train, zoo
 from tests.conftest import IN_CI
 from xnorkit import build, compare, golden, tools
+from xnorkit.firmware import runner as fw_runner
+from xnorkit.quant_train import config, data, train, zoo
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from xnorkit.ir import Graph, MatMul
 from xnorkit.outputs import replacing, write_tree
 
 if TYPE_CHECKING:  # a board is loaded by the backends that need one
-    from boards import Board
+    from xnorkit.boards import Board
 
 BACKENDS = ("qonnx", "golden", "rtl", "c", "cortex-m4")
 
@@ -93,7 +93,7 @@ def backend_graph(build: Path) -> Graph:
 def check_folding(build: Path, graph: Graph, folding) -> None:
     """Refuse, with the numbers, a folding that does not fit the backend graph (one written for the layers as
     compiled, before neurons were removed, says so)."""
-    from hw import folding as fold_mod
+    from xnorkit.hw import folding as fold_mod
 
     try:
         fold_mod.validate(graph, folding)
@@ -114,15 +114,15 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str 
                 exit_rate: float = 0.0) -> dict:
     """BUILD/rtl/: the given folding, else the fastest that fits `board` (an FPGA board), else the solver's for
     `target_cycles` (with an early exit, the layers after it for the `exit_rate` share of inputs that stay)."""
-    from hw import emit_sv
-    from hw import folding as fold_mod
+    from xnorkit.hw import emit_sv
+    from xnorkit.hw import folding as fold_mod
 
     graph = backend_graph(build)
     if folding is not None:
         check_folding(build, graph, folding)
     if folding is None and board is not None:
-        import boards
-        from hw import fit
+        from xnorkit import boards
+        from xnorkit.hw import fit
 
         folding, _ = fit.solve(graph, boards.load_kind(board, "fpga"))
     folding = folding or fold_mod.solve(graph, target_cycles, exit_rate)
@@ -135,9 +135,9 @@ def generate_hls(build: Path, folding, board: str | Board | None = None, check_i
     """BUILD/hls/: the HLS C++ of the network at `folding`, for `board`'s part and clock (default PYNQ-Z2),
     with `check_inputs` seeded random inputs and golden's outputs for them (inputs.bin, expected.bin), which
     the g++ build is checked against here and Vitis HLS' C simulation reads."""
-    import boards
-    from hw import emit_hls
-    from sim import hls
+    from xnorkit import boards
+    from xnorkit.hw import emit_hls
+    from xnorkit.sim import hls
 
     graph = backend_graph(build)
     check_folding(build, graph, folding)
@@ -157,8 +157,8 @@ def generate_hls(build: Path, folding, board: str | Board | None = None, check_i
 def generate_firmware(build: Path, board: str | Board = "mps2-an386", out: Path | None = None) -> tuple[Path, dict]:
     """The C library for `board` in `out` (default BUILD/firmware); refuses, before writing anything, a network
     that does not fit the board. Returns the folder and the footprint (firmware.emit_c.footprint)."""
-    import boards
-    from firmware import emit_c
+    from xnorkit import boards
+    from xnorkit.firmware import emit_c
 
     graph = backend_graph(build)
     need = emit_c.check_fits(emit_c.lower(graph), boards.load_kind(board, "mcu"))
@@ -252,7 +252,7 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
     if backend == "golden":
         return golden.predict_float(graph, x) if dequantize_output else golden.predict_int(graph, x)
     elif backend == "rtl":
-        from sim import runner
+        from xnorkit.sim import runner
 
         if not (build / "rtl" / "design.json").exists():
             generate_hw(build)
@@ -261,7 +261,7 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
         acc = (runner.simulate_bulk(build / "rtl", x_int) if simulator == "verilator"
                else runner.simulate(build / "rtl", x_int, simulator=simulator)).outputs
     elif backend in ("c", "cortex-m4"):
-        from firmware import runner as fw
+        from xnorkit.firmware import runner as fw
 
         if not (build / "firmware" / "xk_model.c").exists():
             generate_firmware(build)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +13,43 @@ from rich.console import Console
 
 from xnorkit.errors import XnorkitError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, context_settings={"help_option_names":
+                  ["-h", "--help"]},
                   help="Binary and low-bit neural networks from Brevitas training to bit-exact RTL and firmware.")
 console = Console(width=None if sys.stdout.isatty() else 140)  # tables stay readable in logs and pipes
+
+class PredictBackend(str, Enum):
+    qonnx = "qonnx"
+    golden = "golden"
+    rtl = "rtl"
+    c = "c"
+    cortex_m4 = "cortex-m4"
+
+
+class HwBackend(str, Enum):
+    rtl = "rtl"
+    hls = "hls"
+    hls4ml = "hls4ml"
+
+
+class Simulator(str, Enum):
+    verilator = "verilator"
+    icarus = "icarus"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from xnorkit import __version__
+
+        print(f"xnorkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                   help="print the version and exit")] = False) -> None:
+    """Binary and low-bit neural networks from Brevitas training to bit-exact RTL and firmware."""
+
 
 Out = Annotated[Path, typer.Option("-o", "--out", help="output folder")]
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="datasets folder (else $XNORKIT_DATA, "
@@ -38,12 +73,12 @@ def train(config: Annotated[Path | None, typer.Argument(help="YAML config")] = N
           out: Out = Path("out/train"), data_dir: DataDir = None) -> None:
     """Quantization-aware training with Brevitas by the config's recipe (distillation, structured sparsity,
     pruning, weight sharing); writes model.onnx (QONNX), checkpoint.pt, metrics.json."""
-    from quant_train import config as config_mod
-    from quant_train import data as data_mod
-    from quant_train import recipe
-    from quant_train import train as train_mod
     from xnorkit import outputs
     from xnorkit.flow import _progress, stage_progress
+    from xnorkit.quant_train import config as config_mod
+    from xnorkit.quant_train import data as data_mod
+    from xnorkit.quant_train import recipe
+    from xnorkit.quant_train import train as train_mod
 
     cfg = config_mod.load(config)
     outputs.check_target(out, "run")  # before training, not after it
@@ -71,17 +106,18 @@ def compile_cmd(model: Annotated[Path, typer.Argument(help="QONNX model")], out:
 
 @app.command()
 def predict(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
-            backend: Annotated[str, typer.Option(help="qonnx, golden, rtl, c or cortex-m4")] = "golden",
+            backend: Annotated[PredictBackend, typer.Option(help="which backend runs the inputs")]
+            = PredictBackend.golden,
             input: Annotated[Path, typer.Option("--input", help="float32 .npy, (N, *input shape)")] = Path("X.npy"),
             output: Annotated[Path, typer.Option("--output", help="where to write Y.npy")] = Path("Y.npy"),
             dequantize: Annotated[bool, typer.Option(help="float outputs instead of the integers")] = False,
-            simulator: Annotated[str, typer.Option(help="for --backend rtl: verilator or icarus")] = "verilator",
+            simulator: Annotated[Simulator, typer.Option(help="for --backend rtl")] = Simulator.verilator,
             ) -> None:
     """Run inputs through any backend; integers (int64) or, with --dequantize, float32 outputs."""
     from xnorkit.flow import predict_cli
 
-    y = predict_cli(build_dir, backend, input, output, dequantize, simulator)
-    console.print(f"{backend}: {len(y)} outputs written to {output}")
+    y = predict_cli(build_dir, backend.value, input, output, dequantize, simulator.value)
+    console.print(f"{backend.value}: {len(y)} outputs written to {output}")
 
 
 @app.command()
@@ -97,22 +133,21 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                                                       "(xnorkit boards)")] = None,
        board_file: Annotated[Path | None, typer.Option(help="your own FPGA board's YAML (the schema of "
                                                             "`xnorkit boards`), instead of --board")] = None,
-       backend: Annotated[str, typer.Option(help="rtl (SystemVerilog), hls (Vitis HLS C++, checked with g++) or "
-                                                 "hls4ml (hls4ml's project and its outputs against golden)")]
-       = "rtl",
+       backend: Annotated[HwBackend, typer.Option(help="rtl (SystemVerilog), hls (Vitis HLS C++, checked with g++) "
+                                                       "or hls4ml (hls4ml's project and its outputs against golden)")]
+       = HwBackend.rtl,
        input: Annotated[Path | None, typer.Option("--input", help="float32 .npy inputs for the hls4ml comparison "
                                                                    "(else 64 seeded random ones)")] = None) -> None:
     """SystemVerilog for the network into BUILD/rtl/ (with --backend hls also Vitis HLS C++ into BUILD/hls/)."""
-    from hw import folding as fold_mod
     from xnorkit import build
+    from xnorkit.hw import folding as fold_mod
 
     target_cycles = _target_cycles(target_cycles, target_fps, clock_mhz, exit_rate)
-    if backend not in ("rtl", "hls", "hls4ml"):
-        raise XnorkitError(f"--backend must be rtl, hls or hls4ml (got {backend})")
+    backend = backend.value
     if backend == "hls4ml":
         _hls4ml(build_dir, input)
         return
-    import boards
+    from xnorkit import boards
 
     target = boards.choose(board, board_file, "fpga")
     if target is not None and (fold is not None or target_fps is not None):
@@ -123,7 +158,7 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     console.print(f"wrote {build_dir}/rtl/: {len(info['layers'])} layers, {info['initiation_interval']} cycles "
                   f"per inference{exit_pace}; folding {json.dumps(info['folding'])}")
     if target is not None:
-        from hw import fit
+        from xnorkit.hw import fit
 
         est = fit.estimate(build.backend_graph(build_dir), fold_mod.from_json(info["folding"]), target)
         console.print(f"{target.name}: estimated {est.lut:,} of {target.lut:,} LUTs, {est.ff:,} of {target.ff:,} "
@@ -154,8 +189,8 @@ def _hls4ml(build_dir: Path, input: Path | None) -> None:
     """hls4ml's project of the model and its outputs against golden (given inputs, else 64 seeded ones)."""
     import numpy as np
 
-    from hw import hls4ml_compare
     from xnorkit import build, golden
+    from xnorkit.hw import hls4ml_compare
 
     graph = build.load(build_dir)
     if input is not None:
@@ -176,9 +211,8 @@ def synth(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
           seed: Annotated[int, typer.Option(help="nextpnr's placer seed")] = 1) -> None:
     """Synthesis of BUILD/rtl for a board with open tools: Yosys resource counts, and for iCE40 / ECP5 boards
     placement, routing, Fmax and a bitstream. Generates BUILD/rtl for the board first when there is none."""
-    import boards
-    from hw import synth as synth_mod
-    from xnorkit import build
+    from xnorkit import boards, build
+    from xnorkit.hw import synth as synth_mod
 
     target = boards.choose(board, board_file, "fpga")
     if target is None:
@@ -199,7 +233,8 @@ def synth(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
 def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         input: Annotated[Path | None, typer.Option("--input", help="float32 .npy; else random inputs")] = None,
         count: Annotated[int, typer.Option(help="random inputs when --input is not given")] = 64,
-        simulator: Annotated[str, typer.Option(help="verilator or icarus")] = "verilator",
+        simulator: Annotated[Simulator, typer.Option(help="which simulator runs the cocotb testbench")]
+        = Simulator.verilator,
         stall: Annotated[float, typer.Option(help="probability of a stall per cycle on each side")] = 0.3,
         waves: Annotated[bool, typer.Option(help="write a waveform file")] = False,
         bulk: Annotated[bool, typer.Option(help="the compiled Verilator C++ harness instead of cocotb (fast, for "
@@ -209,16 +244,15 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         seed: int = 0) -> None:
     """Simulation of BUILD/rtl (cocotb, or the C++ harness with --bulk): bit-exact check against golden with
     random stalls, then back to back for cycles per inference."""
-    from hw import emit_sv
-    from sim import runner
     from xnorkit import build, golden
+    from xnorkit.hw import emit_sv
+    from xnorkit.sim import runner
 
+    simulator = simulator.value
     if not 0.0 <= stall < 1.0:
         raise XnorkitError("--stall must be in [0, 1)")
     if input is None and not 1 <= count <= 1_000_000:
         raise XnorkitError("--count must be in 1..1000000")
-    if simulator not in ("verilator", "icarus"):
-        raise XnorkitError(f"--simulator must be verilator or icarus (got {simulator[:20]!r})")
     graph = build.load(build_dir)
     if not (Path(build_dir) / "rtl" / "design.json").exists():
         build.generate_hw(build_dir)
@@ -256,7 +290,7 @@ def _netlist(build_dir: Path, board: str) -> Path:
     """BUILD/synth/BOARD, where `xnorkit synth` wrote the netlist (a board's name, never a path)."""
     import re
 
-    from boards import SAFE_NAME
+    from xnorkit.boards import SAFE_NAME
 
     if not re.fullmatch(SAFE_NAME, board):
         raise XnorkitError(f"--gate-level takes a board's name, e.g. icebreaker (got {board[:64]!r})")
@@ -276,8 +310,7 @@ def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
              output: Annotated[Path | None, typer.Option("-o", "--output",
                                                          help="folder (default BUILD/firmware)")] = None) -> None:
     """C library for a microcontroller: refuses, with the numbers, a network that does not fit the board."""
-    import boards
-    from xnorkit import build
+    from xnorkit import boards, build
 
     target = boards.choose(board, board_file, "mcu", default="mps2-an386")
     path, need = build.generate_firmware(build_dir, target, output)
@@ -302,7 +335,7 @@ def exits(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     if off + (margin is not None) + (calibrate is not None) != 1:
         raise XnorkitError("give exactly one of --margin M (per exit), --calibrate DATASET or --off")
     if calibrate is not None:
-        from quant_train import data as data_mod
+        from xnorkit.quant_train import data as data_mod
 
         data = data_mod.load(calibrate, data_dir)
         held = max(1, len(data.x_train) // 12)  # as the benches: the training split's tail, never the test split
@@ -322,7 +355,7 @@ def list_boards() -> None:
     (part, CPU, clock, flash, RAM)."""
     from rich.table import Table
 
-    import boards as boards_mod
+    from xnorkit import boards as boards_mod
 
     fpgas = Table("FPGA board", "part", "LUT", "FF", "BRAM", "DSP", "MHz", "flow", "description")
     for b in map(boards_mod.load, boards_mod.names("fpga")):
@@ -364,7 +397,7 @@ def inspect(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     rows = analysis.layer_stats(graph)
     design = None
     if (Path(build_dir) / "rtl" / "design.json").exists():
-        from hw import emit_sv
+        from xnorkit.hw import emit_sv
 
         design = emit_sv.load_design(Path(build_dir) / "rtl")
     folds = {layer["name"]: layer for layer in design["layers"] if layer["kind"] == "mvtu"} if design else {}

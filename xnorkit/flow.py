@@ -47,8 +47,8 @@ class _Timer:
 def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
              console: Console | None = None) -> dict:
     """Train, export, compile, then every backend on the test split against golden; report.json and the report."""
-    from quant_train import config as config_mod
-    from quant_train import data as data_mod
+    from xnorkit.quant_train import config as config_mod
+    from xnorkit.quant_train import data as data_mod
 
     console = console or Console()
     cfg = config_mod.load(config_path)
@@ -74,8 +74,8 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
 
 
 def _train_and_compile(cfg, data, out: Path, console: Console, timer: _Timer) -> dict:
-    from quant_train import recipe
-    from quant_train import train as train_mod
+    from xnorkit.quant_train import recipe
+    from xnorkit.quant_train import train as train_mod
 
     with _progress(console) as progress:
         model, metrics = recipe.run(cfg, data, stage_progress(progress))
@@ -94,7 +94,7 @@ def _train_and_compile(cfg, data, out: Path, console: Console, timer: _Timer) ->
 
 def _hardware(cfg, build: Path, x_test: np.ndarray, results: dict, console: Console, timer: _Timer) -> dict:
     """The RTL at the config's target, simulated with random stalls and back to back."""
-    from sim import runner as sim_runner
+    from xnorkit.sim import runner as sim_runner
 
     graph, golden_acc = results["graph"], results["golden_acc"]
     design = build_mod.generate_hw(build, target_cycles=cfg.hw.target_cycles)
@@ -110,7 +110,7 @@ def _hardware(cfg, build: Path, x_test: np.ndarray, results: dict, console: Cons
     return {"design": design, "rtl_stalled": stalled, "rtl_clean": clean}
 def _firmware(build: Path, x_test: np.ndarray, graph, timer: _Timer) -> dict:
     """The C library on the host and on the Cortex-M4 under QEMU."""
-    from firmware import runner as fw_runner
+    from xnorkit.firmware import runner as fw_runner
 
     fw_dir, footprint = build_mod.generate_firmware(build)
     c_out = fw_runner.run_host(fw_dir, x_test, graph.result_width())

@@ -45,7 +45,7 @@ class _Metrics(records.Record):
 
 
 def load(build: Path) -> BuildFacts:
-    from hw import emit_sv, synth
+    from xnorkit.hw import emit_sv, synth
 
     build = Path(build)
     design_path = build / "rtl" / "design.json"
