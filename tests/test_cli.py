@@ -151,7 +151,7 @@ def test_version_short_help_and_the_choices_in_help():
     proc = xnorkit("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"xnorkit {__version__}"
     assert xnorkit("-h").returncode == 0 and "--install-completion" in xnorkit("-h").stdout
-    for command, choices in ((["predict"], "qonnx|golden|rtl|c|cortex-m4"), (["predict"], "verilator|icarus"),
+    for command, choices in ((["predict"], "qonnx|golden|rtl|hls|c|cortex-m4"), (["predict"], "verilator|icarus"),
                              (["hw"], "rtl|hls|hls4ml"), (["sim"], "verilator|icarus")):
         helped = subprocess.run([sys.executable, "-m", "xnorkit", *command, "-h"], capture_output=True, text=True,
                                 env={**os.environ, "COLUMNS": "250"})  # a wide help box: each choice list on one line

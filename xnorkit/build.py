@@ -28,7 +28,7 @@ from xnorkit.outputs import replacing, write_tree
 if TYPE_CHECKING:  # a board is loaded by the backends that need one
     from xnorkit.boards import Board
 
-BACKENDS = ("qonnx", "golden", "rtl", "c", "cortex-m4")
+BACKENDS = ("qonnx", "golden", "rtl", "hls", "c", "cortex-m4")
 
 
 def compile_model(model: Path, build: Path, input_quant: str | None = None) -> Graph:
@@ -260,6 +260,8 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
         # Verilator: the compiled harness (whole test sets); Icarus: the cocotb testbench
         acc = (runner.simulate_bulk(build / "rtl", x_int) if simulator == "verilator"
                else runner.simulate(build / "rtl", x_int, simulator=simulator)).outputs
+    elif backend == "hls":
+        acc = _predict_hls(build, graph, golden.quantize_input(graph, x))
     elif backend in ("c", "cortex-m4"):
         from xnorkit.firmware import runner as fw
 
@@ -272,6 +274,19 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
     if dequantize_output:
         return dequantize(graph, acc[:, :-1] if graph.exits else acc)
     return acc
+
+
+def _predict_hls(build: Path, graph, x_int: np.ndarray) -> np.ndarray:
+    """The HLS C++ under g++ (BUILD/hls/, generated at BUILD/rtl's folding when there is none)."""
+    from xnorkit.hw import emit_sv
+    from xnorkit.hw import folding as fold_mod
+    from xnorkit.sim import hls
+
+    if not (build / "hls" / "xk_model.cpp").exists():
+        if not (build / "rtl" / "design.json").exists():
+            generate_hw(build)
+        generate_hls(build, fold_mod.from_json(emit_sv.load_design(build / "rtl")["folding"]))
+    return hls.run(build / "hls", x_int, graph.result_width())
 
 
 def agreement(ours: np.ndarray, reference: np.ndarray, exact: bool) -> int:

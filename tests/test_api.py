@@ -1,0 +1,133 @@
+"""The Python API (xnorkit/api.py, docs/python-api.md), `xnorkit verify` and its CI workflows (docs/ci.md), and
+the one line a missing extra gets."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import require_tool
+from tests.test_cli import xnorkit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _code_blocks(doc: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", (ROOT / "docs" / doc).read_text(), re.S)
+
+
+def test_the_documented_example_runs_as_written(trained_build, tmp_path):
+    """docs/python-api.md's end-to-end example, in a folder holding model.onnx and x.npy."""
+    require_tool("gcc")
+    require_tool("verilator")
+    shutil.copy(trained_build / "model.onnx", tmp_path / "model.onnx")
+    shutil.copy(trained_build / "x.npy", tmp_path / "x.npy")
+    [example] = _code_blocks("python-api.md", "python")
+    proc = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "cycles per inference" in proc.stdout and "rtl: all 40 inputs equal golden" in proc.stdout
+    assert "c: all 40 inputs equal golden" in proc.stdout
+
+
+def test_the_core_runs_without_torch(trained_build, tmp_path):
+    """compile, golden, RTL generation and the C library through the API load neither torch nor cocotb."""
+    require_tool("gcc")
+    script = f"""
+import sys
+import numpy as np
+import xnorkit
+x = np.load({str(trained_build / 'x.npy')!r})
+xnorkit.compile({str(trained_build / 'model.onnx')!r}, {str(tmp_path / 'b')!r})
+xnorkit.generate_hw({str(tmp_path / 'b')!r})
+xnorkit.generate_firmware({str(tmp_path / 'b')!r})
+assert (xnorkit.predict({str(tmp_path / 'b')!r}, x, backend="c") == xnorkit.predict({str(tmp_path / 'b')!r}, x)).all()
+print(" ".join(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "brevitas", "cocotb", "matplotlib"))))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch, tmp_path):
+    import importlib.util
+
+    from xnorkit import api, tools
+    from xnorkit.errors import XnorkitError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    with pytest.raises(XnorkitError, match=r"\[report\] extra installs: pip install 'xnorkit\[report\]'"):
+        api.write_report(tmp_path)
+    assert set(tools.EXTRAS.values()) <= {"train", "sim", "synth", "hls4ml", "report"}
+
+
+def _verify_xml(path: Path) -> dict[str, ET.Element]:
+    return {case.get("name"): case for case in ET.parse(path).getroot().iter("testcase")}
+
+
+def test_verify_passes_a_good_build_and_names_the_backend_and_input_of_a_corrupted_one(trained_build, tmp_path):
+    for tool in ("gcc", "verilator", "arm-none-eabi-gcc", "qemu-system-arm"):
+        require_tool(tool)
+    b = tmp_path / "build"
+    shutil.copytree(trained_build / "build", b)
+    assert xnorkit("hw", b).returncode == 0
+    proc = xnorkit("verify", b, "--input", trained_build / "x.npy", "--junit", tmp_path / "good.xml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cases = _verify_xml(tmp_path / "good.xml")
+    assert list(cases) == ["rtl", "c", "cortex-m4"] and not any(len(c) for c in cases.values())
+    # one bit of the output layer's weights flipped: every output accumulator it feeds moves by 2
+    last = max(b.glob("rtl/l*_weights.mem"), key=lambda p: int(p.name[1:].split("_")[0]))
+    words = last.read_text().split()
+    words[0] = format(int(words[0], 16) ^ 1, f"0{len(words[0])}x")
+    last.write_text("\n".join(words) + "\n")
+    proc = xnorkit("verify", b, "--input", trained_build / "x.npy", "--backends", "rtl,c",
+                   "--junit", tmp_path / "bad.xml")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    cases = _verify_xml(tmp_path / "bad.xml")
+    [failure] = cases["rtl"].findall("failure")
+    assert re.search(r"the first is input \d+", failure.get("message")) and not len(cases["c"])
+    assert "FAIL  rtl:" in proc.stdout
+
+
+def test_verify_refuses_an_unknown_backend(trained_build):
+    proc = xnorkit("verify", trained_build / "build", "--input", trained_build / "x.npy", "--backends", "rtl,vhdl")
+    assert proc.returncode == 2 and "--backends: vhdl; choose among rtl, hls, c, cortex-m4" in proc.stderr
+
+
+def test_the_ci_workflows_parse_and_run_verify():
+    workflows = _code_blocks("ci.md", "yaml")
+    assert len(workflows) == 2
+    github, gitlab = (yaml.safe_load(w) for w in workflows)
+    steps = github["jobs"]["verify"]["steps"]
+    assert any("xnorkit verify" in s.get("run", "") and "--junit" in s.get("run", "") for s in steps)
+    job = gitlab["xnorkit-verify"]
+    assert any("xnorkit verify" in line and "--junit" in line for line in job["script"])
+    assert job["artifacts"]["reports"]["junit"] == "verify.xml"
+    # the commands they run are the CLI's: each parses (--help) with the options given
+    for line in job["script"]:
+        if line.startswith("xnorkit "):
+            words = line.split()
+            assert xnorkit(words[1], "--help").returncode == 0, line
+
+
+def test_the_api_returns_the_figures_the_cli_prints(trained_build, tmp_path):
+    import xnorkit
+
+    b = tmp_path / "b"
+    compiled = xnorkit.compile(trained_build / "model.onnx", b)
+    assert compiled.describe()[0] and compiled.graph.input_shape
+    hw = xnorkit.generate_hw(b, board="icebreaker")
+    assert hw.board == "icebreaker" and hw.estimate["lut"] > 0 and hw.folding
+    assert hw.inferences_per_second == pytest.approx(hw.clock_mhz * 1e6 / hw.initiation_interval)
+    fw = xnorkit.generate_firmware(b, board="rpi-pico", out=tmp_path / "fw")
+    assert fw.folder == tmp_path / "fw" and fw.footprint["flash"] > fw.footprint["weights"] > 0
+    x = np.load(trained_build / "x.npy")
+    assert xnorkit.predict(b, x).shape == (len(x), 10)

