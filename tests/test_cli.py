@@ -44,7 +44,7 @@ def test_predict_dequantized_qonnx_matches_golden(trained_build, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--backend", "qonnx"], "pass --dequantize"),
-    (["--backend", "fpga"], "unknown backend 'fpga'"),
+    (["--backend", "fpga"], "'fpga' is not one of 'qonnx', 'golden', 'rtl', 'hls', 'c', 'cortex-m4'"),
 ])
 def test_predict_errors_are_one_line_exit_2(trained_build, tmp_path, args, message):
     proc = xnorkit("predict", trained_build / "build", "--input", trained_build / "x.npy",
@@ -152,7 +152,8 @@ def test_version_short_help_and_the_choices_in_help():
     assert proc.returncode == 0 and proc.stdout.strip() == f"xnorkit {__version__}"
     assert xnorkit("-h").returncode == 0 and "--install-completion" in xnorkit("-h").stdout
     for command, choices in ((["predict"], "qonnx|golden|rtl|hls|c|cortex-m4"), (["predict"], "verilator|icarus"),
-                             (["hw"], "rtl|hls|hls4ml"), (["sim"], "verilator|icarus")):
+                             (["hw"], "rtl|hls|hls4ml"), (["sim"], "verilator|icarus"), (["exits"], "digits|mnist"),
+                             (["hw"], "arty-a7-35, icebreaker, pynq-z2"), (["firmware"], "mps2-an386, nrf52840-dk")):
         helped = subprocess.run([sys.executable, "-m", "xnorkit", *command, "-h"], capture_output=True, text=True,
                                 env={**os.environ, "COLUMNS": "250"})  # a wide help box: each choice list on one line
         assert helped.returncode == 0 and choices in helped.stdout, (command, helped.stdout)

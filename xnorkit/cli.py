@@ -38,6 +38,24 @@ class Simulator(str, Enum):
     icarus = "icarus"
 
 
+class Dataset(str, Enum):
+    digits = "digits"
+    mnist = "mnist"
+
+
+def _boards(kind: str) -> str:
+    """The built-in boards of a kind, for --help (the names are checked where they are read)."""
+    from xnorkit import boards
+
+    return ", ".join(boards.names(kind))
+
+
+def _open_flow_boards() -> str:
+    from xnorkit import boards
+
+    return ", ".join(n for n in boards.names("fpga") if boards.load(n).toolchain == "open")
+
+
 def _version(value: bool) -> None:
     if value:
         from xnorkit import __version__
@@ -135,8 +153,8 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
        exit_rate: Annotated[float, typer.Option(help="share of inputs expected to leave at the early exit (xnorkit "
                                                      "exits): the solver folds the layers after it for the rest")]
        = 0.0,
-       board: Annotated[str | None, typer.Option(help="FPGA board: the fastest folding that fits it "
-                                                      "(xnorkit boards)")] = None,
+       board: Annotated[str | None, typer.Option(help=f"FPGA board: the fastest folding that fits it "
+                                                      f"({_boards('fpga')})")] = None,
        board_file: Annotated[Path | None, typer.Option(help="your own FPGA board's YAML (the schema of "
                                                             "`xnorkit boards`), instead of --board")] = None,
        backend: Annotated[HwBackend, typer.Option(help="rtl (SystemVerilog), hls (Vitis HLS C++, checked with g++) "
@@ -208,7 +226,7 @@ def _hls4ml(build_dir: Path, input: Path | None) -> None:
 
 @app.command()
 def synth(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
-          board: Annotated[str | None, typer.Option(help="FPGA board (xnorkit boards)")] = None,
+          board: Annotated[str | None, typer.Option(help=f"FPGA board ({_boards('fpga')})")] = None,
           board_file: Annotated[Path | None, typer.Option(help="your own FPGA board's YAML, instead of --board")]
           = None,
           place_route: Annotated[bool, typer.Option(help="nextpnr placement and routing (open-flow boards)")] = True,
@@ -240,7 +258,8 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         bulk: Annotated[bool, typer.Option(help="the compiled Verilator C++ harness instead of cocotb (fast, for "
                                                 "whole test sets)")] = False,
         gate_level: Annotated[str | None, typer.Option(help="simulate the netlist `xnorkit synth --board BOARD` "
-                                                           "wrote (open-flow boards), with the C++ harness")] = None,
+                                                           "wrote (an open-flow board: "
+                                                           f"{_open_flow_boards()}), with the C++ harness")] = None,
         seed: int = 0) -> None:
     """Simulation of BUILD/rtl (cocotb, or the C++ harness with --bulk): bit-exact check against golden with
     random stalls, then back to back for cycles per inference."""
@@ -304,7 +323,7 @@ def _netlist(build_dir: Path, board: str) -> Path:
 
 @app.command()
 def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
-             board: Annotated[str | None, typer.Option(help="MCU board the library must fit (xnorkit boards; "
+             board: Annotated[str | None, typer.Option(help=f"MCU board the library must fit ({_boards('mcu')}; "
                                                             "default mps2-an386)")] = None,
              board_file: Annotated[Path | None, typer.Option(help="your own MCU board's YAML, instead of --board")]
              = None,
@@ -348,8 +367,8 @@ def verify(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
 def exits(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
           margin: Annotated[list[int] | None, typer.Option("--margin", help="integer margin threshold, one per "
                                                            "early exit (repeat the option)")] = None,
-          calibrate: Annotated[str | None, typer.Option(help="calibrate the one exit on this dataset's held-out "
-                                                        "tail of the training split (digits or mnist)")] = None,
+          calibrate: Annotated[Dataset | None, typer.Option(help="calibrate the one exit on this dataset's "
+                                                            "held-out tail of the training split")] = None,
           allowance: Annotated[float, typer.Option(help="accuracy the cascade may lose on held-out data")] = 0.002,
           off: Annotated[bool, typer.Option("--off", help="always compute every output")] = False,
           data_dir: DataDir = None) -> None:
@@ -362,7 +381,7 @@ def exits(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     if calibrate is not None:
         from xnorkit.quant_train import data as data_mod
 
-        data = data_mod.load(calibrate, data_dir)
+        data = data_mod.load(calibrate.value, data_dir)
         held = max(1, len(data.x_train) // 12)  # as the benches: the training split's tail, never the test split
         graph = build.load(build_dir)
         x = data.x_train[-held:].reshape(-1, *graph.input_shape)
@@ -532,7 +551,7 @@ def main() -> None:
     # typer (pinned) carries its own click; its exceptions are only importable from there
     from typer._click import exceptions as click_errors
 
-    from xnorkit.outputs import interrupt_as_exception
+    from xnorkit.outputs import interrupt_as_exception, was_interrupted
 
     interrupt_as_exception()
     try:
@@ -549,4 +568,8 @@ def main() -> None:
         _fail("interrupted; every output is as it was before or complete", 130)
     except click_errors.ClickException as e:
         _fail(e.format_message(), e.exit_code)
+    except Exception:
+        if was_interrupted():  # an exception raised while cleaning up after the interrupt
+            _fail("interrupted; every output is as it was before or complete", 130)
+        raise
     _exit(code if isinstance(code, int) else 0)

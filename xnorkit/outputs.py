@@ -194,9 +194,11 @@ def _importing(frame) -> bool:
 
 
 _exiting = False  # set once the command is done or undone: later signals change nothing
+_interrupted = False  # an interrupt was raised: an exception that follows is its consequence
 
 
 def _interrupt(signum, frame) -> None:
+    global _interrupted
     if _exiting:
         return
     if _importing(frame):
@@ -204,7 +206,14 @@ def _interrupt(signum, frame) -> None:
         # or crashes: deliver the signal again once the import is over
         _deliver_later(signum)
         return
+    _interrupted = True
     raise KeyboardInterrupt
+
+
+def was_interrupted() -> bool:
+    """Whether an interrupt was raised: library code cleaning up after it may raise something else in its place
+    (numpy's savez closing its zip file: "seek of closed file"), which is still the interrupt."""
+    return _interrupted
 
 
 def _deliver_later(signum: int) -> None:

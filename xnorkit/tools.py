@@ -94,6 +94,7 @@ def package_text(package: str, *parts: str) -> str:
 
     path = resources.files(package).joinpath(*parts)
     if not path.is_file():
-        raise XnorkitError(f"this xnorkit install lacks {package}/{'/'.join(parts)}; reinstall it from the "
-                           f"repository (pip install .) or a complete wheel")
+        where = "/".join([*package.split("."), *parts])
+        raise XnorkitError(f"this xnorkit install lacks {where}; reinstall it from the repository (pip install .) or "
+                           f"a complete wheel")
     return path.read_text()
