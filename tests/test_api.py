@@ -131,3 +131,30 @@ def test_the_api_returns_the_figures_the_cli_prints(trained_build, tmp_path):
     assert fw.folder == tmp_path / "fw" and fw.footprint["flash"] > fw.footprint["weights"] > 0
     x = np.load(trained_build / "x.npy")
     assert xnorkit.predict(b, x).shape == (len(x), 10)
+
+
+def test_verify_on_a_model_exported_another_way_and_its_bad_inputs(tmp_path):
+    """A FINN BNN-PYNQ style TFC (W1A2) exported with plain brevitas.export (its default exporter), verified on the
+    RTL, the HLS C++ and the C library; then the inputs users get wrong, each one line."""
+    from tests import export_styles as styles
+
+    require_tool("gcc")
+    require_tool("g++")
+    require_tool("verilator")
+    model, x = styles.bnn_pynq_tfc(1, a_bits=2, w_bits=1)
+    styles.export(model, x, tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", x)
+    assert xnorkit("compile", tmp_path / "m.onnx", "-o", tmp_path / "b").returncode == 0
+    proc = xnorkit("verify", tmp_path / "b", "--input", tmp_path / "x.npy", "--backends", "rtl,hls,c",
+                   "--junit", tmp_path / "v.xml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list(_verify_xml(tmp_path / "v.xml")) == ["rtl", "hls", "c"]
+    np.save(tmp_path / "wrong.npy", x.reshape(len(x), -1)[:, :100])
+    (tmp_path / "text.npy").write_text("not an array")
+    for args, message in ((["--input", tmp_path / "wrong.npy"], "shape"),
+                          (["--input", tmp_path / "text.npy"], "text.npy"),
+                          (["--input", tmp_path / "x.npy", "--junit", tmp_path / "no" / "v.xml"], "no"),
+                          (["--input", tmp_path / "x.npy", "--backends", ""], "none given")):
+        proc = xnorkit("verify", tmp_path / "b", *args)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
+            args, proc.stderr)
