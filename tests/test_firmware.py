@@ -297,3 +297,73 @@ def test_the_dense_kernel_choice():
              (layer(u8, BIPOLAR, signs), False, False, "int_int")]
     for node, packed, binary_kernels, kernel in cases:
         assert emit_c.dense_kernel(node, node.weights, packed, 1, 64, binary_kernels) == kernel, kernel
+
+
+# a C++ application of the generated library: what an Arduino, Zephyr C++ or mbed main does
+_CPP_MAIN = """\
+#include <cstdio>
+
+#include "xk_model.h"
+
+int main() {
+    static float input[XK_INPUT_SIZE];
+    static int32_t output[XK_OUTPUT_SIZE];
+    std::FILE *in = std::fopen("inputs.bin", "rb");
+    std::FILE *out = std::fopen("outputs.bin", "wb");
+    if (in == nullptr || out == nullptr) return 1;
+    while (std::fread(input, sizeof input[0], XK_INPUT_SIZE, in) == XK_INPUT_SIZE) {
+        static_cast<void>(xk_infer(input, output));
+        std::fwrite(output, sizeof output[0], XK_OUTPUT_SIZE, out);
+    }
+    std::fclose(in);
+    std::fclose(out);
+    return 0;
+}
+"""
+_CPP_WARNINGS = ["-Wall", "-Wextra", "-Werror", "-pedantic", "-std=c++17"]
+
+
+def _compile_and_link_cpp(fw, cc: str, cxx: str, flags: list[str], link: list[str], exe: str,
+                          c_sources: tuple[str, ...] = ("xk_model", "xk_kernels")) -> None:
+    """The library compiled as C, main.cpp as C++ including the generated header, linked by the C++ driver."""
+    import subprocess
+
+    from xnorkit import tools
+
+    (fw / "main.cpp").write_text(_CPP_MAIN)
+    steps = [[tools.require(cc), *flags, *runner.WARNINGS, "-c", f"{name}.c", "-o", f"{name}.o"]
+             for name in c_sources]
+    steps.append([tools.require(cxx), *flags, *_CPP_WARNINGS, "-fno-exceptions", "-fno-rtti", "-c", "main.cpp",
+                  "-o", "main.o"])
+    steps.append([tools.require(cxx), *flags, *link, "main.o", *(f"{name}.o" for name in c_sources), "-lm",
+                  "-o", exe])
+    for cmd in steps:
+        proc = subprocess.run(cmd, cwd=fw, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_the_header_compiles_and_links_from_cpp_on_host_and_cortex_m4(tmp_path):
+    """A C++ main links against the C library (extern "C" in both headers) and gives golden's integers, with
+    g++ on the host and arm-none-eabi-g++ for the Cortex-M4 under QEMU."""
+    import subprocess
+
+    for tool in ("gcc", "g++", "arm-none-eabi-gcc", "arm-none-eabi-g++", "qemu-system-arm"):
+        require_tool(tool)
+    graph = random_graph([20, 40, 10], seed=7)
+    x = random_inputs(graph, 12)
+    expected = golden.predict_int(graph, x)
+    for target in ("host", "cortex-m4"):
+        fw = tmp_path / target
+        write_tree(fw, emit_c.emit(graph))
+        x.astype("<f4").tofile(fw / "inputs.bin")
+        if target == "host":
+            _compile_and_link_cpp(fw, "gcc", "g++", ["-O2"], [], "app")
+            command = ["./app"]
+        else:
+            _compile_and_link_cpp(fw, "arm-none-eabi-gcc", "arm-none-eabi-g++", runner.M4_FLAGS,
+                                  ["--specs=rdimon.specs", "-T", "link.ld", "-Wl,--gc-sections",
+                                   "-lc", "-lrdimon", "-lgcc"], "app.elf", ("xk_model", "xk_kernels", "startup"))
+            command = runner._qemu(fw / "app.elf")
+        proc = subprocess.run(command, cwd=fw, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert np.array_equal(np.fromfile(fw / "outputs.bin", dtype="<i4").reshape(12, 10), expected), target

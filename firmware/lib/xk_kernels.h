@@ -12,6 +12,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define XK_WORDS(n) (((n) + 31u) / 32u)
 
 /* The kernel path, chosen at compile time (see xk_popcount_xor below). */
@@ -165,5 +169,9 @@ void xk_output_bits(const uint32_t *x, uint32_t channels, uint32_t pixels, int32
 int32_t xk_class(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n);
 /* An early exit's confidence (numerics.exit_margin): the largest class score minus the second largest. */
 int64_t xk_exit_margin(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
