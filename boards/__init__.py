@@ -63,6 +63,8 @@ class FpgaBoard(_Board):
     toolchain: Literal["open", "vivado"]
     processor: Literal["none", "zynq7", "zynqmp"] = "none"  # a Zynq's ARM cores: DMA block design, PYNQ driver
     utilization_limit: float = Field(0.8, gt=0, le=1)  # the share of LUTs and BRAMs the solver may plan to use
+    # the vendor board files' name (vendor:board:part0:version), set in the Vivado project where they are installed
+    board_part: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+:part0:[0-9.]+$")
 
 
 Board = McuBoard | FpgaBoard

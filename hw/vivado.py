@@ -22,6 +22,7 @@ from xnorkit.boards import FpgaBoard
 from xnorkit.hw import popcount_x7
 
 DMA_BYTES = 8  # the AXI DMA's stream width on the Zynq HP ports used here
+WRAPPER = "xnorkit_axis"  # the Verilog module a block design references
 
 
 def _words(bits: int) -> int:
@@ -47,11 +48,18 @@ def _render(template: str, **context) -> str:
 def project_tcl(design: dict, board: FpgaBoard, sources: list[str], mems: list[str]) -> str:
     """create_project.tcl (hw/vendor/create_project.tcl.j2): a plain implementation run, or on a Zynq the block
     design around the byte-wide shell."""
-    shell = design["shell"]["parameters"]
     return _render("create_project.tcl.j2", board=board, sources=sources, mems=mems, top=design["top"],
                    xilinx_primitives=board.family in popcount_x7.FAMILIES, ps=_PROCESSORS.get(board.processor),
-                   mhz=f"{board.clock_mhz:g}", bus_bytes=DMA_BYTES, bus_bits=8 * DMA_BYTES,
-                   shell=design["shell"]["top"], in_w=shell["IN_W"], out_w=shell["OUT_W"])
+                   mhz=f"{board.clock_mhz:g}", bus_bits=8 * DMA_BYTES, wrapper=WRAPPER)
+
+
+def axis_wrapper(design: dict) -> str:
+    """WRAPPER.v (hw/vendor/xnorkit_axis.v.j2): the shell at the DMA's width with design.json's parameters, in
+    Verilog with the interface attributes Vivado infers the AXI4-Stream, clock and reset interfaces from."""
+    shell = design["shell"]
+    return _render("xnorkit_axis.v.j2", module=WRAPPER, shell=shell["top"], bus_bytes=DMA_BYTES,
+                   in_w=shell["parameters"]["IN_W"], out_w=shell["parameters"]["OUT_W"],
+                   out_beats=shell["parameters"]["OUT_BEATS"])
 
 
 def constraints(design: dict, board: FpgaBoard) -> str:
@@ -81,6 +89,9 @@ def write_project(rtl: Path, work: Path, design: dict, board: FpgaBoard) -> Path
     mems = sorted(p.name for p in rtl.glob("*.mem"))
     for name in [*sources, *mems]:
         shutil.copy(rtl / name, out / name)
+    if board.processor != "none":
+        (out / f"{WRAPPER}.v").write_text(axis_wrapper(design))
+        sources = [*sources, f"{WRAPPER}.v"]
     (out / "create_project.tcl").write_text(project_tcl(design, board, sources, mems))
     (out / "constraints.xdc").write_text(constraints(design, board))
     if board.processor != "none":

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ class SimResult:
     accepted_at: np.ndarray    # cycle each input's first beat was accepted
     completed_at: np.ndarray   # cycle each output's last beat was delivered
     mismatch: str | None       # the scoreboard's report, None when every output equals the expected
+    waves: Path | None = None  # the waveform file, when asked for
 
     @property
     def steady_state_cycles(self) -> float:
@@ -70,8 +71,7 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     runner = get_runner(simulator)
     if rebuild or not (work / "results.xml").exists():
         _cocotb_build(runner, simulator, rtl_dir, design, work, waves)
-    env = {"XNORKIT_SIM_SETTINGS": str(work / "settings.json"), "PYTHONPATH": os.pathsep.join(
-        p for p in (str(Path(xnorkit.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
+    env = _test_env(work)
     xml = work / "results.xml"
     xml.unlink(missing_ok=True)
     try:
@@ -82,13 +82,17 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
         pass  # cocotb's runner exits on a failed test; the scoreboard's report is read below
     result = _cocotb_result(rtl_dir, work, get_results(xml)[1] if xml.exists() else 1)
     if waves:
-        for f in list(work.glob("*.fst")) + list(work.glob("*.vcd")) + list(rtl_dir.glob("*.vcd")):
+        found = list(work.glob("*.fst")) + list(work.glob("*.vcd")) + list(rtl_dir.glob("*.vcd"))
+        for f in found:
             shutil.copy(f, rtl_dir.parent / f.name)
+        result = replace(result, waves=rtl_dir.parent / found[0].name if found else None)
     return result
 
 
-def _cocotb_build(runner, simulator: str, rtl_dir: Path, design: dict, work: Path, waves: bool) -> None:
-    """Build the design with cocotb's runner in `work` (with Verilator, the make fixes of tools)."""
+def _cocotb_build(runner, simulator: str, rtl_dir: Path, design: dict, work: Path, waves: bool,
+                  shell: dict | None = None) -> None:
+    """Build the design (or with `shell`, design.json's shell at those parameters) with cocotb's runner in
+    `work` (with Verilator, the make fixes of tools)."""
     build_args = ["-O3", "--x-assign", "fast", "--x-initial", "fast"] if simulator == "verilator" else []
     if waves and simulator == "verilator":
         build_args.append("--trace-fst")
@@ -97,7 +101,8 @@ def _cocotb_build(runner, simulator: str, rtl_dir: Path, design: dict, work: Pat
     os.environ.update(fixes)
     try:
         runner.build(
-            sources=[rtl_dir / s for s in design["sources"]], hdl_toplevel=design["top"], build_dir=work,
+            sources=[rtl_dir / s for s in (design["shell"] if shell else design)["sources"]],
+            hdl_toplevel=design["shell"]["top"] if shell else design["top"], parameters=shell or {}, build_dir=work,
             build_args=build_args, waves=waves, timescale=("1ns", "1ps"), always=True, log_file=work / "build.log",
         )
     except Exception:
@@ -111,6 +116,50 @@ def _cocotb_build(runner, simulator: str, rtl_dir: Path, design: dict, work: Pat
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def simulate_shell(rtl_dir: Path, inputs: np.ndarray, bus_bytes: int = 8, stall_in: float = 0.0,
+                   stall_out: float = 0.0, seed: int = 0, max_frame: int = 4) -> tuple[list[bytes], int]:
+    """Integer `inputs` (N, features) through the design's AXI4-Stream shell on a bus of `bus_bytes`, driven and
+    read by cocotbext-axi (sim/tb_shell.py) under Verilator: the input in frames of 1 to `max_frame` inferences,
+    random pauses on both sides. Returns the packets received, in order (the bytes TKEEP marks, each ended by
+    TLAST), and how many more packets came after one per input."""
+    tools.require("verilator")
+    tools.require_extra("cocotbext.axi")
+    from cocotb_tools.runner import get_runner
+
+    rtl_dir = Path(rtl_dir).resolve()
+    design = emit_sv.load_design(rtl_dir)
+    work = rtl_dir.parent / "sim_build" / f"shell_{bus_bytes}"
+    work.mkdir(parents=True, exist_ok=True)
+    info = design["input"]
+    beats = packing.stream_bytes(layout.stream_order(inputs, info), info["elems_per_beat"], info["elem_bits"])
+    np.save(work / "inputs.npy", packing.bus_words(beats, bus_bytes))
+    results = work / "packets.json"
+    results.unlink(missing_ok=True)
+    settings = {"inputs": str(work / "inputs.npy"), "results": str(results), "seed": seed, "stall_in": stall_in,
+                "stall_out": stall_out, "max_frame": max_frame,
+                "max_cycles": _max_cycles(design, len(inputs), stall_in, stall_out) * max(1, 8 // bus_bytes)}
+    (work / "settings.json").write_text(json.dumps(settings))
+    runner = get_runner("verilator")
+    parameters = {**design["shell"]["parameters"], "BUS_BYTES": bus_bytes}
+    _cocotb_build(runner, "verilator", rtl_dir, design, work, False, shell=parameters)
+    try:
+        runner.test(test_module="xnorkit.sim.tb_shell", hdl_toplevel=design["shell"]["top"],
+                    hdl_toplevel_lang="verilog", build_dir=work, test_dir=rtl_dir, extra_env=_test_env(work),
+                    results_xml=str(work / "results.xml"), log_file=work / "sim.log")
+    except SystemExit:
+        pass
+    if not results.exists():
+        raise XnorkitError(f"the shell simulation of {rtl_dir} wrote no packets; see {work / 'sim.log'}")
+    found = json.loads(results.read_text())
+    return [bytes.fromhex(p) for p in found["packets"]], found["extra"]
+
+
+def _test_env(work: Path) -> dict[str, str]:
+    """The testbench's settings file and this package on its PYTHONPATH."""
+    return {"XNORKIT_SIM_SETTINGS": str(work / "settings.json"), "PYTHONPATH": os.pathsep.join(
+        p for p in (str(Path(xnorkit.__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")) if p)}
 
 
 def _cocotb_result(rtl_dir: Path, work: Path, failed: int) -> SimResult:

@@ -15,12 +15,12 @@ from xnorkit.outputs import write_tree
 from xnorkit.sim import runner
 
 
-def _simulate(tmp_path, graph, folding, count, simulator="verilator", stall=0.3):
+def _simulate(tmp_path, graph, folding, count, simulator="verilator", stall=0.3, waves=False):
     require_tool("verilator" if simulator == "verilator" else "iverilog")
     write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
     x_int = golden.quantize_input(graph, random_inputs(graph, count))
     expected = golden.predict_from_int(graph, x_int)
-    stalled = runner.simulate(tmp_path / "rtl", x_int, expected, simulator, stall, stall, seed=7)
+    stalled = runner.simulate(tmp_path / "rtl", x_int, expected, simulator, stall, stall, seed=7, waves=waves)
     clean = runner.simulate(tmp_path / "rtl", x_int, expected, simulator, rebuild=False)
     return expected, stalled, clean
 
@@ -50,8 +50,11 @@ def test_mismatch_is_reported_with_index_and_values(tmp_path, small_graph):
 def test_icarus_gives_the_same_outputs_as_verilator(tmp_path, small_graph):
     folding = FOLDINGS["gather"]
     expected, stalled, clean = _simulate(tmp_path / "v", small_graph, folding, 8)
-    _, icarus_stalled, icarus_clean = _simulate(tmp_path / "i", small_graph, folding, 8, simulator="icarus")
+    _, icarus_stalled, icarus_clean = _simulate(tmp_path / "i", small_graph, folding, 8, simulator="icarus",
+                                                waves=True)
     assert icarus_stalled.mismatch is None
+    # the waveform of the run with stalls, beside rtl/, where `xnorkit sim --waves` says it is
+    assert icarus_stalled.waves.parent == tmp_path / "i" and icarus_stalled.waves.stat().st_size > 1000
     assert np.array_equal(icarus_stalled.outputs, stalled.outputs)
     assert icarus_clean.steady_state_cycles == clean.steady_state_cycles
 

