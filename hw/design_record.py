@@ -59,3 +59,4 @@ class Design(Record):
     sources: list[FileName]
     memories: list[FileName]
     shell: Shell | None = None
+    name: Identifier = "xnorkit"  # the design's name (xnorkit.naming), the prefix of its modules and files

@@ -13,7 +13,8 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from xnorkit import layout, packing, records, tools
+import xnorkit
+from xnorkit import layout, naming, packing, records, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.hw import design_record, popcount_x7
 from xnorkit.hw.folding import Folding, initiation_interval, mac_layers, to_json
@@ -27,16 +28,33 @@ LIBRARY = ("xk_value.sv", "xk_multi_threshold.sv", "xk_popcount.sv", "xk_xnor_po
            "xk_stream_fork.sv", "xk_stream_fifo.sv",
            "xk_stream_dwc.sv", "xk_exit_test.sv", "xk_exit_gate.sv", "xk_exit_merge.sv")
 TOP = "xnorkit_top"
-SHELL = "xnorkit_shell"  # byte-wide streams around TOP, for boards with few pins (hw/synth.py)
+SHELL = "xnorkit_shell"  # AXI4-Stream words around TOP, for a DMA or for boards with few pins (hw/synth.py)
+# hw/rtl/ names its modules xk_* and xnorkit_*; a design named NAME (xnorkit.naming) has them as NAME_*, and its
+# memory files as NAME_*.mem, so that two designs live in one project
+_MODULE = re.compile(r"\b(?:xk|xnorkit)_(\w+)")
+_MEMORY = re.compile(r'"(\w+\.mem)"')
+
+
+def named(identifier: str, name: str) -> str:
+    """A module or file name of hw/rtl/ (xk_mvtu, xnorkit_top.sv, l0_weights.mem) as the design `name` has it."""
+    return f"{name}_{identifier}" if identifier.endswith(".mem") else _MODULE.sub(rf"{name}_\1", identifier)
+
+
+def _named_text(text: str, name: str) -> str:
+    """RTL text with the design's module and memory file names."""
+    return _MEMORY.sub(lambda m: f'"{name}_{m.group(1)}"', _MODULE.sub(rf"{name}_\1", text))
 _TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                keep_trailing_newline=True).from_string(
     tools.package_text("xnorkit.hw", "rtl", "xnorkit_top.sv.j2"))
 
 
-def design_info(graph: Graph, folding: Folding, low: Lowered | None = None) -> dict:
+def design_info(graph: Graph, folding: Folding, low: Lowered | None = None, name: str | None = None) -> dict:
     """What testbenches and reports need to drive the top level: stream shapes, the cycle model and the
-    resource estimate, from the stages (`low`, lowered here when not given)."""
+    resource estimate, from the stages (`low`, lowered here when not given), and the design's names (`name`,
+    default the model's)."""
     low = low or lower(graph, folding)
+    name = naming.check(name or graph.name)
+    sources = [named(f, name) for f in (*LIBRARY, popcount_x7.FILE, f"{TOP}.sv")]
     stages = low.stages
     source, edges, forks = connect(low)
     total = sum((s.resources() for s in stages), Resources(0, 0, 0))
@@ -50,7 +68,8 @@ def design_info(graph: Graph, folding: Folding, low: Lowered | None = None) -> d
     out_shape = (last.cycles,) if last.kind == "exit_merge" else graph.shape(graph.output)
     out_features = int(np.prod(out_shape))
     return {
-        "top": TOP,
+        "name": name,
+        "top": named(TOP, name),
         # a feature map streams pixel by pixel: the (C, H, W) input is sent in (H, W, C) order
         "input": {"features": features, "elems_per_beat": source.out_elems, "elem_bits": source.out_bits,
                   "beats": features // source.out_elems, "shape": list(graph.input_shape),
@@ -73,8 +92,8 @@ def design_info(graph: Graph, folding: Folding, low: Lowered | None = None) -> d
         "ideal_interval": (initiation_interval(graph, folding) if mac_layers(graph)
                            else max(s.cycles for s in stages)),
         "folding": to_json(folding),
-        "sources": [*LIBRARY, popcount_x7.FILE, f"{TOP}.sv"],
-        "shell": {"top": SHELL, "sources": [*LIBRARY, popcount_x7.FILE, f"{TOP}.sv", f"{SHELL}.sv"],
+        "sources": sources,
+        "shell": {"top": named(SHELL, name), "sources": [*sources, named(f"{SHELL}.sv", name)],
                   "parameters": {"IN_W": source.out_width, "OUT_W": last.out_width,
                                  "OUT_BEATS": out_features // last.out_elems}},
     }
@@ -100,7 +119,9 @@ def load_design(rtl_dir: Path) -> dict:
     return design
 
 
-def emit(graph: Graph, folding: Folding) -> dict[str, str]:
+def emit(graph: Graph, folding: Folding, name: str | None = None) -> dict[str, str]:
+    """The design's files, every module and memory file named after `name` (default the model's)."""
+    name = naming.check(name or graph.name)
     low = lower(graph, folding)
     files: dict[str, str] = {}
     for s in low.stages:
@@ -124,37 +145,40 @@ def emit(graph: Graph, folding: Folding) -> dict[str, str]:
             files[p["threshold_file"]] = packing.mem_file(
                 packing.mvtu_threshold_words(low.thresholds[s.index], p["c"], p["t_bits"]),
                 p["c"] * p["n_thresh"] * p["t_bits"])
-    info = design_info(graph, folding, low)
+    info = design_info(graph, folding, low, name)
     source, edges, forks = connect(low)
     files[f"{TOP}.sv"] = _TEMPLATE.render(stages=low.stages, top=TOP, ii=info["initiation_interval"], source=source,
                                           edges=edges, forks=forks, two_inputs=TWO_INPUTS)
-    for name in (*LIBRARY, f"{SHELL}.sv"):
-        files[name] = tools.package_text("xnorkit.hw", "rtl", name)
+    for source in (*LIBRARY, f"{SHELL}.sv"):
+        files[source] = tools.package_text("xnorkit.hw", "rtl", source)
     files[popcount_x7.FILE] = popcount_x7.library(
         [s.params["simd"] for s in low.stages if s.xnor])
-    mems = sorted(name for name in files if name.endswith(".mem"))
+    files = {named(f, name): _named_text(text, name) if f.endswith(".sv") else text for f, text in files.items()}
+    mems = sorted(f for f in files if f.endswith(".mem"))
     info["memories"] = mems
     files["design.json"] = json.dumps(info, indent=1) + "\n"
-    files["filelist.f"] = "".join(f"{name}\n" for name in info["sources"])
-    files["xnorkit.core"] = fusesoc_core(info["sources"], mems, f"{SHELL}.sv")
+    files["filelist.f"] = "".join(f"{f}\n" for f in info["sources"])
+    files[f"{name}.core"] = fusesoc_core(info, mems)
     return files
 
 
-def fusesoc_core(sources: list[str], mems: list[str], shell: str) -> str:
-    """A FuseSoC CAPI2 core of the design (for FuseSoC and edalize flows): the sources, the weight and
-    threshold files copied beside them ($readmemh reads them from the working directory), a default
-    target, a Verilator lint target, and the byte-wide shell as a target of its own."""
-    listed = "".join(f"      - {name}\n" for name in sources)
-    memory = "".join(f"      - {name}: {{copyto: {name}}}\n" for name in mems)
-    return (f"CAPI=2:\nname: xnorkit:generated:{TOP}:0.1.0\n"
+def fusesoc_core(design: dict, mems: list[str]) -> str:
+    """A FuseSoC CAPI2 core of the design, named xnorkit:generated:NAME:VERSION (for FuseSoC and edalize flows):
+    the sources, the weight and threshold files copied beside them ($readmemh reads them from the working
+    directory), a default target, a Verilator lint target in the flow API, and the AXI4-Stream shell as a target of
+    its own."""
+    listed = "".join(f"      - {f}\n" for f in design["sources"])
+    memory = "".join(f"      - {f}: {{copyto: {f}}}\n" for f in mems)
+    with_mems = ", memories" if mems else ""
+    shell = design["shell"]
+    return (f"CAPI=2:\nname: xnorkit:generated:{design['name']}:{xnorkit.__version__}\n"
             "description: XNOR-popcount dataflow accelerator generated by xnorkit\n\n"
             "filesets:\n  rtl:\n    file_type: systemVerilogSource\n    files:\n" + listed +
-            f"  shell:\n    file_type: systemVerilogSource\n    files:\n      - {shell}\n" +
+            f"  shell:\n    file_type: systemVerilogSource\n    files:\n      - {shell['sources'][-1]}\n" +
             ("  memories:\n    file_type: user\n    files:\n" + memory if mems else "") +
             "\ntargets:\n"
-            f"  default:\n    filesets: [rtl{', memories' if mems else ''}]\n    toplevel: {TOP}\n"
-            f"  shell:\n    filesets: [rtl, shell{', memories' if mems else ''}]\n    toplevel: {SHELL}\n"
-            f"  lint:\n    default_tool: verilator\n    filesets: [rtl{', memories' if mems else ''}]\n"
-            f"    tools:\n      verilator:\n        mode: lint-only\n        verilator_options: [-Wall]\n"
-            f"    toplevel: {TOP}\n")
-
+            f"  default:\n    filesets: [rtl{with_mems}]\n    toplevel: {design['top']}\n"
+            f"  shell:\n    filesets: [rtl, shell{with_mems}]\n    toplevel: {shell['top']}\n"
+            f"  lint:\n    filesets: [rtl{with_mems}]\n    flow: lint\n"
+            "    flow_options:\n      tool: verilator\n      verilator_options: [-Wall]\n"
+            f"    toplevel: {design['top']}\n")

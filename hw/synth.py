@@ -280,7 +280,8 @@ def _yosys_script(design: dict, board: boards.FpgaBoard, sources: list[str], top
               f"hierarchy -top {top} {params}".strip(),
               # flatten within each stage (its popcount and adder trees optimize as one), not across stages,
               # so that each layer's cells are counted on its own
-              f"setattr -set keep_hierarchy 1 {design['top']}/t:*xk_*" + (f" {top}/c:network" if shell else ""),
+              f"setattr -set keep_hierarchy 1 {design['top']}/t:*{design.get('name', 'xnorkit')}_*"
+              + (f" {top}/c:network" if shell else ""),
               # iCE40 has no LUT-RAM: Yosys would spend a 4 Kbit block RAM on every 16 bits of width of a FIFO
               # or input buffer a few words deep; such memories (16 words or fewer) go to registers, and the
               # block RAMs to the weights and deep memories

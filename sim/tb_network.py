@@ -1,6 +1,7 @@
-"""cocotb testbench for a generated accelerator top level (xnorkit_top).
+"""cocotb testbench for a generated accelerator top level (NAME_top), or for a top of your own that holds several
+(sim.runner.simulate_system: each design's ports after a prefix, one coroutine per design, all at once).
 
-One coroutine runs the whole cycle loop: at each falling edge it drives the input stream (with random
+For each design one coroutine runs the whole cycle loop: at each falling edge it drives the input stream (with random
 valid gaps) and the output ready (with random stalls), then, once signals settle (ReadOnly), it records
 which handshakes the next rising edge will complete. Inputs (in stream order), expected outputs (in the
 IR's order) and settings come from files named in environment variables (written by sim.runner); the
@@ -28,9 +29,40 @@ def _beats(vector: np.ndarray, info: dict) -> list[int]:
     return packing.stream_words(vector, info["elems_per_beat"], info["elem_bits"])
 
 
+class _Ports:
+    """A design's stream ports in the top level: s_axis_* and m_axis_*, after `prefix` when several designs share
+    one top (each its own streams, one clock and reset)."""
+
+    def __init__(self, dut, prefix: str) -> None:
+        for side in ("s", "m"):
+            for signal in ("tdata", "tvalid", "tready"):
+                setattr(self, f"{side}_{signal}", getattr(dut, f"{prefix}{side}_axis_{signal}"))
+
+
 @cocotb.test()
 async def stream_network(dut) -> None:
+    """Each stream of the settings (one design, or several in one top, each by its port prefix) driven at once."""
     settings = json.loads(open(os.environ["XNORKIT_SIM_SETTINGS"]).read())
+    streams = settings.get("streams") or [{"prefix": "", **settings}]
+    ports = [_Ports(dut, stream["prefix"]) for stream in streams]
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst_n.value = 0
+    for p in ports:
+        p.s_tvalid.value = 0
+        p.s_tdata.value = 0
+        p.m_tready.value = 0
+    for _ in range(4):
+        await RisingEdge(dut.clk)
+    dut.rst_n.value = 1
+    runs = [cocotb.start_soon(_stream(dut, p, stream)) for p, stream in zip(ports, streams, strict=True)]
+    reports = [await run for run in runs]
+    failed = [report for report in reports if report]
+    if failed:
+        raise AssertionError(failed[0])
+
+
+async def _stream(dut, ports: _Ports, settings: dict) -> str | None:
+    """One design's inputs in and outputs out with random stalls; its results written; the scoreboard's report."""
     design = settings["design"]
     vectors = np.load(settings["vectors"])
     inputs = vectors["inputs"]
@@ -38,20 +70,10 @@ async def stream_network(dut) -> None:
     rng = random.Random(settings["seed"])
     stall_in, stall_out = settings["stall_in"], settings["stall_out"]
     in_info, out_info = design["input"], design["output"]
-
     queue = [beat for vec in inputs for beat in _beats(vec, in_info)]
     beats_per_input = in_info["beats"]
     beats_per_output = out_info["beats"]
     n = len(inputs)
-
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst_n.value = 0
-    dut.s_axis_tvalid.value = 0
-    dut.s_axis_tdata.value = 0
-    dut.m_axis_tready.value = 0
-    for _ in range(4):
-        await RisingEdge(dut.clk)
-    dut.rst_n.value = 1
 
     sent = 0
     received: list[int] = []
@@ -63,18 +85,18 @@ async def stream_network(dut) -> None:
         await FallingEdge(dut.clk)
         cycle += 1
         if cycle > limit:
-            raise AssertionError(f"timeout: {len(received) // beats_per_output} of {n} outputs after {limit} cycles")
+            return f"timeout: {len(received) // beats_per_output} of {n} outputs after {limit} cycles"
         offer = sent < len(queue) and rng.random() >= stall_in
-        dut.s_axis_tvalid.value = int(offer)
-        dut.s_axis_tdata.value = queue[sent] if offer else 0
-        dut.m_axis_tready.value = int(rng.random() >= stall_out)
+        ports.s_tvalid.value = int(offer)
+        ports.s_tdata.value = queue[sent] if offer else 0
+        ports.m_tready.value = int(rng.random() >= stall_out)
         await ReadOnly()
-        if offer and dut.s_axis_tready.value:
+        if offer and ports.s_tready.value:
             if sent % beats_per_input == 0:
                 accepted_at.append(cycle)
             sent += 1
-        if dut.m_axis_tvalid.value and dut.m_axis_tready.value:
-            received.append(int(dut.m_axis_tdata.value))
+        if ports.m_tvalid.value and ports.m_tready.value:
+            received.append(int(ports.m_tdata.value))
             if len(received) % beats_per_output == 0:
                 completed_at.append(cycle)
 
@@ -87,6 +109,4 @@ async def stream_network(dut) -> None:
     outputs = ir_order(outputs, out_info)  # a feature map arrives pixel by pixel; golden's order is (C, H, W)
     np.savez(settings["results"], outputs=outputs, accepted_at=np.array(accepted_at),
              completed_at=np.array(completed_at))
-    report = mismatch_report(outputs, expected)
-    if report:
-        raise AssertionError(report)
+    return mismatch_report(outputs, expected)

@@ -109,7 +109,7 @@ def test_verify_passes_a_good_build_and_names_the_backend_and_input_of_a_corrupt
     cases = _verify_xml(tmp_path / "good.xml")
     assert list(cases) == ["rtl", "hls", "c", "cortex-m4"] and not any(len(c) for c in cases.values())
     # one bit of the output layer's weights flipped: every output accumulator it feeds moves by 2
-    last = max(b.glob("rtl/l*_weights.mem"), key=lambda p: int(p.name[1:].split("_")[0]))
+    last = max(b.glob("rtl/m_l*_weights.mem"), key=lambda p: int(p.name[3:].split("_")[0]))  # model m.onnx: "m"
     words = last.read_text().split()
     words[0] = format(int(words[0], 16) ^ 1, f"0{len(words[0])}x")
     last.write_text("\n".join(words) + "\n")

@@ -119,7 +119,7 @@ def test_flow_default_network_end_to_end(tmp_path):
     assert report["folding"] and report["timings_s"]["total"] < 180
     assert not (tmp_path / "demo" / "model.onnx.data").exists()
     for name in ("model.onnx", "report.md", "checkpoint.pt", "metrics.json", "build/ir.json",
-                 "build/rtl/xnorkit_top.sv", "build/firmware/xk_model.c"):
+                 "build/rtl/demo_top.sv", "build/firmware/xk_model.c"):
         assert (tmp_path / "demo" / name).exists(), name
 
 

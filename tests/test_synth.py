@@ -142,7 +142,7 @@ def test_vivado_project_and_pynq_driver_for_a_zynq_board(small_build, tmp_path):
     project = out / "synth" / "pynq-z2" / "vivado"
     tcl = (project / "create_project.tcl").read_text()
     assert "-part xc7z020clg400-1" in tcl and "axi_dma" in tcl and "-reference xnorkit_axis" in tcl
-    assert all((project / name).exists() for name in ("xnorkit_shell.sv", "xnorkit_top.sv", "l0_weights.mem",
+    assert all((project / name).exists() for name in ("xnorkit_shell.sv", "xnorkit_top.sv", "xnorkit_l0_weights.mem",
                                                        "xnorkit_axis.v"))
     require_tool("tclsh")  # balanced braces, brackets and quotes in every command
     check = f'set f [open "{project / "create_project.tcl"}"]; set s [read $f]; puts [info complete $s]'

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from xnorkit import build as build_mod
-from xnorkit import tools
+from xnorkit import naming, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph
 from xnorkit.verification import Verification, verify
@@ -75,11 +75,12 @@ class Hardware:
 
 def generate_hw(build: str | Path, *, board: str | None = None, board_file: str | Path | None = None,
                 folding: dict | None = None, target_cycles: int = 128, exit_rate: float = 0.0,
-                hls: bool = False, vendor_project: bool = False) -> Hardware:
+                hls: bool = False, vendor_project: bool = False, name: str | None = None) -> Hardware:
     """SystemVerilog into BUILD/rtl/: the given folding ({"layer": {"pe": N, "simd": N}}), else the fastest that
     fits `board` (or your `board_file`), else the solver's for `target_cycles`. With `hls`, also the Vitis HLS C++
     in BUILD/hls/, checked bit-exact with g++; with `vendor_project` (a Vivado board), the Vivado project script,
-    the Verilog AXI4-Stream wrapper and the PYNQ driver in BUILD/synth/BOARD/vivado/, without synthesis."""
+    the Verilog AXI4-Stream wrapper and the PYNQ driver in BUILD/synth/BOARD/vivado/, without synthesis. `name`
+    (default the model file's) prefixes every module and memory file, so that two designs live in one project."""
     from xnorkit import boards
     from xnorkit.hw import fit
     from xnorkit.hw import folding as fold_mod
@@ -92,7 +93,9 @@ def generate_hw(build: str | Path, *, board: str | None = None, board_file: str 
             n for n in boards.names("fpga") if boards.load(n).toolchain == "vivado") + "); give one with --board, "
             "or run `xnorkit synth` for an open-flow board")
     fold = fold_mod.from_json(folding) if folding is not None else None
-    design = build_mod.generate_hw(Path(build), fold, target_cycles, target, exit_rate)
+    if name is not None:
+        naming.check(name)
+    design = build_mod.generate_hw(Path(build), fold, target_cycles, target, exit_rate, name)
     estimate = clock = None
     if target is not None:
         est = fit.estimate(build_mod.backend_graph(build), fold_mod.from_json(design["folding"]), target)

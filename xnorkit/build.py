@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
-from xnorkit import compare, golden, ir, numerics
+from xnorkit import compare, golden, ir, naming, numerics
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph, MatMul
 from xnorkit.outputs import replacing, write_tree
@@ -31,10 +32,12 @@ if TYPE_CHECKING:  # a board is loaded by the backends that need one
 BACKENDS = ("qonnx", "golden", "rtl", "hls", "c", "cortex-m4")
 
 
-def compile_model(model: Path, build: Path, input_quant: str | None = None) -> Graph:
+def compile_model(model: Path, build: Path, input_quant: str | None = None, name: str | None = None) -> Graph:
     """QONNX to BUILD/ir.json + ir.npz, and BUILD/model.onnx: the QONNX compiled, as one self-contained file
     (weights the exporter put in an external `.onnx.data` file come along), with `input_quant`'s quantizer
-    (frontend.parse_input_quant) inserted at the input when given, so qonnx's executor can check golden on it."""
+    (frontend.parse_input_quant) inserted at the input when given, so qonnx's executor can check golden on it.
+    The graph is named `name`, by default after the model file (xnorkit.naming)."""
+    name = naming.check(name) if name is not None else naming.from_model(model)
     from xnorkit.frontend import import_qonnx, insert_input_quant, read_onnx
 
     proto = read_onnx(model)
@@ -43,7 +46,7 @@ def compile_model(model: Path, build: Path, input_quant: str | None = None) -> G
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as scratch:
         compiled = Path(scratch) / "model.onnx"
         onnx.save(proto, str(compiled), save_as_external_data=False)
-        graph = import_qonnx(compiled)  # fails before anything is written
+        graph = replace(import_qonnx(compiled), name=name)  # fails before anything is written
         with replacing(build, "build", [model]) as tmp:
             ir.save(graph, tmp)
             shutil.copy(compiled, tmp / "model.onnx")
@@ -53,8 +56,6 @@ def compile_model(model: Path, build: Path, input_quant: str | None = None) -> G
 def set_exits(build: Path, margins: list[int] | None) -> Graph:
     """Make the build's early exits stop the inference at these integer margin thresholds, one per output
     before the last (numerics.exit_taken); None: every output always computed."""
-    from dataclasses import replace
-
     graph = load(build)
     exits = graph.outputs[:-1]
     if margins is not None and len(margins) != len(exits):
@@ -111,9 +112,10 @@ def load(build: Path) -> Graph:
 
 
 def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str | Board | None = None,
-                exit_rate: float = 0.0) -> dict:
+                exit_rate: float = 0.0, name: str | None = None) -> dict:
     """BUILD/rtl/: the given folding, else the fastest that fits `board` (an FPGA board), else the solver's for
-    `target_cycles` (with an early exit, the layers after it for the `exit_rate` share of inputs that stay)."""
+    `target_cycles` (with an early exit, the layers after it for the `exit_rate` share of inputs that stay); its
+    modules and files named after `name` (default the model's, xnorkit.naming)."""
     from xnorkit.hw import emit_sv
     from xnorkit.hw import folding as fold_mod
 
@@ -126,7 +128,7 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str 
 
         folding, _ = fit.solve(graph, boards.load_kind(board, "fpga"))
     folding = folding or fold_mod.solve(graph, target_cycles, exit_rate)
-    files = emit_sv.emit(graph, folding)
+    files = emit_sv.emit(graph, folding, name)
     write_tree(Path(build) / "rtl", files, "rtl")
     return json.loads(files["design.json"])
 

@@ -178,7 +178,10 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                                                                    "(else 64 seeded random ones)")] = None,
        vendor_project: Annotated[bool, typer.Option(help="with a Vivado board: its project script, the Verilog "
                                                          "AXI4-Stream wrapper and the PYNQ driver into "
-                                                         "BUILD/synth/BOARD/vivado/, without synthesis")] = False
+                                                         "BUILD/synth/BOARD/vivado/, without synthesis")] = False,
+       name: Annotated[str | None, typer.Option(help="prefix of every module and memory file (NAME_top, "
+                                                     "NAME_l0_weights.mem; default from the model file's name), "
+                                                     "so that two designs live in one project")] = None
        ) -> None:
     """SystemVerilog for the network into BUILD/rtl/ (with --backend hls also Vitis HLS C++ into BUILD/hls/)."""
     from xnorkit import api, boards
@@ -193,11 +196,12 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     folding = fold_mod.to_json(fold_mod.load(fold)) if fold else None
     made = api.generate_hw(build_dir, board=board, board_file=board_file, folding=folding,
                            target_cycles=target_cycles, exit_rate=exit_rate, hls=backend is HwBackend.hls,
-                           vendor_project=vendor_project)
+                           vendor_project=vendor_project, name=name)
     info = made.design
     exit_pace = (f" ({info['exit_interval']} while few inputs stay past the early exit)" if "exit_interval" in info
                  else "")
-    console.print(f"wrote {build_dir}/rtl/: {len(info['layers'])} layers, {info['initiation_interval']} cycles "
+    console.print(f"wrote {build_dir}/rtl/ (top {info['top']}): {len(info['layers'])} layers, "
+                  f"{info['initiation_interval']} cycles "
                   f"per inference{exit_pace}; folding {json.dumps(info['folding'])}")
     if made.board is not None:
         target, est = boards.choose(board, board_file, "fpga"), made.estimate

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from xnorkit import build as build_mod
-from xnorkit import compare, golden, outputs
+from xnorkit import compare, golden, naming, outputs
 
 
 def _progress(console: Console) -> Progress:
@@ -82,7 +82,8 @@ def _train_and_compile(cfg, data, out: Path, console: Console, timer: _Timer) ->
     train_mod.save_run(model, metrics, cfg, data, out)
     brevitas_out = train_mod.evaluate(model, data.x_test)
     timer.lap("train")
-    graph = build_mod.compile_model(out / "model.onnx", out / "build")
+    # named after the output folder (`flow -o out/lfc`: lfc_top, lfc_infer), every flow's model file is model.onnx
+    graph = build_mod.compile_model(out / "model.onnx", out / "build", name=naming.from_model(out))
     golden_acc = golden.predict_int(graph, data.x_test)
     golden_float = build_mod.dequantize(graph, golden_acc)
     timer.lap("compile_golden")

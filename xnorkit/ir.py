@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xnorkit import numerics
+from xnorkit import naming, numerics
 from xnorkit.errors import XnorkitError
 from xnorkit.inttype import BIPOLAR, IntType  # noqa: F401  (part of the IR's vocabulary)
 
@@ -239,6 +239,8 @@ class Graph:
     # early exits that stop the inference: (integer output, margin), in order, every output but the last one
     # (numerics.exit_taken); empty: every output is always computed
     exits: tuple[tuple[str, int], ...] = ()
+    # the model's name (xnorkit.naming): the prefix of what the backends generate
+    name: str = naming.DEFAULT
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -441,6 +443,7 @@ def save(graph: Graph, build: Path) -> None:
         "tensor_types": {k: v.name() for k, v in graph.tensor_types.items()},
         "tensor_shapes": {k: list(v) for k, v in graph.tensor_shapes.items()},
         "exits": [{"output": t, "margin": int(m)} for t, m in graph.exits],
+        "name": graph.name,
         "nodes": nodes,
     }
     # each file written beside and renamed over the old one: an interrupted save leaves the old file whole
@@ -547,4 +550,12 @@ def _from_doc(doc: dict, npz_path: Path) -> Graph:
         tensor_types={k: IntType.parse(v) for k, v in doc["tensor_types"].items()},
         tensor_shapes={k: tuple(v) for k, v in doc.get("tensor_shapes", {}).items()},
         exits=tuple((e["output"], int(e["margin"])) for e in doc.get("exits", [])),
+        name=_name(doc.get("name", naming.DEFAULT)),
     )
+
+
+def _name(value: object) -> str:
+    try:
+        return naming.check(value)
+    except XnorkitError:
+        raise ValueError(f"name {str(value)[:40]!r} is not a name") from None

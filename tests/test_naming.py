@@ -1,0 +1,79 @@
+"""Names (xnorkit.naming, `--name`): two accelerators in one Verilator top and two models in one Cortex-M4
+firmware, each exact against its golden; the default names from the model file; bad names refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import random_graph, require_tool
+from xnorkit import build, golden, ir, naming
+from xnorkit.errors import XnorkitError
+
+# two different networks: their modules and memories share nothing but the names' prefixes
+NETWORKS = {"net_a": [16, 32, 10], "net_b": [24, 40, 24, 6]}
+
+
+@pytest.fixture(scope="module")
+def two_builds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("names")
+    builds = {}
+    for seed, (name, sizes) in enumerate(NETWORKS.items()):
+        graph = random_graph(sizes, seed=seed)
+        ir.save(graph, root / name)
+        builds[name] = (root / name, graph)
+    return root, builds
+
+
+def _system_top(designs: dict[str, dict]) -> str:
+    """A top of one's own holding both accelerators side by side, each with its streams after its prefix."""
+    ports, instances = ["    input  logic clk,", "    input  logic rst_n"], []
+    for prefix, d in designs.items():
+        w_in = d["input"]["elems_per_beat"] * d["input"]["elem_bits"]
+        w_out = d["output"]["elems_per_beat"] * d["output"]["elem_bits"]
+        ports[-1] += ","
+        ports += [f"    input  logic [{w_in - 1}:0] {prefix}s_axis_tdata,", f"    input  logic {prefix}s_axis_tvalid,",
+                  f"    output logic {prefix}s_axis_tready,", f"    output logic [{w_out - 1}:0] {prefix}m_axis_tdata,",
+                  f"    output logic {prefix}m_axis_tvalid,", f"    input  logic {prefix}m_axis_tready"]
+        instances.append(
+            f"  {d['top']} u_{d['name']} (.clk, .rst_n, .s_axis_tdata({prefix}s_axis_tdata), "
+            f".s_axis_tvalid({prefix}s_axis_tvalid), .s_axis_tready({prefix}s_axis_tready), "
+            f".m_axis_tdata({prefix}m_axis_tdata), .m_axis_tvalid({prefix}m_axis_tvalid), "
+            f".m_axis_tready({prefix}m_axis_tready));")
+    return "module two_nets (\n" + "\n".join(ports) + "\n);\n" + "\n".join(instances) + "\nendmodule\n"
+
+
+def test_two_named_accelerators_simulate_together_in_one_top(two_builds):
+    """net_a and net_b (`hw --name`), every file of both in one folder without a clash, in one Verilator top;
+    both streams at once with random stalls, each bit-exact against its golden."""
+    from xnorkit.sim import runner
+
+    require_tool("verilator")
+    root, builds = two_builds
+    designs = {}
+    for name, (path, _) in builds.items():
+        build.generate_hw(path, target_cycles=8, name=name)
+        designs[f"{name[-1]}_"] = json.loads((path / "rtl" / "design.json").read_text())
+    files = [{p.name for p in (path / "rtl").iterdir() if p.suffix in (".sv", ".mem")} for path, _ in builds.values()]
+    assert not files[0] & files[1] and all(f.startswith(("net_a_",)) for f in files[0])
+    assert designs["a_"]["top"] == "net_a_top" and designs["b_"]["shell"]["top"] == "net_b_shell"
+    (root / "two_nets.sv").write_text(_system_top(designs))
+    inputs = {f"{name[-1]}_": golden.random_int_inputs(graph, 12, seed=4) for name, (_, graph) in builds.items()}
+    expected = {p: golden.predict_from_int(builds[f"net_{p[0]}"][1], x) for p, x in inputs.items()}
+    results = runner.simulate_system(root / "two_nets.sv", "two_nets",
+                                     {f"{name[-1]}_": path / "rtl" for name, (path, _) in builds.items()},
+                                     inputs, expected, stall=0.3, seed=1)
+    for prefix, result in results.items():
+        assert result.mismatch is None and np.array_equal(result.outputs, expected[prefix]), prefix
+
+
+def test_default_names_come_from_the_model_file_and_bad_names_are_refused():
+    assert naming.from_model("models/TFC-w2a2.onnx") == "tfc_w2a2"
+    assert naming.from_model("2layer.qonnx.onnx") == "m_2layer"
+    assert naming.from_model("___.onnx") == naming.DEFAULT
+    for bad in ("Lfc", "lfc-w1a1", "_lfc", "lfc_", "a__b", "x" * 33, "1net", ""):
+        with pytest.raises(XnorkitError, match="is not a name"):
+            naming.check(bad)
+    assert naming.check("lfc_w1a1") == "lfc_w1a1"
