@@ -10,11 +10,23 @@ import numpy as np
 
 from xnorkit import boards, tools
 from xnorkit.errors import XnorkitError
+from xnorkit.firmware import emit_c
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-std=c99", "-pedantic"]
-SOURCES = ["xk_model.c", "xk_kernels.c", "xk_runner.c"]
 M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-O2", "-ffunction-sections", "-fdata-sections"]
 BOARD = "mps2-an386"  # the emulated Cortex-M4 board (boards/mps2_an386.yaml)
+
+
+def _sources(fw_dir: Path, runner: str = "xk_runner.c") -> list[str]:
+    """The library (NAME.c, the kernels included) and a batch runner, as paths from the build folder."""
+    return [f"../{emit_c.library_name(fw_dir)}.c", f"../{runner}"]
+
+
+def _build_dir(fw_dir: Path) -> Path:
+    """FW/build/: executables, maps and the data files they read and write, apart from the library's files."""
+    work = Path(fw_dir).resolve() / emit_c.BUILD
+    work.mkdir(exist_ok=True)
+    return work
 
 
 def _run(cmd: list[str], cwd: Path, what: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -34,24 +46,26 @@ HOST_PATHS = {"reference": ["-DXK_PORTABLE"], "harley-seal": [],
 
 
 def build_host(fw_dir: Path, path: str = "popcnt64") -> Path:
-    """The library and batch runner for this machine, with one of the kernel paths of HOST_PATHS."""
-    fw_dir = Path(fw_dir).resolve()
+    """The library and batch runner for this machine, with one of the kernel paths of HOST_PATHS, in FW/build/."""
     gcc = tools.require("gcc")
-    exe = fw_dir / f"xk_host_{path}"
-    _run([gcc, "-O2", *HOST_PATHS[path], *WARNINGS, *SOURCES, "-lm", "-o", exe.name], fw_dir, "host C build")
+    work = _build_dir(fw_dir)
+    exe = work / f"xk_host_{path}"
+    _run([gcc, "-O2", *HOST_PATHS[path], *WARNINGS, "-I..", *_sources(fw_dir), "-lm", "-o", exe.name], work,
+         "host C build")
     return exe
 
 
 def build_cortex_m4(fw_dir: Path, profile: bool = False) -> Path:
-    """The library and batch runner for the emulated Cortex-M4; `profile`: the instruction-counting runner."""
-    fw_dir = Path(fw_dir).resolve()
+    """The library and batch runner for the emulated Cortex-M4 in FW/build/; `profile`: the instruction-counting
+    runner."""
     gcc = tools.require("arm-none-eabi-gcc")
+    work = _build_dir(fw_dir)
     name = "xk_cortex_m4_profile" if profile else "xk_cortex_m4"
-    sources = [*SOURCES[:-1], "xk_profile.c"] if profile else SOURCES
+    sources = _sources(fw_dir, "xk_profile.c" if profile else "xk_runner.c")
     _run([gcc, *M4_FLAGS, *WARNINGS, *(["-DXK_PROFILE"] if profile else []), "--specs=rdimon.specs", "-T",
-          "link.ld", "-Wl,--gc-sections", "startup.c", *sources, "-lc", "-lrdimon", "-lm", "-lgcc",
-          f"-Wl,-Map,{name}.map", "-o", f"{name}.elf"], fw_dir, "Cortex-M4 C build")
-    return fw_dir / f"{name}.elf"
+          "../link.ld", "-Wl,--gc-sections", "-I..", "../startup.c", *sources, "-lc", "-lrdimon", "-lm", "-lgcc",
+          f"-Wl,-Map,{name}.map", "-o", f"{name}.elf"], work, "Cortex-M4 C build")
+    return work / f"{name}.elf"
 
 
 def _exchange(fw_dir: Path, inputs: np.ndarray, output_size: int, command: list[str], what: str) -> np.ndarray:

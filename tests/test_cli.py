@@ -79,10 +79,10 @@ def test_hw_sim_firmware_commands(trained_build, tmp_path):
     info = json.loads((b / "rtl" / "design.json").read_text())
     assert proc.returncode == 0 and info["initiation_interval"] <= 40
     proc = xnorkit("firmware", b)
-    assert proc.returncode == 0 and (b / "firmware" / "xk_model.h").exists()
+    assert proc.returncode == 0 and (b / "firmware" / "model.h").exists()  # named after model.onnx
     proc = xnorkit("firmware", b, "--board", "rpi-pico", "-o", tmp_path / "pico")
     said = " ".join(proc.stdout.split())
-    assert proc.returncode == 0 and (tmp_path / "pico" / "xk_model.c").exists(), proc.stderr
+    assert proc.returncode == 0 and (tmp_path / "pico" / "model.c").exists(), proc.stderr
     assert "rpi-pico: flash" in said and "of 2,097,152 bytes" in said
     proc = xnorkit("firmware", b, "--board", "no-such-board", "-o", tmp_path / "none")
     assert proc.returncode == 2 and "unknown board 'no-such-board'; known boards:" in proc.stderr
@@ -119,7 +119,7 @@ def test_flow_default_network_end_to_end(tmp_path):
     assert report["folding"] and report["timings_s"]["total"] < 180
     assert not (tmp_path / "demo" / "model.onnx.data").exists()
     for name in ("model.onnx", "report.md", "checkpoint.pt", "metrics.json", "build/ir.json",
-                 "build/rtl/demo_top.sv", "build/firmware/xk_model.c"):
+                 "build/rtl/demo_top.sv", "build/firmware/demo.c"):
         assert (tmp_path / "demo" / name).exists(), name
 
 

@@ -117,7 +117,7 @@ def test_c_returns_early_bit_exact_on_host_and_cortex_m4(tmp_path):
 
 
 def test_c_returns_the_class_of_the_output_taken(tmp_path):
-    """xk_infer's return value: the argmax of the taken output's integer class scores, which is the argmax of
+    """NAME_infer's return value: the argmax of the taken output's integer class scores, which is the argmax of
     its float outputs (the accumulators alone rank them differently here)."""
     import subprocess
 
@@ -128,11 +128,11 @@ def test_c_returns_the_class_of_the_output_taken(tmp_path):
     graph = branchy_graph()
     write_tree(tmp_path, emit_c.emit(graph))
     (tmp_path / "classes.c").write_text(
-        '#include <stdio.h>\n#include "xk_model.h"\n'
-        "int main(void) {\n    float input[XK_INPUT_SIZE];\n    int32_t output[XK_OUTPUT_SIZE];\n"
-        '    while (fread(input, sizeof input, 1, stdin) == 1) printf("%d\\n", (int)xk_infer(input, output));\n'
+        '#include <stdio.h>\n#include "xnorkit.h"\n'
+        "int main(void) {\n    float input[XNORKIT_INPUT_SIZE];\n    int32_t output[XNORKIT_OUTPUT_SIZE];\n"
+        '    while (fread(input, sizeof input, 1, stdin) == 1) printf("%d\\n", (int)xnorkit_infer(input, output));\n'
         "    return 0;\n}\n")
-    subprocess.run([gcc, "-O2", *runner.WARNINGS, "classes.c", "xk_model.c", "xk_kernels.c", "-lm", "-o", "classes"],
+    subprocess.run([gcc, "-O2", *runner.WARNINGS, "classes.c", "xnorkit.c", "-lm", "-o", "classes"],
                    cwd=tmp_path, check=True)
     x = random_inputs(graph, 300)
     proc = subprocess.run([str(tmp_path / "classes")], input=np.ascontiguousarray(x, "<f4").tobytes(),

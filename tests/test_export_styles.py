@@ -258,7 +258,8 @@ def test_sign_input_through_the_int8_baseline_kernels_equals_golden(corpus, tmp_
     _, x, build_dir = corpus["bnn_pynq_tfc_w1a1"]
     graph = build.load(build_dir)
     files = emit_c.emit(graph, binary_kernels=False)
-    assert "xk_quantize_sign(input" in files["xk_model.c"] and ", 0, XK_T" in files["xk_model.c"]
+    source = files[f"{graph.name}.c"]
+    assert "xk_quantize_sign(input" in source and ", 0, XK_T" in source
     write_tree(tmp_path / "int8", files)
     assert np.array_equal(runner.run_host(tmp_path / "int8", x, 10), golden.predict_int(graph, x))
 

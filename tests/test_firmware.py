@@ -35,19 +35,19 @@ def test_cortex_m4_under_qemu_is_bit_exact(fw):
     x = random_inputs(graph, 100)
     out = runner.run_cortex_m4(path, x, graph.producer(graph.output).out_features)
     assert np.array_equal(out, golden.predict_int(graph, x))
-    size = runner.size(path / "xk_cortex_m4.elf")
+    size = runner.size(path / "build" / "xk_cortex_m4.elf")
     assert size["text"] > 0
 
 
 def test_weights_are_packed_const_and_buffers_planned(fw):
     graph, path = fw
-    source = (path / "xk_model.c").read_text()
+    source = (path / "xnorkit.c").read_text()
     weight_words = sum(m.out_features * ((m.in_features + 31) // 32) for m in graph.matmuls())
     assert source.count("static const uint32_t") == len(graph.matmuls())
     assert sum(int(line.split("[")[1].split("]")[0]) for line in source.splitlines()
                if line.startswith("static const uint32_t")) == weight_words
     plan = emit_c.lower(graph)
-    assert f"#define XK_ACTIVATION_BYTES {plan.bytes}u" in (path / "xk_model.h").read_text()
+    assert f"#define XNORKIT_ACTIVATION_BYTES {plan.bytes}u" in (path / "xnorkit.h").read_text()
 
 
 def test_board_definitions():
@@ -180,7 +180,7 @@ def test_library_compiles_warning_free_for_each_cortex_m(tmp_path, cpu):
     require_tool("arm-none-eabi-gcc")
     gcc = tools.require("arm-none-eabi-gcc")
     write_tree(tmp_path, emit_c.emit(random_graph([64, 96, 10], seed=1)))
-    for source in ("xk_kernels.c", "xk_model.c"):
+    for source in ("xk_kernels.c", "xnorkit.c"):
         proc = subprocess.run([gcc, f"-mcpu={cpu}", "-mthumb", "-O2", *runner.WARNINGS, "-c", source, "-o",
                                f"{source}.o"], cwd=tmp_path, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
@@ -194,7 +194,7 @@ def test_int8_baseline_gives_the_same_integers(tmp_path):
     require_tool("gcc")
     for name, graph in (("mlp", random_graph([100, 64, 48, 10], seed=2)), ("cnn", random_cnn_graph(seed=2))):
         files = emit_c.emit(graph, binary_kernels=False)
-        body = files["xk_model.c"].split("xk_infer")[1]
+        body = files["xnorkit.c"].split("xnorkit_infer(")[1]
         assert "bin" not in body and "xk_dense_int_int" in body
         write_tree(tmp_path / name, files)
         x = random_inputs(graph, 30)
@@ -215,21 +215,24 @@ def test_generated_folder_builds_with_make_and_cmake(tmp_path):
     write_tree(tmp_path / "fw", emit_c.emit(graph))
     fw = tmp_path / "fw"
     x = random_inputs(graph, 8)
-    x.astype("<f4").tofile(fw / "inputs.bin")
+    (fw / "build").mkdir()
+    x.astype("<f4").tofile(fw / "build" / "inputs.bin")
     for target in ("run", "run-m4"):
-        (fw / "outputs.bin").unlink(missing_ok=True)
+        (fw / "build" / "outputs.bin").unlink(missing_ok=True)
         proc = subprocess.run(["make", target], cwd=fw, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-        assert np.array_equal(np.fromfile(fw / "outputs.bin", dtype="<i4").reshape(8, 10), golden.predict_int(graph, x))
+        outputs = np.fromfile(fw / "build" / "outputs.bin", dtype="<i4").reshape(8, 10)
+        assert np.array_equal(outputs, golden.predict_int(graph, x))
     manifest = json.loads((fw / "library.json").read_text())
-    assert manifest["build"]["srcFilter"] == ["-<*>", "+<xk_model.c>", "+<xk_kernels.c>"]
+    assert manifest["name"] == "xnorkit" and manifest["build"]["srcFilter"] == ["-<*>", "+<xnorkit.c>"]
+    assert "build" in manifest["export"]["exclude"]
     assert "cmake: ." in (fw / "zephyr" / "module.yml").read_text()
     require_tool("cmake")
     build = tmp_path / "cmake"
     for cmd in (["cmake", "-S", str(fw), "-B", str(build)], ["cmake", "--build", str(build)]):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (build / "libxnorkit_model.a").exists()
+    assert (build / "libxnorkit.a").exists()
 
 
 def test_pruned_binary_layers_run_on_the_masked_kernel(tmp_path):
@@ -240,7 +243,7 @@ def test_pruned_binary_layers_run_on_the_masked_kernel(tmp_path):
     x = random_inputs(graph, 200)
     expected = golden.predict_int(graph, x)
     write_tree(tmp_path / "fw", emit_c.emit(graph))
-    assert (tmp_path / "fw" / "xk_model.c").read_text().count("xk_dense_bin_masked(") == 2
+    assert (tmp_path / "fw" / "xnorkit.c").read_text().count("xk_dense_bin_masked(") == 2
     assert np.array_equal(runner.run_host(tmp_path / "fw", x, 10), expected)
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
@@ -264,7 +267,7 @@ def test_block_pruned_binary_layers_skip_zero_words(tmp_path):
     x = random_inputs(graph, 200)
     expected = golden.predict_int(graph, x)
     write_tree(tmp_path / "fw", emit_c.emit(graph))
-    source = (tmp_path / "fw" / "xk_model.c").read_text()
+    source = (tmp_path / "fw" / "xnorkit.c").read_text()
     assert source.count("xk_dense_bin_sparse(") == 1 and source.count("xk_dense_bin_masked(") == 1
     assert np.array_equal(runner.run_host(tmp_path / "fw", x, 10), expected)
     require_tool("arm-none-eabi-gcc")
@@ -303,17 +306,17 @@ def test_the_dense_kernel_choice():
 _CPP_MAIN = """\
 #include <cstdio>
 
-#include "xk_model.h"
+#include "xnorkit.h"
 
 int main() {
-    static float input[XK_INPUT_SIZE];
-    static int32_t output[XK_OUTPUT_SIZE];
+    static float input[XNORKIT_INPUT_SIZE];
+    static int32_t output[XNORKIT_OUTPUT_SIZE];
     std::FILE *in = std::fopen("inputs.bin", "rb");
     std::FILE *out = std::fopen("outputs.bin", "wb");
     if (in == nullptr || out == nullptr) return 1;
-    while (std::fread(input, sizeof input[0], XK_INPUT_SIZE, in) == XK_INPUT_SIZE) {
-        static_cast<void>(xk_infer(input, output));
-        std::fwrite(output, sizeof output[0], XK_OUTPUT_SIZE, out);
+    while (std::fread(input, sizeof input[0], XNORKIT_INPUT_SIZE, in) == XNORKIT_INPUT_SIZE) {
+        static_cast<void>(xnorkit_infer(input, output));
+        std::fwrite(output, sizeof output[0], XNORKIT_OUTPUT_SIZE, out);
     }
     std::fclose(in);
     std::fclose(out);
@@ -324,7 +327,7 @@ _CPP_WARNINGS = ["-Wall", "-Wextra", "-Werror", "-pedantic", "-std=c++17"]
 
 
 def _compile_and_link_cpp(fw, cc: str, cxx: str, flags: list[str], link: list[str], exe: str,
-                          c_sources: tuple[str, ...] = ("xk_model", "xk_kernels")) -> None:
+                          c_sources: tuple[str, ...] = ("xnorkit",)) -> None:
     """The library compiled as C, main.cpp as C++ including the generated header, linked by the C++ driver."""
     import subprocess
 
@@ -362,7 +365,7 @@ def test_the_header_compiles_and_links_from_cpp_on_host_and_cortex_m4(tmp_path):
         else:
             _compile_and_link_cpp(fw, "arm-none-eabi-gcc", "arm-none-eabi-g++", runner.M4_FLAGS,
                                   ["--specs=rdimon.specs", "-T", "link.ld", "-Wl,--gc-sections",
-                                   "-lc", "-lrdimon", "-lgcc"], "app.elf", ("xk_model", "xk_kernels", "startup"))
+                                   "-lc", "-lrdimon", "-lgcc"], "app.elf", ("xnorkit", "startup"))
             command = runner._qemu(fw / "app.elf")
         proc = subprocess.run(command, cwd=fw, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr

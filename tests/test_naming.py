@@ -77,3 +77,65 @@ def test_default_names_come_from_the_model_file_and_bad_names_are_refused():
         with pytest.raises(XnorkitError, match="is not a name"):
             naming.check(bad)
     assert naming.check("lfc_w1a1") == "lfc_w1a1"
+
+
+_TWO_MODELS_MAIN = """\
+#include <stdio.h>
+
+#include "net_a.h"
+#include "net_b.h"
+
+/* both models in one firmware: each input file through its model, each output file written */
+int main(void) {
+    static float in_a[NET_A_INPUT_SIZE], in_b[NET_B_INPUT_SIZE];
+    static int32_t out_a[NET_A_OUTPUT_SIZE], out_b[NET_B_OUTPUT_SIZE];
+    FILE *fa = fopen("a.in", "rb"), *fb = fopen("b.in", "rb");
+    FILE *ga = fopen("a.out", "wb"), *gb = fopen("b.out", "wb");
+    if (!fa || !fb || !ga || !gb) return 1;
+    while (fread(in_a, sizeof in_a[0], NET_A_INPUT_SIZE, fa) == NET_A_INPUT_SIZE &&
+           fread(in_b, sizeof in_b[0], NET_B_INPUT_SIZE, fb) == NET_B_INPUT_SIZE) {
+        (void)net_a_infer(in_a, out_a);
+        (void)net_b_infer(in_b, out_b);
+        fwrite(out_a, sizeof out_a[0], NET_A_OUTPUT_SIZE, ga);
+        fwrite(out_b, sizeof out_b[0], NET_B_OUTPUT_SIZE, gb);
+    }
+    fclose(fa); fclose(fb); fclose(ga); fclose(gb);
+    return 0;
+}
+"""
+
+
+def test_two_named_models_link_into_one_cortex_m4_firmware(two_builds):
+    """`firmware --name net_a` and `--name net_b`, each its own folder, compiled and linked into one Cortex-M4
+    program (-Wall -Wextra -Werror) that runs both under QEMU: each exact against its golden."""
+    import subprocess
+
+    from tests.conftest import random_inputs
+    from xnorkit import tools
+    from xnorkit.firmware import emit_c, runner
+    from xnorkit.outputs import write_tree
+
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        require_tool(tool)
+    root, builds = two_builds
+    app = root / "app"
+    app.mkdir()
+    x, flags = {}, []
+    for name, (_, graph) in builds.items():
+        write_tree(root / f"fw_{name}", emit_c.emit(graph, name=name), "firmware")
+        x[name] = random_inputs(graph, 20, seed=3)
+        x[name].astype("<f4").tofile(app / f"{name[-1]}.in")
+        flags += ["-I", str(root / f"fw_{name}"), str(root / f"fw_{name}" / f"{name}.c")]
+    (app / "main.c").write_text(_TWO_MODELS_MAIN)
+    board = root / "fw_net_a"
+    proc = subprocess.run([tools.require("arm-none-eabi-gcc"), *runner.M4_FLAGS, *runner.WARNINGS,
+                           "--specs=rdimon.specs", "-T", str(board / "link.ld"), "-Wl,--gc-sections",
+                           str(board / "startup.c"), "main.c", *flags, "-lc", "-lrdimon", "-lm", "-lgcc", "-o",
+                           "app.elf"], cwd=app, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(runner._qemu(app / "app.elf"), cwd=app, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name, (_, graph) in builds.items():
+        expected = golden.predict_int(graph, x[name])
+        got = np.fromfile(app / f"{name[-1]}.out", dtype="<i4").reshape(expected.shape)
+        assert np.array_equal(got, expected), name

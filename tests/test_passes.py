@@ -177,8 +177,8 @@ def test_every_backend_estimate_and_report_read_the_backend_graph(capsys, consta
     require_tool("gcc")
     code, out, err = run_cli(capsys, "firmware", b)
     assert code == 0, err
-    header = (b / "firmware" / "xk_model.h").read_text()
-    assert f"{layers[0][2]}" in (b / "firmware" / "xk_model.c").read_text() and "xk_infer" in header
+    header = (b / "firmware" / "model.h").read_text()  # named after model.onnx
+    assert f"{layers[0][2]}" in (b / "firmware" / "model.c").read_text() and "model_infer" in header
     x = np.load(trained_build / "x.npy")
     from xnorkit.firmware import runner
 

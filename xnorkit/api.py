@@ -124,13 +124,16 @@ class Firmware:
 
 
 def generate_firmware(build: str | Path, *, board: str | None = None, board_file: str | Path | None = None,
-                      out: str | Path | None = None) -> Firmware:
-    """The C library in `out` (default BUILD/firmware/) for an MCU board (default mps2-an386); a network that does
-    not fit the board is refused with the numbers, before anything is written."""
+                      out: str | Path | None = None, name: str | None = None) -> Firmware:
+    """The C library in `out` (default BUILD/firmware/) for an MCU board (default mps2-an386): NAME.h with
+    NAME_infer() (`name`, default the model file's), so that several models link into one firmware; a network
+    that does not fit the board is refused with the numbers, before anything is written."""
     from xnorkit import boards
 
     target = boards.choose(board, Path(board_file) if board_file else None, "mcu", default="mps2-an386")
-    folder, need = build_mod.generate_firmware(Path(build), target, Path(out) if out else None)
+    if name is not None:
+        naming.check(name)
+    folder, need = build_mod.generate_firmware(Path(build), target, Path(out) if out else None, name)
     return Firmware(folder, target.name, need)
 
 

@@ -156,15 +156,18 @@ def generate_hls(build: Path, folding, board: str | Board | None = None, check_i
     return out, check_inputs
 
 
-def generate_firmware(build: Path, board: str | Board = "mps2-an386", out: Path | None = None) -> tuple[Path, dict]:
-    """The C library for `board` in `out` (default BUILD/firmware); refuses, before writing anything, a network
-    that does not fit the board. Returns the folder and the footprint (firmware.emit_c.footprint)."""
+def generate_firmware(build: Path, board: str | Board = "mps2-an386", out: Path | None = None,
+                      name: str | None = None) -> tuple[Path, dict]:
+    """The C library for `board` in `out` (default BUILD/firmware), its files and symbols named after `name`
+    (default the model's); refuses, before writing anything, a network that does not fit the board. Returns the
+    folder and the footprint (firmware.emit_c.footprint)."""
     from xnorkit import boards
     from xnorkit.firmware import emit_c
 
     graph = backend_graph(build)
     need = emit_c.check_fits(emit_c.lower(graph), boards.load_kind(board, "mcu"))
-    return write_tree(Path(out) if out else Path(build) / "firmware", emit_c.emit(graph), "firmware"), need
+    files = emit_c.emit(graph, name=name)
+    return write_tree(Path(out) if out else Path(build) / "firmware", files, "firmware"), need
 
 
 def dequantize(graph: Graph, acc: np.ndarray) -> np.ndarray:
@@ -267,7 +270,7 @@ def predict(build: Path, backend: str, x: np.ndarray, dequantize_output: bool = 
     elif backend in ("c", "cortex-m4"):
         from xnorkit.firmware import runner as fw
 
-        if not (build / "firmware" / "xk_model.c").exists():
+        if not (build / "firmware" / "library.json").exists():
             generate_firmware(build)
         run = fw.run_host if backend == "c" else fw.run_cortex_m4
         acc = run(build / "firmware", x, graph.result_width())

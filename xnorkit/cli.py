@@ -359,13 +359,19 @@ def firmware(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
              board_file: Annotated[Path | None, typer.Option(help="your own MCU board's YAML, instead of --board")]
              = None,
              output: Annotated[Path | None, typer.Option("-o", "--output",
-                                                         help="folder (default BUILD/firmware)")] = None) -> None:
+                                                         help="folder (default BUILD/firmware)")] = None,
+             name: Annotated[str | None, typer.Option(help="the library's name: NAME.h, NAME_infer(), NAME_* macros "
+                                                           "(default from the model file's name), so that several "
+                                                           "models link into one firmware")] = None) -> None:
     """C library for a microcontroller: refuses, with the numbers, a network that does not fit the board."""
     from xnorkit import api, boards
+    from xnorkit.firmware import emit_c
 
-    made = api.generate_firmware(build_dir, board=board, board_file=board_file, out=output)
+    made = api.generate_firmware(build_dir, board=board, board_file=board_file, out=output, name=name)
     target, path, need = boards.choose(board, board_file, "mcu", default="mps2-an386"), made.folder, made.footprint
-    console.print(f"wrote {path}/ (xk_model.h, xk_model.c, kernels, Cortex-M4 start-up); {target.name}: flash "
+    lib = emit_c.library_name(path)
+    console.print(f"wrote {path}/ ({lib}.h with {lib}_infer(), {lib}.c, kernels, Cortex-M4 start-up); "
+                  f"{target.name}: flash "
                   f"{need['flash']:,} of {target.flash_bytes:,} bytes (weights {need['weights']:,}), RAM "
                   f"{need['ram']:,} of {target.ram_bytes:,} bytes (activations {need['arena']:,})")
 

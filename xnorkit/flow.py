@@ -117,7 +117,7 @@ def _firmware(build: Path, x_test: np.ndarray, graph, timer: _Timer) -> dict:
     c_out = fw_runner.run_host(fw_dir, x_test, graph.result_width())
     timer.lap("c_host")
     m4_out = fw_runner.run_cortex_m4(fw_dir, x_test, graph.result_width())
-    m4_size = fw_runner.size(fw_dir / "xk_cortex_m4.elf")
+    m4_size = fw_runner.size(fw_dir / "build" / "xk_cortex_m4.elf")
     timer.lap("cortex_m4")
     return {"c": c_out, "cortex-m4": m4_out, "m4_size": m4_size, "footprint": footprint}
 

@@ -31,7 +31,7 @@ from xnorkit.errors import XnorkitError
 
 MARKER = ".xnorkit"
 # folders written before the marker existed are recognized by a file only that kind holds
-_LEGACY_SIGN = {"build": "ir.json", "rtl": "design.json", "firmware": "xk_model.h", "hls": "run_hls.tcl",
+_LEGACY_SIGN = {"build": "ir.json", "rtl": "design.json", "firmware": "library.json", "hls": "run_hls.tcl",
                 "flow": "report.json", "run": "checkpoint.pt", "synth": "synth.ys"}
 
 

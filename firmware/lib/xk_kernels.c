@@ -20,7 +20,7 @@ static float xk_prologue_at(const float *x, uint32_t i, const xk_prologue *prolo
     return v;
 }
 
-void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, int channels_last, float scale,
+XK_API void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, int channels_last, float scale,
                  int32_t zero_point, int32_t qmin, int32_t qmax, const xk_prologue *prologue, int32_t *q) {
     /* element (c, p) of the input: (C, H, W) order, or (H, W, C) for a channels-last one */
     const uint32_t c_step = channels_last ? 1u : pixels, p_step = channels_last ? channels : 1u;
@@ -36,7 +36,7 @@ void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, int channel
     }
 }
 
-void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, int channels_last,
+XK_API void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, int channels_last,
                       const xk_prologue *prologue, uint32_t *bits, int32_t *ints) {
     const uint32_t words = XK_WORDS(channels);
     const uint32_t c_step = channels_last ? 1u : pixels, p_step = channels_last ? channels : 1u;
@@ -56,13 +56,13 @@ void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, int ch
 }
 
 #if defined(XK_PATH_REFERENCE)
-uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words) {
+XK_API uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words) {
     uint32_t total = 0;
     for (uint32_t i = 0; i < words; i++) total += xk_popcount32(a[i] ^ b[i]);
     return total;
 }
 #elif defined(XK_PATH_POPCNT64)
-uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words) {
+XK_API uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words) {
     uint64_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;  /* four chains keep the popcount unit busy */
     uint32_t i = 0;
     for (; i + 8u <= words; i += 8u) {
@@ -82,7 +82,7 @@ uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words) {
 #define XK_CSA(high, low, a, b, c) do { uint32_t u_ = (a) ^ (b); \
     (high) = ((a) & (b)) | (u_ & (c)); (low) = u_ ^ (c); } while (0)
 
-uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words) {
+XK_API uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words) {
     uint32_t total = 0, ones = 0, twos = 0, fours = 0, eights;
     uint32_t twos_a, twos_b, fours_a, fours_b;
     uint32_t i = 0;
@@ -133,7 +133,7 @@ static void xk_popcount_xor4(const uint32_t *x, const uint32_t *w, uint32_t word
 }
 #endif
 
-void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const uint32_t *weights,
+XK_API void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const uint32_t *weights,
                       uint32_t n_out, int32_t *acc) {
     /* padding bits are 0 in both operands and never differ: the n_valid real products are +1 where the
      * bits agree and -1 where they differ */
@@ -150,7 +150,7 @@ void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const
     }
 }
 
-void xk_dense_bin_masked(const uint32_t *x, uint32_t words, const uint32_t *keep, const uint32_t *positive,
+XK_API void xk_dense_bin_masked(const uint32_t *x, uint32_t words, const uint32_t *keep, const uint32_t *positive,
                          const int32_t *kept, uint32_t n_out, int32_t *acc) {
     /* padding bits are 0 in `keep`: they never count */
     for (uint32_t o = 0; o < n_out; o++) {
@@ -161,7 +161,7 @@ void xk_dense_bin_masked(const uint32_t *x, uint32_t words, const uint32_t *keep
     }
 }
 
-void xk_dense_bin_sparse(const uint32_t *x, const uint32_t *row_start, const uint16_t *word_index,
+XK_API void xk_dense_bin_sparse(const uint32_t *x, const uint32_t *row_start, const uint16_t *word_index,
                          const uint32_t *keep, const uint32_t *positive, const int32_t *kept, uint32_t n_out,
                          int32_t *acc) {
     for (uint32_t o = 0; o < n_out; o++) {
@@ -173,7 +173,7 @@ void xk_dense_bin_sparse(const uint32_t *x, const uint32_t *row_start, const uin
     }
 }
 
-void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_signed, const uint32_t *weights,
+XK_API void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_signed, const uint32_t *weights,
                       const int32_t *ones, uint32_t n_out, uint32_t *planes, int32_t *acc) {
     const uint32_t words = XK_WORDS(n_in);
     for (uint32_t i = 0; i < in_bits * words; i++) planes[i] = 0;
@@ -192,7 +192,7 @@ void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_
     }
 }
 
-void xk_dense_int_kbit(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t field_bits, uint32_t n_out,
+XK_API void xk_dense_int_kbit(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t field_bits, uint32_t n_out,
                        int32_t *acc) {
     const uint32_t per_word = 32u / field_bits, words = (n_in + per_word - 1u) / per_word;
     const uint32_t mask = (1u << field_bits) - 1u, sign = 1u << (field_bits - 1u);
@@ -210,7 +210,7 @@ void xk_dense_int_kbit(const int32_t *x, uint32_t n_in, const uint32_t *weights,
     }
 }
 
-void xk_dense_int_int(const int32_t *x, uint32_t n_in, const int8_t *weights, uint32_t n_out, int32_t *acc) {
+XK_API void xk_dense_int_int(const int32_t *x, uint32_t n_in, const int8_t *weights, uint32_t n_out, int32_t *acc) {
     for (uint32_t o = 0; o < n_out; o++) {
         const int8_t *row = weights + o * n_in;
         int32_t sum = 0;
@@ -225,7 +225,7 @@ static int32_t xk_source(uint32_t o, uint32_t stride, uint32_t k, uint32_t pad, 
     return (i >= 0 && i < (int32_t)size) ? i : -1;
 }
 
-void xk_conv_bin_bin(const uint32_t *x, const xk_conv_shape *s, const uint32_t *weights, int32_t *acc) {
+XK_API void xk_conv_bin_bin(const uint32_t *x, const xk_conv_shape *s, const uint32_t *weights, int32_t *acc) {
     const uint32_t words = XK_WORDS(s->c);
     for (uint32_t oy = 0; oy < s->ho; oy++) {
         for (uint32_t ox = 0; ox < s->wo; ox++) {
@@ -279,7 +279,7 @@ static void xk_window_values(const int32_t *x, const xk_conv_shape *s, uint32_t 
     }
 }
 
-void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *weights, int32_t *acc) {
+XK_API void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *weights, int32_t *acc) {
     const uint32_t group_in = s->c / s->groups, group_out = s->out_c / s->groups;
     const uint32_t window = s->kh * s->kw;
     uint32_t pixel_at[XK_WINDOW_TAPS], weight_at[XK_WINDOW_TAPS];
@@ -323,7 +323,7 @@ void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *wei
     }
 }
 
-void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
+XK_API void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
                   uint32_t *out) {
     const uint32_t words = XK_WORDS(channels);
     for (uint32_t p = 0; p < pixels; p++) {
@@ -335,13 +335,13 @@ void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t channel
     }
 }
 
-void xk_sign_int(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels, int32_t *out) {
+XK_API void xk_sign_int(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels, int32_t *out) {
     for (uint32_t p = 0; p < pixels; p++) {
         for (uint32_t c = 0; c < channels; c++) out[p * channels + c] = acc[p * channels + c] >= threshold[c] ? 1 : -1;
     }
 }
 
-void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
+XK_API void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
                        uint32_t levels, int32_t base, int32_t *out) {
     for (uint32_t p = 0; p < pixels; p++) {
         for (uint32_t c = 0; c < channels; c++) {
@@ -366,14 +366,14 @@ static int32_t xk_bit(const uint32_t *x, uint32_t words, uint32_t p, uint32_t c)
     return (int32_t)((x[p * words + c / 32u] >> (c % 32u)) & 1u);
 }
 
-void xk_bits_to_int(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out) {
+XK_API void xk_bits_to_int(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out) {
     const uint32_t words = XK_WORDS(channels);
     for (uint32_t p = 0; p < pixels; p++) {
         for (uint32_t c = 0; c < channels; c++) out[p * channels + c] = 2 * xk_bit(x, words, p, c) - 1;
     }
 }
 
-void xk_maxpool_bits(const uint32_t *x, const xk_pool_shape *s, uint32_t *out) {
+XK_API void xk_maxpool_bits(const uint32_t *x, const xk_pool_shape *s, uint32_t *out) {
     const uint32_t words = XK_WORDS(s->c);
     for (uint32_t oy = 0; oy < s->ho; oy++) {
         for (uint32_t ox = 0; ox < s->wo; ox++) {
@@ -417,15 +417,15 @@ static void xk_pool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out, 
     }
 }
 
-void xk_maxpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out) { xk_pool_int(x, s, out, 0); }
+XK_API void xk_maxpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out) { xk_pool_int(x, s, out, 0); }
 
-void xk_sumpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out) { xk_pool_int(x, s, out, 1); }
+XK_API void xk_sumpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out) { xk_pool_int(x, s, out, 1); }
 
-void xk_add_int(const int32_t *a, const int32_t *b, uint32_t n, int32_t *out) {
+XK_API void xk_add_int(const int32_t *a, const int32_t *b, uint32_t n, int32_t *out) {
     for (uint32_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-void xk_concat_int(const int32_t *a, uint32_t a_channels, const int32_t *b, uint32_t b_channels, uint32_t pixels,
+XK_API void xk_concat_int(const int32_t *a, uint32_t a_channels, const int32_t *b, uint32_t b_channels, uint32_t pixels,
                    int32_t *out) {
     for (uint32_t p = 0; p < pixels; p++) {
         int32_t *pixel = out + p * (a_channels + b_channels);
@@ -434,7 +434,7 @@ void xk_concat_int(const int32_t *a, uint32_t a_channels, const int32_t *b, uint
     }
 }
 
-void xk_concat_bits(const uint32_t *a, uint32_t a_channels, const uint32_t *b, uint32_t b_channels,
+XK_API void xk_concat_bits(const uint32_t *a, uint32_t a_channels, const uint32_t *b, uint32_t b_channels,
                     uint32_t pixels, uint32_t *out) {
     const uint32_t a_words = XK_WORDS(a_channels), b_words = XK_WORDS(b_channels);
     const uint32_t words = XK_WORDS(a_channels + b_channels);
@@ -449,13 +449,13 @@ void xk_concat_bits(const uint32_t *a, uint32_t a_channels, const uint32_t *b, u
     }
 }
 
-void xk_output_int(const int32_t *x, uint32_t channels, uint32_t pixels, int32_t *out) {
+XK_API void xk_output_int(const int32_t *x, uint32_t channels, uint32_t pixels, int32_t *out) {
     for (uint32_t p = 0; p < pixels; p++) {
         for (uint32_t c = 0; c < channels; c++) out[c * pixels + p] = x[p * channels + c];
     }
 }
 
-void xk_output_bits(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out) {
+XK_API void xk_output_bits(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out) {
     const uint32_t words = XK_WORDS(channels);
     for (uint32_t p = 0; p < pixels; p++) {
         for (uint32_t c = 0; c < channels; c++) out[c * pixels + p] = xk_bit(x, words, p, c);
@@ -466,7 +466,7 @@ static int64_t xk_score(const int32_t *x, const int32_t *weight, const int64_t *
     return (int64_t)weight[i] * x[i] + bias[i];
 }
 
-int64_t xk_exit_margin(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n) {
+XK_API int64_t xk_exit_margin(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n) {
     int64_t top = xk_score(x, weight, bias, 0), second = xk_score(x, weight, bias, 1);
     if (second > top) {
         const int64_t first = second;
@@ -485,7 +485,7 @@ int64_t xk_exit_margin(const int32_t *x, const int32_t *weight, const int64_t *b
     return top - second;
 }
 
-int32_t xk_class(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n) {
+XK_API int32_t xk_class(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n) {
     uint32_t best = 0;
     int64_t best_score = xk_score(x, weight, bias, 0);
     for (uint32_t i = 1; i < n; i++) {

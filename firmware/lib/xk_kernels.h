@@ -16,6 +16,13 @@
 extern "C" {
 #endif
 
+/* How the kernels link: extern by default; a generated model (NAME.c) includes xk_kernels.c with XK_API static,
+ * so that the kernels are its own and two models link into one firmware without a clash (the compiler drops the
+ * kernels a model does not call). */
+#ifndef XK_API
+#define XK_API
+#endif
+
 #define XK_WORDS(n) (((n) + 31u) / 32u)
 
 /* The kernel path, chosen at compile time (see xk_popcount_xor below). */
@@ -51,7 +58,7 @@ static inline uint32_t xk_popcount32(uint32_t v) {
  * - "popcnt64": 64-bit words through a popcount instruction (x86-64 with POPCNT, AArch64);
  * - "harley-seal": Cortex-M and other 32-bit cores without one: carry-save adders sum eight words' XORs
  *   bit-sliced, so one SWAR popcount serves eight words (Harley and Seal; Mula, Kurz, Lemire 2018). */
-uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words);
+XK_API uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words);
 
 
 /* A convolution's geometry; pads_t/pads_l are the top and left padding (bottom and right follow from
@@ -81,29 +88,29 @@ typedef struct {
 /* Quantize: the prologue (NULL: none), then clamp(round_half_even(x / scale + zero_point), qmin, qmax), in
  * float32 as Brevitas and qonnx do. `x` is in the trained model's (C, H, W) order (`channels_last`: in
  * (H, W, C) order, a model whose first op after the quantizer is that transpose), `q` in (H, W, C) order. */
-void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, int channels_last, float scale,
+XK_API void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, int channels_last, float scale,
                  int32_t zero_point, int32_t qmin, int32_t qmax, const xk_prologue *prologue, int32_t *q);
 
 /* Bipolar input quantizer: +1 where the prologue's result is >= 0, else -1 (NaN: -1), as qonnx's BipolarQuant;
  * packed into bits (as xk_threshold writes them) when `bits` is given, else -1/+1 integers into `ints`. */
-void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, int channels_last,
+XK_API void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, int channels_last,
                       const xk_prologue *prologue, uint32_t *bits, int32_t *ints);
 
 /* Bipolar input, bipolar weights: acc[o] = 2 * popcount(XNOR(x, w[o])) - n_valid over `words` words per
  * row, of which n_valid bits are real (the others are 0 in both and are taken off). */
-void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const uint32_t *weights,
+XK_API void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const uint32_t *weights,
                       uint32_t n_out, int32_t *acc);
 
 /* Bipolar input, weights -1, 0 or +1 (a pruned binary or ternary layer) as two bit planes packed as above:
  * `keep` (the weight is not 0) and `positive` (it is +1), `kept[o]` of a row's weights kept:
  * acc[o] = kept[o] - 2 * popcount(keep & (x XOR positive)), the kept products that differ counting -1. */
-void xk_dense_bin_masked(const uint32_t *x, uint32_t words, const uint32_t *keep, const uint32_t *positive,
+XK_API void xk_dense_bin_masked(const uint32_t *x, uint32_t words, const uint32_t *keep, const uint32_t *positive,
                          const int32_t *kept, uint32_t n_out, int32_t *acc);
 
 /* The same with only the words that hold a kept weight (zero-block skipping, a block-pruned layer): row o's
  * words are entries row_start[o] .. row_start[o + 1] - 1, entry j at word word_index[j] of the input, with its
  * keep[j] and positive[j] bits; the zero words are neither stored nor visited. */
-void xk_dense_bin_sparse(const uint32_t *x, const uint32_t *row_start, const uint16_t *word_index,
+XK_API void xk_dense_bin_sparse(const uint32_t *x, const uint32_t *row_start, const uint16_t *word_index,
                          const uint32_t *keep, const uint32_t *positive, const int32_t *kept, uint32_t n_out,
                          int32_t *acc);
 
@@ -112,63 +119,63 @@ void xk_dense_bin_sparse(const uint32_t *x, const uint32_t *row_start, const uin
  * by bit planes: with x = sum_k c_k x_k (c_k = 2^k; the sign plane of a signed input -2^(in_bits-1)),
  * acc[o] = sum_k c_k (ones[o] - popcount(X_k XOR W_o)), so the integer layer runs on the binary kernel.
  * `planes` is scratch for in_bits * XK_WORDS(n_in) words. */
-void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_signed, const uint32_t *weights,
+XK_API void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_signed, const uint32_t *weights,
                       const int32_t *ones, uint32_t n_out, uint32_t *planes, int32_t *acc);
 
 /* Integer input, k-bit weights packed in `field_bits`-bit two's complement fields (2 or 4), 32 / field_bits to
  * a word, each row starting a new word: acc[o] = sum_i x[i] * w[o][i]. A quarter or half of int8's flash. */
-void xk_dense_int_kbit(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t field_bits, uint32_t n_out,
+XK_API void xk_dense_int_kbit(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t field_bits, uint32_t n_out,
                        int32_t *acc);
 
 /* Integer input, k-bit weights (int8, row-major (out, in)): acc[o] = sum_i x[i] * w[o][i]. */
-void xk_dense_int_int(const int32_t *x, uint32_t n_in, const int8_t *weights, uint32_t n_out, int32_t *acc);
+XK_API void xk_dense_int_int(const int32_t *x, uint32_t n_in, const int8_t *weights, uint32_t n_out, int32_t *acc);
 
 /* Bipolar map, bipolar weights (groups = 1): weights[o][ky][kx] as XK_WORDS(c) packed words. */
-void xk_conv_bin_bin(const uint32_t *x, const xk_conv_shape *s, const uint32_t *weights, int32_t *acc);
+XK_API void xk_conv_bin_bin(const uint32_t *x, const xk_conv_shape *s, const uint32_t *weights, int32_t *acc);
 
 /* Integer map, k-bit weights (int8, (out, ky, kx, c / groups)), any groups. */
-void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *weights, int32_t *acc);
+XK_API void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *weights, int32_t *acc);
 
 /* Sign activation: bit of (pixel, channel) = acc >= threshold[channel]; packed as above. */
-void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
+XK_API void xk_threshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
                   uint32_t *out);
 
 /* Sign activation as integers, -1 or +1 (the int8 baseline, which never packs bits). */
-void xk_sign_int(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels, int32_t *out);
+XK_API void xk_sign_int(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels, int32_t *out);
 
 /* k-bit activation: out = base + #{l < levels : acc >= threshold[channel * levels + l]} (each channel's levels
  * nondecreasing, as the IR requires: found by bisection). */
-void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
+XK_API void xk_multithreshold(const int32_t *acc, const int32_t *threshold, uint32_t channels, uint32_t pixels,
                        uint32_t levels, int32_t base, int32_t *out);
 
 /* A bipolar tensor's values as integers, -1 or +1 (for kernels that have no bipolar form). */
-void xk_bits_to_int(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out);
+XK_API void xk_bits_to_int(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out);
 
 /* Max pooling: an OR of bipolar bits, a maximum of integers. */
-void xk_maxpool_bits(const uint32_t *x, const xk_pool_shape *s, uint32_t *out);
-void xk_maxpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out);
+XK_API void xk_maxpool_bits(const uint32_t *x, const xk_pool_shape *s, uint32_t *out);
+XK_API void xk_maxpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out);
 
 /* Sum pooling (average pooling without its division). */
-void xk_sumpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out);
+XK_API void xk_sumpool_int(const int32_t *x, const xk_pool_shape *s, int32_t *out);
 
 /* Elementwise sum (residual connections). */
-void xk_add_int(const int32_t *a, const int32_t *b, uint32_t n, int32_t *out);
+XK_API void xk_add_int(const int32_t *a, const int32_t *b, uint32_t n, int32_t *out);
 
 /* Channel concatenation per pixel: a's channels, then b's. */
-void xk_concat_int(const int32_t *a, uint32_t a_channels, const int32_t *b, uint32_t b_channels, uint32_t pixels,
+XK_API void xk_concat_int(const int32_t *a, uint32_t a_channels, const int32_t *b, uint32_t b_channels, uint32_t pixels,
                    int32_t *out);
-void xk_concat_bits(const uint32_t *a, uint32_t a_channels, const uint32_t *b, uint32_t b_channels,
+XK_API void xk_concat_bits(const uint32_t *a, uint32_t a_channels, const uint32_t *b, uint32_t b_channels,
                     uint32_t pixels, uint32_t *out);
 
 /* The network's output in the IR's (C, H, W) order as int32 (bipolar: the bit, 1 = +1). */
-void xk_output_int(const int32_t *x, uint32_t channels, uint32_t pixels, int32_t *out);
-void xk_output_bits(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out);
+XK_API void xk_output_int(const int32_t *x, uint32_t channels, uint32_t pixels, int32_t *out);
+XK_API void xk_output_bits(const uint32_t *x, uint32_t channels, uint32_t pixels, int32_t *out);
 
 /* The class of n >= 2 integer outputs: the index of the largest class score weight[i] * x[i] + bias[i]
  * (numerics.class_scores; the first on ties). */
-int32_t xk_class(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n);
+XK_API int32_t xk_class(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n);
 /* An early exit's confidence (numerics.exit_margin): the largest class score minus the second largest. */
-int64_t xk_exit_margin(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n);
+XK_API int64_t xk_exit_margin(const int32_t *x, const int32_t *weight, const int64_t *bias, uint32_t n);
 
 #ifdef __cplusplus
 }
