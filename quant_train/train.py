@@ -102,27 +102,17 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
         if not cfg.train.shift:  # the teacher (in eval mode) sees the same images every epoch: label them once
             with torch.no_grad():
                 teacher_out = torch.cat([_outputs(teacher(x[i:i + 4096]))[-1] for i in range(0, len(x), 4096)])
-    loss_fn = nn.CrossEntropyLoss()
     hooks = models.quantize_gradients(model, cfg.train.grad_bits) if cfg.train.grad_bits else []
+    history = []  # per epoch: the mean training loss and the accuracy on the batches as they were trained
     for epoch in range(cfg.train.epochs):
         model.train()
-        total = 0.0
+        total, correct = 0.0, 0
         for idx in data_mod.batches(len(x), cfg.train.batch_size, gen):
             opt.zero_grad()
             batch = shift_images(x[idx], data.image_shape, cfg.train.shift, gen) if cfg.train.shift else x[idx]
             outs = _outputs(model(batch))
-            exits = list(cfg.model.exit_weights) + [1.0] * len(outs)  # exits beyond the list weigh 1
-            weights = exits[:len(outs) - 1] + [1.0]
-            losses = [loss_fn(o, y[idx]) for o in outs]
-            if teacher is not None:
-                if teacher_out is not None:
-                    target = teacher_out[idx]
-                else:
-                    with torch.no_grad():
-                        target = _outputs(teacher(batch))[-1]
-                losses[-1] = distill.loss(distill_kind, outs[-1], target, y[idx], temperature, alpha, noise,
-                                          noise_gen)
-            loss = sum(w * part for w, part in zip(weights, losses, strict=True))
+            target = _teacher_target(teacher, teacher_out, idx, batch)
+            loss = _loss(cfg, outs, y[idx], target, (distill_kind, temperature, alpha, noise, noise_gen))
             if regularizer is not None:
                 loss = loss + reg_weight * regularizer(model)
             loss.backward()
@@ -132,15 +122,41 @@ def train(cfg: Config, data: Dataset, progress=None, model: nn.Module | None = N
             if after_step is not None:
                 after_step(model)
             total += loss.item() * len(idx)
+            correct += int((outs[-1].argmax(1) == y[idx]).sum())
         sched.step()
+        history.append({"epoch": epoch + 1, "loss": total / len(x), "train_accuracy": correct / len(x)})
         if progress:
             progress(epoch + 1, cfg.train.epochs, total / len(x))
     for h in hooks:
         h.remove()
     out = evaluate(model, data.x_test.reshape(-1, *shape))
     metrics = {"dataset": data.name, "n_test": int(len(data.y_test)),
-               "test_accuracy": float((out.argmax(1) == data.y_test).mean())}
+               "test_accuracy": float((out.argmax(1) == data.y_test).mean()), "history": history}
     return model, metrics
+
+
+def _teacher_target(teacher: nn.Module | None, labelled: torch.Tensor | None, idx: torch.Tensor,
+                    batch: torch.Tensor) -> torch.Tensor | None:
+    """The teacher's final output for the batch: labelled once for all images, or run on this batch."""
+    if teacher is None:
+        return None
+    if labelled is not None:
+        return labelled[idx]
+    with torch.no_grad():
+        return _outputs(teacher(batch))[-1]
+
+
+def _loss(cfg: Config, outs: list[torch.Tensor], labels: torch.Tensor, target: torch.Tensor | None,
+          distillation: tuple) -> torch.Tensor:
+    """The batch's loss: cross-entropy on every output, the early exits weighed by the config; with a teacher's
+    `target`, the final output learns from it (quant_train.distill; `distillation` its kind and settings)."""
+    exits = list(cfg.model.exit_weights) + [1.0] * len(outs)  # exits beyond the list weigh 1
+    weights = exits[:len(outs) - 1] + [1.0]
+    losses = [nn.functional.cross_entropy(o, labels) for o in outs]
+    if target is not None:
+        kind, temperature, alpha, noise, noise_gen = distillation
+        losses[-1] = distill.loss(kind, outs[-1], target, labels, temperature, alpha, noise, noise_gen)
+    return sum(w * part for w, part in zip(weights, losses, strict=True))
 
 
 def bake_parametrizations(model: nn.Module) -> nn.Module:

@@ -225,3 +225,47 @@ def assert_refused(result: tuple[int, str, str], *words: str) -> None:
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     for word in words:
         assert word in err, err
+
+
+def screenshot_report(page: Path, tmp_path: Path) -> np.ndarray:
+    """report.html rendered by headless Chromium: the screenshot's RGB pixels (0..255); the page must load
+    without a console error or a failed resource."""
+    import shutil
+    import subprocess
+
+    from matplotlib import image
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if IN_CI:
+            pytest.fail("required tool 'chromium' is missing (CI=true: a missing tool is a failure)")
+        pytest.skip("required tool 'chromium' is missing")
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+                           "--window-size=1000,4000", f"--screenshot={shot}", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
+    problems = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln or "Failed to load" in ln]
+    assert not problems, problems
+    return (image.imread(shot)[..., :3] * 255).round().astype(int)
+
+
+def assert_tables_render(md_text: str, html_text: str) -> int:
+    """Every Markdown table (a run of `|` lines whose second is a delimiter row with as many cells as the header)
+    is a <table> in the page, with its rows; returns how many."""
+    blocks, run = [], []
+    for line in [*md_text.splitlines(), ""]:
+        if line.startswith("|"):
+            run.append(line)
+        elif run:
+            blocks.append(run)
+            run = []
+    for block in blocks:
+        cells = [len(line.strip("|").split(" | ")) for line in block]
+        assert len(block) >= 2 and set(block[1].strip("|").split("|")) == {"---"} and \
+            len(block[1].strip("|").split("|")) == cells[0], f"not a table: {block[:2]}"
+    assert html_text.count("<table>") == len(blocks)
+    assert html_text.count("<tr>") == sum(len(block) - 1 for block in blocks)
+    return len(blocks)

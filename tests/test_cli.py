@@ -121,6 +121,32 @@ def test_flow_default_network_end_to_end(tmp_path):
     for name in ("model.onnx", "report.md", "checkpoint.pt", "metrics.json", "build/ir.json",
                  "build/rtl/demo_top.sv", "build/firmware/demo.c"):
         assert (tmp_path / "demo" / name).exists(), name
+    _check_flow_report(tmp_path, report)
+
+
+def _check_flow_report(tmp_path, report: dict) -> None:
+    """One document with the ladder's values, the training curve, the boards, the Cortex-M4 count, the version and
+    the config; every table renders, and the page renders in Chromium."""
+    import xnorkit
+    from tests.conftest import assert_tables_render, screenshot_report
+
+    m4 = report["firmware"]["cortex_m4_instructions"]
+    assert m4["images"] == 20 and m4["per_inference"] == sum(c["instructions"] for c in m4["calls"]) > 1000
+    md = (tmp_path / "demo" / "report.md").read_text()
+    assert md.count("\n# ") == 0 and md.startswith("# xnorkit report: demo")
+    golden = f"{report['accuracy']['golden']:.2%}"
+    for shown in (f"| golden (integer IR) | {golden} | the reference |", f"| C on the Cortex-M4 (QEMU) | {golden} |",
+                  "![Training, per epoch](training.png)", f"{m4['per_inference']:,} instructions per inference",
+                  "| mps2-an386 | cortex-m4 | 25 |", "| pynq-z2 | 100 | not synthesized |",
+                  f"xnorkit {xnorkit.__version__}.", "```yaml\ndataset: digits"):
+        assert shown in md, shown
+    page = tmp_path / "demo" / "report.html"
+    html_text = page.read_text()
+    assert assert_tables_render(md, html_text) == 6  # ladder, layers, FPGA, MCU, Cortex-M4 calls, time
+    assert html_text.count("data:image/png;base64,") == 3  # training, pipeline balance, LUTs per layer
+    pixels = screenshot_report(page, tmp_path)
+    red = (np.abs(pixels - np.array([0xC4, 0x4E, 0x52])).sum(axis=-1) <= 6).sum()
+    assert red > 200  # the training loss curve (and the interval line) drawn
 
 
 def test_board_commands_and_their_one_line_refusals(trained_build, tmp_path):

@@ -3,6 +3,7 @@ against the golden model. Writes OUT/model.onnx, OUT/build/, OUT/report.json and
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def run_flow(config_path: Path | None, out: Path, data_dir: Path | None = None,
     build_mod.save_json(out / "report.json", report)
     from xnorkit import report as report_mod
 
-    report_mod.write([out / "build"], out, extra_markdown=render_markdown(report, out))
+    report_mod.write([out / "build"], out)
     console.print(summary_table(report))
     console.print(f"wrote {out / 'model.onnx'}, {out / 'build'}/, {out / 'report.json'}, {out / 'report.md'}, "
                   f"{out / 'report.html'}")
@@ -119,7 +120,25 @@ def _firmware(build: Path, x_test: np.ndarray, graph, timer: _Timer) -> dict:
     m4_out = fw_runner.run_cortex_m4(fw_dir, x_test, graph.result_width())
     m4_size = fw_runner.size(fw_dir / "build" / "xk_cortex_m4.elf")
     timer.lap("cortex_m4")
-    return {"c": c_out, "cortex-m4": m4_out, "m4_size": m4_size, "footprint": footprint}
+    return {"c": c_out, "cortex-m4": m4_out, "m4_size": m4_size, "footprint": footprint,
+            "m4_profile": _m4_profile(build, fw_dir, x_test[:PROFILED], graph.result_width())}
+
+
+PROFILED = 20  # test images whose Cortex-M4 instructions the flow counts
+
+
+def _m4_profile(build: Path, fw_dir: Path, x: np.ndarray, width: int) -> dict:
+    """Cortex-M4 instructions per inference (QEMU -icount, firmware.runner.profile_cortex_m4), the mean over `x`,
+    in all and per call of NAME_infer (the kernel and the IR node it runs)."""
+    from xnorkit.firmware import emit_c
+    from xnorkit.firmware import runner as fw_runner
+
+    _, instructions = fw_runner.profile_cortex_m4(fw_dir, x, width)
+    calls = emit_c.lower(build_mod.backend_graph(build)).calls
+    return {"images": len(x), "per_inference": round(float(instructions.sum(axis=1).mean())),
+            "calls": [{"kernel": re.search(r"xk_\w+", text).group(0), "node": comment,
+                       "instructions": round(float(count))}
+                      for (text, _, comment), count in zip(calls, instructions.mean(axis=0), strict=True)]}
 
 
 def _report(cfg, data, r: dict, timer: _Timer) -> dict:
@@ -153,7 +172,8 @@ def _report(cfg, data, r: dict, timer: _Timer) -> dict:
         "folding": design["folding"],
         "layers": design["layers"],
         "simulator": cfg.hw.simulator,
-        "firmware": {"activation_bytes": r["footprint"]["arena"], "cortex_m4_size": r["m4_size"]},
+        "firmware": {"activation_bytes": r["footprint"]["arena"], "cortex_m4_size": r["m4_size"],
+                     "footprint": r["footprint"], "cortex_m4_instructions": r["m4_profile"]},
         "config": cfg.to_dict(),
         "timings_s": {**timer.seconds, "total": round(time.perf_counter() - timer.started, 2)},
     }
@@ -187,28 +207,6 @@ def summary_table(report: dict) -> Table:
                      f"{report['cycles_analytical']} analytical, latency {report['latency_cycles']} cycles; "
                      f"total {report['timings_s']['total']:.0f} s")
     return table
-
-
-def render_markdown(report: dict, out: Path) -> str:
-    lines = [f"# xnorkit flow report: {report['dataset']}", "",
-             f"{report['n_test']} test images. Every backend is compared with the golden model (integers "
-             f"exactly; float references within 1e-5 of the output vector's largest magnitude).", "",
-             "| stage | accuracy | agrees with golden |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in _rows(report)]
-    lines += ["", "## Accelerator", "",
-              f"Cycles per inference: {report['cycles_per_inference']:.1f} measured back to back, "
-              f"{report['cycles_analytical']} analytical; latency {report['latency_cycles']} cycles.", "",
-              "| layer | inputs x outputs | PE | SIMD | cycles/vector | accumulator bits |",
-              "|---|---|---|---|---|---|"]
-    lines += [f"| {ly['name']} | {ly['mw']} x {ly['mh']} | {ly['pe']} | {ly['simd']} | {ly['cycles']} | "
-              f"{ly['acc_bits']} |" for ly in report["layers"]]
-    size = report["firmware"]["cortex_m4_size"]
-    lines += ["", "## Firmware", "",
-              f"Static activation buffers: {report['firmware']['activation_bytes']} bytes. Cortex-M4 image "
-              f"(whole program with newlib): text {size['text']}, data {size['data']}, bss {size['bss']} bytes.",
-              "", "## Time (s)", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in report["timings_s"].items()]
-    return "\n".join(lines) + "\n"
 
 
 def predict_cli(build: Path, backend: str, x_path: Path, y_path: Path, dequantize: bool, simulator: str) -> np.ndarray:
