@@ -14,7 +14,7 @@ demo: setup
 # two workers (pytest-xdist; a module's tests stay on one worker, so its fixtures are built once): most tests
 # wait on one single-threaded simulator, compiler or trainer, and the machine has two cores
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadscope
+	$(PY) -m pytest -q -n 2 --dist loadscope --durations=25
 
 test-all: setup
 	XNORKIT_FUZZ_EXAMPLES=300 $(PY) -m pytest -q -n 2 --dist loadscope -m ""

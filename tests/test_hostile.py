@@ -395,7 +395,7 @@ def test_a_tampered_rtl_folder_is_refused_before_simulation(capsys, trained_buil
     if case == "missing_mem":
         next(rtl.glob("*.mem")).unlink()
     elif case == "missing_sv":
-        (rtl / "xnorkit_top.sv").unlink()
+        (rtl / "model_top.sv").unlink()  # named after model.onnx
     elif case == "garbage_mem":
         next(rtl.glob("*.mem")).write_text("zz not hex\n")
     elif case == "damaged_design":
