@@ -27,24 +27,6 @@ def two_builds(tmp_path_factory):
     return root, builds
 
 
-def _system_top(designs: dict[str, dict]) -> str:
-    """A top of one's own holding both accelerators side by side, each with its streams after its prefix."""
-    ports, instances = ["    input  logic clk,", "    input  logic rst_n"], []
-    for prefix, d in designs.items():
-        w_in = d["input"]["elems_per_beat"] * d["input"]["elem_bits"]
-        w_out = d["output"]["elems_per_beat"] * d["output"]["elem_bits"]
-        ports[-1] += ","
-        ports += [f"    input  logic [{w_in - 1}:0] {prefix}s_axis_tdata,", f"    input  logic {prefix}s_axis_tvalid,",
-                  f"    output logic {prefix}s_axis_tready,", f"    output logic [{w_out - 1}:0] {prefix}m_axis_tdata,",
-                  f"    output logic {prefix}m_axis_tvalid,", f"    input  logic {prefix}m_axis_tready"]
-        instances.append(
-            f"  {d['top']} u_{d['name']} (.clk, .rst_n, .s_axis_tdata({prefix}s_axis_tdata), "
-            f".s_axis_tvalid({prefix}s_axis_tvalid), .s_axis_tready({prefix}s_axis_tready), "
-            f".m_axis_tdata({prefix}m_axis_tdata), .m_axis_tvalid({prefix}m_axis_tvalid), "
-            f".m_axis_tready({prefix}m_axis_tready));")
-    return "module two_nets (\n" + "\n".join(ports) + "\n);\n" + "\n".join(instances) + "\nendmodule\n"
-
-
 def test_two_named_accelerators_simulate_together_in_one_top(two_builds):
     """net_a and net_b (`hw --name`), every file of both in one folder without a clash, in one Verilator top;
     both streams at once with random stalls, each bit-exact against its golden."""
@@ -59,7 +41,7 @@ def test_two_named_accelerators_simulate_together_in_one_top(two_builds):
     files = [{p.name for p in (path / "rtl").iterdir() if p.suffix in (".sv", ".mem")} for path, _ in builds.values()]
     assert not files[0] & files[1] and all(f.startswith(("net_a_",)) for f in files[0])
     assert designs["a_"]["top"] == "net_a_top" and designs["b_"]["shell"]["top"] == "net_b_shell"
-    (root / "two_nets.sv").write_text(_system_top(designs))
+    (root / "two_nets.sv").write_text(runner.side_by_side("two_nets", designs))
     inputs = {f"{name[-1]}_": golden.random_int_inputs(graph, 12, seed=4) for name, (_, graph) in builds.items()}
     expected = {p: golden.predict_from_int(builds[f"net_{p[0]}"][1], x) for p, x in inputs.items()}
     results = runner.simulate_system(root / "two_nets.sv", "two_nets",

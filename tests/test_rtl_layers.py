@@ -8,6 +8,8 @@ Transpose are stream layouts (tests/test_sim.py, flatten and transpose cases).""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -104,14 +106,21 @@ def _inputs(graph: Graph, count: int, seed: int = 2) -> np.ndarray:
 
 
 def _check(tmp_path, graph: Graph, folding: dict[str, Fold], count: int = 6, skips: bool = False) -> None:
+    """One case on its own Verilator build (the slow cases of `make test-all`)."""
     require_tool("verilator")
     write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
     x_int = _inputs(graph, count)
     expected = golden.predict_from_int(graph, x_int).reshape(count, -1)
     stalled = runner.simulate(tmp_path / "rtl", x_int, expected, "verilator", 0.3, 0.3, seed=11)
+    clean = runner.simulate(tmp_path / "rtl", x_int, expected, "verilator", rebuild=False)
+    _assert_case(graph, folding, expected, stalled, clean, skips)
+
+
+def _assert_case(graph: Graph, folding: dict[str, Fold], expected: np.ndarray, stalled, clean, skips: bool) -> None:
+    """Bit-exact with stalls and back to back; back to back at the cycles design.json predicts; a pruned-tile
+    unit at exactly its schedule's cycles, fewer than its folds."""
     assert stalled.mismatch is None, stalled.mismatch
     assert np.array_equal(stalled.outputs, expected)
-    clean = runner.simulate(tmp_path / "rtl", x_int, expected, "verilator", rebuild=False)
     assert clean.mismatch is None
     design = emit_sv.design_info(graph, folding)
     assert clean.steady_state_cycles == design["initiation_interval"]
@@ -121,8 +130,43 @@ def _check(tmp_path, graph: Graph, folding: dict[str, Fold], count: int = 6, ski
         mw, mh, positions = matrix_shape(graph, node)
         fold = folding[node.name]
         dense = positions * (mw // fold.simd) * (mh // fold.pe)
-        # a pruned-tile unit skips its zero tiles: fewer cycles than its folds, exactly its schedule's
         assert (layers[node.name]["cycles"] < dense) == skips, (layers[node.name]["cycles"], dense)
+
+
+@pytest.fixture(scope="module")
+def default_cases(tmp_path_factory):
+    """Every default case, each a design named after it, side by side in one top: one Verilator build for all
+    (sim.runner.simulate_system), run with stalls and then back to back; each case's results by name."""
+    require_tool("verilator")
+    root = tmp_path_factory.mktemp("layers")
+    builders = {**dict.fromkeys(MVTU_CASES, mvtu_net), **dict.fromkeys(CONV_CASES, conv_net),
+                **dict.fromkeys(POOL_CASES, pool_net), **dict.fromkeys(THRESHOLD_CASES, threshold_net),
+                **dict.fromkeys(JOIN_CASES, join_net)}
+    cases, designs, inputs, expected = {}, {}, {}, {}
+    for case in sorted(DEFAULT):
+        graph, folding = builders[case](case)
+        count = 3 if case in CONV_CASES else 6
+        write_tree(root / case, emit_sv.emit(graph, folding, name=case))
+        designs[f"{case}_"] = json.loads((root / case / "design.json").read_text())
+        inputs[f"{case}_"] = _inputs(graph, count)
+        expected[f"{case}_"] = golden.predict_from_int(graph, inputs[f"{case}_"]).reshape(count, -1)
+        cases[case] = (graph, folding)
+    (root / "layers.sv").write_text(runner.side_by_side("layers", designs))
+    folders = {prefix: root / prefix[:-1] for prefix in designs}
+    stalled = runner.simulate_system(root / "layers.sv", "layers", folders, inputs, expected, stall=0.3, seed=11)
+    clean = runner.simulate_system(root / "layers.sv", "layers", folders, inputs, expected, stall=0.0,
+                                   rebuild=False)
+    return {case: (*cases[case], expected[f"{case}_"], stalled[f"{case}_"], clean[f"{case}_"]) for case in cases}
+
+
+def _run(request, tmp_path, case: str, graph: Graph, folding: dict[str, Fold], count: int = 6,
+         skips: bool = False) -> None:
+    """A default case from the shared build, another on its own."""
+    if case in DEFAULT:
+        graph, folding, expected, stalled, clean = request.getfixturevalue("default_cases")[case]
+        _assert_case(graph, folding, expected, stalled, clean, skips)
+    else:
+        _check(tmp_path, graph, folding, count, skips)
 
 
 # ---- MatMul (+ Threshold): the MVTU ------------------------------------------------------------------------
@@ -169,8 +213,8 @@ def mvtu_net(case: str) -> tuple[Graph, dict[str, Fold]]:
 
 
 @pytest.mark.parametrize("case", _cases(MVTU_CASES))
-def test_mvtu_alone(tmp_path, case):
-    _check(tmp_path, *mvtu_net(case), skips="tile_pruned" in case)
+def test_mvtu_alone(request, tmp_path, case):
+    _run(request, tmp_path, case, *mvtu_net(case), skips="tile_pruned" in case)
 
 
 # ---- Conv (+ Threshold): sliding window + MVTU ----------------------------------------------------------
@@ -208,8 +252,8 @@ def conv_net(case: str) -> tuple[Graph, dict[str, Fold]]:
 
 
 @pytest.mark.parametrize("case", _cases(CONV_CASES))
-def test_convolution_alone(tmp_path, case):
-    _check(tmp_path, *conv_net(case), count=3, skips="tile_pruned" in case)
+def test_convolution_alone(request, tmp_path, case):
+    _run(request, tmp_path, case, *conv_net(case), count=3, skips="tile_pruned" in case)
 
 
 # ---- MaxPool / SumPool: sliding window + reduction ---------------------------------------------------------
@@ -238,8 +282,8 @@ def pool_net(case: str) -> tuple[Graph, dict[str, Fold]]:
 
 
 @pytest.mark.parametrize("case", _cases(POOL_CASES))
-def test_pool_alone(tmp_path, case):
-    _check(tmp_path, *pool_net(case))
+def test_pool_alone(request, tmp_path, case):
+    _run(request, tmp_path, case, *pool_net(case))
 
 
 # ---- Threshold alone (after a join in real networks) -------------------------------------------------------
@@ -261,8 +305,8 @@ def threshold_net(case: str) -> tuple[Graph, dict[str, Fold]]:
 
 
 @pytest.mark.parametrize("case", _cases(THRESHOLD_CASES))
-def test_threshold_alone(tmp_path, case):
-    _check(tmp_path, *threshold_net(case))
+def test_threshold_alone(request, tmp_path, case):
+    _run(request, tmp_path, case, *threshold_net(case))
 
 
 # ---- Add / Concat: joins of two streams ------------------------------------------------------------------
@@ -293,8 +337,8 @@ def join_net(case: str) -> tuple[Graph, dict[str, Fold]]:
 
 
 @pytest.mark.parametrize("case", _cases(JOIN_CASES))
-def test_join_alone(tmp_path, case):
-    _check(tmp_path, *join_net(case))
+def test_join_alone(request, tmp_path, case):
+    _run(request, tmp_path, case, *join_net(case))
 
 
 def test_every_layer_case_is_lint_clean(tmp_path):
