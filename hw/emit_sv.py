@@ -147,8 +147,8 @@ def emit(graph: Graph, folding: Folding, name: str | None = None) -> dict[str, s
                 p["c"] * p["n_thresh"] * p["t_bits"])
     info = design_info(graph, folding, low, name)
     source, edges, forks = connect(low)
-    files[f"{TOP}.sv"] = _TEMPLATE.render(stages=low.stages, top=TOP, ii=info["initiation_interval"], source=source,
-                                          edges=edges, forks=forks, two_inputs=TWO_INPUTS)
+    files[f"{TOP}.sv"] = _TEMPLATE.render(stages=low.stages, top=TOP, info=info, source=source, edges=edges,
+                                          forks=forks, two_inputs=TWO_INPUTS)
     for source in (*LIBRARY, f"{SHELL}.sv"):
         files[source] = tools.package_text("xnorkit.hw", "rtl", source)
     files[popcount_x7.FILE] = popcount_x7.library(

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,10 +43,11 @@ class SimResult:
 
 def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = None, simulator: str = "verilator",
              stall_in: float = 0.0, stall_out: float = 0.0, seed: int = 0, waves: bool = False,
-             rebuild: bool = True) -> SimResult:
+             rebuild: bool = True, progress: Callable[[int, int], None] | None = None) -> SimResult:
     """Stream integer `inputs` (N, features) through the design in `rtl_dir` and collect its outputs.
     With `expected`, the testbench's scoreboard checks every output (SimResult.mismatch). `rebuild=False`
-    reuses the simulator build of an earlier call on the same design."""
+    reuses the simulator build of an earlier call on the same design; `progress(done, total)` hears the outputs
+    simulated so far while it runs."""
     if simulator not in SIMULATORS:
         raise XnorkitError(f"unknown simulator '{simulator}'; choose {' or '.join(SIMULATORS)}")
     tools.require("verilator" if simulator == "verilator" else "iverilog")
@@ -56,6 +58,7 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     work = rtl_dir.parent / "sim_build" / simulator
     work.mkdir(parents=True, exist_ok=True)
     settings = _stream_settings(design, inputs, expected, work, "", seed, stall_in, stall_out)
+    settings["progress"] = str(work / "progress")
     (work / "settings.json").write_text(json.dumps(settings))
 
     runner = get_runner(simulator)
@@ -64,12 +67,10 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     env = _test_env(work)
     xml = work / "results.xml"
     xml.unlink(missing_ok=True)
-    try:
-        runner.test(test_module="xnorkit.sim.tb_network", hdl_toplevel=design["top"], hdl_toplevel_lang="verilog",
-                    build_dir=work, test_dir=rtl_dir, extra_env=env, waves=waves, results_xml=str(xml),
-                    log_file=work / "sim.log")
-    except SystemExit:
-        pass  # cocotb's runner exits on a failed test; the scoreboard's report is read below
+    _watching(Path(settings["progress"]), progress, lambda: runner.test(
+        test_module="xnorkit.sim.tb_network", hdl_toplevel=design["top"], hdl_toplevel_lang="verilog",
+        build_dir=work, test_dir=rtl_dir, extra_env=env, waves=waves, results_xml=str(xml),
+        log_file=work / "sim.log"))
     result = _cocotb_result(rtl_dir, work, get_results(xml)[1] if xml.exists() else 1)
     if waves:
         found = list(work.glob("*.fst")) + list(work.glob("*.vcd")) + list(rtl_dir.glob("*.vcd"))
@@ -77,6 +78,34 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
             shutil.copy(f, rtl_dir.parent / f.name)
         result = replace(result, waves=rtl_dir.parent / found[0].name if found else None)
     return result
+
+
+def _watching(path: Path, progress: Callable[[int, int], None] | None, run: Callable[[], object]) -> None:
+    """`run()` (the cocotb test), telling `progress` what the testbench writes into `path` while it runs. cocotb's
+    runner exits on a failed test; the caller reads the scoreboard's report."""
+    import threading
+
+    path.unlink(missing_ok=True)
+    done = threading.Event()
+
+    def watch() -> None:
+        last, stop = None, False
+        while not stop:
+            stop = done.wait(0.5)  # one more look once the run is over: its last count
+            text = path.read_text() if path.exists() else ""
+            if text and text != last and progress is not None:
+                progress(*(int(v) for v in text.split()))
+            last = text
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        run()
+    except SystemExit:
+        pass
+    finally:
+        done.set()
+        watcher.join()
 
 
 def _stream_settings(design: dict, inputs: np.ndarray, expected: np.ndarray | None, work: Path, prefix: str,

@@ -99,6 +99,7 @@ async def _stream(dut, ports: _Ports, settings: dict) -> str | None:
             received.append(int(ports.m_tdata.value))
             if len(received) % beats_per_output == 0:
                 completed_at.append(cycle)
+                _report_progress(settings, len(completed_at), n)
 
     outputs = np.stack([
         np.concatenate([packing.unpack_fields(received[i * beats_per_output + b], out_info["elems_per_beat"],
@@ -110,3 +111,12 @@ async def _stream(dut, ports: _Ports, settings: dict) -> str | None:
     np.savez(settings["results"], outputs=outputs, accepted_at=np.array(accepted_at),
              completed_at=np.array(completed_at))
     return mismatch_report(outputs, expected)
+
+
+def _report_progress(settings: dict, done: int, total: int) -> None:
+    """Outputs so far into the settings' progress file (sim.runner reads it while the simulation runs), every 2%."""
+    path = settings.get("progress")
+    if path and (done == total or done % max(1, total // 50) == 0):
+        with open(path + ".tmp", "w") as f:
+            f.write(f"{done} {total}\n")
+        os.replace(path + ".tmp", path)

@@ -71,6 +71,7 @@ def test_hw_sim_firmware_commands(trained_build, tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     said = " ".join(proc.stdout.split())  # rich wraps lines
     assert "12 inputs bit-exact" in said and "64.0 cycles per inference measured, 64 analytical" in said
+    assert "with stalls: 12 of 12 outputs simulated" in said and "back to back: 12 of 12 outputs simulated" in said
     proc = xnorkit("sim", b, "--count", 40, "--bulk")
     said = " ".join(proc.stdout.split())
     assert proc.returncode == 0 and "40 inputs bit-exact against golden (verilator C++ harness" in said

@@ -41,6 +41,9 @@ def test_two_named_accelerators_simulate_together_in_one_top(two_builds):
     files = [{p.name for p in (path / "rtl").iterdir() if p.suffix in (".sv", ".mem")} for path, _ in builds.values()]
     assert not files[0] & files[1] and all(f.startswith(("net_a_",)) for f in files[0])
     assert designs["a_"]["top"] == "net_a_top" and designs["b_"]["shell"]["top"] == "net_b_shell"
+    header = (builds["net_a"][0] / "rtl" / "net_a_top.sv").read_text().split("module net_a_top")[0]
+    assert f"s_axis: an inference's input, {designs['a_']['input']['beats']} beat(s)" in header
+    assert "rst_n is synchronous and active low" in header
     (root / "two_nets.sv").write_text(runner.side_by_side("two_nets", designs))
     inputs = {f"{name[-1]}_": golden.random_int_inputs(graph, 12, seed=4) for name, (_, graph) in builds.items()}
     expected = {p: golden.predict_from_int(builds[f"net_{p[0]}"][1], x) for p, x in inputs.items()}

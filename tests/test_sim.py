@@ -42,7 +42,9 @@ def test_mismatch_is_reported_with_index_and_values(tmp_path, small_graph):
     x_int = golden.quantize_input(small_graph, random_inputs(small_graph, 4))
     expected = golden.predict_from_int(small_graph, x_int)
     expected[2, 3] += 1
-    result = runner.simulate(tmp_path / "rtl", x_int, expected)
+    heard: list[tuple[int, int]] = []
+    result = runner.simulate(tmp_path / "rtl", x_int, expected, progress=lambda *told: heard.append(told))
+    assert heard and heard == sorted(heard) and heard[-1] == (4, 4)  # outputs simulated, as they came
     assert result.mismatch is not None
     assert "first: input 2, output 3" in result.mismatch and f"golden {expected[2, 3]}" in result.mismatch
 

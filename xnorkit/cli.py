@@ -320,8 +320,14 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         stalled = runner.simulate_bulk(Path(build_dir) / "rtl", x_int, expected, stall, stall, seed)
         clean = runner.simulate_bulk(Path(build_dir) / "rtl", x_int, expected)
     else:
-        stalled = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, stall, stall, seed, waves)
-        clean = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, rebuild=False)
+        with _progress(f"simulating {len(x_int)} inputs ({simulator}, cocotb)") as say:
+            def told(run: str):
+                return lambda done, total: say(f"{run}: {done} of {total} outputs simulated")
+
+            stalled = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, stall, stall, seed, waves,
+                                      progress=told("with stalls"))
+            clean = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, rebuild=False,
+                                    progress=told("back to back"))
     design = emit_sv.load_design(Path(build_dir) / "rtl")
     for name, result in (("with stalls", stalled), ("back to back", clean)):
         if result.mismatch:

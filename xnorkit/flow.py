@@ -102,12 +102,15 @@ def _hardware(cfg, build: Path, x_test: np.ndarray, results: dict, console: Cons
     design = build_mod.generate_hw(build, target_cycles=cfg.hw.target_cycles)
     x_int = golden.quantize_input(graph, x_test)
     with _progress(console) as progress:
-        task = progress.add_task(f"rtl sim ({cfg.hw.simulator})", total=2, info="random stalls, scoreboard")
+        n = len(x_int)  # each run's outputs as the testbench reports them
+        task = progress.add_task(f"rtl sim ({cfg.hw.simulator})", total=2 * n, info="random stalls, scoreboard")
         stalled = sim_runner.simulate(build / "rtl", x_int, golden_acc, simulator=cfg.hw.simulator,
-                                      stall_in=0.3, stall_out=0.3, seed=cfg.train.seed)
-        progress.update(task, completed=1, info="back to back, cycles")
-        clean = sim_runner.simulate(build / "rtl", x_int, golden_acc, simulator=cfg.hw.simulator, rebuild=False)
-        progress.update(task, completed=2, info="done")
+                                      stall_in=0.3, stall_out=0.3, seed=cfg.train.seed,
+                                      progress=lambda done, _: progress.update(task, completed=done))
+        progress.update(task, completed=n, info="back to back, cycles")
+        clean = sim_runner.simulate(build / "rtl", x_int, golden_acc, simulator=cfg.hw.simulator, rebuild=False,
+                                    progress=lambda done, _: progress.update(task, completed=n + done))
+        progress.update(task, completed=2 * n, info="done")
     timer.lap("rtl")
     return {"design": design, "rtl_stalled": stalled, "rtl_clean": clean}
 def _firmware(build: Path, x_test: np.ndarray, graph, timer: _Timer) -> dict:
