@@ -320,14 +320,7 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         stalled = runner.simulate_bulk(Path(build_dir) / "rtl", x_int, expected, stall, stall, seed)
         clean = runner.simulate_bulk(Path(build_dir) / "rtl", x_int, expected)
     else:
-        with _progress(f"simulating {len(x_int)} inputs ({simulator}, cocotb)") as say:
-            def told(run: str):
-                return lambda done, total: say(f"{run}: {done} of {total} outputs simulated")
-
-            stalled = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, stall, stall, seed, waves,
-                                      progress=told("with stalls"))
-            clean = runner.simulate(Path(build_dir) / "rtl", x_int, expected, simulator, rebuild=False,
-                                    progress=told("back to back"))
+        stalled, clean = _cocotb_runs(Path(build_dir) / "rtl", x_int, expected, simulator, stall, seed, waves)
     design = emit_sv.load_design(Path(build_dir) / "rtl")
     for name, result in (("with stalls", stalled), ("back to back", clean)):
         if result.mismatch:
@@ -341,6 +334,20 @@ def sim(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                   f"{design['latency_estimate']})")
     if stalled.waves is not None:
         console.print(f"waveform: {stalled.waves} (the run with stalls; open it with GTKWave or Surfer)")
+
+
+def _cocotb_runs(rtl: Path, x_int, expected, simulator: str, stall: float, seed: int, waves: bool) -> tuple:
+    """The cocotb testbench with stalls, then back to back on the same build, each run's progress shown."""
+    from xnorkit.sim import runner
+
+    with _progress(f"simulating {len(x_int)} inputs ({simulator}, cocotb)") as say:
+        def told(run: str):
+            return lambda done, total: say(f"{run}: {done} of {total} outputs simulated")
+
+        stalled = runner.simulate(rtl, x_int, expected, simulator, stall, stall, seed, waves,
+                                  progress=told("with stalls"))
+        clean = runner.simulate(rtl, x_int, expected, simulator, rebuild=False, progress=told("back to back"))
+    return stalled, clean
 
 
 def _netlist(build_dir: Path, board: str) -> Path:
