@@ -1,3 +1,4 @@
+import json
 import subprocess
 
 import pytest
@@ -21,7 +22,8 @@ FOLDINGS = {
 def lint(rtl_dir, *options: str) -> str:
     require_tool("verilator")
     sources = sorted(str(p) for p in rtl_dir.glob("*.sv"))
-    proc = subprocess.run([tools.require("verilator"), "--lint-only", "-Wall", "--top-module", emit_sv.TOP, *options,
+    top = json.loads((rtl_dir / "design.json").read_text())["top"]  # the design's name on it
+    proc = subprocess.run([tools.require("verilator"), "--lint-only", "-Wall", "--top-module", top, *options,
                            *sources],
                           capture_output=True, text=True, cwd=rtl_dir)
     return proc.stderr if proc.returncode else ""

@@ -55,7 +55,7 @@ def test_rtl_with_primitives_is_bit_exact_under_verilator(tmp_path):
     graph = random_graph([64, 64, 48, 10], seed=3)
     folding = {"fc0": fold_mod.Fold(2, 16), "fc1": fold_mod.Fold(4, 32), "fc2": fold_mod.Fold(1, 48)}
     write_tree(tmp_path / "rtl", emit_sv.emit(graph, folding))
-    assert (tmp_path / "rtl" / popcount_x7.FILE).read_text().count("LUT6_2 #") > 40
+    assert (tmp_path / "rtl" / emit_sv.named(popcount_x7.FILE, graph.name)).read_text().count("LUT6_2 #") > 40
     x = golden.quantize_input(graph, random_inputs(graph, 200))
     expected = golden.predict_from_int(graph, x)
     for stall in (0.3, 0.0):
