@@ -223,9 +223,14 @@ def _deliver_later(signum: int) -> None:
 
 
 def _unraisable(hook_args) -> None:
-    """An interrupt that fell into a finalizer (where Python prints and drops exceptions) is delivered again."""
+    """An interrupt that fell into a finalizer (where Python prints and drops exceptions) is delivered again. After
+    an interrupt, a finalizer's error is one of an object the interrupt left half built (a ZipFile interrupted in
+    its constructor has no `_writing` when it is collected): the command is on its way out with its one line, so
+    the error is dropped, not printed as a traceback."""
     if isinstance(hook_args.exc_value, KeyboardInterrupt):
         _deliver_later(signal.SIGINT)
+        return
+    if _interrupted:
         return
     sys.__unraisablehook__(hook_args)
 
