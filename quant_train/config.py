@@ -73,6 +73,9 @@ class TrainConfig(_Section):
     clip_weights: bool = True  # BNN: latent binary weights clipped to the quantizer's range after each step
     shift: int = Field(0, ge=0, le=8)  # augmentation: random translation of each image by up to this many pixels
     grad_bits: int | None = Field(None, ge=2, le=16)  # DoReFa: quantize activation gradients (experiments)
+    # torch's CPU threads (default: torch's choice, the machine's cores). Float sums split over threads round
+    # differently, so a run repeats bit for bit only at the same count: `xnorkit explore` sets its trials' count
+    threads: int | None = Field(None, ge=1, le=256)
 
 
 class DistillConfig(_Section):

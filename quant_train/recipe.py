@@ -117,6 +117,8 @@ def _check(cfg: config.Config) -> None:
 def run(cfg: config.Config, data: Dataset, progress: Progress = None) -> tuple[nn.Module, dict]:
     """Train by the recipe of `cfg`; returns the model and its metrics (test accuracy after every stage)."""
     _check(cfg)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     train.seed_everything(cfg.train.seed)  # the initial weights too: a recipe's result never depends on what ran before
     stages: dict[str, float] = {}
     extra: dict = {}

@@ -105,6 +105,55 @@ def flow(config: Annotated[Path | None, typer.Argument(help="YAML config; the em
 
 
 @app.command()
+def explore(space: Annotated[Path, typer.Argument(metavar="SPACE.yaml",
+                                                  help="an xnorkit config plus a search: section (docs/explore.md)")],
+            out: Annotated[Path, typer.Option("-o", "--out", help="the study folder")] = Path("out/study"),
+            trials: Annotated[int | None, typer.Option(min=1, help="the study's size (default search.trials)")]
+            = None,
+            workers: Annotated[int | None, typer.Option(min=1, help="trials at once (default: Ray's CPUs)")] = None,
+            address: Annotated[str | None, typer.Option(help="a Ray cluster's address (`ray start`); default: "
+                                                             "Ray on this machine")] = None,
+            storage: Annotated[str | None, typer.Option(help="the study's SQLAlchemy URL (default: SQLite in the "
+                                                             "study folder)")] = None,
+            data_dir: DataDir = None) -> None:
+    """Search training and hardware settings (Optuna on Ray); rerun to resume; ends with the Pareto front."""
+    from xnorkit import tools
+
+    tools.require_extra("torch", "brevitas", "sklearn", "ray", "optuna", "sqlalchemy", "matplotlib")
+    from xnorkit import explore as explore_mod
+
+    shown = [""]
+
+    def show(counts) -> None:  # a line when something changed
+        if counts.line() != shown[0]:
+            shown[0] = counts.line()
+            step(f"explore: {shown[0]}")
+
+    with _progress("explore: starting Ray") as step:
+        summary = explore_mod.run(space, out, trials, workers, address, storage, data_dir, progress=show)
+    front = [t for t in summary["trials"] if t["number"] in summary["front"]]
+    table = _front_table(summary, front)
+    console.print(table)
+    console.print(f"wrote {out / 'report.md'} and {out / 'report.html'}")
+
+
+def _front_table(summary: dict, front: list[dict]):
+    from rich.table import Table
+
+    from xnorkit.study_report import value_text
+
+    names = [name for name, _ in summary["objectives"]]
+    params = sorted({k for t in front for k in t["params"]})
+    table = Table(title=f"Pareto front: {len(front)} of {len(summary['trials'])} trials")
+    for column in ("trial", *params, *names):
+        table.add_column(column, justify="right")
+    for t in front:
+        table.add_row(str(t["number"]), *(str(t["params"][p]) for p in params),
+                      *(value_text(t["figures"].get(n, "")) for n in names))
+    return table
+
+
+@app.command()
 def train(config: Annotated[Path | None, typer.Argument(help="YAML config")] = None,
           out: Out = Path("out/train"), data_dir: DataDir = None) -> None:
     """Quantization-aware training with Brevitas by the config's recipe (distillation, structured sparsity,
@@ -465,14 +514,23 @@ def list_boards() -> None:
 
 
 @app.command()
-def report(builds: Annotated[list[Path], typer.Argument(metavar="BUILD...", help="one or more builds")],
+def report(builds: Annotated[list[Path], typer.Argument(metavar="BUILD...", help="one or more builds, or a study "
+                                                                          "folder of `xnorkit explore`")],
            output: Annotated[Path | None, typer.Option("-o", "--output", help="folder (default: the first BUILD)")]
            = None) -> None:
     """report.md and a self-contained report.html: per-layer cycles and resources (estimate and Yosys),
     pipeline balance, board utilization, the accuracy ladder of a flow, and with several builds a Pareto chart."""
-    from xnorkit import api
+    from xnorkit import api, outputs
 
-    md, page = api.write_report(builds, output)
+    if len(builds) == 1 and outputs.kind_of(builds[0]) == "explore":  # a study: its Pareto front
+        from xnorkit import tools
+
+        tools.require_extra("optuna", "sqlalchemy", "matplotlib")
+        from xnorkit import study_report
+
+        md, page = study_report.write(builds[0])
+    else:
+        md, page = api.write_report(builds, output)
     console.print(f"wrote {md} and {page}")
 
 

@@ -124,13 +124,13 @@ def _firmware(build: Path, x_test: np.ndarray, graph, timer: _Timer) -> dict:
     m4_size = fw_runner.size(fw_dir / "build" / "xk_cortex_m4.elf")
     timer.lap("cortex_m4")
     return {"c": c_out, "cortex-m4": m4_out, "m4_size": m4_size, "footprint": footprint,
-            "m4_profile": _m4_profile(build, fw_dir, x_test[:PROFILED], graph.result_width())}
+            "m4_profile": m4_profile(build, fw_dir, x_test[:PROFILED], graph.result_width())}
 
 
 PROFILED = 20  # test images whose Cortex-M4 instructions the flow counts
 
 
-def _m4_profile(build: Path, fw_dir: Path, x: np.ndarray, width: int) -> dict:
+def m4_profile(build: Path, fw_dir: Path, x: np.ndarray, width: int) -> dict:
     """Cortex-M4 instructions per inference (QEMU -icount, firmware.runner.profile_cortex_m4), the mean over `x`,
     in all and per call of NAME_infer (the kernel and the IR node it runs)."""
     from xnorkit.firmware import emit_c

