@@ -221,6 +221,8 @@ def _interrupt_while_writing(args: list, out: Path, delay: float | None, signum:
     # killed by the signal itself only before Python's first instruction (no handler yet): silent, nothing written
     before_python = delay is None and proc.returncode == -signum and not err
     assert "Traceback" not in err and (proc.returncode in (0, 130) or before_python), (proc.returncode, delay, err)
+    if proc.returncode == 130:  # with its one line (typer once swallowed it into a silent 130)
+        assert "xnorkit: error: interrupted" in err, (delay, err)
     return proc.returncode
 
 

@@ -664,6 +664,8 @@ def main() -> None:
     interrupt_as_exception()
     try:
         code = app(standalone_mode=False)
+        if was_interrupted():  # typer turns a KeyboardInterrupt inside a command into a silent exit code 130
+            raise KeyboardInterrupt
     except XnorkitError as e:
         _fail(str(e))
     except click_errors.NoArgsIsHelpError as e:

@@ -5,6 +5,7 @@ Rerunning the command resumes the study; an interrupted trial is recorded failed
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,12 +126,18 @@ def _start_ray(address: str | None, workers: int | None) -> tuple[bool, int]:
 
     started = not ray.is_initialized()
     if started:
+        # Ray's driver takes SIGTERM for itself (it exits at once, status 15): ours come back after ray.init, so
+        # an interrupt still records the running trials and stops Ray
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             ray.init(address=address, num_cpus=None if address else (workers or None), include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise XnorkitError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0][:300]}; "
                                "start one with `ray start --head` or leave --address out") from None
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return started, max(1, min(workers or cpus, cpus) // CPUS_PER_TRIAL)
 
@@ -186,8 +193,9 @@ def _run_locked(space, study: Path, total: int, workers, address, storage, data_
             for ref in ready:
                 _record(study_obj, pending.pop(ref), ref)
     except BaseException:  # an interrupt (SIGINT, SIGTERM) or an error of the driver: the running trials go back
-        for ref, trial in pending.items():
-            ray.cancel(ref, force=True)
+        # (their tasks end with the driver, their owner, at ray.shutdown; ray.cancel(force=True) can race a task
+        # that is finishing and abort the driver)
+        for trial in pending.values():
             _requeue(study_obj, trial.params, trial._trial_id)
         raise
     finally:

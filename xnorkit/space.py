@@ -141,9 +141,14 @@ def _set(cfg: dict, key: str, value: Any) -> None:
     node[last] = value
 
 
+_BRANCH_MISMATCH = ("list_type", "model_type", "model_attributes_type", "dict_type")
+
+
 def _one_line(error: ValidationError) -> str:
-    first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
+    # a choice list or a range: the branch the value took tells what is wrong, not the one of the other type
+    errors = error.errors()
+    first = next((e for e in errors if e["type"] not in _BRANCH_MISMATCH), errors[0])
+    key = ".".join(str(part) for part in first["loc"] if part not in ("list[any]", "Range"))
     if first["type"] == "extra_forbidden":
         return f"search space: unknown key 'search.{key}'"
     return f"search space: 'search.{key}': {first['msg'].removeprefix('Value error, ')}"
