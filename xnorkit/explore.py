@@ -243,9 +243,9 @@ def _submit(remote, space: space_mod.Space, study: Path, trial, params: dict, da
 def _trial_task(config: dict, folder: str, objectives: list[str], board: str | None, constraints: dict,
                 data_dir: str) -> dict:
     """A Ray task: the trial, with an error turned into a failed trial's reason (one line) rather than raised."""
-    from xnorkit import trial as trial_mod
-
     import ray
+
+    from xnorkit import trial as trial_mod
 
     try:
         figures = trial_mod.run_trial(config, folder, objectives, board, constraints, data_dir)
