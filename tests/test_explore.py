@@ -204,3 +204,25 @@ def test_space_suggests_lists_as_json_and_builds_nested_configs():
     s = space.Space({"model": {"hidden": [8]}}, space.Search.model_validate(SPACE["search"]))
     cfg = s.config({"model.hidden": "[24, 16]", "hw.target_cycles": 20, "model.weights": "ternary"})
     assert cfg == {"model": {"hidden": [24, 16], "weights": "ternary"}, "hw": {"target_cycles": 20}}
+
+
+@pytest.mark.parametrize("backend", ["rtl", "cortex-m4"])
+def test_predict_sharded_over_ray_equals_the_serial_run(study, tmp_path, capsys, backend):
+    from xnorkit.quant_train import data
+
+    build = study / "trials" / "0" / "build"
+    np.save(tmp_path / "x.npy", data.load_digits().x_test[:301])  # shards of 151 and 150
+    ys = []
+    for extra in ([], ["--workers", "2"]):
+        y = tmp_path / f"y{len(ys)}.npy"
+        code, _, err = run_cli(capsys, "predict", build, "--backend", backend, "--input", tmp_path / "x.npy",
+                               "--output", y, *extra)
+        assert code == 0, err
+        ys.append(np.load(y))
+    assert ys[0].shape == (301, 10) and np.array_equal(ys[0], ys[1])
+
+
+def test_predict_refuses_to_shard_a_backend_that_runs_in_process(study, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((4, 64), np.float32))
+    assert_refused(run_cli(capsys, "predict", study / "trials" / "0" / "build", "--input", tmp_path / "x.npy",
+                           "--output", tmp_path / "y.npy", "--workers", "2"), "golden backend runs in this process")

@@ -199,11 +199,15 @@ def predict(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
             output: Annotated[Path, typer.Option("--output", help="where to write Y.npy")] = Path("Y.npy"),
             dequantize: Annotated[bool, typer.Option(help="float outputs instead of the integers")] = False,
             simulator: Annotated[Simulator, typer.Option(help="for --backend rtl")] = Simulator.verilator,
+            workers: Annotated[int | None, typer.Option(min=1, help="shard the inputs over this many Ray tasks "
+                                                                    "(rtl, hls, c, cortex-m4)")] = None,
+            address: Annotated[str | None, typer.Option(help="shard over a Ray cluster (`ray start`)")] = None,
             ) -> None:
     """Run inputs through any backend; integers (int64) or, with --dequantize, float32 outputs."""
     from xnorkit.flow import predict_cli
 
-    y = predict_cli(build_dir, backend.value, input, output, dequantize, simulator.value)
+    shards = {"workers": workers, "address": address} if workers or address else None
+    y = predict_cli(build_dir, backend.value, input, output, dequantize, simulator.value, shards)
     console.print(f"{backend.value}: {len(y)} outputs written to {output}")
 
 

@@ -119,7 +119,7 @@ def counts(study_obj, running: int) -> Counts:
                   [t.values for t in study_obj.best_trials] if complete else [])
 
 
-def _start_ray(address: str | None, workers: int | None) -> tuple[bool, int]:
+def start_ray(address: str | None, workers: int | None) -> tuple[bool, int]:
     """Connect to `address` (a cluster started with `ray start`) or start Ray on this machine with `workers` CPUs;
     an already connected Ray (a test's cluster, a notebook) is used as it is. Returns (started here, slots)."""
     import ray
@@ -176,7 +176,7 @@ def _run_locked(space, study: Path, total: int, workers, address, storage, data_
 
     study_obj = open_study(study, space, storage)
     recover(study_obj)
-    started, slots = _start_ray(address, workers)
+    started, slots = start_ray(address, workers)
     remote = ray.remote(num_cpus=CPUS_PER_TRIAL, max_retries=0)(_trial_task)
     data = str(data_mod.data_dir(data_dir).absolute())
     pending: dict = {}  # Ray's reference -> the Optuna trial it runs

@@ -212,12 +212,19 @@ def summary_table(report: dict) -> Table:
     return table
 
 
-def predict_cli(build: Path, backend: str, x_path: Path, y_path: Path, dequantize: bool, simulator: str) -> np.ndarray:
+def predict_cli(build: Path, backend: str, x_path: Path, y_path: Path, dequantize: bool, simulator: str,
+                shards: dict | None = None) -> np.ndarray:
+    """`xnorkit predict`; `shards` ({"workers", "address"}) splits the inputs over Ray tasks (xnorkit.shard)."""
     import io
 
     outputs.check_file(y_path)  # before the work, which can take minutes on the RTL
     x = build_mod.read_inputs(x_path)
-    y = build_mod.predict(build, backend, x, dequantize, simulator)
+    if shards:
+        from xnorkit import shard
+
+        y = shard.predict(build, backend, x, dequantize, simulator, **shards)
+    else:
+        y = build_mod.predict(build, backend, x, dequantize, simulator)
     y = y.astype(np.float32) if dequantize else y.astype(np.int64)
     data = io.BytesIO()
     np.save(data, y)
