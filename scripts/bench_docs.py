@@ -97,6 +97,8 @@ def headline(bench: str, r: dict) -> str:
         "deep_compression_lenet300": lambda: f"{r['compression_ratio']}x at {r['drop_points']:.2f} pt",
         "distill_tfc": lambda: (f"{r['gain_points']:+.2f} pt: {pct(r['distilled_mean'])} against "
                                 f"{pct(r['alone_mean'])}, {r['seeds_improved']} of {len(r['seeds'])} seeds ahead"),
+        "explore": lambda: (f"2 workers {r['speedup']}x the trials/hour of 1; Ray {r['ray_overhead_share']:.1%} a "
+                            f"trial; sharded RTL predict {r['predict_speedup']}x"),
         "firmware_kernels": lambda: (f"Cortex-M4 LFC {num(r['m4_instructions_per_inference'])} instructions; "
                                      f"host {r['host_percent_of_popcnt_peak']}% of POPCNT peak"),
         "firmware_mnist": lambda: (f"{sum(n['host_bit_exact'] and n['m4_bit_exact'] for n in r['networks'])} of "
@@ -317,11 +319,28 @@ def hls_cpp(res: Results) -> list[str]:
     return table(["network", "folding", "outputs equal to golden", "g++ run"], rows)
 
 
+def explore(res: Results) -> list[str]:
+    """docs/explore.md: the 16-trial study with 1 and 2 Ray workers, Ray's overhead, sharded predict."""
+    r = res["explore"]
+    rows = [["trials per hour, 1 worker", num(r["trials_per_hour_1"]),
+             f"{r['one_worker_s']} s for {r['trials']} trials"],
+            ["trials per hour, 2 workers", num(r["trials_per_hour_2"]),
+             f"{r['two_workers_s']} s: {r['speedup']}x (goal >= 1.7x)"],
+            ["Ray's overhead per trial", f"{r['ray_overhead_per_trial_s']} s",
+             f"{r['ray_overhead_share']:.1%} of a directly called trial (goal < 5%)"],
+            ["`predict --backend rtl`, LFC, 10,000 MNIST images", f"{r['predict_serial_s']} s serial",
+             f"{r['predict_workers2_s']} s with `--workers 2`: {r['predict_speedup']}x, outputs "
+             f"{'identical' if r['predict_exact'] else '**different**'}"]]
+    return table(["measure", "figure", "detail"], rows) + [
+        "", f"Pareto front: {r['front']} of {r['trials']} trials ({r['trials_run']} trained; the others repeated "
+        "the parameters of an earlier trial and took its figures)."]
+
+
 TABLES: dict[str, Callable[[Results], list[str]]] = {
     "summary": summary, "training": training, "distill-seeds": distill_seeds, "rtl-mnist": rtl_mnist,
     "sparse-exit": sparse_exit, "firmware-kernels": firmware_kernels, "firmware-mnist": firmware_mnist,
     "popcount-luts": popcount_luts, "mvtu-estimate": mvtu_estimate, "synth-boards": synth_boards,
-    "hls-cpp": hls_cpp,
+    "hls-cpp": hls_cpp, "explore": explore,
 }
 
 

@@ -226,3 +226,35 @@ def test_predict_refuses_to_shard_a_backend_that_runs_in_process(study, tmp_path
     np.save(tmp_path / "x.npy", np.zeros((4, 64), np.float32))
     assert_refused(run_cli(capsys, "predict", study / "trials" / "0" / "build", "--input", tmp_path / "x.npy",
                            "--output", tmp_path / "y.npy", "--workers", "2"), "golden backend runs in this process")
+
+
+def test_the_documented_example_space_loads():
+    s = space.load(Path(__file__).parents[1] / "docs" / "examples" / "explore-digits.yaml")
+    assert s.objectives == ["accuracy", "luts", "cycles"] and s.search.board == "arty-a7-35"
+
+
+def _args(tmp_path: Path, epochs: int, name: str) -> dict:
+    cfg = {"dataset": "digits", "model": {"hidden": [16]}, "train": {"epochs": epochs, "threads": 1}}
+    return {"config": cfg, "folder": str(tmp_path / name), "objectives": ["accuracy", "cycles"], "board": None,
+            "constraints": {}}
+
+
+def test_a_time_limited_trial_runs_in_its_own_process_and_is_stopped_whole(tmp_path):
+    from xnorkit import trial
+
+    limited = trial.run_limited(_args(tmp_path, 3, "a"), 300)
+    direct = trial.run_trial(**_args(tmp_path, 3, "b"))
+    assert limited["state"] == "complete" and limited["values"] == direct["values"]
+    started = time.monotonic()
+    stopped = trial.run_limited(_args(tmp_path, 100000, "c"), 4)
+    assert time.monotonic() - started < 30
+    assert stopped == {"state": "fail", "reason": "ran out of time: stopped after 4 s (search.trial_timeout_s)"}
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "xnorkit.trial" not in ps  # the process group is gone
+
+
+def test_a_study_records_trials_that_ran_out_of_time(tmp_path):
+    explore.run(_space(tmp_path, trials=2, trial_timeout_s=0.5), tmp_path / "study", workers=2)
+    trials = _trials(tmp_path / "study")
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
+    assert all("ran out of time" in t.user_attrs["error"] for t in trials)

@@ -6,6 +6,7 @@ Rerunning the command resumes the study; an interrupted trial is recorded failed
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,7 +177,9 @@ def _run_locked(space, study: Path, total: int, workers, address, storage, data_
 
     study_obj = open_study(study, space, storage)
     recover(study_obj)
+    t0 = time.perf_counter()
     started, slots = start_ray(address, workers)
+    seconds = {"ray_start": time.perf_counter() - t0}
     remote = ray.remote(num_cpus=CPUS_PER_TRIAL, max_retries=0)(_trial_task)
     data = str(data_mod.data_dir(data_dir).absolute())
     pending: dict = {}  # Ray's reference -> the Optuna trial it runs
@@ -189,7 +192,7 @@ def _run_locked(space, study: Path, total: int, workers, address, storage, data_
                     pending[_submit(remote, space, study, trial, params, data)] = trial
             if progress:
                 progress(counts(study_obj, len(pending)))
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+            ready = ray.wait(list(pending), num_returns=1, timeout=2.0)[0] if pending else []
             for ref in ready:
                 _record(study_obj, pending.pop(ref), ref)
     except BaseException:  # an interrupt (SIGINT, SIGTERM) or an error of the driver: the running trials go back
@@ -200,13 +203,17 @@ def _run_locked(space, study: Path, total: int, workers, address, storage, data_
         raise
     finally:
         if started:
+            t0 = time.perf_counter()
             ray.shutdown()
+            seconds["ray_stop"] = time.perf_counter() - t0
     if progress:
         progress(counts(study_obj, 0))
     from xnorkit import study_report
 
+    t0 = time.perf_counter()
     study_report.write(study)
-    return study_report.summary(study_obj, study)
+    seconds["report"] = time.perf_counter() - t0
+    return study_report.summary(study_obj, study) | {"seconds": {k: round(v, 2) for k, v in seconds.items()}}
 
 
 def _reuse(study_obj, trial, params: dict) -> bool:
@@ -237,21 +244,24 @@ def _submit(remote, space: space_mod.Space, study: Path, trial, params: dict, da
     # trained on the CPUs the task holds; the count goes into config.yaml, so `xnorkit flow` repeats it exactly
     config.setdefault("train", {}).setdefault("threads", CPUS_PER_TRIAL)
     return remote.remote(config, str(folder), space.objectives, s.board, s.constraints.model_dump(),
-                         data_dir)
+                         data_dir, s.trial_timeout_s)
 
 
 def _trial_task(config: dict, folder: str, objectives: list[str], board: str | None, constraints: dict,
-                data_dir: str) -> dict:
-    """A Ray task: the trial, with an error turned into a failed trial's reason (one line) rather than raised."""
+                data_dir: str, timeout: float | None) -> dict:
+    """A Ray task: the trial (in a process of its own, stopped after `timeout` seconds, when there is a limit),
+    with an error turned into a failed trial's reason (one line) rather than raised."""
     import ray
 
     from xnorkit import trial as trial_mod
 
+    args = {"config": config, "folder": folder, "objectives": objectives, "board": board,
+            "constraints": constraints, "data_dir": data_dir}
     try:
-        figures = trial_mod.run_trial(config, folder, objectives, board, constraints, data_dir)
-        return figures | {"node": ray.get_runtime_context().get_node_id()}
+        figures = trial_mod.run_limited(args, timeout) if timeout else trial_mod.run_trial(**args)
     except Exception as e:  # a training error, a tool that failed: the study goes on
-        return {"state": "fail", "reason": f"{type(e).__name__}: {' '.join(str(e).split())[:500]}"}
+        return trial_mod.failure(e)
+    return figures | {"node": ray.get_runtime_context().get_node_id()}
 
 
 def _record(study_obj, trial, ref) -> None:

@@ -68,6 +68,8 @@ class Search(_Section):
     sampler: Literal["nsga2", "tpe"] = "nsga2"
     population: int = Field(8, ge=2)  # NSGA-II: trials per generation (the first generation is random)
     seed: int = 0  # the sampler's; each trial trains with the config's train.seed
+    # a trial still running after this many seconds is stopped (with the tools it started) and recorded failed
+    trial_timeout_s: float | None = Field(None, gt=0)
 
     @field_validator("objectives")
     @classmethod

@@ -15,6 +15,7 @@ COSTS = [name for name in space.OBJECTIVES if name != "accuracy"]
 def _trial_row(t) -> dict:
     figures = t.user_attrs.get("figures", {})
     return {"number": t.number, "state": t.state.name.lower(), "params": dict(t.params), "figures": figures,
+            "folder": t.user_attrs.get("folder"),
             "values": list(t.values or []), "error": t.user_attrs.get("error"), "same_as": t.user_attrs.get("same_as"),
             "command": f"xnorkit flow {Path(t.user_attrs.get('folder', '')) / 'config.yaml'} -o out/trial{t.number}"}
 

@@ -4,7 +4,12 @@ flow's). Writes FOLDER/config.yaml, model.onnx, build/ and report.json; returns 
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -105,7 +110,44 @@ def _synth_luts(build: Path, board: str) -> int:
     return int(api.synth(build, board, place_route=False).total.lut)
 
 
+def failure(e: BaseException) -> dict:
+    """A failed trial's figures: its reason as one line."""
+    return {"state": "fail", "reason": f"{type(e).__name__}: {' '.join(str(e).split())[:500]}"}
+
+
+def run_limited(args: dict, seconds: float) -> dict:
+    """run_trial(**args) in a process group of its own, ended with everything it started (a simulator, QEMU,
+    Yosys) after `seconds`: a failed trial with that reason."""
+    with tempfile.TemporaryDirectory(prefix="xnorkit-trial-") as tmp:
+        job, result = Path(tmp) / "job.json", Path(tmp) / "figures.json"
+        job.write_text(json.dumps(args))
+        proc = subprocess.Popen([sys.executable, "-m", "xnorkit.trial", str(job), str(result)],
+                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _, err = proc.communicate(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return {"state": "fail", "reason": f"ran out of time: stopped after {seconds:g} s (search.trial_timeout_s)"}
+        if not result.exists():
+            lines = err.decode(errors="replace").strip().splitlines() or [f"exit status {proc.returncode}"]
+            return {"state": "fail", "reason": f"the trial's process ended: {lines[-1][:500]}"}
+        return json.loads(result.read_text())
+
+
+def _main(job: str, result: str) -> None:
+    try:
+        figures = run_trial(**json.loads(Path(job).read_text()))
+    except Exception as e:  # the study records it and goes on
+        figures = failure(e)
+    Path(result).write_text(json.dumps(figures))
+
+
 def _limit(constraints: dict, key: str, value: float, what: str) -> None:
     limit = constraints.get(key)
     if limit is not None and value > limit:
         raise Infeasible(f"{value:,} {what}, above {key} {limit:,}")
+
+
+if __name__ == "__main__":  # run_limited's child: python -m xnorkit.trial JOB.json FIGURES.json
+    _main(sys.argv[1], sys.argv[2])
