@@ -258,3 +258,9 @@ def test_a_study_records_trials_that_ran_out_of_time(tmp_path):
     trials = _trials(tmp_path / "study")
     assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
     assert all("ran out of time" in t.user_attrs["error"] for t in trials)
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line(tmp_path, capsys):
+    result = run_cli(capsys, "explore", _space(tmp_path), "-o", tmp_path / "s", "--storage", "nosuchdb://x/y")
+    assert_refused(result, "cannot open the study storage nosuchdb://x/y")
+    assert not (tmp_path / "s" / "storage.txt").exists()

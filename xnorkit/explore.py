@@ -157,8 +157,6 @@ def run(space_path: Path, study: Path, trials: int | None = None, workers: int |
     outputs.check_folder(study, ("explore",))
     study.mkdir(parents=True, exist_ok=True)
     outputs.write_file(study / outputs.MARKER, "explore\n")
-    if storage:  # where `xnorkit report STUDY` finds the study
-        outputs.write_file(study / "storage.txt", storage + "\n")
     from filelock import FileLock, Timeout
 
     try:
@@ -176,6 +174,8 @@ def _run_locked(space, study: Path, total: int, workers, address, storage, data_
     from xnorkit.quant_train import data as data_mod
 
     study_obj = open_study(study, space, storage)
+    if storage:  # where `xnorkit report STUDY` finds the study
+        outputs.write_file(study / "storage.txt", storage + "\n")
     recover(study_obj)
     t0 = time.perf_counter()
     started, slots = start_ray(address, workers)

@@ -12,12 +12,18 @@ from xnorkit import outputs, report, space
 COSTS = [name for name in space.OBJECTIVES if name != "accuracy"]
 
 
-def _trial_row(t) -> dict:
+def _trial_row(t, study: Path) -> dict:
     figures = t.user_attrs.get("figures", {})
     return {"number": t.number, "state": t.state.name.lower(), "params": dict(t.params), "figures": figures,
             "folder": t.user_attrs.get("folder"),
             "values": list(t.values or []), "error": t.user_attrs.get("error"), "same_as": t.user_attrs.get("same_as"),
-            "command": f"xnorkit flow {Path(t.user_attrs.get('folder', '')) / 'config.yaml'} -o out/trial{t.number}"}
+            # the study folder as the user named it: the command runs from where explore ran
+            "command": f"xnorkit flow {_config_of(t, study)} -o out/trial{t.number}"}
+
+
+def _config_of(t, study: Path) -> Path:
+    folder = Path(t.user_attrs.get("folder", ""))
+    return Path(study) / "trials" / folder.name / "config.yaml"
 
 
 def summary(study_obj, study: Path) -> dict:
@@ -26,7 +32,7 @@ def summary(study_obj, study: Path) -> dict:
     objectives = list(record.get("search", {}).get("objectives", {}).items())
     complete = [t for t in study_obj.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     return {"study": str(study), "objectives": objectives, "board": record.get("search", {}).get("board"),
-            "trials": [_trial_row(t) for t in study_obj.get_trials(deepcopy=False)],
+            "trials": [_trial_row(t, study) for t in study_obj.get_trials(deepcopy=False)],
             "front": sorted(t.number for t in study_obj.best_trials) if complete else []}
 
 
@@ -96,14 +102,19 @@ def _charts(data: dict) -> dict[str, bytes]:
     if "accuracy" not in names:
         return {}
     done = [t for t in data["trials"] if t["state"] == "complete"]
+    if not done:
+        return {}
     charts = {}
     for cost in (n for n in names if n in COSTS):
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
-        ax.scatter([t["figures"][cost] for t in done], [100 * t["figures"]["accuracy"] for t in done],
-                   color="#999", label="trials")
-        front = sorted((t["figures"][cost], 100 * t["figures"]["accuracy"]) for t in done
-                       if t["number"] in data["front"])
-        ax.plot(*zip(*front, strict=True), "o-", color="C0", label="Pareto front")
+        points = sorted((t["figures"][cost], 100 * t["figures"]["accuracy"], t["number"] in data["front"])
+                        for t in done)
+        ax.scatter([p[0] for p in points if not p[2]], [p[1] for p in points if not p[2]], color="#999",
+                   label="trials")
+        ax.scatter([p[0] for p in points if p[2]], [p[1] for p in points if p[2]], color="C0",
+                   label="Pareto front (all objectives)")
+        ax.step(*zip(*_staircase(points), strict=True), where="post", color="C0", linewidth=1,
+                label=f"most accurate at each {cost}")
         _capacity(ax, cost, data["board"])
         ax.set_xlabel(f"{cost} ({space.OBJECTIVES[cost].split(' (')[0]})", fontsize=8)
         ax.set_ylabel("accuracy %")
@@ -111,6 +122,17 @@ def _charts(data: dict) -> dict[str, bytes]:
         charts[f"front-{cost}.png"] = report._png(fig)
         plt.close(fig)
     return charts
+
+
+def _staircase(points: list[tuple]) -> list[tuple[float, float]]:
+    """The two-objective front of (cost, accuracy) points sorted by cost: each point more accurate than every
+    cheaper one."""
+    best, stairs = float("-inf"), []
+    for cost, accuracy, *_ in points:
+        if accuracy > best:
+            best = accuracy
+            stairs.append((cost, accuracy))
+    return [*stairs, (points[-1][0], best)]  # on to the costliest trial
 
 
 def _capacity(ax, cost: str, board: str | None) -> None:
