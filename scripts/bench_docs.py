@@ -328,6 +328,8 @@ def explore(res: Results) -> list[str]:
              f"{r['two_workers_s']} s: {r['speedup']}x (goal >= 1.7x)"],
             ["Ray's overhead per trial", f"{r['ray_overhead_per_trial_s']} s",
              f"{r['ray_overhead_share']:.1%} of a directly called trial (goal < 5%)"],
+            ["Ray's start and stop, once a study", f"{r['ray_start_stop_s']} s",
+             f"all in, the 1-worker study took {r['ray_overhead_all_in']:.1%} longer than the direct calls"],
             ["`predict --backend rtl`, LFC, 10,000 MNIST images", f"{r['predict_serial_s']} s serial",
              f"{r['predict_workers2_s']} s with `--workers 2`: {r['predict_speedup']}x, outputs "
              f"{'identical' if r['predict_exact'] else '**different**'}"]]
