@@ -334,8 +334,9 @@ def explore(res: Results) -> list[str]:
              f"{r['predict_workers2_s']} s with `--workers 2`: {r['predict_speedup']}x, outputs "
              f"{'identical' if r['predict_exact'] else '**different**'}"]]
     return table(["measure", "figure", "detail"], rows) + [
-        "", f"Pareto front: {r['front']} of {r['trials']} trials ({r['trials_run']} trained; the others repeated "
-        "the parameters of an earlier trial and took its figures)."]
+        "", f"Pareto front: {r['front']} of {r['trials']} trials; {r['trials_run']} trained"
+        + ("" if r["trials_run"] == r["trials"] else ", the others had an earlier trial's parameters and took its "
+           "figures") + "."]
 
 
 TABLES: dict[str, Callable[[Results], list[str]]] = {
