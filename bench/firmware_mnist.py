@@ -2,7 +2,8 @@
 model on the full 10,000-image test set on the host (gcc) and on the first 1,000 images on a Cortex-M4
 emulated by QEMU (mps2-an386, semihosting): TFC W1A1 and W2A2, SFC and LFC W1A1, a LeNet-5 W1A1 (padded
 convolutions, max-pooling), an SFC with ternary weights pruned to 25% density (Deep Compression stage 1)
-and B-LeNet (LeNet-5 with an early exit).
+and B-LeNet (LeNet-5 with an early exit). Each also through the integer API (NAME_infer_int on the input
+quantizer's integers, uint8 pixels for these networks) on the same images, host and Cortex-M4.
 
 Printed per network: accuracy of golden, the host C and the Cortex-M4 runs (each equal to golden on the
 images it ran), the activation arena, the weight tables, and the wall time of each run. The networks train
@@ -74,9 +75,16 @@ def main() -> int:
             t_m4 = time.perf_counter()
             m4 = runner.run_cortex_m4(fw, x[:M4_IMAGES], expected.shape[1])
             m4_s = time.perf_counter() - t_m4
+            # the integer API (NAME_infer_int) on the input quantizer's integers, as a camera would deliver them
+            x_int = golden.quantize_input(graph, x)
+            int_host = runner.run_host(fw, x_int, expected.shape[1], integer=True)
+            int_m4 = runner.run_cortex_m4(fw, x_int[:M4_IMAGES], expected.shape[1], integer=True)
         density_measured = float(np.mean([(m.weights != 0).mean() for m in graph.matmuls()]))
         row = {"net": label, "host_images": len(x), "host_bit_exact": bool(np.array_equal(host, expected)),
                "m4_images": len(m4), "m4_bit_exact": bool(np.array_equal(m4, expected[:M4_IMAGES])),
+               "input_type": emit_c.input_ctype(graph.nodes[0].dtype),
+               "int_host_bit_exact": bool(np.array_equal(int_host, expected)),
+               "int_m4_bit_exact": bool(np.array_equal(int_m4, expected[:M4_IMAGES])),
                "golden_accuracy": round(golden_acc, 4),
                "host_accuracy": round(accuracy(graph, host, y), 4),
                "m4_accuracy": round(accuracy(graph, m4, y[:M4_IMAGES]), 4),
@@ -91,7 +99,10 @@ def main() -> int:
               f"{'bit-exact' if row['m4_bit_exact'] else 'MISMATCH'}, {m4_s:.1f} s); arena {prog.bytes:,} bytes, "
               f"tables {prog.weight_bytes:,} bytes, fully connected weight density {density_measured:.2f}",
               flush=True)
-        ok &= row["host_bit_exact"] and row["m4_bit_exact"]
+        print(f"  integer API (NAME_infer_int, {row['input_type']} inputs): host "
+              f"{'bit-exact' if row['int_host_bit_exact'] else 'MISMATCH'} on {len(x):,}, Cortex-M4 "
+              f"{'bit-exact' if row['int_m4_bit_exact'] else 'MISMATCH'} on {len(int_m4):,}", flush=True)
+        ok &= row["host_bit_exact"] and row["m4_bit_exact"] and row["int_host_bit_exact"] and row["int_m4_bit_exact"]
     result = {"bench": "firmware_mnist", "networks": rows, "seconds": round(time.perf_counter() - t0, 1),
               "ok": bool(ok)}
     print(json.dumps(result))

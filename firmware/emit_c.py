@@ -108,6 +108,10 @@ class Program:
     output: Tensor | None = None
     result: str = ""  # the expression xk_infer returns: the final output's class
     weight_bytes: int = 0
+    input_call: int = -1  # the input quantizer's step: NAME_infer_int loads integers there instead
+    int_input: str = ""  # that step's text for integer inputs
+    input_ctype: str = "int32_t"  # the C type of one integer input
+    input_type: str = ""  # the IR's name of the input quantizer's type
 
     @property
     def bytes(self) -> int:
@@ -135,7 +139,8 @@ class Program:
         return name
 
 
-_CTYPE_BYTES = {"int64_t": 8, "uint32_t": 4, "int32_t": 4, "float": 4, "uint16_t": 2, "int8_t": 1, "uint8_t": 1}
+_CTYPE_BYTES = {"int64_t": 8, "uint32_t": 4, "int32_t": 4, "float": 4, "uint16_t": 2, "int16_t": 2, "int8_t": 1,
+                "uint8_t": 1}
 
 
 def plan(tensors: list[Tensor]) -> None:
@@ -166,6 +171,10 @@ _HEADER = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_new
  *
  *     int32_t label = {{ name }}_infer(image, scores);
  *
+ *     // or, from integers a sensor already quantized (no floating point at all):
+ *     static {{ name }}_input_t pixels[{{ NAME }}_INPUT_SIZE];
+ *     int32_t label2 = {{ name }}_infer_int(pixels, scores);
+ *
  * Weights are const (flash); activations live in one static arena of {{ NAME }}_ACTIVATION_BYTES (RAM), so
  * {{ name }}_infer is not reentrant: call it from one thread at a time. Every symbol carries the model's name,
  * so several models link into one firmware. */
@@ -191,6 +200,17 @@ extern "C" {
  * taken, the number of exits for the final layer). Returns the class: the index of the largest integer class
  * score of the output taken (numerics.class_scores: the float outputs in integers). */
 int32_t {{ name }}_infer(const float *input, int32_t *output);
+
+/* One input value already quantized ({{ input_type }}): what the input quantizer would produce
+{%- if input_type == "bipolar" %}; 1 (any value
+ * above 0) stands for +1, 0 or -1 for -1{% endif %}. */
+typedef {{ input_ctype }} {{ name }}_input_t;
+
+/* Runs one inference on integers, without floating point: `input` holds {{ NAME }}_INPUT_SIZE values of
+ * {{ name }}_input_t, the input quantizer's results (for a sensor or camera that delivers them; values out of the
+ * type's range are clamped as the quantizer clamps), in the same layout as for {{ name }}_infer; `output` and the
+ * result as there. */
+int32_t {{ name }}_infer_int(const {{ name }}_input_t *input, int32_t *output);
 
 #ifdef __cplusplus
 }
@@ -234,13 +254,35 @@ void xk_profile_point(uint32_t step);
 #define XK_PROFILE_POINT(step) ((void)0)
 #endif
 
+/* every step after the input's: the same for float and integer inputs */
+static int32_t xk_layers(int32_t *output) {
+{% for line in layers %}
+    {{ line }}
+    XK_PROFILE_POINT({{ prefix | length + 1 + loop.index }}u);
+{% endfor %}
+    return {{ result }};
+}
+
 int32_t {{ name }}_infer(const float *input, int32_t *output) {
     XK_PROFILE_POINT(0u);
-{% for line in calls %}
+{% for line in prefix %}
     {{ line }}
     XK_PROFILE_POINT({{ loop.index }}u);
 {% endfor %}
-    return {{ result }};
+    {{ float_input }}
+    XK_PROFILE_POINT({{ prefix | length + 1 }}u);
+    return xk_layers(output);
+}
+
+int32_t {{ name }}_infer_int(const {{ name }}_input_t *input, int32_t *output) {
+    XK_PROFILE_POINT(0u);
+{% for line in prefix %}
+    {{ line }}
+    XK_PROFILE_POINT({{ loop.index }}u);
+{% endfor %}
+    {{ int_input }}
+    XK_PROFILE_POINT({{ prefix | length + 1 }}u);
+    return xk_layers(output);
 }
 """)
 
@@ -275,16 +317,29 @@ def _quantize(prog: Program, graph: Graph, node: Quantize, binary_kernels: bool)
         sizes = prog.table("uint32_t", "xk_prologue_sizes", [len(v) for v in values], 16)
         table = prog.table("float", "xk_prologue_values", np.concatenate(values), 4)
         prologue = "&" + _geometry(prog, "xk_prologue", dict(steps=len(values), ops=ops, sizes=sizes, values=table))
+    prog.input_call, prog.input_ctype, prog.input_type = len(prog.calls), input_ctype(node.dtype), node.dtype.name()
     if node.dtype.bipolar:
         q = prog.tensor(node.output, binary_kernels, channels, pixels)
         outputs = "{}, 0" if binary_kernels else "0, {}"
         prog.call(f"xk_quantize_sign(input, {channels}u, {pixels}u, {channels_last}, {prologue}, {outputs});", writes=q,
                   comment=node.name)
+        prog.int_input = f"xk_load_signs(input, {channels}u, {pixels}u, {channels_last}, {outputs});"
         return q
     q = prog.tensor(node.output, False, channels, pixels)
     prog.call(f"xk_quantize(input, {channels}u, {pixels}u, {channels_last}, {c_float(node.scale)}, {node.zero_point}, "
               f"{node.qmin}, {node.qmax}, {prologue}, {{}});", writes=q, comment=node.name)
+    elem = _CTYPE_BYTES[prog.input_ctype]
+    prog.int_input = (f"xk_load_ints(input, {elem}u, {int(node.dtype.signed)}, {channels}u, {pixels}u, "
+                      f"{channels_last}, {node.qmin}, {node.qmax}, {{}});")
     return q
+
+
+def input_ctype(dtype) -> str:
+    """The C type of one already-quantized input value (NAME_input_t): the narrowest that holds the type."""
+    if dtype.bipolar:
+        return "int8_t"
+    width = next((w for w in (8, 16) if dtype.bits <= w), 32)
+    return "int32_t" if width == 32 else f"{'' if dtype.signed else 'u'}int{width}_t"
 
 
 @dataclass
@@ -599,14 +654,20 @@ def emit(graph: Graph, binary_kernels: bool = True, name: str | None = None) -> 
     prog = lower(graph, binary_kernels)
     calls = [text.format(*(t.macro for t in tensors)) + (f"  /* {comment} */" if comment else "")
              for text, tensors, comment in prog.calls]
+    k = prog.input_call  # NAME_infer and NAME_infer_int differ in this step only
+    if k < 0:
+        raise XnorkitError("the C generator needs the network's input quantizer (a Quantize node) first")
+    int_input = prog.int_input.format(*(t.macro for t in prog.calls[k][1])) + f"  /* {prog.calls[k][2]} */"
     # with early exits, the index of the exit taken follows the outputs (golden.with_exits)
     output_size = graph.result_width()
     names = {"name": name, "NAME": name.upper()}
-    source = _SOURCE.render(tables=prog.tables, structs=prog.structs, calls=calls, tensors=prog.tensors,
-                            arena_bytes=prog.bytes, arena_words=max(1, prog.bytes // 4), result=prog.result, **names)
+    source = _SOURCE.render(tables=prog.tables, structs=prog.structs, prefix=calls[:k], float_input=calls[k],
+                            int_input=int_input, layers=calls[k + 1:], tensors=prog.tensors, arena_bytes=prog.bytes,
+                            arena_words=max(1, prog.bytes // 4), result=prog.result, **names)
     files = {
         f"{name}.h": _HEADER.render(input_size=int(np.prod(graph.input_shape)), output_size=output_size,
                                     activation_bytes=prog.bytes, weight_bytes=prog.weight_bytes, steps=len(calls),
+                                    input_ctype=prog.input_ctype, input_type=prog.input_type,
                                     **names),
         f"{name}.c": source,
     }

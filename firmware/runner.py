@@ -45,33 +45,42 @@ HOST_PATHS = {"reference": ["-DXK_PORTABLE"], "harley-seal": [],
               "popcnt64": ["-mpopcnt"] if platform.machine() in ("x86_64", "AMD64") else []}
 
 
-def build_host(fw_dir: Path, path: str = "popcnt64") -> Path:
-    """The library and batch runner for this machine, with one of the kernel paths of HOST_PATHS, in FW/build/."""
+def _int_flags(integer: bool) -> tuple[list[str], str]:
+    """The runner's flag and the executable's suffix for the integer API (NAME_infer_int)."""
+    return (["-DXK_INT_INPUT"], "_int") if integer else ([], "")
+
+
+def build_host(fw_dir: Path, path: str = "popcnt64", integer: bool = False) -> Path:
+    """The library and batch runner for this machine, with one of the kernel paths of HOST_PATHS, in FW/build/;
+    `integer`: the runner feeds already-quantized inputs to NAME_infer_int."""
     gcc = tools.require("gcc")
     work = _build_dir(fw_dir)
-    exe = work / f"xk_host_{path}"
-    _run([gcc, "-O2", *HOST_PATHS[path], *WARNINGS, "-I..", *_sources(fw_dir), "-lm", "-o", exe.name], work,
+    flags, suffix = _int_flags(integer)
+    exe = work / f"xk_host_{path}{suffix}"
+    _run([gcc, "-O2", *HOST_PATHS[path], *flags, *WARNINGS, "-I..", *_sources(fw_dir), "-lm", "-o", exe.name], work,
          "host C build")
     return exe
 
 
-def build_cortex_m4(fw_dir: Path, profile: bool = False) -> Path:
+def build_cortex_m4(fw_dir: Path, profile: bool = False, integer: bool = False) -> Path:
     """The library and batch runner for the emulated Cortex-M4 in FW/build/; `profile`: the instruction-counting
-    runner."""
+    runner; `integer`: the runner feeds already-quantized inputs to NAME_infer_int."""
     gcc = tools.require("arm-none-eabi-gcc")
     work = _build_dir(fw_dir)
-    name = "xk_cortex_m4_profile" if profile else "xk_cortex_m4"
+    flags, suffix = _int_flags(integer)
+    name = ("xk_cortex_m4_profile" if profile else "xk_cortex_m4") + suffix
     sources = _sources(fw_dir, "xk_profile.c" if profile else "xk_runner.c")
-    _run([gcc, *M4_FLAGS, *WARNINGS, *(["-DXK_PROFILE"] if profile else []), "--specs=rdimon.specs", "-T",
+    _run([gcc, *M4_FLAGS, *WARNINGS, *flags, *(["-DXK_PROFILE"] if profile else []), "--specs=rdimon.specs", "-T",
           "../link.ld", "-Wl,--gc-sections", "-I..", "../startup.c", *sources, "-lc", "-lrdimon", "-lm", "-lgcc",
           f"-Wl,-Map,{name}.map", "-o", f"{name}.elf"], work, "Cortex-M4 C build")
     return work / f"{name}.elf"
 
 
-def _exchange(fw_dir: Path, inputs: np.ndarray, output_size: int, command: list[str], what: str) -> np.ndarray:
+def _exchange(fw_dir: Path, inputs: np.ndarray, output_size: int, command: list[str], what: str,
+              integer: bool = False) -> np.ndarray:
     fw_dir = Path(fw_dir).resolve()
     (fw_dir / "outputs.bin").unlink(missing_ok=True)
-    np.ascontiguousarray(inputs, dtype="<f4").tofile(fw_dir / "inputs.bin")
+    np.ascontiguousarray(inputs, dtype="<i4" if integer else "<f4").tofile(fw_dir / "inputs.bin")
     proc = _run(command, fw_dir, what)
     raw = np.fromfile(fw_dir / "outputs.bin", dtype="<i4") if (fw_dir / "outputs.bin").exists() else np.zeros(0)
     if raw.size != len(inputs) * output_size:
@@ -80,9 +89,11 @@ def _exchange(fw_dir: Path, inputs: np.ndarray, output_size: int, command: list[
     return raw.reshape(len(inputs), output_size).astype(np.int64)
 
 
-def run_host(fw_dir: Path, inputs: np.ndarray, output_size: int, path: str = "popcnt64") -> np.ndarray:
-    exe = build_host(fw_dir, path)
-    return _exchange(exe.parent, inputs.reshape(len(inputs), -1), output_size, [str(exe)], "host C run")
+def run_host(fw_dir: Path, inputs: np.ndarray, output_size: int, path: str = "popcnt64",
+             integer: bool = False) -> np.ndarray:
+    """The host build's outputs for float `inputs`, or with `integer` for already-quantized ones (NAME_infer_int)."""
+    exe = build_host(fw_dir, path, integer)
+    return _exchange(exe.parent, inputs.reshape(len(inputs), -1), output_size, [str(exe)], "host C run", integer)
 
 
 def _qemu(elf: Path, icount: bool = False) -> list[str]:
@@ -93,10 +104,11 @@ def _qemu(elf: Path, icount: bool = False) -> list[str]:
             "-kernel", elf.name]
 
 
-def run_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> np.ndarray:
-    elf = build_cortex_m4(fw_dir)
+def run_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int, integer: bool = False) -> np.ndarray:
+    """The emulated Cortex-M4's outputs, for float inputs or with `integer` already-quantized ones."""
+    elf = build_cortex_m4(fw_dir, integer=integer)
     return _exchange(elf.parent, inputs.reshape(len(inputs), -1), output_size, _qemu(elf),
-                     "Cortex-M4 run under QEMU")
+                     "Cortex-M4 run under QEMU", integer)
 
 
 def profile_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> tuple[np.ndarray, np.ndarray]:

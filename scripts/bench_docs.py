@@ -271,10 +271,17 @@ def firmware_mnist(res: Results) -> list[str]:
     def exact(ok: bool, n: int) -> str:
         return f"bit-exact on {n:,}" if ok else f"**differs** ({n:,})"
 
+    def integer(n: dict) -> str:  # NAME_infer_int, host and Cortex-M4 (not in results measured before it existed)
+        if "int_host_bit_exact" not in n:
+            return "not measured"
+        both = n["int_host_bit_exact"] and n["int_m4_bit_exact"]
+        return f"{n['input_type']}: " + ("bit-exact, host and Cortex-M4" if both else "**differs**")
+
     rows = [[n["net"], pct(n["golden_accuracy"]), exact(n["host_bit_exact"], n["host_images"]),
-             f"{exact(n['m4_bit_exact'], n['m4_images'])} ({pct(n['m4_accuracy'])})", f"{n['arena_bytes']:,} B",
-             f"{n['weight_table_bytes']:,} B"] for n in res["firmware_mnist"]["networks"]]
-    return table(["network", "golden accuracy (10,000)", "host C", "Cortex-M4 QEMU", "arena", "tables"], rows)
+             f"{exact(n['m4_bit_exact'], n['m4_images'])} ({pct(n['m4_accuracy'])})", integer(n),
+             f"{n['arena_bytes']:,} B", f"{n['weight_table_bytes']:,} B"] for n in res["firmware_mnist"]["networks"]]
+    return table(["network", "golden accuracy (10,000)", "host C", "Cortex-M4 QEMU", "integer API", "arena",
+                  "tables"], rows)
 
 
 def popcount_luts(res: Results) -> list[str]:

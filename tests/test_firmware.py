@@ -194,7 +194,7 @@ def test_int8_baseline_gives_the_same_integers(tmp_path):
     require_tool("gcc")
     for name, graph in (("mlp", random_graph([100, 64, 48, 10], seed=2)), ("cnn", random_cnn_graph(seed=2))):
         files = emit_c.emit(graph, binary_kernels=False)
-        body = files["xnorkit.c"].split("xnorkit_infer(")[1]
+        body = files["xnorkit.c"].split("static int32_t xk_layers(")[1]  # the calls, then both entry points
         assert "bin" not in body and "xk_dense_int_int" in body
         write_tree(tmp_path / name, files)
         x = random_inputs(graph, 30)
@@ -370,3 +370,42 @@ def test_the_header_compiles_and_links_from_cpp_on_host_and_cortex_m4(tmp_path):
         proc = subprocess.run(command, cwd=fw, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert np.array_equal(np.fromfile(fw / "outputs.bin", dtype="<i4").reshape(12, 10), expected), target
+
+
+def _int_api_cases():
+    """Every input type the corpus has: the one-layer networks (bipolar, signed and unsigned k-bit inputs), an
+    early-exit network (its outputs zeroed before the input step), uint16 inputs, a channels-last CNN."""
+    from tests.conftest import random_cnn_graph
+    from tests.test_exits import two_exit_graph
+
+    yield from _layer_cases()
+    yield "exits", two_exit_graph()
+    yield "uint12", random_graph([30, 64, 10], seed=9, input_bits=12)
+    yield "cnn_channels_last", random_cnn_graph(seed=5, transpose=(1, 2, 0))
+
+
+def test_the_integer_api_equals_golden_on_every_input_type(tmp_path):
+    """NAME_infer_int on already-quantized inputs (the input quantizer's integers, in NAME_input_t, the narrowest
+    C type of the IR's input type) equals golden on the host for every case, values out of the type's range
+    clamped as the quantizer clamps; on the Cortex-M4 under QEMU for two of them."""
+    require_tool("gcc")
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    ctypes = set()
+    for case, graph in _int_api_cases():
+        write_tree(tmp_path / case, emit_c.emit(graph))
+        x_int = golden.quantize_input(graph, random_inputs(graph, 20)).reshape(20, -1)
+        q = graph.nodes[0]
+        if not q.dtype.bipolar:  # two values past each end, as a sensor might deliver them
+            x_int[0, :2] = [q.qmin - 1, q.qmax + 1] if q.dtype.signed else [q.qmax + 1, q.qmax + 1]
+        expected = golden.predict_from_int(graph, np.clip(x_int, q.qmin, q.qmax)).reshape(20, -1)
+        out = runner.run_host(tmp_path / case, x_int, expected.shape[1], integer=True)
+        assert np.array_equal(out, expected), case
+        if q.dtype.bipolar:  # -1/+1 as well as the IR's bits 0/1
+            out = runner.run_host(tmp_path / case, 2 * x_int - 1, expected.shape[1], integer=True)
+            assert np.array_equal(out, expected), case
+        if case in ("uint12", "cnn_channels_last"):
+            assert np.array_equal(runner.run_cortex_m4(tmp_path / case, x_int, expected.shape[1], integer=True),
+                                  expected), case
+        ctypes.add(emit_c.input_ctype(q.dtype))
+    assert ctypes == {"int8_t", "uint8_t", "uint16_t"}

@@ -55,6 +55,45 @@ XK_API void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels,
     }
 }
 
+/* one element of an integer input of `elem_bytes` bytes (1, 2 or 4), signed or not */
+static int32_t xk_int_at(const void *x, uint32_t i, uint32_t elem_bytes, int is_signed) {
+    switch (elem_bytes) {
+    case 1u: return is_signed ? (int32_t)((const int8_t *)x)[i] : (int32_t)((const uint8_t *)x)[i];
+    case 2u: return is_signed ? (int32_t)((const int16_t *)x)[i] : (int32_t)((const uint16_t *)x)[i];
+    default: return ((const int32_t *)x)[i];
+    }
+}
+
+XK_API void xk_load_ints(const void *x, uint32_t elem_bytes, int is_signed, uint32_t channels, uint32_t pixels,
+                         int channels_last, int32_t qmin, int32_t qmax, int32_t *q) {
+    const uint32_t c_step = channels_last ? 1u : pixels, p_step = channels_last ? channels : 1u;
+    for (uint32_t c = 0; c < channels; c++) {
+        for (uint32_t p = 0; p < pixels; p++) {
+            int32_t v = xk_int_at(x, c * c_step + p * p_step, elem_bytes, is_signed);
+            q[p * channels + c] = v < qmin ? qmin : (v > qmax ? qmax : v);
+        }
+    }
+}
+
+XK_API void xk_load_signs(const int8_t *x, uint32_t channels, uint32_t pixels, int channels_last, uint32_t *bits,
+                          int32_t *ints) {
+    const uint32_t words = XK_WORDS(channels);
+    const uint32_t c_step = channels_last ? 1u : pixels, p_step = channels_last ? channels : 1u;
+    if (bits) {
+        for (uint32_t i = 0; i < pixels * words; i++) bits[i] = 0;
+    }
+    for (uint32_t c = 0; c < channels; c++) {
+        for (uint32_t p = 0; p < pixels; p++) {
+            const int positive = x[c * c_step + p * p_step] > 0;
+            if (bits) {
+                if (positive) bits[p * words + c / 32u] |= 1u << (c % 32u);
+            } else {
+                ints[p * channels + c] = positive ? 1 : -1;
+            }
+        }
+    }
+}
+
 #if defined(XK_PATH_REFERENCE)
 XK_API uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t words) {
     uint32_t total = 0;

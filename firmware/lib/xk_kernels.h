@@ -96,6 +96,18 @@ XK_API void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, int 
 XK_API void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, int channels_last,
                       const xk_prologue *prologue, uint32_t *bits, int32_t *ints);
 
+/* Integer input, already quantized (the integer API, NAME_infer_int): the values the input quantizer would
+ * produce, `elem_bytes` bytes each (1, 2 or 4), signed or not, in the order xk_quantize reads; clamped to
+ * [qmin, qmax] as the quantizer clamps; `q` in (H, W, C) order. */
+XK_API void xk_load_ints(const void *x, uint32_t elem_bytes, int is_signed, uint32_t channels, uint32_t pixels,
+                         int channels_last, int32_t qmin, int32_t qmax, int32_t *q);
+
+/* Bipolar integer input: +1 where the value is above 0, else -1, so the IR's bits (1: +1, 0: -1) and -1/+1
+ * values read the same; packed into bits when `bits` is given, else -1/+1 integers into `ints`, as
+ * xk_quantize_sign writes them. */
+XK_API void xk_load_signs(const int8_t *x, uint32_t channels, uint32_t pixels, int channels_last, uint32_t *bits,
+                          int32_t *ints);
+
 /* Bipolar input, bipolar weights: acc[o] = 2 * popcount(XNOR(x, w[o])) - n_valid over `words` words per
  * row, of which n_valid bits are real (the others are 0 in both and are taken off). */
 XK_API void xk_dense_bin_bin(const uint32_t *x, uint32_t words, uint32_t n_valid, const uint32_t *weights,
