@@ -88,12 +88,16 @@ def sfc_folding(b: Path, weights: str) -> dict[str, Fold]:
     the passes made smaller), SFC_OUTPUT_FOLD for the output layer."""
     graph = build.backend_graph(b)
     layers = fold_mod.mac_layers(graph)
-    folding = {}
+    folding, incoming = {}, None
     for k, m in enumerate(layers):
         mw, mh, _ = fold_mod.matrix_shape(graph, m)
         pe, simd = SFC_OUTPUT_FOLD if k == len(layers) - 1 else SFC_TILE
-        folding[m.name] = Fold(max(d for d in fold_mod.divisors(mh) if d <= pe),
-                               max(d for d in fold_mod.divisors(mw) if d <= simd), weights)
+        # a SIMD that the stream before it can feed: one of the two divides the other (the width converter's
+        # rule), which a layer the passes made narrower (256 -> 252 constant neurons removed) can break
+        simd = max(d for d in fold_mod.divisors(mw)
+                   if d <= simd and (incoming is None or d % incoming == 0 or incoming % d == 0))
+        folding[m.name] = Fold(max(d for d in fold_mod.divisors(mh) if d <= pe), simd, weights)
+        incoming = folding[m.name].pe
     return folding
 
 
