@@ -36,21 +36,22 @@ XK_API void xk_quantize(const float *x, uint32_t channels, uint32_t pixels, int 
     }
 }
 
+/* a bipolar input value at channel c of pixel p: a bit of the packed map (bit 1 = +1), or -1/+1 */
+static void xk_put_sign(int positive, uint32_t c, uint32_t p, uint32_t channels, uint32_t *bits, int32_t *ints) {
+    if (bits) {
+        if (positive) bits[p * XK_WORDS(channels) + c / 32u] |= 1u << (c % 32u);
+    } else {
+        ints[p * channels + c] = positive ? 1 : -1;
+    }
+}
+
 XK_API void xk_quantize_sign(const float *x, uint32_t channels, uint32_t pixels, int channels_last,
                       const xk_prologue *prologue, uint32_t *bits, int32_t *ints) {
-    const uint32_t words = XK_WORDS(channels);
     const uint32_t c_step = channels_last ? 1u : pixels, p_step = channels_last ? channels : 1u;
-    if (bits) {
-        for (uint32_t i = 0; i < pixels * words; i++) bits[i] = 0;
-    }
+    if (bits) memset(bits, 0, (size_t)pixels * XK_WORDS(channels) * sizeof bits[0]);
     for (uint32_t c = 0; c < channels; c++) {
         for (uint32_t p = 0; p < pixels; p++) {
-            const int positive = xk_prologue_at(x, c * c_step + p * p_step, prologue) >= 0.0f;
-            if (bits) {
-                if (positive) bits[p * words + c / 32u] |= 1u << (c % 32u);
-            } else {
-                ints[p * channels + c] = positive ? 1 : -1;
-            }
+            xk_put_sign(xk_prologue_at(x, c * c_step + p * p_step, prologue) >= 0.0f, c, p, channels, bits, ints);
         }
     }
 }
@@ -77,20 +78,10 @@ XK_API void xk_load_ints(const void *x, uint32_t elem_bytes, int is_signed, uint
 
 XK_API void xk_load_signs(const int8_t *x, uint32_t channels, uint32_t pixels, int channels_last, uint32_t *bits,
                           int32_t *ints) {
-    const uint32_t words = XK_WORDS(channels);
     const uint32_t c_step = channels_last ? 1u : pixels, p_step = channels_last ? channels : 1u;
-    if (bits) {
-        for (uint32_t i = 0; i < pixels * words; i++) bits[i] = 0;
-    }
+    if (bits) memset(bits, 0, (size_t)pixels * XK_WORDS(channels) * sizeof bits[0]);
     for (uint32_t c = 0; c < channels; c++) {
-        for (uint32_t p = 0; p < pixels; p++) {
-            const int positive = x[c * c_step + p * p_step] > 0;
-            if (bits) {
-                if (positive) bits[p * words + c / 32u] |= 1u << (c % 32u);
-            } else {
-                ints[p * channels + c] = positive ? 1 : -1;
-            }
-        }
+        for (uint32_t p = 0; p < pixels; p++) xk_put_sign(x[c * c_step + p * p_step] > 0, c, p, channels, bits, ints);
     }
 }
 
