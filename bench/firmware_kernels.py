@@ -1,9 +1,11 @@
 """The firmware's kernels against their limits and against an int8 baseline, in one run:
 
 (a) host x86-64: the binary dense kernel (xk_dense_bin_bin, 64-bit POPCNT path) on a 1024 x 1024 layer, in
-    binary MACs per TSC cycle and per ns (the fastest of nine trials, here and for numpy), against POPCNT's
-    peak (one 64-bit popcount per cycle per core: 64 bMAC per cycle) and against a float32 numpy (BLAS)
-    matrix-vector product of the same shape. Goal: at least 50% of the POPCNT peak.
+    binary MACs per TSC cycle and per ns (the fastest of nine trials, here and for numpy), against this core's
+    POPCNT peak, measured in the same program (64-bit POPCNTs of words in L1 in eight independent chains, per TSC
+    cycle: a core may retire more than one a cycle, or run above the TSC's rate, so "one a cycle" is printed
+    beside it but is no ceiling) and against a float32 numpy (BLAS) matrix-vector product of the same shape.
+    Goal: at least 50% of the measured POPCNT peak.
 (b) Cortex-M4 under QEMU: instructions per inference of an LFC W1A1 network (784 -> 3 x 1024 -> 10, seeded
     random weights: a binary kernel's instruction count does not depend on the values), per layer, counted
     by QEMU (-icount shift=0) through the board timer (firmware/cortex_m4/xk_profile.c), and binary MACs
@@ -35,7 +37,7 @@ from xnorkit import golden, tools  # noqa: E402
 from xnorkit.firmware import emit_c, runner  # noqa: E402
 from xnorkit.outputs import write_tree  # noqa: E402
 
-POPCNT_PEAK = 64  # binary MACs per cycle per core: one 64-bit POPCNT per cycle
+POPCNT_PEAK = 64  # binary MACs per cycle per core at one 64-bit POPCNT a cycle (the goal uses the measured peak)
 LFC = [784, 1024, 1024, 1024, 10]
 IMAGES = 4  # per QEMU run; instruction counts are the same for every image
 
@@ -57,8 +59,9 @@ def host_kernel(work: Path) -> dict:
     subprocess.run([tools.require("gcc"), "-O3", "-mpopcnt", "-std=c99", "-Wall", "-Wextra", "-Werror",
                     "-D_POSIX_C_SOURCE=199309L", f"-I{lib}", str(ROOT / "bench" / "firmware_kernel_timing.c"),
                     str(lib / "xk_kernels.c"), "-lm", "-o", str(exe)], check=True)
-    ns, tsc, path, _ = subprocess.run([str(exe), "1000"], capture_output=True, text=True,
-                                      check=True).stdout.split()
+    ns, tsc, path, popcnt_per_cycle, _ = subprocess.run([str(exe), "1000"], capture_output=True, text=True,
+                                                        check=True).stdout.split()
+    peak = 64 * float(popcnt_per_cycle)  # binary MACs per TSC cycle at this core's measured POPCNT rate
     macs = 1024 * 1024
     rng = np.random.default_rng(0)
     w = rng.standard_normal((1024, 1024), dtype=np.float32)
@@ -71,13 +74,15 @@ def host_kernel(work: Path) -> dict:
     per_cycle = macs / float(tsc)
     print(f"(a) host {platform.processor() or platform.machine()}, kernel path {path}: 1024x1024 binary layer "
           f"{float(ns) / 1000:.2f} us per call = {macs / float(ns):.1f} bMAC/ns, {per_cycle:.1f} bMAC per TSC cycle "
-          f"= {100 * per_cycle / POPCNT_PEAK:.0f}% of POPCNT's {POPCNT_PEAK}")
+          f"= {100 * per_cycle / peak:.0f}% of this core's measured POPCNT peak ({float(popcnt_per_cycle):.2f} POPCNTs "
+          f"per TSC cycle: {peak:.0f} bMAC; {100 * per_cycle / POPCNT_PEAK:.0f}% of one POPCNT a cycle)")
     print(f"    float32 numpy (BLAS) matrix-vector product, same shape: {float_ns / 1000:.2f} us = "
           f"{macs / float_ns:.2f} MAC/ns ({float_ns / float(ns):.1f}x slower); batched 64 vectors: "
           f"{macs / float_batch_ns:.2f} MAC/ns ({float_batch_ns / float(ns):.1f}x slower per vector)")
     return {"host_kernel_path": path, "host_bmac_per_ns": round(macs / float(ns), 1),
-            "host_bmac_per_cycle": round(per_cycle, 1), "host_percent_of_popcnt_peak": round(100 * per_cycle /
-                                                                                              POPCNT_PEAK, 1),
+            "host_bmac_per_cycle": round(per_cycle, 1), "host_popcnt_per_tsc_cycle": round(float(popcnt_per_cycle), 3),
+            "host_percent_of_popcnt_peak": round(100 * per_cycle / peak, 1),
+            "host_percent_of_one_popcnt_a_cycle": round(100 * per_cycle / POPCNT_PEAK, 1),
             "float32_matvec_mac_per_ns": round(macs / float_ns, 2),
             "float32_batched_mac_per_ns": round(macs / float_batch_ns, 2)}
 
