@@ -167,6 +167,11 @@ def test_trials_run_on_both_nodes_of_a_ray_cluster(tmp_path):
     ({"params": {"model.weights": ["binary", "int9"]}}, ["model.weights", "int9"]),
     ({"params": {"hw.target_cycles": {"low": 64, "high": 8}}}, ["low must be below high"]),
     ({"board": "nrf52840-dk"}, ["nrf52840-dk"]),
+    # hostile or malformed: a key inside a list, an empty choice list, params that are not a mapping
+    ({"params": {"model.hidden.width": [1, 2]}}, ["model.hidden.width", "not a section"]),
+    ({"params": {"model.weights": []}}, ["search.params.model.weights"]),
+    ({"params": ["model.weights"]}, ["search.params"]),
+    ({"trial_timeout_s": -5}, ["search.trial_timeout_s"]),
 ])
 def test_a_bad_search_space_is_one_line_before_any_trial(tmp_path, capsys, change, words):
     study = tmp_path / "study"
@@ -264,3 +269,28 @@ def test_a_storage_that_cannot_be_opened_is_one_line(tmp_path, capsys):
     result = run_cli(capsys, "explore", _space(tmp_path), "-o", tmp_path / "s", "--storage", "nosuchdb://x/y")
     assert_refused(result, "cannot open the study storage nosuchdb://x/y")
     assert not (tmp_path / "s" / "storage.txt").exists()
+
+
+def test_predict_sharded_on_a_model_exported_by_plain_brevitas(tmp_path, capsys):
+    """A model xnorkit did not train: brevitas.export.export_qonnx of finn-examples' normalized-input style
+    (per-feature prologue, weights in an external .onnx.data file), compiled; its C library sharded over Ray
+    equals the serial run, and its integer API (NAME_infer_int) equals golden on the quantizer's integers."""
+    from tests import export_styles as styles
+    from xnorkit import build, golden
+    from xnorkit.firmware import emit_c, runner
+
+    model, x = styles.normalized_sign(3)
+    styles.export(model, x, tmp_path / "m.onnx")
+    graph = build.compile_model(tmp_path / "m.onnx", tmp_path / "build")
+    np.save(tmp_path / "x.npy", x)
+    ys = []
+    for extra in ([], ["--workers", "2"]):
+        code, _, err = run_cli(capsys, "predict", tmp_path / "build", "--backend", "c", "--input",
+                               tmp_path / "x.npy", "--output", tmp_path / f"y{len(ys)}.npy", *extra)
+        assert code == 0, err
+        ys.append(np.load(tmp_path / f"y{len(ys)}.npy"))
+    assert np.array_equal(ys[0], ys[1]) and np.array_equal(ys[0], golden.predict_int(graph, x))
+    outputs.write_tree(tmp_path / "fw", emit_c.emit(graph))
+    x_int = golden.quantize_input(graph, x)
+    expected = golden.predict_from_int(graph, x_int).reshape(len(x), -1)
+    assert np.array_equal(runner.run_host(tmp_path / "fw", x_int, expected.shape[1], integer=True), expected)
