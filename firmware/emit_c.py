@@ -349,6 +349,7 @@ class _Lowering:
 
     graph: Graph
     binary_kernels: bool
+    lut_bits: int = 8  # xk_dense_int_lut's group of inputs (8 or 4), 0: bit planes instead
     prog: Program = field(default_factory=Program)
     at: dict[str, Tensor] = field(default_factory=dict)
     layout_of: dict[str, layout.Layout] = field(default_factory=dict)  # xnorkit.layout.track
@@ -409,23 +410,41 @@ def _lower_layout(lw: _Lowering, node: Reshape | Transpose) -> None:
 
 
 def dense_kernel(node: MatMul, matrix: np.ndarray, packed_input: bool, pixels: int, channels: int,
-                 binary_kernels: bool) -> str:
+                 binary_kernels: bool, lut_bits: int = 8) -> str:
     """The C kernel of a fully connected layer (firmware/lib/xk_kernels.h), `matrix` its weights in the stored
     input's order (`pixels` x `channels`, packed bits or int32): bin_bin (XNOR-popcount), bin_sparse or
     bin_masked (bipolar inputs, weights -1/0/+1 as two bit planes, only the nonzero words when that is
-    smaller), int_bin (integer inputs by bit planes, binary weights), int_kbit (2- or 4-bit weight fields),
-    int_int (int8 weights)."""
+    smaller), int_lut (integer inputs of at most 12 bits, weights -1/+1 or -1/0/+1, by subset-sum tables of
+    `lut_bits`-input groups; 0: never), int_bin (integer inputs by bit planes, binary weights), int_kbit (2- or
+    4-bit weight fields), int_int (int8 weights)."""
     if node.in_dtype.bipolar and node.w_dtype.bipolar and packed_input:
         return "bin_bin"
     if packed_input and binary_kernels and node.w_dtype.bits == 2 and packing.signs_or_zeros(matrix):
         stored = int((_bit_planes(matrix, pixels, channels)[0] != 0).sum())
         return "bin_sparse" if stored * 80 + (len(matrix) + 1) * 32 < len(matrix) * pixels * _words(channels) * 64 \
             else "bin_masked"
+    if binary_kernels and lut_bits and _lut_fits(node) and (node.w_dtype.bipolar or packing.signs_or_zeros(matrix)):
+        return "int_lut"
     if node.w_dtype.bipolar and binary_kernels:
         return "int_bin"
     if node.w_dtype.bits <= 4 and binary_kernels:
         return "int_kbit"
     return "int_int"
+
+
+LUT_BITS = (8, 4, 0)  # fastest first: the integer-input kernels' choices, by the RAM they take
+
+# the widest integer input whose subset sums over 8 inputs fit xk_dense_int_lut's 16-bit table entries
+LUT_MAX_INPUT_BITS = 12
+
+
+def _lut_fits(node: MatMul) -> bool:
+    return not node.in_dtype.bipolar and node.in_dtype.bits <= LUT_MAX_INPUT_BITS
+
+
+def lut_entries(n_in: int, lut_bits: int) -> int:
+    """The 16-bit entries of xk_dense_int_lut's tables: one table of 2^lut_bits per group of the padded input."""
+    return _words(n_in) * 32 // lut_bits << lut_bits
 
 
 def _bit_planes(matrix: np.ndarray, pixels: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -445,7 +464,7 @@ def _lower_matmul(lw: _Lowering, node: MatMul) -> None:
         map_shape, axes, _ = lw.layout_of[node.input]
         matrix = packing.hwc_columns(matrix, map_shape, axes)
     name, n_out = f"xk_l{lw.layer}_weights", node.out_features
-    kernel = dense_kernel(node, matrix, bool(x.bits), x.pixels, x.channels, lw.binary_kernels)
+    kernel = dense_kernel(node, matrix, bool(x.bits), x.pixels, x.channels, lw.binary_kernels, lw.lut_bits)
     if kernel == "bin_bin":  # packed per pixel of the stored input, as the input is
         rows = packing.bipolar_to_bits(matrix.reshape(len(matrix), x.pixels, x.channels))
         prog.table("uint32_t", name, packing.pack_bits(rows, 32), 6, "0x{:08x}u")
@@ -453,6 +472,8 @@ def _lower_matmul(lw: _Lowering, node: MatMul) -> None:
                   f"{n_out}u, {{}});", x, writes=acc, comment=node.name)
     elif kernel in ("bin_sparse", "bin_masked"):
         _dense_two_planes(prog, kernel, name, matrix, x, acc, node)
+    elif kernel == "int_lut":
+        _dense_lut(lw, name, matrix, x, acc, node)
     elif kernel == "int_bin":  # by the input's bit planes on the binary kernel
         bits = packing.bipolar_to_bits(matrix)
         prog.table("uint32_t", name, packing.pack_bits(bits, 32), 6, "0x{:08x}u")
@@ -471,6 +492,21 @@ def _lower_matmul(lw: _Lowering, node: MatMul) -> None:
         prog.call(f"xk_dense_int_int({{}}, {node.in_features}u, {name}, {n_out}u, {{}});", lw.as_int(x),
                   writes=acc, comment=node.name)
     lw.layer += 1
+
+
+def _dense_lut(lw: _Lowering, name: str, matrix: np.ndarray, x: Tensor, acc: Tensor, node: MatMul) -> None:
+    """Integer inputs by subset-sum tables (xk_dense_int_lut): the +1 weights' bits, and for ternary or pruned
+    weights the -1 weights' bits; the input's least value `lo` shifts u = x - lo to 0 and back through offset."""
+    prog, hex_word = lw.prog, "0x{:08x}u"
+    prog.table("uint32_t", name, packing.pack_bits((matrix > 0).astype(np.uint8), 32), 6, hex_word)
+    negative = "0" if node.w_dtype.bipolar else prog.table(
+        "uint32_t", f"{name}_negative", packing.pack_bits((matrix < 0).astype(np.uint8), 32), 6, hex_word)
+    lo = node.in_dtype.quant_range(False)[0]
+    offset = prog.table("int32_t", f"{name}_offset", lo * matrix.sum(axis=1), 10) if lo else "0"
+    table = prog.tensor(f"{node.input} subset sums", False, lut_entries(node.in_features, lw.lut_bits) // 2, 1)
+    prog.call(f"xk_dense_int_lut({{}}, {node.in_features}u, {lo}, {name}, {negative}, {offset}, {node.out_features}u, "
+              f"{lw.lut_bits}u, (uint16_t *){{}}, {{}});", x, table, writes=acc, comment=node.name)
+    table.first = table.last = len(prog.calls) - 1
 
 
 def _check_weight_widths(node: MatMul | Conv) -> None:
@@ -584,11 +620,15 @@ _LOWER = {Quantize: _lower_quantize, Reshape: _lower_layout, Transpose: _lower_l
           Add: _lower_add, Concat: _lower_concat, Dequantize: _lower_nothing}
 
 
-def lower(graph: Graph, binary_kernels: bool = True) -> Program:
+def lower(graph: Graph, binary_kernels: bool = True, lut_bits: int = 8) -> Program:
     """The call sequence and tensors of a network, planned into one arena: one handler per IR op (_LOWER).
     `binary_kernels=False` builds the int8 baseline of the same network: bipolar values as integers -1/+1
-    and weights as int8, every layer a plain multiply-accumulate loop (the same integers)."""
-    lw = _Lowering(graph, binary_kernels)
+    and weights as int8, every layer a plain multiply-accumulate loop (the same integers). `lut_bits`: the
+    integer-input layers' subset-sum tables over 8 or 4 inputs (64 or 8 bytes of RAM per input), 0: bit planes
+    (no table)."""
+    if lut_bits not in LUT_BITS:
+        raise XnorkitError(f"lut_bits {lut_bits} is not one of {', '.join(map(str, LUT_BITS))}")
+    lw = _Lowering(graph, binary_kernels, lut_bits)
     if lw.exits:  # outputs an early return leaves uncomputed read 0
         lw.prog.call(f"for (uint32_t i = 0; i < {lw.end + 1}u; i++) output[i] = 0;")
     stored_as_is = graph.channels_last_input()  # the quantizer already wrote the transposed map
@@ -645,13 +685,23 @@ def check_fits(prog: Program, board) -> dict[str, int]:
     return need
 
 
-def emit(graph: Graph, binary_kernels: bool = True, name: str | None = None) -> dict[str, str]:
+def fit(graph: Graph, board) -> tuple[int, dict[str, int]]:
+    """The fastest integer-input kernel whose tables fit the board's RAM (LUT_BITS, fastest first) and the
+    footprint with it; the one-line refusal of check_fits when none does."""
+    for lut_bits in LUT_BITS[:-1]:
+        prog = lower(graph, lut_bits=lut_bits)
+        if footprint(prog)["ram"] <= board.ram_bytes and footprint(prog)["flash"] <= board.flash_bytes:
+            return lut_bits, footprint(prog)
+    return LUT_BITS[-1], check_fits(lower(graph, lut_bits=LUT_BITS[-1]), board)
+
+
+def emit(graph: Graph, binary_kernels: bool = True, name: str | None = None, lut_bits: int = 8) -> dict[str, str]:
     """The library's files: NAME.h and NAME.c (`name`, default the model's; xnorkit.naming) with the kernels, the
-    batch runners and the build files."""
+    batch runners and the build files; `lut_bits` as lower takes it (fit chooses it for a board)."""
     name = naming.check(name or graph.name)
     if f"{name}.c" in (*LIBRARY.values(), *TEMPLATES.values()):
         raise XnorkitError(f"--name {name} is the name of one of the library's own files; choose another")
-    prog = lower(graph, binary_kernels)
+    prog = lower(graph, binary_kernels, lut_bits)
     calls = [text.format(*(t.macro for t in tensors)) + (f"  /* {comment} */" if comment else "")
              for text, tensors, comment in prog.calls]
     k = prog.input_call  # NAME_infer and NAME_infer_int differ in this step only

@@ -5,6 +5,7 @@ import pytest
 
 from tests.conftest import random_graph, random_inputs, require_tool
 from xnorkit import golden
+from xnorkit.errors import XnorkitError
 from xnorkit.firmware import emit_c, runner
 from xnorkit.outputs import write_tree
 
@@ -70,9 +71,9 @@ def test_a_network_that_does_not_fit_is_refused_with_the_numbers():
     from xnorkit.errors import XnorkitError
 
     big = emit_c.lower(random_graph([784, 3072, 3072, 10], seed=0))  # 11.9 Mbit of binary weights
-    # packed rows, the first layer's count of +1 weights per row, int32 thresholds, the class scores' weights
-    # (int32) and biases (int64)
-    weights = 4 * (25 * 3072 + 96 * 3072 + 96 * 10) + 4 * 3072 + 4 * 2 * 3072 + 12 * 10
+    # packed rows (the first layer's +1 weights for its subset-sum tables), int32 thresholds, the class scores'
+    # weights (int32) and biases (int64)
+    weights = 4 * (25 * 3072 + 96 * 3072 + 96 * 10) + 4 * 2 * 3072 + 12 * 10
     with pytest.raises(XnorkitError, match=rf"does not fit stm32f4-discovery \(STM32F407VGT6\): it needs "
                                            rf"[0-9,]+ bytes of flash \(weights {weights:,} \+ code about"):
         emit_c.check_fits(big, boards.load("stm32f4-discovery"))
@@ -290,16 +291,21 @@ def test_the_dense_kernel_choice():
     pruned = (signs * (np.arange(64)[None, :] % 2)).astype(np.int8)  # every other weight zero
     blocks = (signs * (np.arange(64)[None, :] < 32)).astype(np.int8)  # the second word of each row zero
     blocks[:48] = 0  # and most rows: few words hold a weight
-    u8, i2, i4 = IntType(8), IntType(2, True), IntType(4, True)
-    cases = [(layer(BIPOLAR, BIPOLAR, signs), True, True, "bin_bin"),
-             (layer(BIPOLAR, i2, pruned), True, True, "bin_masked"),
-             (layer(BIPOLAR, i2, blocks), True, True, "bin_sparse"),
-             (layer(BIPOLAR, i2, pruned), True, False, "int_int"),
-             (layer(u8, BIPOLAR, signs), False, True, "int_bin"),
-             (layer(u8, i4, pruned * 3), False, True, "int_kbit"),
-             (layer(u8, BIPOLAR, signs), False, False, "int_int")]
-    for node, packed, binary_kernels, kernel in cases:
-        assert emit_c.dense_kernel(node, node.weights, packed, 1, 64, binary_kernels) == kernel, kernel
+    u8, u13, i2, i4 = IntType(8), IntType(13), IntType(2, True), IntType(4, True)
+    cases = [(layer(BIPOLAR, BIPOLAR, signs), True, True, 8, "bin_bin"),
+             (layer(BIPOLAR, i2, pruned), True, True, 8, "bin_masked"),
+             (layer(BIPOLAR, i2, blocks), True, True, 8, "bin_sparse"),
+             (layer(BIPOLAR, i2, pruned), True, False, 8, "int_int"),
+             (layer(u8, BIPOLAR, signs), False, True, 8, "int_lut"),
+             (layer(u8, BIPOLAR, signs), False, True, 4, "int_lut"),
+             (layer(u8, i2, pruned), False, True, 8, "int_lut"),  # ternary: two planes
+             (layer(u8, BIPOLAR, signs), False, True, 0, "int_bin"),  # no room for tables
+             (layer(u13, BIPOLAR, signs), False, True, 8, "int_bin"),  # sums past 16 bits
+             (layer(u8, i2, pruned), False, True, 0, "int_kbit"),
+             (layer(u8, i4, pruned * 3), False, True, 8, "int_kbit"),
+             (layer(u8, BIPOLAR, signs), False, False, 8, "int_int")]
+    for node, packed, binary_kernels, lut_bits, kernel in cases:
+        assert emit_c.dense_kernel(node, node.weights, packed, 1, 64, binary_kernels, lut_bits) == kernel, kernel
 
 
 # a C++ application of the generated library: what an Arduino, Zephyr C++ or mbed main does
@@ -409,3 +415,66 @@ def test_the_integer_api_equals_golden_on_every_input_type(tmp_path):
                                   expected), case
         ctypes.add(emit_c.input_ctype(q.dtype))
     assert ctypes == {"int8_t", "uint8_t", "uint16_t"}
+
+
+def _integer_input_cases():
+    """Networks whose integer inputs meet binary or ternary weights: MNIST-like uint8 inputs over 99 (not a
+    multiple of 8 or 32), 12-bit inputs (the widest the tables take), ternary weights, 2-bit activations into
+    binary weights, and the one-layer corpus' signed and unsigned inputs."""
+    from xnorkit.ir import MatMul
+
+    yield "u8", random_graph([99, 64, 10], seed=11, input_bits=8)
+    yield "u12", random_graph([40, 33, 10], seed=12, input_bits=12)
+    yield "ternary", random_graph([70, 48, 10], seed=13, input_bits=8, w_bits=2)
+    yield "a2", random_graph([64, 40, 40, 10], seed=14, a_bits=2)
+    for case, graph in _layer_cases():
+        first = graph.nodes[1]
+        if isinstance(first, MatMul) and not first.in_dtype.bipolar:
+            yield case, graph
+
+
+@pytest.mark.parametrize("lut_bits", emit_c.LUT_BITS)
+def test_integer_input_layers_equal_golden_on_each_table_size(tmp_path, lut_bits):
+    """xk_dense_int_lut with 8- and 4-input subset-sum tables, and the bit-plane kernel that replaces it where a
+    board has no RAM for tables: equal to golden on the host (inputs at the type's ends included, the largest
+    sums), and on the Cortex-M4 under QEMU for the uint8 and ternary networks."""
+    require_tool("gcc")
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    signed, on_tables = set(), set()
+    for case, graph in _integer_input_cases():
+        files = emit_c.emit(graph, lut_bits=lut_bits)
+        if "xk_dense_int_lut(" in files["xnorkit.c"].split("xk_layers(")[1]:
+            on_tables.add(case)
+        write_tree(tmp_path / case, files)
+        x_int = golden.quantize_input(graph, random_inputs(graph, 30)).reshape(30, -1)
+        q = graph.nodes[0]
+        x_int[0], x_int[1] = q.qmax, q.qmin  # every input at each end of its type
+        expected = golden.predict_from_int(graph, x_int).reshape(30, -1)
+        assert np.array_equal(runner.run_host(tmp_path / case, x_int, expected.shape[1], integer=True),
+                              expected), case
+        if case in ("u8", "ternary") and lut_bits:
+            out = runner.run_cortex_m4(tmp_path / case, x_int, expected.shape[1], integer=True)
+            assert np.array_equal(out, expected), case
+        signed.add(q.dtype.signed)
+    assert signed == {True, False}
+    if lut_bits:  # the four networks and corpus cases too
+        assert on_tables > {"u8", "u12", "ternary", "a2"}
+    else:
+        assert not on_tables
+
+
+def test_the_board_picks_the_table_size_its_ram_holds():
+    """emit_c.fit: 8-input tables where the RAM holds them (64 bytes per input), 4-input ones on a small part,
+    bit planes on a smaller one still, and the usual refusal when nothing fits."""
+    from xnorkit import boards
+
+    graph = random_graph([784, 256, 256, 10], seed=3, input_bits=8)
+    board = boards.load("mps2-an386")
+    assert emit_c.fit(graph, board)[0] == 8
+    need = {bits: emit_c.footprint(emit_c.lower(graph, lut_bits=bits))["ram"] for bits in emit_c.LUT_BITS}
+    assert need[8] - need[4] == (64 - 8) * 800 and need[4] > need[0]  # 784 inputs padded to 800
+    assert emit_c.fit(graph, board.model_copy(update={"ram_bytes": need[8] - 1}))[0] == 4
+    assert emit_c.fit(graph, board.model_copy(update={"ram_bytes": need[4] - 1}))[0] == 0
+    with pytest.raises(XnorkitError, match="does not fit"):
+        emit_c.fit(graph, board.model_copy(update={"ram_bytes": need[0] - 1}))

@@ -165,8 +165,8 @@ def generate_firmware(build: Path, board: str | Board = "mps2-an386", out: Path 
     from xnorkit.firmware import emit_c
 
     graph = backend_graph(build)
-    need = emit_c.check_fits(emit_c.lower(graph), boards.load_kind(board, "mcu"))
-    files = emit_c.emit(graph, name=name)
+    lut_bits, need = emit_c.fit(graph, boards.load_kind(board, "mcu"))
+    files = emit_c.emit(graph, name=name, lut_bits=lut_bits)
     return write_tree(Path(out) if out else Path(build) / "firmware", files, "firmware"), need
 
 

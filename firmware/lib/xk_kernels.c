@@ -222,6 +222,73 @@ XK_API void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, 
     }
 }
 
+/* a 16-bit table entry, read and written bytewise (memcpy: the arena is uint32_t storage); compilers emit one
+ * halfword access */
+static inline uint32_t xk_entry(const uint16_t *table, uint32_t i) {
+    uint16_t v;
+    memcpy(&v, table + i, sizeof v);
+    return v;
+}
+
+/* The subset-sum tables of xk_dense_int_lut: group g's table holds, at index m, the sum of u = x - lo over the
+ * inputs g * group_bits + b whose bit b is set in m (0 past n_in). Entry m + 2^b is entry m plus u_b: after the
+ * first two, two entries at a time (each fits 16 bits, so the halves never carry into each other). */
+static uint32_t xk_lut_build(const int32_t *x, uint32_t n_in, int32_t lo, uint32_t group_bits, uint16_t *table) {
+    const uint32_t groups = XK_WORDS(n_in) * (32u / group_bits), size = 1u << group_bits;
+    uint32_t total = 0;
+    for (uint32_t g = 0; g < groups; g++, table += size) {
+        uint16_t u[8] = {0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u};
+        for (uint32_t b = 0; b < group_bits && g * group_bits + b < n_in; b++) {
+            u[b] = (uint16_t)(x[g * group_bits + b] - lo);
+            total += u[b];
+        }
+        const uint16_t first[2] = {0u, u[0]};
+        memcpy(table, first, sizeof first);
+        for (uint32_t b = 1; b < group_bits; b++) {
+            const uint32_t half = 1u << b, both = (uint32_t)u[b] * 0x10001u;
+            for (uint32_t j = 0; j < half; j += 2u) {
+                uint32_t pair;
+                memcpy(&pair, table + j, sizeof pair);
+                pair += both;
+                memcpy(table + half + j, &pair, sizeof pair);
+            }
+        }
+    }
+    return total;
+}
+
+/* sum over a row's groups of their table entries at the row's weight bits: S = sum of u where the bit is set */
+static uint32_t xk_lut_sum(const uint32_t *row, uint32_t words, uint32_t group_bits, const uint16_t *table) {
+    uint32_t sum = 0;
+    if (group_bits == 8u) {
+        for (uint32_t w = 0; w < words; w++, table += 1024u) {
+            const uint32_t bits = row[w];
+            sum += xk_entry(table, bits & 255u) + xk_entry(table, 256u + ((bits >> 8) & 255u))
+                 + xk_entry(table, 512u + ((bits >> 16) & 255u)) + xk_entry(table, 768u + (bits >> 24));
+        }
+        return sum;
+    }
+    for (uint32_t w = 0; w < words; w++, table += 128u) {
+        const uint32_t bits = row[w];
+        for (uint32_t k = 0; k < 8u; k++) sum += xk_entry(table, 16u * k + ((bits >> (4u * k)) & 15u));
+    }
+    return sum;
+}
+
+XK_API void xk_dense_int_lut(const int32_t *x, uint32_t n_in, int32_t lo, const uint32_t *positive,
+                             const uint32_t *negative, const int32_t *offset, uint32_t n_out, uint32_t group_bits,
+                             uint16_t *table, int32_t *acc) {
+    const uint32_t words = XK_WORDS(n_in);
+    const int32_t total = (int32_t)xk_lut_build(x, n_in, lo, group_bits, table);
+    for (uint32_t o = 0; o < n_out; o++) {
+        const int32_t plus = (int32_t)xk_lut_sum(positive + o * words, words, group_bits, table);
+        /* binary: the -1 weights are the others, so w . u = S(+1) - (U - S(+1)) */
+        const int32_t minus = negative ? (int32_t)xk_lut_sum(negative + o * words, words, group_bits, table)
+                                       : total - plus;
+        acc[o] = plus - minus + (offset ? offset[o] : 0);
+    }
+}
+
 XK_API void xk_dense_int_kbit(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t field_bits, uint32_t n_out,
                        int32_t *acc) {
     const uint32_t per_word = 32u / field_bits, words = (n_in + per_word - 1u) / per_word;

@@ -134,6 +134,18 @@ XK_API void xk_dense_bin_sparse(const uint32_t *x, const uint32_t *row_start, co
 XK_API void xk_dense_int_bin(const int32_t *x, uint32_t n_in, uint32_t in_bits, int is_signed, const uint32_t *weights,
                       const int32_t *ones, uint32_t n_out, uint32_t *planes, int32_t *acc);
 
+/* Integer input of at most 12 bits, weights +1/-1 (binary) or -1/0/+1 (ternary, pruned) as bit planes packed as
+ * above (one row of XK_WORDS(n_in) words per output): `positive` has the +1 weights; `negative` the -1 weights,
+ * or NULL for binary weights (every weight not +1 is -1). By subset-sum tables: with u = x - lo (lo the input
+ * type's least value, so u >= 0), each group of `group_bits` (4 or 8) inputs gets a table of the sums of u
+ * over every subset of the group, and a row's dot product is one table read per group:
+ * acc[o] = S(+1) - S(-1) + offset[o], offset[o] = lo * sum_i w[o][i] (NULL when lo = 0). An 8-bit group
+ * reads 8 weights at once (an int8 SIMD kernel does 2 MACs an instruction at best); `table` is scratch for
+ * XK_WORDS(n_in) * 32 / group_bits * 2^group_bits entries (64 bytes per input with 8-bit groups, 8 with 4). */
+XK_API void xk_dense_int_lut(const int32_t *x, uint32_t n_in, int32_t lo, const uint32_t *positive,
+                             const uint32_t *negative, const int32_t *offset, uint32_t n_out, uint32_t group_bits,
+                             uint16_t *table, int32_t *acc);
+
 /* Integer input, k-bit weights packed in `field_bits`-bit two's complement fields (2 or 4), 32 / field_bits to
  * a word, each row starting a new word: acc[o] = sum_i x[i] * w[o][i]. A quarter or half of int8's flash. */
 XK_API void xk_dense_int_kbit(const int32_t *x, uint32_t n_in, const uint32_t *weights, uint32_t field_bits, uint32_t n_out,
