@@ -127,7 +127,8 @@ XK_API uint32_t xk_popcount_xor(const uint32_t *a, const uint32_t *b, uint32_t w
         total += xk_popcount32(eights);
     }
     total = 8u * total + 4u * xk_popcount32(fours) + 2u * xk_popcount32(twos) + xk_popcount32(ones);
-    for (; i < words; i++) total += xk_popcount32(a[i] ^ b[i]);
+    /* the tail counted down from its length: GCC's constant propagation warned on an index counted up here */
+    for (uint32_t left = words - i; left > 0u; left--, i++) total += xk_popcount32(a[i] ^ b[i]);
     return total;
 }
 #endif
