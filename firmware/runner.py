@@ -111,14 +111,16 @@ def run_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int, integer: b
                      "Cortex-M4 run under QEMU", integer)
 
 
-def profile_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int) -> tuple[np.ndarray, np.ndarray]:
+def profile_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int,
+                      integer: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Outputs and instructions per kernel call (N, calls) on the emulated Cortex-M4: QEMU's instruction
     count (-icount shift=0: one instruction per virtual nanosecond) read through the board's timer, which
-    ticks at its system clock: exact to one tick (1000 / clock_mhz instructions) per call."""
-    elf = build_cortex_m4(fw_dir, profile=True)
+    ticks at its system clock: exact to one tick (1000 / clock_mhz instructions) per call. `integer`:
+    already-quantized inputs through NAME_infer_int."""
+    elf = build_cortex_m4(fw_dir, profile=True, integer=integer)
     (elf.parent / "profile.bin").unlink(missing_ok=True)
     outputs = _exchange(elf.parent, inputs.reshape(len(inputs), -1), output_size, _qemu(elf, icount=True),
-                        "Cortex-M4 profile run under QEMU")
+                        "Cortex-M4 profile run under QEMU", integer)
     ticks = np.fromfile(elf.parent / "profile.bin", dtype="<u4").astype(np.int64).reshape(len(inputs), -1)
     per_tick = 1000 / boards.load_kind(BOARD, "mcu").clock_mhz
     return outputs, ticks * per_tick
