@@ -432,6 +432,8 @@ def dense_kernel(node: MatMul, matrix: np.ndarray, packed_input: bool, pixels: i
     return "int_int"
 
 
+WINDOW_TAPS = 64  # XK_WINDOW_TAPS (xk_kernels.c): the largest window xk_conv_single_int16 gathers
+WINDOW_WORDS = 64  # XK_WINDOW_WORDS (xk_kernels.h): the largest window xk_conv_bin_window gathers
 LUT_BITS = (8, 4, 0)  # fastest first: the integer-input kernels' choices, by the RAM they take
 
 # the widest integer input whose subset sums over 8 inputs fit xk_dense_int_lut's 16-bit table entries
@@ -551,12 +553,26 @@ def _lower_conv(lw: _Lowering, node: Conv) -> None:
         pad_t=node.pads[0], pad_l=node.pads[1], ho=ho, wo=wo, groups=node.groups))
     kernels = node.weights.transpose(0, 2, 3, 1)  # (o, ky, kx, c): the stored pixel's order
     if node.in_dtype.bipolar and node.w_dtype.bipolar and x.bits and node.groups == 1:
-        prog.table("uint32_t", name, packing.pack_bits(packing.bipolar_to_bits(kernels), 32), 6, "0x{:08x}u")
-        prog.call(f"xk_conv_bin_bin({{}}, &{shape}, {name}, {{}});", x, writes=acc, comment=node.name)
+        bits = packing.bipolar_to_bits(kernels)
+        if c % 32 and kh * kw * c <= 32 * WINDOW_WORDS:  # few channels: one packed vector per window
+            rows = packing.pack_bits(bits.reshape(node.out_channels, -1), 32)
+            prog.table("uint32_t", name, rows, 6, "0x{:08x}u")
+            prog.call(f"xk_conv_bin_window({{}}, &{shape}, {name}, {{}});", x, writes=acc, comment=node.name)
+        else:
+            prog.table("uint32_t", name, packing.pack_bits(bits, 32), 6, "0x{:08x}u")
+            prog.call(f"xk_conv_bin_bin({{}}, &{shape}, {name}, {{}});", x, writes=acc, comment=node.name)
+    elif c == 1 and node.groups == 1 and kh * kw <= WINDOW_TAPS and _fits_int16(node.in_dtype) and lw.binary_kernels:
+        taps = kernels.reshape(node.out_channels, -1)
+        prog.table("int16_t", name, np.pad(taps, ((0, 0), (0, taps.shape[1] % 2))), 16)  # even taps: pairs
+        prog.call(f"xk_conv_single_int16({{}}, &{shape}, {name}, {{}});", lw.as_int(x), writes=acc, comment=node.name)
     else:
         prog.table("int8_t", name, kernels, 16)
         prog.call(f"xk_conv_int_int({{}}, &{shape}, {name}, {{}});", lw.as_int(x), writes=acc, comment=node.name)
     lw.layer += 1
+
+
+def _fits_int16(dtype) -> bool:
+    return dtype.bipolar or dtype.bits <= (16 if dtype.signed else 15)
 
 
 def _lower_threshold(lw: _Lowering, node: Threshold) -> None:

@@ -161,15 +161,21 @@ def test_arena_plan_never_overlaps_live_tensors():
 @pytest.mark.parametrize("path", list(runner.HOST_PATHS))
 def test_every_kernel_path_gives_the_same_integers(tmp_path, path):
     """The portable reference, the 64-bit POPCNT path and the Harley-Seal carry-save path (Cortex-M's) on
-    the host: word counts that are not multiples of 8 exercise each path's tail."""
+    the host, through each binary kernel: word counts that are not multiples of 8 exercise each path's tail."""
     from tests.conftest import random_cnn_graph
 
     require_tool("gcc")
+    sources = ""
     for name, graph in (("mlp", random_graph([100, 300, 200, 10], seed=5)),
-                        ("cnn", random_cnn_graph(channels=(40, 72), seed=5))):
-        write_tree(tmp_path / name, emit_c.emit(graph))
+                        ("cnn", random_cnn_graph(channels=(40, 72), seed=5)),
+                        ("cnn32", random_cnn_graph(channels=(32, 64), seed=6))):  # whole words per pixel
+        files = emit_c.emit(graph)
+        sources += files["xnorkit.c"].split("xk_layers(")[1]
+        write_tree(tmp_path / name, files)
         x = random_inputs(graph, 40)
         assert np.array_equal(runner.run_host(tmp_path / name, x, 10, path), golden.predict_int(graph, x)), name
+    # both binary convolutions: a window gathered into one vector (40 channels), tap by tap (32 and 64)
+    assert "xk_conv_bin_window(" in sources and "xk_conv_bin_bin(" in sources
 
 
 @pytest.mark.parametrize("cpu", ["cortex-m0plus", "cortex-m4", "cortex-m7"])

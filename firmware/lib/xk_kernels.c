@@ -2,6 +2,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__ARM_FEATURE_DSP) && !defined(XK_PORTABLE)
+#include <arm_acle.h> /* __smlad: two 16-bit multiply-accumulates in one instruction (Cortex-M4, M7, M33) */
+#endif
 
 static float xk_prologue_at(const float *x, uint32_t i, const xk_prologue *prologue) {
     volatile float v = x[i]; /* volatile: each op rounds to float32 on its own, never fused */
@@ -349,6 +352,56 @@ XK_API void xk_conv_bin_bin(const uint32_t *x, const xk_conv_shape *s, const uin
     }
 }
 
+/* n <= 32 bits of `bits` (the others 0) written at bit `at` of the zeroed packed vector dst */
+static void xk_put_bits(uint32_t *dst, uint32_t at, uint32_t bits, uint32_t n) {
+    const uint32_t shift = at % 32u;
+    dst[at / 32u] |= bits << shift;
+    if (shift + n > 32u) dst[at / 32u + 1u] |= bits >> (32u - shift);
+}
+
+/* The window at output (oy, ox) as one packed vector, tap t's channels at bits t * c ..., and the bits of the
+ * taps inside the map in `valid`; returns how many bits are valid. */
+static uint32_t xk_window_bits(const uint32_t *x, const xk_conv_shape *s, uint32_t oy, uint32_t ox, uint32_t words,
+                               uint32_t *window, uint32_t *valid) {
+    const uint32_t in_words = XK_WORDS(s->c);
+    uint32_t n_valid = 0;
+    for (uint32_t i = 0; i < words; i++) window[i] = valid[i] = 0;
+    for (uint32_t t = 0; t < (uint32_t)s->kh * s->kw; t++) {
+        const int32_t iy = xk_source(oy, s->sh, t / s->kw, s->pad_t, s->h);
+        const int32_t ix = xk_source(ox, s->sw, t % s->kw, s->pad_l, s->w);
+        if (iy < 0 || ix < 0) continue;  /* padding: the real value 0, in neither count */
+        const uint32_t *pixel = x + ((uint32_t)iy * s->w + (uint32_t)ix) * in_words;
+        for (uint32_t j = 0; j < in_words; j++) {
+            const uint32_t n = s->c - 32u * j < 32u ? s->c - 32u * j : 32u, mask = n < 32u ? (1u << n) - 1u : ~0u;
+            xk_put_bits(window, t * s->c + 32u * j, pixel[j] & mask, n);
+            xk_put_bits(valid, t * s->c + 32u * j, mask, n);
+        }
+        n_valid += s->c;
+    }
+    return n_valid;
+}
+
+XK_API void xk_conv_bin_window(const uint32_t *x, const xk_conv_shape *s, const uint32_t *weights, int32_t *acc) {
+    const uint32_t n_bits = (uint32_t)s->kh * s->kw * s->c, words = XK_WORDS(n_bits);
+    uint32_t window[XK_WINDOW_WORDS], valid[XK_WINDOW_WORDS];
+    for (uint32_t oy = 0; oy < s->ho; oy++) {
+        for (uint32_t ox = 0; ox < s->wo; ox++) {
+            int32_t *out = acc + (oy * s->wo + ox) * s->out_c;
+            const uint32_t n_valid = xk_window_bits(x, s, oy, ox, words, window, valid);
+            for (uint32_t o = 0; o < s->out_c; o++) {
+                const uint32_t *row = weights + o * words;
+                uint32_t differ = 0;
+                if (n_valid == n_bits) {  /* inside the map: the plain XOR-popcount */
+                    differ = xk_popcount_xor(window, row, words);
+                } else {
+                    for (uint32_t i = 0; i < words; i++) differ += xk_popcount32((window[i] ^ row[i]) & valid[i]);
+                }
+                out[o] = (int32_t)n_valid - 2 * (int32_t)differ;
+            }
+        }
+    }
+}
+
 #define XK_WINDOW_TAPS 64u /* taps of a window found at once, for every output channel */
 
 /* Taps from .. to - 1 of the window at output (oy, ox) (tap t at row t / kw, column t % kw) that fall inside the
@@ -368,11 +421,51 @@ static uint32_t xk_window_taps(const xk_conv_shape *s, uint32_t oy, uint32_t ox,
 
 /* A one-channel map's window values at (oy, ox) in window order, a padded tap 0 (kh * kw <= XK_WINDOW_TAPS). */
 static void xk_window_values(const int32_t *x, const xk_conv_shape *s, uint32_t oy, uint32_t ox, int32_t *value) {
+    const int32_t top = (int32_t)(oy * s->sh) - (int32_t)s->pad_t, left = (int32_t)(ox * s->sw) - (int32_t)s->pad_l;
+    if (top >= 0 && left >= 0 && top + s->kh <= s->h && left + s->kw <= s->w) {  /* inside: rows copied */
+        for (uint32_t ky = 0; ky < s->kh; ky++) {
+            const int32_t *row = x + ((uint32_t)top + ky) * s->w + (uint32_t)left;
+            for (uint32_t kx = 0; kx < s->kw; kx++) *value++ = row[kx];
+        }
+        return;
+    }
     for (uint32_t ky = 0; ky < s->kh; ky++) {
         const int32_t iy = xk_source(oy, s->sh, ky, s->pad_t, s->h);
         for (uint32_t kx = 0; kx < s->kw; kx++) {
             const int32_t ix = iy < 0 ? -1 : xk_source(ox, s->sw, kx, s->pad_l, s->w);
             *value++ = ix < 0 ? 0 : x[(uint32_t)iy * s->w + (uint32_t)ix];
+        }
+    }
+}
+
+/* sum of a[i] * b[i] over 2 * pairs 16-bit values: SMLAD (two multiply-accumulates an instruction) on cores with
+ * the DSP extension, a plain loop elsewhere; the same integer */
+static int32_t xk_dot16(const int16_t *a, const int16_t *b, uint32_t pairs) {
+    int32_t sum = 0;
+#if defined(__ARM_FEATURE_DSP) && !defined(XK_PORTABLE)
+    for (uint32_t i = 0; i < pairs; i++) {
+        int32_t va, vb;
+        memcpy(&va, a + 2u * i, sizeof va);
+        memcpy(&vb, b + 2u * i, sizeof vb);
+        sum = __smlad(va, vb, sum);
+    }
+#else
+    for (uint32_t i = 0; i < 2u * pairs; i++) sum += (int32_t)a[i] * (int32_t)b[i];
+#endif
+    return sum;
+}
+
+XK_API void xk_conv_single_int16(const int32_t *x, const xk_conv_shape *s, const int16_t *weights, int32_t *acc) {
+    const uint32_t window = (uint32_t)s->kh * s->kw, pairs = (window + 1u) / 2u;
+    int32_t value[XK_WINDOW_TAPS];
+    int16_t packed[XK_WINDOW_TAPS + 1u];
+    packed[window] = 0;  /* an odd window's last pair: 0 against the weights' 0 */
+    for (uint32_t oy = 0; oy < s->ho; oy++) {
+        for (uint32_t ox = 0; ox < s->wo; ox++) {
+            int32_t *out = acc + (oy * s->wo + ox) * s->out_c;
+            xk_window_values(x, s, oy, ox, value);
+            for (uint32_t t = 0; t < window; t++) packed[t] = (int16_t)value[t];
+            for (uint32_t o = 0; o < s->out_c; o++) out[o] = xk_dot16(packed, weights + o * 2u * pairs, pairs);
         }
     }
 }

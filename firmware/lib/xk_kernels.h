@@ -157,6 +157,18 @@ XK_API void xk_dense_int_int(const int32_t *x, uint32_t n_in, const int8_t *weig
 /* Bipolar map, bipolar weights (groups = 1): weights[o][ky][kx] as XK_WORDS(c) packed words. */
 XK_API void xk_conv_bin_bin(const uint32_t *x, const xk_conv_shape *s, const uint32_t *weights, int32_t *acc);
 
+/* The same for few channels (c not a multiple of 32; kh * kw * c at most 32 * XK_WINDOW_WORDS): each window
+ * gathered into one packed vector (tap t's channels at bits t * c ...), so a 5x5 window of 6 channels is five
+ * words for one XOR-popcount instead of 25 one-word ones; weights[o] the (ky, kx, c) bits packed the same way
+ * into XK_WORDS(kh * kw * c) words. Padding taps are masked out. */
+#define XK_WINDOW_WORDS 64u
+XK_API void xk_conv_bin_window(const uint32_t *x, const xk_conv_shape *s, const uint32_t *weights, int32_t *acc);
+
+/* One input channel whose values fit 16 bits (a first layer on pixels), int8-range weights as int16, each output
+ * channel's kh * kw taps padded to an even count: the window once per position, then SMLAD dot products on
+ * cores with the DSP extension (two multiply-accumulates an instruction), a plain loop elsewhere. */
+XK_API void xk_conv_single_int16(const int32_t *x, const xk_conv_shape *s, const int16_t *weights, int32_t *acc);
+
 /* Integer map, k-bit weights (int8, (out, ky, kx, c / groups)), any groups. */
 XK_API void xk_conv_int_int(const int32_t *x, const xk_conv_shape *s, const int8_t *weights, int32_t *acc);
 
