@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from xnorkit.errors import XnorkitError
 from xnorkit.yamlfile import load_plain
 
-CPUS = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m4f", "cortex-m7", "cortex-m33")
+CPUS = ("cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m4f", "cortex-m7", "cortex-m33", "cortex-m55")
+FPUS = ("fpv4-sp-d16", "fpv5-sp-d16", "fpv5-d16")  # arm-none-eabi-gcc's -mfpu names
 # FPGA families: the Yosys synthesis command, nextpnr (open place and route) where there is one, and the
 # block RAM's shapes (width, depth) and LUT inputs the resource model needs
 FAMILIES = ("ice40", "ecp5", "xc7", "xcup")
@@ -44,6 +45,11 @@ class McuBoard(_Board):
     flash_bytes: int = Field(gt=0)
     ram_bytes: int = Field(gt=0)
     qemu_machine: str | None = None  # boards QEMU emulates: the firmware runs there in the tests
+    fpu: Literal[FPUS] | None = None  # a hardware FPU: the float input step is built for it (hard-float ABI)
+    # where the program goes (firmware/cortex_m4/link.ld.j2): flash at flash_origin; RAM at ram_origin, or with
+    # no ram_origin in the same memory as the code (an MPS2 board's SSRAM)
+    flash_origin: int = Field(0, ge=0, lt=2**32)
+    ram_origin: int | None = Field(None, ge=0, lt=2**32)
 
 
 class FpgaBoard(_Board):

@@ -18,7 +18,7 @@ import jinja2
 import numpy as np
 
 import xnorkit
-from xnorkit import layout, naming, packing, passes, tools
+from xnorkit import boards, layout, naming, packing, passes, tools
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import (
     Add,
@@ -37,7 +37,8 @@ from xnorkit.ir import (
 
 # hand-written files copied beside the generated ones: (source in firmware/, path in the output folder)
 LIBRARY = {"lib/xk_kernels.h": "xk_kernels.h", "lib/xk_kernels.c": "xk_kernels.c",
-           "cortex_m4/startup.c": "startup.c", "cortex_m4/link.ld": "link.ld"}
+           "cortex_m4/startup.c": "startup.c"}
+LINK_BOARD = "mps2-an386"  # the board of the folder's link.ld (firmware/runner.py writes others' into build/)
 # templates rendered with the model's name: the batch runners, and the stand-alone build, PlatformIO library,
 # Zephyr module / CMake library
 TEMPLATES = {"lib/xk_runner.c.j2": "xk_runner.c", "cortex_m4/xk_profile.c.j2": "xk_profile.c",
@@ -701,13 +702,14 @@ def check_fits(prog: Program, board) -> dict[str, int]:
     return need
 
 
-def fit(graph: Graph, board) -> tuple[int, dict[str, int]]:
-    """The fastest integer-input kernel whose tables fit the board's RAM (LUT_BITS, fastest first) and the
-    footprint with it; the one-line refusal of check_fits when none does."""
+def fit(graph: Graph, board, reserve_ram: int = 0) -> tuple[int, dict[str, int]]:
+    """The fastest integer-input kernel whose tables fit the board's RAM, less `reserve_ram` bytes the rest of the
+    firmware needs (LUT_BITS, fastest first), and the footprint with it; the one-line refusal of check_fits when
+    none does."""
     for lut_bits in LUT_BITS[:-1]:
-        prog = lower(graph, lut_bits=lut_bits)
-        if footprint(prog)["ram"] <= board.ram_bytes and footprint(prog)["flash"] <= board.flash_bytes:
-            return lut_bits, footprint(prog)
+        need = footprint(lower(graph, lut_bits=lut_bits))
+        if need["ram"] + reserve_ram <= board.ram_bytes and need["flash"] <= board.flash_bytes:
+            return lut_bits, need
     return LUT_BITS[-1], check_fits(lower(graph, lut_bits=LUT_BITS[-1]), board)
 
 
@@ -744,7 +746,15 @@ def emit(graph: Graph, binary_kernels: bool = True, name: str | None = None, lut
     for template, path in TEMPLATES.items():
         text = tools.package_text("xnorkit.firmware", *template.split("/"))
         files[path] = _render(text, version=version, xnorkit_version=xnorkit.__version__, **names)
+    files["link.ld"] = link_script(boards.load_kind(LINK_BOARD, "mcu"))
     return files
+
+
+def link_script(board) -> str:
+    """The linker script of an emulated board (cortex_m4/link.ld.j2): its flash, and its RAM or one memory."""
+    text = tools.package_text("xnorkit.firmware", "cortex_m4", "link.ld.j2")
+    return _render(text, board=board.name, cpu=board.cpu, flash_origin=board.flash_origin,
+                   flash_bytes=board.flash_bytes, ram_origin=board.ram_origin, ram_bytes=board.ram_bytes)
 
 
 def _render(template: str, **context) -> str:

@@ -1,4 +1,4 @@
-"""Build and run the generated C: on the host with gcc, on a Cortex-M4 (MPS2-AN386) under QEMU."""
+"""Build and run the generated C: on the host with gcc, on the Cortex-M boards QEMU emulates (QEMU_BOARDS)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from xnorkit.errors import XnorkitError
 from xnorkit.firmware import emit_c
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-std=c99", "-pedantic"]
-M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-O2", "-ffunction-sections", "-fdata-sections"]
 BOARD = "mps2-an386"  # the emulated Cortex-M4 board (boards/mps2_an386.yaml)
 
 
@@ -62,18 +61,52 @@ def build_host(fw_dir: Path, path: str = "popcnt64", integer: bool = False) -> P
     return exe
 
 
-def build_cortex_m4(fw_dir: Path, profile: bool = False, integer: bool = False) -> Path:
-    """The library and batch runner for the emulated Cortex-M4 in FW/build/; `profile`: the instruction-counting
-    runner; `integer`: the runner feeds already-quantized inputs to NAME_infer_int."""
+# the board QEMU runs for each core: Cortex-M0 (no DSP, no popcount), M3, M4 with its FPU, M7, M33
+QEMU_BOARDS = {"cortex-m0": "microbit", "cortex-m3": "mps2-an385", "cortex-m4": "mps2-an386",
+               "cortex-m7": "mps2-an500", "cortex-m33": "mps2-an505"}
+
+
+def arm_flags(board, hard_float: bool | None = None) -> list[str]:
+    """arm-none-eabi-gcc's flags for a board's core: the hard-float ABI on its FPU (`hard_float` None: where
+    the board has one), else software floating point."""
+    cpu = "cortex-m4" if board.cpu == "cortex-m4f" else board.cpu
+    hard = board.fpu is not None if hard_float is None else hard_float
+    if hard and board.fpu is None:
+        raise XnorkitError(f"{board.name} has no FPU (its board file names none): build it with soft floats")
+    floats = ["-mfloat-abi=hard", f"-mfpu={board.fpu}"] if hard else ["-mfloat-abi=soft"]
+    return [f"-mcpu={cpu}", "-mthumb", *floats, "-O2", "-ffunction-sections", "-fdata-sections"]
+
+
+# RAM the batch runners take beside the library on an emulated board (newlib's semihosting data, stdio's FILE
+# records, the input vectors): emit_c.fit(..., reserve_ram=HARNESS_RAM_BYTES) leaves it free on a small part
+HARNESS_RAM_BYTES = 8192
+M4_FLAGS = arm_flags(boards.load_kind(BOARD, "mcu"))  # the emulated Cortex-M4's, with its FPU
+
+
+def build_cortex_m(fw_dir: Path, board: str = BOARD, profile: bool = False, integer: bool = False,
+                   hard_float: bool | None = None) -> Path:
+    """The library and batch runner for an emulated board's core in FW/build/ (its own linker script there);
+    `profile`: the instruction-counting runner; `integer`: the runner feeds already-quantized inputs to
+    NAME_infer_int; `hard_float` as arm_flags takes it."""
     gcc = tools.require("arm-none-eabi-gcc")
+    target = boards.load_kind(board, "mcu")
     work = _build_dir(fw_dir)
     flags, suffix = _int_flags(integer)
-    name = ("xk_cortex_m4_profile" if profile else "xk_cortex_m4") + suffix
+    soft = "_soft" if target.fpu is not None and hard_float is False else ""
+    name = f"xk_{target.cpu.replace('-', '_')}" + ("_profile" if profile else "") + suffix + soft
+    link = work / f"link_{target.name}.ld"
+    link.write_text(emit_c.link_script(target))
     sources = _sources(fw_dir, "xk_profile.c" if profile else "xk_runner.c")
-    _run([gcc, *M4_FLAGS, *WARNINGS, *flags, *(["-DXK_PROFILE"] if profile else []), "--specs=rdimon.specs", "-T",
-          "../link.ld", "-Wl,--gc-sections", "-I..", "../startup.c", *sources, "-lc", "-lrdimon", "-lm", "-lgcc",
-          f"-Wl,-Map,{name}.map", "-o", f"{name}.elf"], work, "Cortex-M4 C build")
+    _run([gcc, *arm_flags(target, hard_float), *WARNINGS, *flags, *(["-DXK_PROFILE"] if profile else []),
+          "--specs=rdimon.specs", "-T", link.name, "-Wl,--gc-sections", "-I..", "../startup.c", *sources, "-lc",
+          "-lrdimon", "-lm", "-lgcc", f"-Wl,-Map,{name}.map", "-o", f"{name}.elf"], work,
+         f"{target.cpu} C build for {target.name}")
     return work / f"{name}.elf"
+
+
+def build_cortex_m4(fw_dir: Path, profile: bool = False, integer: bool = False) -> Path:
+    """build_cortex_m for the emulated Cortex-M4 (MPS2-AN386)."""
+    return build_cortex_m(fw_dir, BOARD, profile, integer)
 
 
 def _exchange(fw_dir: Path, inputs: np.ndarray, output_size: int, command: list[str], what: str,
@@ -96,34 +129,48 @@ def run_host(fw_dir: Path, inputs: np.ndarray, output_size: int, path: str = "po
     return _exchange(exe.parent, inputs.reshape(len(inputs), -1), output_size, [str(exe)], "host C run", integer)
 
 
-def _qemu(elf: Path, icount: bool = False) -> list[str]:
+def _qemu(elf: Path, board: str = BOARD, icount: bool = False) -> list[str]:
     qemu = tools.require("qemu-system-arm")
-    machine = boards.load_kind(BOARD, "mcu")["qemu_machine"]
+    machine = boards.load_kind(board, "mcu")["qemu_machine"]
+    if machine is None:
+        raise XnorkitError(f"QEMU does not emulate {board}; run the firmware on one of "
+                           f"{', '.join(QEMU_BOARDS.values())}")
     return [qemu, "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
             "-semihosting-config", "enable=on,target=native", *(["-icount", "shift=0"] if icount else []),
             "-kernel", elf.name]
 
 
+def run_cortex_m(fw_dir: Path, inputs: np.ndarray, output_size: int, board: str = BOARD, integer: bool = False,
+                 hard_float: bool | None = None) -> np.ndarray:
+    """An emulated board's outputs, for float inputs or with `integer` already-quantized ones."""
+    elf = build_cortex_m(fw_dir, board, integer=integer, hard_float=hard_float)
+    return _exchange(elf.parent, inputs.reshape(len(inputs), -1), output_size, _qemu(elf, board),
+                     f"{board} run under QEMU", integer)
+
+
 def run_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int, integer: bool = False) -> np.ndarray:
     """The emulated Cortex-M4's outputs, for float inputs or with `integer` already-quantized ones."""
-    elf = build_cortex_m4(fw_dir, integer=integer)
-    return _exchange(elf.parent, inputs.reshape(len(inputs), -1), output_size, _qemu(elf),
-                     "Cortex-M4 run under QEMU", integer)
+    return run_cortex_m(fw_dir, inputs, output_size, BOARD, integer)
+
+
+def profile_cortex_m(fw_dir: Path, inputs: np.ndarray, output_size: int, board: str = BOARD, integer: bool = False,
+                     hard_float: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs and instructions per kernel call (N, calls) on an emulated board: QEMU's instruction count
+    (-icount shift=0: one instruction per virtual nanosecond) read through SysTick, which ticks at the board's
+    clock: exact to one tick (1000 / clock_mhz instructions) per call. `integer`: already-quantized inputs
+    through NAME_infer_int."""
+    elf = build_cortex_m(fw_dir, board, profile=True, integer=integer, hard_float=hard_float)
+    (elf.parent / "profile.bin").unlink(missing_ok=True)
+    outputs = _exchange(elf.parent, inputs.reshape(len(inputs), -1), output_size, _qemu(elf, board, icount=True),
+                        f"{board} profile run under QEMU", integer)
+    ticks = np.fromfile(elf.parent / "profile.bin", dtype="<u4").astype(np.int64).reshape(len(inputs), -1)
+    return outputs, ticks * (1000 / boards.load_kind(board, "mcu").clock_mhz)
 
 
 def profile_cortex_m4(fw_dir: Path, inputs: np.ndarray, output_size: int,
                       integer: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Outputs and instructions per kernel call (N, calls) on the emulated Cortex-M4: QEMU's instruction
-    count (-icount shift=0: one instruction per virtual nanosecond) read through the board's timer, which
-    ticks at its system clock: exact to one tick (1000 / clock_mhz instructions) per call. `integer`:
-    already-quantized inputs through NAME_infer_int."""
-    elf = build_cortex_m4(fw_dir, profile=True, integer=integer)
-    (elf.parent / "profile.bin").unlink(missing_ok=True)
-    outputs = _exchange(elf.parent, inputs.reshape(len(inputs), -1), output_size, _qemu(elf, icount=True),
-                        "Cortex-M4 profile run under QEMU", integer)
-    ticks = np.fromfile(elf.parent / "profile.bin", dtype="<u4").astype(np.int64).reshape(len(inputs), -1)
-    per_tick = 1000 / boards.load_kind(BOARD, "mcu").clock_mhz
-    return outputs, ticks * per_tick
+    """profile_cortex_m on the emulated Cortex-M4 (MPS2-AN386)."""
+    return profile_cortex_m(fw_dir, inputs, output_size, BOARD, integer)
 
 
 def size(elf: Path) -> dict[str, int]:

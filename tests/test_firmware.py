@@ -484,3 +484,45 @@ def test_the_board_picks_the_table_size_its_ram_holds():
     assert emit_c.fit(graph, board.model_copy(update={"ram_bytes": need[4] - 1}))[0] == 0
     with pytest.raises(XnorkitError, match="does not fit"):
         emit_c.fit(graph, board.model_copy(update={"ram_bytes": need[0] - 1}))
+
+
+@pytest.mark.parametrize("core", list(runner.QEMU_BOARDS))
+def test_every_cortex_m_core_under_qemu_equals_golden(tmp_path, core):
+    """Each core's build (Cortex-M0 without DSP or popcount, M3, M4 with its FPU, M7, M33) under QEMU, float and
+    integer inputs, an MLP on the subset-sum and XNOR kernels and a CNN on the 16-bit and window convolutions,
+    the table size the board's RAM allows: equal to golden; the profile counts instructions on every core."""
+    from tests.conftest import random_cnn_graph
+    from xnorkit import boards
+
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    board = runner.QEMU_BOARDS[core]
+    for name, graph in (("mlp", random_graph([99, 64, 10], seed=11, input_bits=8)), ("cnn", random_cnn_graph(seed=1))):
+        lut_bits, _ = emit_c.fit(graph, boards.load(board), runner.HARNESS_RAM_BYTES)
+        write_tree(tmp_path / name, emit_c.emit(graph, lut_bits=lut_bits))
+        x = random_inputs(graph, 12)
+        x_int = golden.quantize_input(graph, x).reshape(len(x), -1)
+        expected = golden.predict_int(graph, x)
+        assert np.array_equal(runner.run_cortex_m(tmp_path / name, x, 10, board), expected), name
+        out, instructions = runner.profile_cortex_m(tmp_path / name, x_int[:2], 10, board, integer=True)
+        assert np.array_equal(out, expected[:2]) and (instructions.sum(axis=1) > 1000).all(), name
+    assert lut_bits == (4 if core == "cortex-m0" else 8) or name == "cnn"
+
+
+def test_the_float_input_step_runs_on_the_fpu(tmp_path):
+    """On a board with an FPU (the MPS2-AN386's Cortex-M4F) the library is built for it (hard-float ABI): the same
+    outputs as software floating point, the input quantizer in a fraction of the instructions."""
+    from xnorkit import boards
+
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    graph = random_graph([784, 64, 10], seed=2, input_bits=8)
+    write_tree(tmp_path, emit_c.emit(graph))
+    x = random_inputs(graph, 3)
+    hard_out, hard = runner.profile_cortex_m(tmp_path, x, 10, "mps2-an386")
+    soft_out, soft = runner.profile_cortex_m(tmp_path, x, 10, "mps2-an386", hard_float=False)
+    assert np.array_equal(hard_out, golden.predict_int(graph, x)) and np.array_equal(soft_out, hard_out)
+    assert hard[:, 0].max() * 3 < soft[:, 0].min()  # step 0: the input quantizer
+    assert np.abs(hard[:, 1:] - soft[:, 1:]).max() <= 40  # the integer layers: the same, to one SysTick tick
+    with pytest.raises(XnorkitError, match="no FPU"):
+        runner.arm_flags(boards.load("mps2-an385"), hard_float=True)
