@@ -77,9 +77,11 @@ def arm_flags(board, hard_float: bool | None = None) -> list[str]:
     return [f"-mcpu={cpu}", "-mthumb", *floats, "-O2", "-ffunction-sections", "-fdata-sections"]
 
 
-# RAM the batch runners take beside the library on an emulated board (newlib's semihosting data, stdio's FILE
-# records, the input vectors): emit_c.fit(..., reserve_ram=HARNESS_RAM_BYTES) leaves it free on a small part
-HARNESS_RAM_BYTES = 8192
+# newlib-nano (its stdio and reentrancy data take a few hundred bytes of RAM, not 3 KB) over semihosting
+SPECS = ["--specs=nano.specs", "--specs=rdimon.specs"]
+# RAM the batch runners take beside the library on an emulated board (newlib-nano's data and heap, stdio's FILE
+# records, the input vector): emit_c.fit(..., reserve_ram=HARNESS_RAM_BYTES) leaves it free on a small part
+HARNESS_RAM_BYTES = 3072
 M4_FLAGS = arm_flags(boards.load_kind(BOARD, "mcu"))  # the emulated Cortex-M4's, with its FPU
 
 
@@ -98,7 +100,7 @@ def build_cortex_m(fw_dir: Path, board: str = BOARD, profile: bool = False, inte
     link.write_text(emit_c.link_script(target))
     sources = _sources(fw_dir, "xk_profile.c" if profile else "xk_runner.c")
     _run([gcc, *arm_flags(target, hard_float), *WARNINGS, *flags, *(["-DXK_PROFILE"] if profile else []),
-          "--specs=rdimon.specs", "-T", link.name, "-Wl,--gc-sections", "-I..", "../startup.c", *sources, "-lc",
+          *SPECS, "-T", link.name, "-Wl,--gc-sections", "-I..", "../startup.c", *sources, "-lc",
           "-lrdimon", "-lm", "-lgcc", f"-Wl,-Map,{name}.map", "-o", f"{name}.elf"], work,
          f"{target.cpu} C build for {target.name}")
     return work / f"{name}.elf"

@@ -108,6 +108,9 @@ def headline(bench: str, r: dict) -> str:
         "group_lasso_digits": lambda: (f"{r['neurons_removed']:.1%} of neurons removed at "
                                        f"{r['accuracy_loss_points']:.2f} pt"),
         "hls_cpp": lambda: f"{sum(x['agree'] for x in r['runs']):,} of {sum(x['inputs'] for x in r['runs']):,} equal",
+        "mcu_vs_cmsis_nn": lambda: (f"against CMSIS-NN s8: LFC W1A1 {r['cortex_m4']['LFC W1A1']['speedup']}x fewer "
+                                    f"Cortex-M4 instructions, LeNet-5 {r['cortex_m4']['LeNet-5 W1A1']['speedup']}x, "
+                                    f"SFC on the Cortex-M0 {r['cores']['SFC W1A1 cortex-m0']['speedup']}x"),
         "popcount_luts": lambda: (f"popcount at {max(p['ratio'] for p in r['popcount']):.0%} of naive LUTs or less; "
                                   f"estimate within {max(abs(s['error']) for s in r['mvtu_sweep']):.0%}"),
         "rtl_mnist": lambda: (f"{sum(d['bit_exact'] for d in r['designs'])} of {len(r['designs'])} designs "
@@ -285,6 +288,18 @@ def firmware_mnist(res: Results) -> list[str]:
                   "tables"], rows)
 
 
+def mcu_vs_cmsis_nn(res: Results) -> list[str]:
+    """docs/firmware.md: the firmware against CMSIS-NN's int8 kernels, per network and core."""
+    r = res["mcu_vs_cmsis_nn"]
+    runs = [(net, "cortex-m4", v) for net, v in r["cortex_m4"].items()]
+    runs += [(key.rsplit(" ", 1)[0], key.rsplit(" ", 1)[1], v) for key, v in r["cores"].items()]
+    rows = [[net, core, f"{v['xnorkit']:,}", f"{v['cmsis_nn_s8']:,}", f"**{v['speedup']}x**",
+             f"{v['first_layer_speedup']}x", f"{v['weight_bytes'][0]:,} / {v['weight_bytes'][1]:,}",
+             "yes" if v["bit_exact"] else "**no**"] for net, core, v in runs]
+    return table(["network", "core", "xnorkit instructions", "CMSIS-NN s8", "fewer", "first layer",
+                  "weight bytes (xnorkit / s8)", "bit-exact (100 images)"], rows)
+
+
 def popcount_luts(res: Results) -> list[str]:
     """docs/synthesis.md: the 7-series XNOR-popcount trees against Yosys' $countones."""
     rows = [[p["simd"], f"{p['generated_luts']} ({p['generated_per_mac']:.2f})", p["generated_carry4"],
@@ -350,6 +365,7 @@ def explore(res: Results) -> list[str]:
 TABLES: dict[str, Callable[[Results], list[str]]] = {
     "summary": summary, "training": training, "distill-seeds": distill_seeds, "rtl-mnist": rtl_mnist,
     "sparse-exit": sparse_exit, "firmware-kernels": firmware_kernels, "firmware-mnist": firmware_mnist,
+    "mcu-vs-cmsis-nn": mcu_vs_cmsis_nn,
     "popcount-luts": popcount_luts, "mvtu-estimate": mvtu_estimate, "synth-boards": synth_boards,
     "hls-cpp": hls_cpp, "explore": explore,
 }

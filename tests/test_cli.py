@@ -180,7 +180,8 @@ def test_version_short_help_and_the_choices_in_help():
     assert xnorkit("-h").returncode == 0 and "--install-completion" in xnorkit("-h").stdout
     for command, choices in ((["predict"], "qonnx|golden|rtl|hls|c|cortex-m4"), (["predict"], "verilator|icarus"),
                              (["hw"], "rtl|hls|hls4ml"), (["sim"], "verilator|icarus"), (["exits"], "digits|mnist"),
-                             (["hw"], "arty-a7-35, icebreaker, pynq-z2"), (["firmware"], "mps2-an386, nrf52840-dk")):
+                             (["hw"], "arty-a7-35, icebreaker, pynq-z2"),
+                             (["firmware"], "microbit, mps2-an385, mps2-an386")):
         helped = subprocess.run([sys.executable, "-m", "xnorkit", *command, "-h"], capture_output=True, text=True,
                                 env={**os.environ, "COLUMNS": "250"})  # a wide help box: each choice list on one line
         assert helped.returncode == 0 and choices in helped.stdout, (command, helped.stdout)
