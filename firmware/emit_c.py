@@ -445,6 +445,17 @@ def _lut_fits(node: MatMul) -> bool:
     return not node.in_dtype.bipolar and node.in_dtype.bits <= LUT_MAX_INPUT_BITS
 
 
+# Rows (times planes: 2 for ternary weights) from which 8-input tables beat 4-input ones. Measured on the
+# Cortex-M4 (QEMU -icount, 768 inputs): building costs 117 instructions per input for 8-input tables and 21 for
+# 4-input ones; reading, 0.63 per input and row against 1.13. So 8 pays from (117 - 21) / (1.13 - 0.63) rows.
+LUT8_MIN_ROWS = 192
+
+
+def lut_group(lut_bits: int, rows: int) -> int:
+    """The table size of one layer: 8-input tables where allowed and the layer has rows enough to repay them."""
+    return 8 if lut_bits == 8 and rows >= LUT8_MIN_ROWS else 4
+
+
 def lut_entries(n_in: int, lut_bits: int) -> int:
     """The 16-bit entries of xk_dense_int_lut's tables: one table of 2^lut_bits per group of the padded input."""
     return _words(n_in) * 32 // lut_bits << lut_bits
@@ -506,9 +517,10 @@ def _dense_lut(lw: _Lowering, name: str, matrix: np.ndarray, x: Tensor, acc: Ten
         "uint32_t", f"{name}_negative", packing.pack_bits((matrix < 0).astype(np.uint8), 32), 6, hex_word)
     lo = node.in_dtype.quant_range(False)[0]
     offset = prog.table("int32_t", f"{name}_offset", lo * matrix.sum(axis=1), 10) if lo else "0"
-    table = prog.tensor(f"{node.input} subset sums", False, lut_entries(node.in_features, lw.lut_bits) // 2, 1)
+    group = lut_group(lw.lut_bits, node.out_features * (1 if node.w_dtype.bipolar else 2))
+    table = prog.tensor(f"{node.input} subset sums", False, lut_entries(node.in_features, group) // 2, 1)
     prog.call(f"xk_dense_int_lut({{}}, {node.in_features}u, {lo}, {name}, {negative}, {offset}, {node.out_features}u, "
-              f"{lw.lut_bits}u, (uint16_t *){{}}, {{}});", x, table, writes=acc, comment=node.name)
+              f"{group}u, (uint16_t *){{}}, {{}});", x, table, writes=acc, comment=node.name)
     table.first = table.last = len(prog.calls) - 1
 
 

@@ -523,6 +523,7 @@ def test_the_float_input_step_runs_on_the_fpu(tmp_path):
     soft_out, soft = runner.profile_cortex_m(tmp_path, x, 10, "mps2-an386", hard_float=False)
     assert np.array_equal(hard_out, golden.predict_int(graph, x)) and np.array_equal(soft_out, hard_out)
     assert hard[:, 0].max() * 3 < soft[:, 0].min()  # step 0: the input quantizer
-    assert np.abs(hard[:, 1:] - soft[:, 1:]).max() <= 40  # the integer layers: the same, to one SysTick tick
+    # the integer layers: the same code but for register allocation, within 2% (SysTick ticks are 40 instructions)
+    assert (np.abs(hard[:, 1:] - soft[:, 1:]) <= 40 + 0.02 * soft[:, 1:]).all()
     with pytest.raises(XnorkitError, match="no FPU"):
         runner.arm_flags(boards.load("mps2-an385"), hard_float=True)

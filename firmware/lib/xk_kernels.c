@@ -246,6 +246,14 @@ static uint32_t xk_lut_build(const int32_t *x, uint32_t n_in, int32_t lo, uint32
             u[b] = (uint16_t)(x[g * group_bits + b] - lo);
             total += u[b];
         }
+        if (group_bits == 4u) {  /* 16 entries written straight: the doubling loops cost more than the sums */
+            const uint16_t a = u[0], b = u[1], c = u[2], d = u[3], ab = (uint16_t)(a + b), cd = (uint16_t)(c + d);
+            const uint16_t sums[16] = {0u, a, b, ab, c, (uint16_t)(a + c), (uint16_t)(b + c), (uint16_t)(ab + c),
+                                       d, (uint16_t)(a + d), (uint16_t)(b + d), (uint16_t)(ab + d), cd,
+                                       (uint16_t)(a + cd), (uint16_t)(b + cd), (uint16_t)(ab + cd)};
+            memcpy(table, sums, sizeof sums);
+            continue;
+        }
         const uint16_t first[2] = {0u, u[0]};
         memcpy(table, first, sizeof first);
         for (uint32_t b = 1; b < group_bits; b++) {
@@ -274,7 +282,10 @@ static uint32_t xk_lut_sum(const uint32_t *row, uint32_t words, uint32_t group_b
     }
     for (uint32_t w = 0; w < words; w++, table += 128u) {
         const uint32_t bits = row[w];
-        for (uint32_t k = 0; k < 8u; k++) sum += xk_entry(table, 16u * k + ((bits >> (4u * k)) & 15u));
+        sum += xk_entry(table, bits & 15u) + xk_entry(table, 16u + ((bits >> 4) & 15u))
+             + xk_entry(table, 32u + ((bits >> 8) & 15u)) + xk_entry(table, 48u + ((bits >> 12) & 15u))
+             + xk_entry(table, 64u + ((bits >> 16) & 15u)) + xk_entry(table, 80u + ((bits >> 20) & 15u))
+             + xk_entry(table, 96u + ((bits >> 24) & 15u)) + xk_entry(table, 112u + (bits >> 28));
     }
     return sum;
 }
