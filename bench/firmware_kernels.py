@@ -14,6 +14,8 @@
     multiply-accumulate loop; emit_c.emit(binary_kernels=False)) in the same harness, and the ratio.
 (d) arm-none-eabi-size of the LFC library for the Cortex-M4: flash within 10% of its packed weight bits / 8
     plus code, RAM (.bss) equal to the planned activation arena.
+(e) the float input step (NAME_infer's quantizer) on the M4F's FPU against software floating point, and the
+    integer API's load in its place.
 Every firmware output equals the golden model's.
 """
 
@@ -129,6 +131,7 @@ def main() -> int:
         result |= {"m4_instructions_per_inference": int(total), "m4_int8_instructions_per_inference": int(total_int8),
                    "m4_speedup_over_int8": round(total_int8 / total, 2),
                    "m4_binary_layers_bmac_per_instruction": round(bmac_per_instr, 2)}
+        result |= float_input_step(work / "binary", graph, x, expected)
 
         size = library_size(work / "binary", graph)
         result |= size
@@ -137,6 +140,22 @@ def main() -> int:
                         >= 2 and result["flash_within_percent"] <= 10 and result["ram_equals_plan"])
     print(json.dumps(result))
     return 0 if result["ok"] else 1
+
+
+def float_input_step(fw: Path, graph, x: np.ndarray, expected: np.ndarray) -> dict:
+    """(e) NAME_infer's float input step (xk_quantize, step 0) on the M4F's FPU (the board's hard-float build) and
+    with software floating point, and NAME_infer_int's integer load in its place."""
+    steps = {}
+    for name, kwargs in (("fpu", {}), ("soft", {"hard_float": False}), ("int", {"integer": True})):
+        inputs = golden.quantize_input(graph, x).reshape(len(x), -1) if name == "int" else x
+        outputs, instructions = runner.profile_cortex_m(fw, inputs, 10, "mps2-an386", **kwargs)
+        assert np.array_equal(outputs, expected), f"{name} build differs from golden"
+        steps[name] = float(instructions[:, 0].mean())
+    print(f"(e) the input step per inference, {graph.input_shape[0]} pixels: float on the FPU (hard-float ABI) "
+          f"{steps['fpu']:,.0f} instructions, with software floating point {steps['soft']:,.0f} "
+          f"({steps['soft'] / steps['fpu']:.1f}x), NAME_infer_int's uint8 load {steps['int']:,.0f}")
+    return {"m4_float_step_fpu": round(steps["fpu"]), "m4_float_step_soft": round(steps["soft"]),
+            "m4_int_load_step": round(steps["int"])}
 
 
 def _align(runs: dict) -> list[tuple[str, int, float]]:
@@ -163,7 +182,7 @@ def library_size(fw: Path, graph) -> dict:
     within = 100 * (text - budget) / budget
     print(f"(d) arm-none-eabi-size, LFC library for the Cortex-M4: flash {text:,} bytes = packed weight bits / 8 "
           f"{weight_bits // 8:,} + code {budget - weight_bits / 8:,.0f} + {text - budget:,.0f} "
-          f"({within:.1f}%: row padding, thresholds, first-layer row counts); RAM .bss {bss:,} bytes, "
+          f"({within:.1f}%: row padding, thresholds, class scores); RAM .bss {bss:,} bytes, "
           f"planned arena {prog.bytes:,} (+ stack {emit_c.STACK_BYTES:,})")
     return {"flash_bytes": text, "weight_bits_bytes": weight_bits // 8, "flash_within_percent": round(within, 1),
             "ram_bss_bytes": bss, "planned_arena_bytes": prog.bytes, "ram_equals_plan": bss == prog.bytes}

@@ -15,7 +15,7 @@ from xnorkit.errors import XnorkitError
 from xnorkit.yamlfile import load_plain
 
 CPUS = ("cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m4f", "cortex-m7", "cortex-m33", "cortex-m55")
-FPUS = ("fpv4-sp-d16", "fpv5-sp-d16", "fpv5-d16")  # arm-none-eabi-gcc's -mfpu names
+FPUS = ("fpv4-sp-d16", "fpv5-sp-d16", "fpv5-d16", "auto")  # arm-none-eabi-gcc's -mfpu names (auto: the core's)
 # FPGA families: the Yosys synthesis command, nextpnr (open place and route) where there is one, and the
 # block RAM's shapes (width, depth) and LUT inputs the resource model needs
 FAMILIES = ("ice40", "ecp5", "xc7", "xcup")

@@ -714,12 +714,15 @@ def check_fits(prog: Program, board) -> dict[str, int]:
     return need
 
 
-def fit(graph: Graph, board, reserve_ram: int = 0) -> tuple[int, dict[str, int]]:
+def fit(graph: Graph, board, reserve_ram: int = 0, known: dict | None = None) -> tuple[int, dict[str, int]]:
     """The fastest integer-input kernel whose tables fit the board's RAM, less `reserve_ram` bytes the rest of the
     firmware needs (LUT_BITS, fastest first), and the footprint with it; the one-line refusal of check_fits when
-    none does."""
+    none does. `known`: footprints per table size already computed for this graph (filled as they are)."""
+    known = {} if known is None else known
     for lut_bits in LUT_BITS[:-1]:
-        need = footprint(lower(graph, lut_bits=lut_bits))
+        if lut_bits not in known:
+            known[lut_bits] = footprint(lower(graph, lut_bits=lut_bits))
+        need = known[lut_bits]
         if need["ram"] + reserve_ram <= board.ram_bytes and need["flash"] <= board.flash_bytes:
             return lut_bits, need
     return LUT_BITS[-1], check_fits(lower(graph, lut_bits=LUT_BITS[-1]), board)

@@ -61,9 +61,9 @@ def build_host(fw_dir: Path, path: str = "popcnt64", integer: bool = False) -> P
     return exe
 
 
-# the board QEMU runs for each core: Cortex-M0 (no DSP, no popcount), M3, M4 with its FPU, M7, M33
+# the board QEMU runs for each core: Cortex-M0 (no DSP, no popcount), M3, M4 with its FPU, M7, M33, M55 (Helium)
 QEMU_BOARDS = {"cortex-m0": "microbit", "cortex-m3": "mps2-an385", "cortex-m4": "mps2-an386",
-               "cortex-m7": "mps2-an500", "cortex-m33": "mps2-an505"}
+               "cortex-m7": "mps2-an500", "cortex-m33": "mps2-an505", "cortex-m55": "mps3-an547"}
 
 
 def arm_flags(board, hard_float: bool | None = None) -> list[str]:
@@ -77,8 +77,9 @@ def arm_flags(board, hard_float: bool | None = None) -> list[str]:
     return [f"-mcpu={cpu}", "-mthumb", *floats, "-O2", "-ffunction-sections", "-fdata-sections"]
 
 
-# newlib-nano (its stdio and reentrancy data take a few hundred bytes of RAM, not 3 KB) over semihosting
-SPECS = ["--specs=nano.specs", "--specs=rdimon.specs"]
+# newlib-nano (its stdio and reentrancy data take a few hundred bytes of RAM, not 3 KB) over semihosting, started
+# by startup.c rather than newlib's start files (see there)
+SPECS = ["--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles"]
 # RAM the batch runners take beside the library on an emulated board (newlib-nano's data and heap, stdio's FILE
 # records, the input vector): emit_c.fit(..., reserve_ram=HARNESS_RAM_BYTES) leaves it free on a small part
 HARNESS_RAM_BYTES = 3072

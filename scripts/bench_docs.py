@@ -252,6 +252,9 @@ def firmware_kernels(res: Results) -> list[str]:
     """docs/firmware.md: the binary kernels on the host and the emulated Cortex-M4."""
     r = res["firmware_kernels"]
     m4 = r["m4_instructions_per_inference"]
+    input_step = (f"float on the FPU {r['m4_float_step_fpu']:,}, with software floating point "
+                  f"{r['m4_float_step_soft']:,}; `NAME_infer_int`'s uint8 load {r['m4_int_load_step']:,}"
+                  if "m4_float_step_fpu" in r else "not measured")
     rows = [
         [f"host binary dense kernel, 1024 x 1024 ({r['host_kernel_path']})",
          f"{r['host_bmac_per_ns']} bMAC/ns, {r['host_bmac_per_cycle']} bMAC per TSC cycle = "
@@ -262,6 +265,7 @@ def firmware_kernels(res: Results) -> list[str]:
          f"{m4:,}; binary layers {r['m4_binary_layers_bmac_per_instruction']} bMAC per instruction"],
         ["the same network with the plain int8 C loop (not CMSIS-NN), same harness",
          f"{r['m4_int8_instructions_per_inference']:,} ({r['m4_speedup_over_int8']}x more)"],
+        ["Cortex-M4, LFC's input step per inference (instructions)", input_step],
         ["`arm-none-eabi-size`, LFC library",
          f"flash {r['flash_bytes']:,} bytes = packed weight bits / 8 ({r['weight_bits_bytes']:,}) + "
          f"{r['flash_within_percent']}%; RAM `.bss` {r['ram_bss_bytes']:,} bytes (planned arena "

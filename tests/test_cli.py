@@ -139,6 +139,7 @@ def _check_flow_report(tmp_path, report: dict) -> None:
     for shown in (f"| golden (integer IR) | {golden} | the reference |", f"| C on the Cortex-M4 (QEMU) | {golden} |",
                   "![Training, per epoch](training.png)", f"{m4['per_inference']:,} instructions per inference",
                   "| mps2-an386 | cortex-m4 | 25 |", "| pynq-z2 | 100 | not synthesized |",
+                  "| microbit | cortex-m0 | 16 |",
                   f"xnorkit {xnorkit.__version__}.", "```yaml\ndataset: digits"):
         assert shown in md, shown
     page = tmp_path / "demo" / "report.html"

@@ -110,10 +110,12 @@ def test_c_returns_early_bit_exact_on_host_and_cortex_m4(tmp_path):
     early = expected[:60, -1] == 0
     assert early.any() and (~early).any()
     # the early images skip the trunk's 64 -> 48 -> 10 layers: the steps after the exit record nothing, and
-    # each early image costs at least 9,000 instructions less than any that runs to the end
+    # each early image costs less than any that runs to the end by most of what those steps take
     last_step = np.nonzero(instructions[~early][0])[0].max()
     assert (instructions[early][:, last_step] == 0).all()
-    assert per_image[early].max() + 9000 < per_image[~early].min()
+    skipped = (instructions[early] == 0).all(axis=0)
+    trunk = instructions[~early][:, skipped].sum(axis=1).min()
+    assert trunk > 5000 and per_image[early].max() + 0.9 * trunk < per_image[~early].min()
 
 
 def test_c_returns_the_class_of_the_output_taken(tmp_path):

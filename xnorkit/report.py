@@ -31,6 +31,9 @@ class BuildFacts:
     metrics: dict | None = None  # the training run's metrics.json
     accuracy: float | None = None
     footprint: dict | None = None  # the C library's flash and RAM (firmware.emit_c.footprint)
+    # per MCU board: the library `xnorkit firmware --board` writes for it (its table size, flash and RAM), None
+    # where the network does not fit
+    per_board: dict | None = None
 
 
 class _Accuracy(records.Record):
@@ -85,7 +88,9 @@ def load(build: Path) -> BuildFacts:
         if facts.accuracy is None:
             facts.accuracy = facts.metrics.get("test_accuracy")
     if (build / "ir.json").exists():
-        facts.footprint = emit_c.footprint(emit_c.lower(build_mod.backend_graph(build)))
+        graph = build_mod.backend_graph(build)
+        facts.footprint = emit_c.footprint(emit_c.lower(graph))
+        facts.per_board = _per_board(graph)
     return facts
 
 
@@ -293,6 +298,22 @@ def _fpga_boards(b: BuildFacts, charts: dict[str, bytes]) -> list[str]:
     return lines
 
 
+def _per_board(graph) -> dict:
+    """emit_c.fit on every MCU board: the integer-input table size and footprint, None where nothing fits."""
+    from xnorkit import boards
+    from xnorkit.errors import XnorkitError
+    from xnorkit.firmware import emit_c
+
+    fits, known = {}, {}
+    for name in boards.names("mcu"):
+        try:
+            lut_bits, need = emit_c.fit(graph, boards.load(name), known=known)
+            fits[name] = {**need, "lut_bits": lut_bits}
+        except XnorkitError:
+            fits[name] = None
+    return fits
+
+
 def _microcontrollers(b: BuildFacts) -> list[str]:
     """Every MCU board: the C library's flash and RAM against it; with the flow's Cortex-M4 count, inferences per
     second at its clock."""
@@ -304,17 +325,20 @@ def _microcontrollers(b: BuildFacts) -> list[str]:
     m4 = ((b.flow or {}).get("firmware") or {}).get("cortex_m4_instructions")
     rows = []
     for name in boards.names("mcu"):
-        board = boards.load(name)
-        fits = need["flash"] <= board.flash_bytes and need["ram"] <= board.ram_bytes
-        same_core = board.cpu.startswith("cortex-m4")  # the M4F runs the same instructions (soft-float ABI)
-        rate = f"{board.clock_mhz * 1e6 / m4['per_inference']:,.0f}" if m4 and same_core else ""
-        rows.append([name, board.cpu, f"{board.clock_mhz:g}", f"{need['flash']:,} of {board.flash_bytes:,}",
-                     f"{need['ram']:,} of {board.ram_bytes:,}", "yes" if fits else "NO", rate])
+        board, own = boards.load(name), (b.per_board or {}).get(name)
+        here = own or need  # the board's own library; where none fits, the default one's needs
+        tables = "" if own is None else {8: "8 inputs", 4: "4 inputs", 0: "bit planes"}[own["lut_bits"]]
+        same_core = board.cpu.startswith("cortex-m4")  # the M4F runs the same integer instructions
+        rate = f"{board.clock_mhz * 1e6 / m4['per_inference']:,.0f}" if m4 and same_core and own else ""
+        rows.append([name, board.cpu, f"{board.clock_mhz:g}", f"{here['flash']:,} of {board.flash_bytes:,}",
+                     f"{here['ram']:,} of {board.ram_bytes:,}", tables, "yes" if own else "NO", rate])
     lines = ["## Microcontrollers", "",
              f"The C library (`xnorkit firmware`): weights {need['weights']:,} bytes, flash {need['flash']:,} "
              f"bytes (weights and code), RAM {need['ram']:,} bytes (activations {need['arena']:,} and stack "
              f"{need['stack']:,}).", "",
-             *_table(["board", "core", "clock (MHz)", "flash (bytes)", "RAM (bytes)", "fits",
+             "Per board, the library `xnorkit firmware --board` writes: its integer-input layers take the "
+             "subset-sum tables the board's RAM holds (8 or 4 inputs a table, else bit planes).", "",
+             *_table(["board", "core", "clock (MHz)", "flash (bytes)", "RAM (bytes)", "integer-input tables", "fits",
                       "inferences/s (Cortex-M4, 1 instruction per cycle)"], rows)]
     if m4:
         lines += [f"Cortex-M4 (QEMU mps2-an386, instructions counted with -icount, mean of {m4['images']} test "
