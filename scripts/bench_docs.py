@@ -353,6 +353,9 @@ def explore(res: Results) -> list[str]:
              f"{r['one_worker_s']} s for {r['trials']} trials"],
             ["trials per hour, 2 workers", num(r["trials_per_hour_2"]),
              f"{r['two_workers_s']} s: {r['speedup']}x (goal >= 1.7x)"],
+            ["a trial alone / beside another", f"{r['trial_s_1']} s / {r['trial_s_2']} s",
+             f"this machine's ceiling for 2 workers {r['two_worker_ceiling']}x, reached to "
+             f"{r['share_of_ceiling']:.0%}" if "two_worker_ceiling" in r else "ceiling not measured"],
             ["Ray's overhead per trial", f"{r['ray_overhead_per_trial_s']} s",
              f"{r['ray_overhead_share']:.1%} of a directly called trial (goal < 5%)"],
             ["Ray's start and stop, once a study", f"{r['ray_start_stop_s']} s",
