@@ -300,7 +300,7 @@ def mcu_vs_cmsis_nn(res: Results) -> list[str]:
     rows = [[net, core, f"{v['xnorkit']:,}", f"{v['cmsis_nn_s8']:,}", f"**{v['speedup']}x**",
              f"{v['first_layer_speedup']}x", f"{v['weight_bytes'][0]:,} / {v['weight_bytes'][1]:,}",
              "yes" if v["bit_exact"] else "**no**"] for net, core, v in runs]
-    return table(["network", "core", "xnorkit instructions", "CMSIS-NN s8", "fewer", "first layer",
+    return table(["network", "core", "xnorkit instructions", "CMSIS-NN s8", "s8 / xnorkit", "first layer",
                   "weight bytes (xnorkit / s8)", "bit-exact (100 images)"], rows)
 
 
