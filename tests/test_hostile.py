@@ -577,6 +577,8 @@ def test_a_users_board_file_drives_hw_and_firmware(capsys, trained_build, tmp_pa
     ("hw", "name: [unclosed\n", "not valid YAML"),
     ("hw", MY_MCU.format(flash=1024), "not an FPGA board"),
     ("firmware", MY_FPGA, "not a microcontroller board"),
+    ("firmware", MY_MCU.format(flash=1 << 20) + "fpu: fpv9-dp\n", "fpu"),  # no such FPU
+    ("firmware", MY_MCU.format(flash=1 << 20) + "ram_origin: -4\n", "ram_origin"),  # no such address
     ("synth", None, "does not exist"),
     ("synth", "", "name the board")])
 def test_a_bad_board_file_is_one_line_and_writes_nothing(capsys, trained_build, tmp_path, command, text, words):
