@@ -529,3 +529,15 @@ def test_the_float_input_step_runs_on_the_fpu(tmp_path):
     assert (np.abs(hard[:, 1:] - soft[:, 1:]) <= 40 + 0.02 * soft[:, 1:]).all()
     with pytest.raises(XnorkitError, match="no FPU"):
         runner.arm_flags(boards.load("mps2-an385"), hard_float=True)
+
+
+def test_the_emitters_window_limits_are_the_kernels():
+    """emit_c chooses xk_conv_bin_window and xk_conv_single_int16 only for windows the kernels' stack buffers hold:
+    its limits must be the C defines (a larger window would overrun them)."""
+    import re
+    from pathlib import Path
+
+    lib = Path(emit_c.__file__).parent / "lib"
+    source = (lib / "xk_kernels.h").read_text() + (lib / "xk_kernels.c").read_text()
+    defines = {name: int(value) for name, value in re.findall(r"#define (XK_WINDOW_\w+) (\d+)u", source)}
+    assert defines == {"XK_WINDOW_WORDS": emit_c.WINDOW_WORDS, "XK_WINDOW_TAPS": emit_c.WINDOW_TAPS}
