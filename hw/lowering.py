@@ -238,7 +238,8 @@ def _exit_stages(graph: Graph, low: Lowered, add, source: dict[str, int], fmt: d
     # vector_beats: the FIFOs after it hold that many decisions while the rest of the network works
     add(Stage(index, "exit_test", f"{output}_exit_test", head.out_elems, acc_bits, 1, decision_bits, False, n, 8,
               dict(n=n, acc_bits=acc_bits, w_bits=w_bits, b_bits=b_bits, s_bits=s_bits,
-                   margin=_signed_literal(margin, s_bits),
+                   margin=_signed_literal(margin, s_bits), margin_value=int(margin),
+                   score_weight=[int(v) for v in weight], score_bias=[int(v) for v in bias],
                    score_file=f"l{index}_scores.mem", score_words=packing.score_words(weight, bias, w_bits, b_bits))),
         [output], f"exit{k}:decision", (decision_bits, "unsigned"))
     if source[branch] < 0:

@@ -4,12 +4,13 @@ source Vitis HLS synthesizes, checked against the golden model without any vendo
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 
 import numpy as np
 
-from xnorkit import tools
+from xnorkit import layout, tools
 from xnorkit.errors import XnorkitError
 
 FLAGS = ["-std=c++14", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas"]
@@ -35,13 +36,17 @@ def build(hls_dir: Path) -> Path:
 
 
 def run(hls_dir: Path, x_int: np.ndarray, n_out: int) -> np.ndarray:
-    """Outputs (N, n_out) of the HLS C++ for integer inputs (N, features)."""
+    """Outputs (N, n_out) of the HLS C++ for integer inputs (N, features), both in the IR's order (the C++ takes
+    and gives them in their stream order, stream.json)."""
     hls_dir = Path(hls_dir)
     exe = build(hls_dir)
-    x = np.ascontiguousarray(np.asarray(x_int).reshape(len(x_int), -1), dtype=np.int32)
+    streams = json.loads((hls_dir / "stream.json").read_text())
+    x = np.ascontiguousarray(layout.stream_order(np.asarray(x_int).reshape(len(x_int), -1), streams["input"]),
+                             dtype=np.int32)
     (hls_dir / "inputs.bin").write_bytes(x.tobytes())
     proc = subprocess.run([str(exe), str(hls_dir / "inputs.bin"), str(hls_dir / "outputs.bin")], capture_output=True,
                           text=True)
     if proc.returncode:
         raise XnorkitError(f"the HLS testbench failed: {proc.stderr.strip()}")
-    return np.fromfile(hls_dir / "outputs.bin", dtype=np.int32).reshape(len(x), n_out).astype(np.int64)
+    out = np.fromfile(hls_dir / "outputs.bin", dtype=np.int32).reshape(len(x), n_out).astype(np.int64)
+    return layout.ir_order(out, streams["output"])

@@ -133,15 +133,20 @@ def test_a_dilated_convolution_is_refused(tmp_path):
     assert "node 'Conv_0' (op Conv): dilated convolutions are not supported" in message
 
 
-def test_c_equals_golden_on_every_case(tmp_path):
+def test_c_and_hls_equal_golden_on_every_case(tmp_path):
     """Every matrix case (binary, ternary, k-bit and per-channel weights, signed and unsigned activations,
-    padded, grouped and depthwise convolutions, pooling) in C on the host: the same integers as golden."""
+    padded, grouped and depthwise convolutions, pooling) in C on the host and in the HLS C++ under g++: the
+    same integers as golden."""
     from tests.conftest import require_tool
     from xnorkit import golden
     from xnorkit.firmware import emit_c, runner
+    from xnorkit.hw import emit_hls
+    from xnorkit.hw import folding as fold_mod
     from xnorkit.outputs import write_tree
+    from xnorkit.sim import hls
 
     require_tool("gcc")
+    require_tool("g++")
     for case in CASES:
         torch.manual_seed(7)
         model = CASES[case]()
@@ -152,6 +157,9 @@ def test_c_equals_golden_on_every_case(tmp_path):
         expected = golden.predict_int(graph, x)
         out = runner.run_host(tmp_path / case / "fw", x, expected.shape[1])
         assert np.array_equal(out, expected), case
+        write_tree(tmp_path / case / "hls", emit_hls.emit(graph, fold_mod.solve(graph, 64)))
+        x_int = golden.quantize_input(graph, x)
+        assert np.array_equal(hls.run(tmp_path / case / "hls", x_int, expected.shape[1]), expected), case
 
 
 @pytest.mark.parametrize("case", CASES)
