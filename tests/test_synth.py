@@ -58,6 +58,27 @@ def test_xilinx_boards_get_yosys_counts(small_build):
         runner.build_bulk(out / "rtl", gate_level=out / "synth" / "arty-a7-35")
 
 
+def test_per_instance_synthesis_equals_the_kept_hierarchy(small_build, tmp_path):
+    """`synthesize(per_instance=True)` (each instance of the top alone, for designs too large for one Yosys run):
+    every stage and FIFO counts as in the whole design's kept hierarchy, the total is their sum, and the report
+    states the method."""
+    import shutil
+
+    from xnorkit import report
+
+    out, _ = small_build
+    whole = synth.synthesize(out, "arty-a7-35")
+    copy = tmp_path / "b"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("synth"))
+    apart = synth.synthesize(copy, "arty-a7-35", per_instance=True)
+    assert apart.method == "per instance" and set(apart.layers) == set(whole.layers)
+    for name, cells in whole.layers.items():
+        assert (apart.layers[name].lut, apart.layers[name].ff) == (cells.lut, cells.ff), name
+    assert apart.total.lut == sum(u.lut for u in apart.layers.values()) >= whole.total.lut - 16
+    md, _ = report.write([copy], copy)
+    assert "Synthesized per instance (arty-a7-35)" in md.read_text()
+
+
 def test_fpga_boards_are_validated():
     assert {"icebreaker", "ulx3s-25f", "arty-a7-35", "pynq-z2", "zcu104"} <= set(boards.names("fpga"))
     ice = boards.load("icebreaker")

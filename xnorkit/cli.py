@@ -310,7 +310,10 @@ def synth(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
           board_file: Annotated[Path | None, typer.Option(help="your own FPGA board's YAML, instead of --board")]
           = None,
           place_route: Annotated[bool, typer.Option(help="nextpnr placement and routing (open-flow boards)")] = True,
-          seed: Annotated[int, typer.Option(help="nextpnr's placer seed")] = 1) -> None:
+          seed: Annotated[int, typer.Option(help="nextpnr's placer seed")] = 1,
+          per_instance: Annotated[bool, typer.Option(help="synthesize each stage, FIFO and width converter alone "
+                                                          "and sum them (designs too large for one Yosys run; "
+                                                          "counts only, no place and route)")] = False) -> None:
     """Synthesis of BUILD/rtl for a board with open tools: Yosys resource counts, and for iCE40 / ECP5 boards
     placement, routing, Fmax and a bitstream. Generates BUILD/rtl for the board first when there is none."""
     from xnorkit import api
@@ -319,14 +322,15 @@ def synth(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
         raise XnorkitError("name the board: --board NAME (xnorkit boards) or --board-file PATH")
     with _progress(f"synthesizing {build_dir} (the logs stream into {Path(build_dir) / 'synth'}/)") as progress:
         result = api.synth(build_dir, board, board_file=board_file, place_route=place_route, seed=seed,
-                           progress=progress)
+                           progress=progress, per_instance=per_instance)
     t, c = result.total, result.capacity
     console.print(f"{result.board}: {t.lut:,} of {c['lut']:,} LUTs ({t.lut / c['lut']:.1%}), "
                   f"{t.ff:,} of {c['ff']:,} FFs, "
                   f"{t.bram} of {c['bram']} block RAMs, {t.dsp} of {c['dsp']} DSPs"
                   + (f"; Fmax {result.fmax_mhz:g} MHz (clock {result.clock_mhz:g} MHz)" if result.routed else "")
                   + (f"; bitstream {result.bitstream}" if result.bitstream else ""))
-    console.print(f"wrote {Path(build_dir) / 'synth' / result.board}/ (utilization.json, netlist.v, logs)")
+    console.print(f"wrote {Path(build_dir) / 'synth' / result.board}/ (utilization.json, "
+                  + ("per instance; " if per_instance else "netlist.v, ") + "logs)")
 
 
 @app.command()

@@ -290,6 +290,11 @@ def _fpga_boards(b: BuildFacts, charts: dict[str, bytes]) -> list[str]:
     lines = ["## FPGA boards", "", "LUT, FF, block RAM and DSP as Yosys counted them (`xnorkit synth`); inferences "
              f"per second at the board's clock, {ii:,} cycles per inference.", "",
              *_table(["board", "clock (MHz)", "fits", "LUT", "FF", "BRAM", "DSP", "inferences/s"], rows)]
+    per_instance = [name for name, u in b.synth.items() if u.get("method") == "per instance"]
+    if per_instance:
+        lines += [f"Synthesized per instance ({', '.join(per_instance)}): each stage, FIFO and width converter of "
+                  "the top alone (`xnorkit synth --per-instance`), the totals their sums; Yosys optimizes nothing "
+                  "across their boundaries, as with the whole design's kept hierarchy.", ""]
     if "utilization.png" in charts:
         lines += ["![Board utilization](utilization.png)", ""]
     if b.stale:

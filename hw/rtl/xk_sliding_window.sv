@@ -13,8 +13,10 @@
 // cannot hold (docs/numerics.md, Convolution and padding).
 //
 // Two frame buffers: the next frame is written while windows of the current one are read, so a frame
-// takes max(H * W input beats, HO * WO * window beats) cycles in steady state. Registers, not line
-// buffers: simple and fast for the small feature maps of MNIST-class networks.
+// takes max(H * W input beats, HO * WO * window beats) cycles in steady state. When SIMD divides the
+// channels, a beat's elements are one pixel's, so the frames are one memory of 2 * H * W pixel words with
+// one write and one registered read port (block RAM on an FPGA: CIFAR-sized maps fit); a whole window per
+// beat reads KH * KW pixels at once, so those frames are registers.
 module xk_sliding_window #(
     parameter int C = 1,
     parameter int H = 28,
@@ -49,7 +51,6 @@ module xk_sliding_window #(
   localparam int CF = WHOLE ? 1 : CG / SIMD;  // channel folds per window position
   localparam int PIX_W = PIXELS > 1 ? $clog2(PIXELS) : 1;
 
-  logic [C*BITS-1:0] frame[2][PIXELS];
   logic [1:0] full;
 
   // ---- write side -----------------------------------------------------------------------------------
@@ -67,7 +68,6 @@ module xk_sliding_window #(
       if (wr_done) wr_bank <= !wr_bank;
     end
   end
-  always_ff @(posedge clk) if (s_tvalid && s_tready) frame[wr_bank][wr_pixel] <= s_tdata;
 
   // ---- read side: counters over (oy, ox, g, ky, kx, cf) -------------------------------------------------
   logic rd_bank, rd_fire, rd_done;
@@ -119,30 +119,63 @@ module xk_sliding_window #(
   // ---- window elements of this beat ------------------------------------------------------------------
   logic [SIMD*BITS-1:0] selected;  // the stored element of each lane (PAD_VALUE outside the map)
   logic [SIMD-1:0] lane_in_map;
-  always_comb begin
-    for (int s = 0; s < SIMD; s++) begin
-      /* verilator lint_off UNUSEDSIGNAL */  // index arithmetic in int; only the low bits select
-      int wy, wx, c, iy, ix;
-      /* verilator lint_on UNUSEDSIGNAL */
-      logic [BITS-1:0] value;
-      logic in_map;
-      if (WHOLE) begin
-        wy = s / (KW * CG);
-        wx = (s / CG) % KW;
-        c = g * CG + s % CG;
-      end else begin
-        wy = ky;
-        wx = kx;
-        c = g * CG + cf * SIMD + s;
+  generate
+    if (WHOLE) begin : g_registers
+      logic [C*BITS-1:0] frame[2][PIXELS];
+      always_ff @(posedge clk) if (s_tvalid && s_tready) frame[wr_bank][wr_pixel] <= s_tdata;
+      logic [SIMD*BITS-1:0] lanes;
+      logic [SIMD-1:0] lanes_in_map;
+      always_comb begin
+        for (int s = 0; s < SIMD; s++) begin
+          /* verilator lint_off UNUSEDSIGNAL */  // index arithmetic in int; only the low bits select
+          int iy, ix, c;
+          /* verilator lint_on UNUSEDSIGNAL */
+          iy = oy * SH + s / (KW * CG) - PAD_T;
+          ix = ox * SW + (s / CG) % KW - PAD_L;
+          c = g * CG + s % CG;
+          lanes_in_map[s] = iy >= 0 && iy < H && ix >= 0 && ix < W;
+          lanes[s*BITS+:BITS] = lanes_in_map[s] ? frame[rd_bank][PIX_W'(lanes_in_map[s] ? iy * W + ix : 0)][c*BITS+:BITS]
+                                                : PAD_VALUE;
+        end
       end
-      iy = oy * SH + wy - PAD_T;
-      ix = ox * SW + wx - PAD_L;
-      in_map = iy >= 0 && iy < H && ix >= 0 && ix < W;
-      value = in_map ? frame[rd_bank][PIX_W'(in_map ? iy * W + ix : 0)][c*BITS+:BITS] : PAD_VALUE;
-      selected[s*BITS+:BITS] = value;
-      lane_in_map[s] = in_map;
+      // the beat is registered when read (rd_fire), as the memory's read port below
+      always_ff @(posedge clk) if (rd_fire) {selected, lane_in_map} <= {lanes, lanes_in_map};
+    end else begin : g_memory
+      localparam int DEPTH = 2 * PIXELS;
+      localparam int ADDR_W = $clog2(DEPTH);
+      logic [C*BITS-1:0] frames[DEPTH];
+      logic [C*BITS-1:0] pixel;  // the memory's registered read
+      logic in_map;
+      int base;  // the beat's first channel in the pixel
+      always_ff @(posedge clk) begin
+        if (s_tvalid && s_tready) frames[wr_bank ? ADDR_W'(PIXELS) + ADDR_W'(wr_pixel) : ADDR_W'(wr_pixel)] <= s_tdata;
+      end
+      /* verilator lint_off UNUSEDSIGNAL */  // index arithmetic in int; only the low bits address
+      int iy, ix;
+      /* verilator lint_on UNUSEDSIGNAL */
+      logic rd_in_map;
+      logic [ADDR_W-1:0] rd_addr;
+      always_comb begin
+        iy = oy * SH + ky - PAD_T;
+        ix = ox * SW + kx - PAD_L;
+        rd_in_map = iy >= 0 && iy < H && ix >= 0 && ix < W;
+        rd_addr = ADDR_W'(rd_in_map ? iy * W + ix : 0) + (rd_bank ? ADDR_W'(PIXELS) : '0);
+      end
+      always_ff @(posedge clk) begin
+        if (rd_fire) begin
+          pixel <= frames[rd_addr];
+          in_map <= rd_in_map;
+          base <= g * CG + cf * SIMD;
+        end
+      end
+      always_comb begin
+        for (int s = 0; s < SIMD; s++) begin
+          selected[s*BITS+:BITS] = in_map ? pixel[(base + s)*BITS+:BITS] : PAD_VALUE;
+          lane_in_map[s] = in_map;
+        end
+      end
     end
-  end
+  endgenerate
 
   logic [SIMD*OUT_BITS-1:0] beat;
   generate
@@ -163,5 +196,5 @@ module xk_sliding_window #(
     if (!rst_n) m_tvalid <= 1'b0;
     else if (!m_tvalid || m_tready) m_tvalid <= full[rd_bank];
   end
-  always_ff @(posedge clk) if (rd_fire) m_tdata <= beat;
+  assign m_tdata = beat;
 endmodule
