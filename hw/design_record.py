@@ -47,6 +47,28 @@ class Fold(Record):
     weights: str = "auto"
 
 
+class WritableLayer(Record):
+    stage: Count
+    name: FileName
+    base: Count
+    weight_words: Positive
+    weight_bits: Positive
+    w_stride_log2: Count
+    threshold_words: Count
+    threshold_bits: Count
+    t_stride_log2: Count
+    t_offset: Count
+
+
+class Writable(Record):
+    """The AXI4-Lite register map of the writable layers (hw.config_map)."""
+
+    id: Count
+    addr_bits: Positive
+    region_log2: Count
+    layers: list[WritableLayer]
+
+
 class Design(Record):
     top: Identifier
     input: Stream
@@ -59,4 +81,5 @@ class Design(Record):
     sources: list[FileName]
     memories: list[FileName]
     shell: Shell | None = None
+    writable: Writable | None = None
     name: Identifier = "xnorkit"  # the design's name (xnorkit.naming), the prefix of its modules and files

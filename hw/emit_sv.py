@@ -16,7 +16,7 @@ import numpy as np
 import xnorkit
 from xnorkit import layout, naming, packing, records, tools
 from xnorkit.errors import XnorkitError
-from xnorkit.hw import design_record, popcount_x7
+from xnorkit.hw import config_map, design_record, popcount_x7
 from xnorkit.hw.folding import Folding, initiation_interval, mac_layers, to_json
 from xnorkit.hw.lowering import lower
 from xnorkit.hw.stages import TWO_INPUTS, Lowered, Resources, connect
@@ -26,7 +26,7 @@ LIBRARY = ("xk_value.sv", "xk_multi_threshold.sv", "xk_popcount.sv", "xk_xnor_po
            "xk_mvtu.sv",
            "xk_sliding_window.sv", "xk_pool.sv", "xk_join.sv", "xk_threshold.sv",
            "xk_stream_fork.sv", "xk_stream_fifo.sv",
-           "xk_stream_dwc.sv", "xk_exit_test.sv", "xk_exit_gate.sv", "xk_exit_merge.sv")
+           "xk_stream_dwc.sv", "xk_exit_test.sv", "xk_exit_gate.sv", "xk_exit_merge.sv", "xk_axil_config.sv")
 TOP = "xnorkit_top"
 SHELL = "xnorkit_shell"  # AXI4-Stream words around TOP, for a DMA or for boards with few pins (hw/synth.py)
 # hw/rtl/ names its modules xk_* and xnorkit_*; a design named NAME (xnorkit.naming) has them as NAME_*, and its
@@ -43,9 +43,10 @@ def named(identifier: str, name: str) -> str:
 def _named_text(text: str, name: str) -> str:
     """RTL text with the design's module and memory file names."""
     return _MEMORY.sub(lambda m: f'"{name}_{m.group(1)}"', _MODULE.sub(rf"{name}_\1", text))
-_TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                               keep_trailing_newline=True).from_string(
-    tools.package_text("xnorkit.hw", "rtl", "xnorkit_top.sv.j2"))
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                          keep_trailing_newline=True)
+_TEMPLATE = _ENV.from_string(tools.package_text("xnorkit.hw", "rtl", "xnorkit_top.sv.j2"))
+_SHELL_TEMPLATE = _ENV.from_string(tools.package_text("xnorkit.hw", "rtl", "xnorkit_shell.sv.j2"))
 
 
 def design_info(graph: Graph, folding: Folding, low: Lowered | None = None, name: str | None = None) -> dict:
@@ -92,11 +93,27 @@ def design_info(graph: Graph, folding: Folding, low: Lowered | None = None, name
         "ideal_interval": (initiation_interval(graph, folding) if mac_layers(graph)
                            else max(s.cycles for s in stages)),
         "folding": to_json(folding),
+        **({"writable": _writable(low)} if config_map.writable_stages(low) else {}),
         "sources": sources,
         "shell": {"top": named(SHELL, name), "sources": [*sources, named(f"{SHELL}.sv", name)],
                   "parameters": {"IN_W": source.out_width, "OUT_W": last.out_width,
                                  "OUT_BEATS": out_features // last.out_elems}},
     }
+
+
+def _writable(low: Lowered) -> dict:
+    """design.json's register map of the writable layers (hw.config_map)."""
+    return {"id": config_map.ID, "addr_bits": config_map.address_bits(low), "region_log2": config_map.region_log2(low),
+            "layers": [r.as_dict() for r in config_map.regions(low)]}
+
+
+def _config(low: Lowered) -> dict:
+    """What the top's template needs of the register map: the address widths, the regions, and per writable
+    stage its region's number."""
+    regions = config_map.regions(low)
+    return {"regions": regions, "layer_of": {r.stage: i for i, r in enumerate(regions)},
+            "addr_w": config_map.address_bits(low), "region_log2": config_map.region_log2(low),
+            "cfg_w": max(1, config_map.region_log2(low))}
 
 
 def load_design(rtl_dir: Path) -> dict:
@@ -148,9 +165,10 @@ def emit(graph: Graph, folding: Folding, name: str | None = None) -> dict[str, s
     info = design_info(graph, folding, low, name)
     source, edges, forks = connect(low)
     files[f"{TOP}.sv"] = _TEMPLATE.render(stages=low.stages, top=TOP, info=info, source=source, edges=edges,
-                                          forks=forks, two_inputs=TWO_INPUTS)
-    for source in (*LIBRARY, f"{SHELL}.sv"):
+                                          forks=forks, two_inputs=TWO_INPUTS, config=_config(low))
+    for source in LIBRARY:
         files[source] = tools.package_text("xnorkit.hw", "rtl", source)
+    files[f"{SHELL}.sv"] = _SHELL_TEMPLATE.render(axil_addr_w=info.get("writable", {}).get("addr_bits", 0))
     files[popcount_x7.FILE] = popcount_x7.library(
         [s.params["simd"] for s in low.stages if s.xnor])
     files = {named(f, name): _named_text(text, name) if f.endswith(".sv") else text for f, text in files.items()}

@@ -103,7 +103,7 @@ def _mvtu_on_board(stage: Stage, fold: Fold | None, board: FpgaBoard) -> tuple[f
     memory = stage.memory()
     style = fold.weights if fold is not None else "auto"
     style = choose_weight_memory(stage, board) if style == "auto" else style
-    if style == "block":
+    if style in ("block", "writable"):  # a writable memory is a RAM: block RAM
         bram += bram_blocks(memory.width, memory.depth, board.family)
     else:
         lut += rom_luts(memory.width, memory.depth, board.family)
@@ -173,7 +173,7 @@ def fits(est: BoardEstimate, board: FpgaBoard) -> bool:
 def place_weights(graph: Graph, fold: Folding, board: FpgaBoard) -> Folding:
     low = lower(graph, fold)
     styles = {s.name: choose_weight_memory(s, board) for s in low.stages if s.kind == "mvtu"}
-    return {name: replace(f, weights=styles[name]) for name, f in fold.items()}
+    return {name: f if f.weights == "writable" else replace(f, weights=styles[name]) for name, f in fold.items()}
 
 
 def solve(graph: Graph, board: FpgaBoard) -> tuple[Folding, BoardEstimate]:

@@ -26,13 +26,14 @@ from xnorkit.ir import (
     inputs_of,
 )
 
-WEIGHT_STYLES = ("auto", "block", "logic")
+WEIGHT_STYLES = ("auto", "block", "logic", "writable")
 
 
 @dataclass(frozen=True)
 class Fold:
     """A unit's parallelism (PE output lanes x SIMD inputs per cycle) and where its weights live: block RAM,
-    logic (constants folded into the LUTs, zero weights of a pruned layer vanish) or the tool's choice."""
+    logic (constants folded into the LUTs, zero weights of a pruned layer vanish), the tool's choice, or
+    writable: a RAM behind the AXI4-Lite port with its thresholds (hw.config_map), every tile stored."""
 
     pe: int
     simd: int
@@ -78,6 +79,8 @@ def skipped_steps(graph: Graph, layer: MacLayer, fold: Fold) -> int | None:
     after a flatten (its columns are permuted into the feature map's stream order; the generator keeps such
     units dense). Counted without building the schedule: the solvers ask for every candidate folding."""
     if (isinstance(layer, Conv) and layer.groups > 1) or isinstance(graph.producer(layer.input), Reshape | Transpose):
+        return None
+    if fold.weights == "writable":  # new weights may put their zeros anywhere
         return None
     matrix = unit_matrix(graph, layer)
     if np.count_nonzero(matrix) == matrix.size:
@@ -225,11 +228,21 @@ def from_json(data: dict) -> Folding:
         folding = {name: Fold(int(v["pe"]), int(v["simd"]), str(v.get("weights", "auto"))) for name, v in data.items()}
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         raise XnorkitError('folding JSON must map each layer name to {"pe": N, "simd": N} (optionally '
-                           '"weights": "block" or "logic")') from None
+                           '"weights": "block", "logic" or "writable")') from None
     bad = next((n for n, f in folding.items() if f.weights not in WEIGHT_STYLES), None)
     if bad:
         raise XnorkitError(f"folding of '{bad}': weights must be one of {', '.join(WEIGHT_STYLES)}")
     return folding
+
+
+def with_writable(graph: Graph, folding: Folding, layers: str) -> Folding:
+    """`folding` with the weights of `layers` ("all", or comma-separated layer names) writable at run time."""
+    names = [m.name for m in mac_layers(graph)] if layers.strip() == "all" else [n.strip() for n in layers.split(",")]
+    unknown = [n for n in names if n not in folding]
+    if unknown or not names:
+        raise XnorkitError(f"--writable-weights: no layer named {', '.join(unknown) or repr(layers)}; the layers "
+                           f"with weights are {', '.join(m.name for m in mac_layers(graph))} (or give 'all')")
+    return {n: Fold(f.pe, f.simd, "writable") if n in names else f for n, f in folding.items()}
 
 
 def load(path: str | Path) -> Folding:

@@ -326,7 +326,7 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
                    w_bits=w_bits, ir_w_bits=node.w_dtype.bits, acc_bits=node.acc_dtype.bits,
                    n_thresh=n_thresh, out_bits=out_bits, out_base=out_base, positions=positions,
                    weight_file=f"l{index}_weights.mem", threshold_file=f"l{index}_thresholds.mem",
-                   weight_style=WEIGHT_STYLES.index(fold.weights),
+                   weight_style=WEIGHT_STYLES.index(fold.weights), writable=int(fold.weights == "writable"),
                    # pruned binary or ternary weights on bipolar inputs: the masked XNOR-popcount datapath
                    ternary=int(ternary),
                    n_tiles=len(schedule) if schedule else 0,

@@ -50,7 +50,8 @@ def project_tcl(design: dict, board: FpgaBoard, sources: list[str], mems: list[s
     design around the byte-wide shell."""
     return _render("create_project.tcl.j2", board=board, sources=sources, mems=mems, top=design["top"],
                    xilinx_primitives=board.family in popcount_x7.FAMILIES, ps=_PROCESSORS.get(board.processor),
-                   mhz=f"{board.clock_mhz:g}", bus_bits=8 * DMA_BYTES, wrapper=wrapper_name(design))
+                   mhz=f"{board.clock_mhz:g}", bus_bits=8 * DMA_BYTES, wrapper=wrapper_name(design),
+                   writable="writable" in design)
 
 
 def wrapper_name(design: dict) -> str:
@@ -63,7 +64,8 @@ def axis_wrapper(design: dict) -> str:
     shell = design["shell"]
     return _render("xnorkit_axis.v.j2", module=wrapper_name(design), shell=shell["top"], bus_bytes=DMA_BYTES,
                    in_w=shell["parameters"]["IN_W"], out_w=shell["parameters"]["OUT_W"],
-                   out_beats=shell["parameters"]["OUT_BEATS"])
+                   out_beats=shell["parameters"]["OUT_BEATS"],
+                   axil_addr_w=(design.get("writable") or {}).get("addr_bits", 0))
 
 
 def constraints(design: dict, board: FpgaBoard) -> str:
@@ -77,8 +79,10 @@ def pynq_driver(design: dict) -> str:
     """xnorkit_pynq.py (hw/vendor/xnorkit_pynq.py.j2): runs on the board without xnorkit, so it carries its own
     packing and stream order; tests/test_synth.py holds them to xnorkit.packing and xnorkit.layout."""
     info_in, info_out = design["input"], design["output"]
+    writable = design.get("writable")
     return _render("xnorkit_pynq.py.j2", input=info_in, output=info_out, input_repr=repr(info_in),
                    output_repr=repr(info_out), bus_bytes=DMA_BYTES,
+                   writable=writable, writable_id=f"0x{writable['id']:08X}" if writable else "",
                    in_words=_words(info_in["elems_per_beat"] * info_in["elem_bits"]),
                    out_words=_words(info_out["elems_per_beat"] * info_out["elem_bits"]))
 

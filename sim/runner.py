@@ -43,11 +43,13 @@ class SimResult:
 
 def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = None, simulator: str = "verilator",
              stall_in: float = 0.0, stall_out: float = 0.0, seed: int = 0, waves: bool = False,
-             rebuild: bool = True, progress: Callable[[int, int], None] | None = None) -> SimResult:
+             rebuild: bool = True, progress: Callable[[int, int], None] | None = None,
+             weight_writes: np.ndarray | None = None) -> SimResult:
     """Stream integer `inputs` (N, features) through the design in `rtl_dir` and collect its outputs.
     With `expected`, the testbench's scoreboard checks every output (SimResult.mismatch). `rebuild=False`
     reuses the simulator build of an earlier call on the same design; `progress(done, total)` hears the outputs
-    simulated so far while it runs."""
+    simulated so far while it runs. `weight_writes` ((address, value) rows, `xnorkit weights`): a design with
+    writable weights gets them over AXI4-Lite first (sim/tb_weights.py)."""
     if simulator not in SIMULATORS:
         raise XnorkitError(f"unknown simulator '{simulator}'; choose {' or '.join(SIMULATORS)}")
     tools.require("verilator" if simulator == "verilator" else "iverilog")
@@ -59,6 +61,11 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     work.mkdir(parents=True, exist_ok=True)
     settings = _stream_settings(design, inputs, expected, work, "", seed, stall_in, stall_out)
     settings["progress"] = str(work / "progress")
+    if weight_writes is not None:
+        if "writable" not in design:
+            raise XnorkitError(f"{rtl_dir} has no writable weights; generate it with `xnorkit hw --writable-weights`")
+        np.save(work / "writes.npy", np.asarray(weight_writes, dtype=np.int64).reshape(-1, 2))
+        settings["writes"] = str(work / "writes.npy")
     (work / "settings.json").write_text(json.dumps(settings))
 
     runner = get_runner(simulator)
@@ -68,7 +75,8 @@ def simulate(rtl_dir: Path, inputs: np.ndarray, expected: np.ndarray | None = No
     xml = work / "results.xml"
     xml.unlink(missing_ok=True)
     _watching(Path(settings["progress"]), progress, lambda: runner.test(
-        test_module="xnorkit.sim.tb_network", hdl_toplevel=design["top"], hdl_toplevel_lang="verilog",
+        test_module="xnorkit.sim.tb_weights" if weight_writes is not None else "xnorkit.sim.tb_network",
+        hdl_toplevel=design["top"], hdl_toplevel_lang="verilog",
         build_dir=work, test_dir=rtl_dir, extra_env=env, waves=waves, results_xml=str(xml),
         log_file=work / "sim.log"))
     result = _cocotb_result(rtl_dir, work, get_results(xml)[1] if xml.exists() else 1)

@@ -75,12 +75,15 @@ class Hardware:
 
 def generate_hw(build: str | Path, *, board: str | None = None, board_file: str | Path | None = None,
                 folding: dict | None = None, target_cycles: int = 128, exit_rate: float = 0.0,
-                hls: bool = False, vendor_project: bool = False, name: str | None = None) -> Hardware:
+                hls: bool = False, vendor_project: bool = False, name: str | None = None,
+                writable_weights: str | None = None) -> Hardware:
     """SystemVerilog into BUILD/rtl/: the given folding ({"layer": {"pe": N, "simd": N}}), else the fastest that
     fits `board` (or your `board_file`), else the solver's for `target_cycles`. With `hls`, also the Vitis HLS C++
     in BUILD/hls/, checked bit-exact with g++; with `vendor_project` (a Vivado board), the Vivado project script,
     the Verilog AXI4-Stream wrapper and the PYNQ driver in BUILD/synth/BOARD/vivado/, without synthesis. `name`
-    (default the model file's) prefixes every module and memory file, so that two designs live in one project."""
+    (default the model file's) prefixes every module and memory file, so that two designs live in one project.
+    `writable_weights` ("all" or layer names, comma-separated) puts those layers' weights and thresholds behind an
+    AXI4-Lite port (`weight_writes` makes the loads of a retrained model)."""
     from xnorkit import boards
     from xnorkit.hw import fit
     from xnorkit.hw import folding as fold_mod
@@ -95,7 +98,7 @@ def generate_hw(build: str | Path, *, board: str | None = None, board_file: str 
     fold = fold_mod.from_json(folding) if folding is not None else None
     if name is not None:
         naming.check(name)
-    design = build_mod.generate_hw(Path(build), fold, target_cycles, target, exit_rate, name)
+    design = build_mod.generate_hw(Path(build), fold, target_cycles, target, exit_rate, name, writable_weights)
     estimate = clock = None
     if target is not None:
         est = fit.estimate(build_mod.backend_graph(build), fold_mod.from_json(design["folding"]), target)
@@ -164,6 +167,13 @@ def synth(build: str | Path, board: str | None = None, *, board_file: str | Path
     if not (Path(build) / "rtl" / "design.json").exists():
         build_mod.generate_hw(Path(build), board=target)
     return synth_mod.synthesize(Path(build), target, place_route, seed, progress, per_instance)
+
+
+def weight_writes(build: str | Path, model: str | Path, out: str | Path | None = None,
+                  input_quant: str | None = None) -> tuple[Path, int]:
+    """The AXI4-Lite writes loading a retrained `model` of the same structure into the build's writable layers:
+    (the file of little-endian uint32 (address, value) pairs, default BUILD/weights.bin; how many writes)."""
+    return build_mod.weight_writes(Path(build), Path(model), Path(out) if out else None, input_quant)
 
 
 def write_report(builds: str | Path | Sequence[str | Path], out: str | Path | None = None) -> tuple[Path, Path]:

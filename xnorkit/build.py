@@ -112,10 +112,11 @@ def load(build: Path) -> Graph:
 
 
 def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str | Board | None = None,
-                exit_rate: float = 0.0, name: str | None = None) -> dict:
+                exit_rate: float = 0.0, name: str | None = None, writable: str | None = None) -> dict:
     """BUILD/rtl/: the given folding, else the fastest that fits `board` (an FPGA board), else the solver's for
     `target_cycles` (with an early exit, the layers after it for the `exit_rate` share of inputs that stay); its
-    modules and files named after `name` (default the model's, xnorkit.naming)."""
+    modules and files named after `name` (default the model's, xnorkit.naming). `writable` ("all", or layer names
+    separated by commas): those layers' weights and thresholds behind the AXI4-Lite port (hw.config_map)."""
     from xnorkit.hw import emit_sv
     from xnorkit.hw import folding as fold_mod
 
@@ -128,9 +129,38 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str 
 
         folding, _ = fit.solve(graph, boards.load_kind(board, "fpga"))
     folding = folding or fold_mod.solve(graph, target_cycles, exit_rate)
+    if writable:
+        folding = fold_mod.with_writable(graph, folding, writable)
     files = emit_sv.emit(graph, folding, name)
     write_tree(Path(build) / "rtl", files, "rtl")
     return json.loads(files["design.json"])
+
+
+def weight_writes(build: Path, model: Path, out: Path | None = None,
+                  input_quant: str | None = None) -> tuple[Path, int]:
+    """The AXI4-Lite writes that load `model` (a retrained QONNX of the same structure) into the build's writable
+    layers (hw.reload), as little-endian uint32 pairs (register byte address, value) in `out` (default
+    BUILD/weights.bin). Returns the file and the number of writes."""
+    from xnorkit import passes
+    from xnorkit.frontend import import_qonnx, insert_input_quant, read_onnx
+    from xnorkit.hw import emit_sv, reload
+
+    design = emit_sv.load_design(Path(build) / "rtl")
+    proto = read_onnx(model)
+    if input_quant:
+        proto = insert_input_quant(proto, input_quant)
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as scratch:
+        onnx.save(proto, str(Path(scratch) / "model.onnx"), save_as_external_data=False)
+        new = import_qonnx(Path(scratch) / "model.onnx")
+    built = load(build)
+    if new.outputs == built.outputs:  # the build's early exits and their margins, on the new weights
+        new = replace(new, exits=built.exits)
+    rows = reload.writes(backend_graph(build), design, passes.pipeline(replace(new, name=built.name)))
+    out = Path(out) if out is not None else Path(build) / "weights.bin"
+    partial = out.with_name(out.name + ".partial")
+    rows.astype("<u4").tofile(partial)
+    partial.replace(out)
+    return out, len(rows)
 
 
 def generate_hls(build: Path, folding, board: str | Board | None = None, check_inputs: int = 64) -> tuple[Path, int]:

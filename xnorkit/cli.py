@@ -234,7 +234,11 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                                                          "BUILD/synth/BOARD/vivado/, without synthesis")] = False,
        name: Annotated[str | None, typer.Option(help="prefix of every module and memory file (NAME_top, "
                                                      "NAME_l0_weights.mem; default from the model file's name), "
-                                                     "so that two designs live in one project")] = None
+                                                     "so that two designs live in one project")] = None,
+       writable_weights: Annotated[str | None, typer.Option(help="'all' or layer names (comma-separated): their "
+                                                                 "weights and thresholds writable at run time over "
+                                                                 "AXI4-Lite (`xnorkit weights` makes the loads)")]
+       = None
        ) -> None:
     """SystemVerilog for the network into BUILD/rtl/ (with --backend hls also Vitis HLS C++ into BUILD/hls/)."""
     from xnorkit import api, boards
@@ -249,7 +253,7 @@ def hw(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
     folding = fold_mod.to_json(fold_mod.load(fold)) if fold else None
     made = api.generate_hw(build_dir, board=board, board_file=board_file, folding=folding,
                            target_cycles=target_cycles, exit_rate=exit_rate, hls=backend is HwBackend.hls,
-                           vendor_project=vendor_project, name=name)
+                           vendor_project=vendor_project, name=name, writable_weights=writable_weights)
     info = made.design
     exit_pace = (f" ({info['exit_interval']} while few inputs stay past the early exit)" if "exit_interval" in info
                  else "")
@@ -331,6 +335,20 @@ def synth(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
                   + (f"; bitstream {result.bitstream}" if result.bitstream else ""))
     console.print(f"wrote {Path(build_dir) / 'synth' / result.board}/ (utilization.json, "
                   + ("per instance; " if per_instance else "netlist.v, ") + "logs)")
+
+
+@app.command()
+def weights(build_dir: Annotated[Path, typer.Argument(metavar="BUILD")],
+            model: Annotated[Path, typer.Argument(metavar="NEW_MODEL", help="the retrained QONNX model")],
+            output: Annotated[Path | None, typer.Option("-o", "--output", help="default BUILD/weights.bin")] = None,
+            input_quant: Annotated[str | None, typer.Option(help="as given to `xnorkit compile`")] = None) -> None:
+    """The AXI4-Lite writes that load a retrained model of the same structure into BUILD's writable layers (built
+    with `xnorkit hw --writable-weights`): no new synthesis. Checks that everything else is unchanged."""
+    from xnorkit import api
+
+    out, count = api.weight_writes(build_dir, model, output, input_quant)
+    console.print(f"wrote {out}: {count:,} register writes (uint32 address, value pairs; the PYNQ driver's "
+                  "load_weights() takes the file)")
 
 
 @app.command()

@@ -28,6 +28,11 @@
 // activation OUT_BASE + #{l : acc >= T[l]} in OUT_BITS (two's complement when OUT_BASE < 0).
 // Output beat nf carries neurons nf*PE .. nf*PE+PE-1, lane p at bits [p*OUT_W +: OUT_W].
 //
+// Writable weights (WEIGHT_STYLE 3, hw/config_map.py): the weight and threshold memories are RAMs whose
+// 32-bit chunks the cfg port writes (register a of the layer's region: weight word a >> W_STRIDE_LOG2, chunk
+// a % 2^W_STRIDE_LOG2; from T_OFFSET the threshold words alike); the .mem files are their reset values. The
+// port writes while no inference runs (a write during one changes weights the datapath is reading).
+//
 // Pipeline (one global enable, `advance`, stalls everything while the output is blocked):
 //   s0 fold counters and ROM address, s1 registered ROM word and input, s2 registered partial sums
 //   (popcount / dot product of the fold), s3 accumulate, compare and output register.
@@ -46,7 +51,12 @@ module xk_mvtu #(
     parameter int OUT_BASE = 0,
     parameter WEIGHT_FILE = "weights.mem",
     parameter THRESHOLD_FILE = "thresholds.mem",
-    parameter int WEIGHT_STYLE = 0,  // 0: the tool's choice, 1: block RAM, 2: logic (constants folded into LUTs)
+    parameter int WEIGHT_STYLE = 0,  // 0: the tool's choice, 1: block RAM, 2: logic (constants folded into LUTs),
+                                     // 3: writable RAMs (weights and thresholds) behind the cfg port
+    parameter int CFG_W = 1,  // register address bits of the layer's region
+    parameter int W_STRIDE_LOG2 = 0,
+    parameter int T_STRIDE_LOG2 = 0,
+    parameter int T_OFFSET = 0,
     parameter bit TERNARY = 1'b0,  // W_BITS 2 weights are all -1, 0 or +1 (set by the generator from the IR)
     parameter bit SPARSE = 1'b0,  // zero tiles skipped: N_TILES stored tiles, their places in TILE_FILE
     parameter int N_TILES = (MW / SIMD) * (MH / PE),
@@ -61,7 +71,10 @@ module xk_mvtu #(
     output logic                     s_tready,
     output logic [PE*OUT_W-1:0]      m_tdata,
     output logic                     m_tvalid,
-    input  logic                     m_tready
+    input  logic                     m_tready,
+    input  logic                     cfg_we,
+    input  logic [CFG_W-1:0]         cfg_addr,
+    input  logic [31:0]              cfg_data
 );
   localparam int SF = MW / SIMD;
   localparam int NF = MH / PE;
@@ -164,10 +177,34 @@ module xk_mvtu #(
       (* rom_style = "logic" *) logic [PE*SIMD*W_BITS-1:0] weight_rom[DEPTH];
       initial $readmemh(WEIGHT_FILE, weight_rom);
       always_ff @(posedge clk) if (fire) s1_weights <= weight_rom[addr];
+    end else if (WEIGHT_STYLE == 3) begin : g_writable
+      localparam int CHUNKS = (PE * SIMD * W_BITS + 31) / 32;
+      logic [CHUNKS*32-1:0] weight_ram[DEPTH];
+      initial $readmemh(WEIGHT_FILE, weight_ram);
+      logic [CHUNKS*32-1:0] word;
+      always_ff @(posedge clk) if (fire) word <= weight_ram[addr];
+      assign s1_weights = word[PE*SIMD*W_BITS-1:0];
+      /* verilator lint_off UNUSEDSIGNAL */  // register arithmetic in int; the chunk pads the word to 32 bits
+      int unsigned reg_index;
+      logic [CHUNKS*32-1:0] unused_pad;
+      /* verilator lint_on UNUSEDSIGNAL */
+      assign reg_index = 32'(cfg_addr);
+      assign unused_pad = word;
+      always_ff @(posedge clk) begin
+        for (int c = 0; c < CHUNKS; c++) begin
+          if (cfg_we && reg_index < T_OFFSET && (reg_index & ((1 << W_STRIDE_LOG2) - 1)) == c
+              && (reg_index >> W_STRIDE_LOG2) < DEPTH)
+            weight_ram[ADDR_W'(reg_index >> W_STRIDE_LOG2)][c*32+:32] <= cfg_data;
+        end
+      end
     end else begin : g_rom
       logic [PE*SIMD*W_BITS-1:0] weight_rom[DEPTH];
       initial $readmemh(WEIGHT_FILE, weight_rom);
       always_ff @(posedge clk) if (fire) s1_weights <= weight_rom[addr];
+    end
+    if (WEIGHT_STYLE != 3) begin : g_no_cfg
+      logic unused_cfg;
+      assign unused_cfg = &{1'b0, cfg_we, cfg_addr, cfg_data};
     end
   endgenerate
 
@@ -282,11 +319,31 @@ module xk_mvtu #(
   generate
     if (N_THRESH > 0) begin : g_threshold
       // word nf, field p * N_THRESH + l: threshold l of neuron nf * PE + p
-      logic [PE*N_THRESH*ACC_BITS-1:0] threshold_rom[NF];
-      initial $readmemh(THRESHOLD_FILE, threshold_rom);
       logic [PE*N_THRESH*ACC_BITS-1:0] thresholds;
       logic [PE*OUT_BITS-1:0] levels;
-      assign thresholds = threshold_rom[s2_nf];
+      if (WEIGHT_STYLE == 3) begin : g_threshold_ram
+        localparam int T_CHUNKS = (PE * N_THRESH * ACC_BITS + 31) / 32;
+        logic [T_CHUNKS*32-1:0] threshold_ram[NF];
+        initial $readmemh(THRESHOLD_FILE, threshold_ram);
+        /* verilator lint_off UNUSEDSIGNAL */  // register arithmetic in int; the chunks pad the word
+        int unsigned t_index;
+        logic [T_CHUNKS*32-1:0] word;
+        /* verilator lint_on UNUSEDSIGNAL */
+        assign t_index = 32'(cfg_addr) - T_OFFSET;
+        assign word = threshold_ram[s2_nf];
+        assign thresholds = word[PE*N_THRESH*ACC_BITS-1:0];
+        always_ff @(posedge clk) begin
+          for (int c = 0; c < T_CHUNKS; c++) begin
+            if (cfg_we && 32'(cfg_addr) >= T_OFFSET && (t_index & ((1 << T_STRIDE_LOG2) - 1)) == c
+                && (t_index >> T_STRIDE_LOG2) < NF)
+              threshold_ram[NF_W'(t_index >> T_STRIDE_LOG2)][c*32+:32] <= cfg_data;
+          end
+        end
+      end else begin : g_threshold_rom
+        logic [PE*N_THRESH*ACC_BITS-1:0] threshold_rom[NF];
+        initial $readmemh(THRESHOLD_FILE, threshold_rom);
+        assign thresholds = threshold_rom[s2_nf];
+      end
       for (genvar p = 0; p < PE; p++) begin : g_level
         xk_multi_threshold #(.N(N_THRESH), .BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .BASE(OUT_BASE)) u_level (
             .value(acc_next[p]), .thresholds(thresholds[p*N_THRESH*ACC_BITS+:N_THRESH*ACC_BITS]),
