@@ -1,4 +1,4 @@
-"""The AXI4-Stream shell (hw/rtl/xnorkit_shell.sv) as a DMA sees it: packets ended by TLAST with TKEEP on the last
+"""The AXI4-Stream shell (hw/rtl/xnorkit_shell.sv.j2) as a DMA sees it: packets ended by TLAST with TKEEP on the last
 word, under cocotbext-axi with random backpressure (sim/tb_shell.py), and the PYNQ driver and Verilog wrapper
 that `xnorkit hw --board pynq-z2 --vendor-project` writes, the driver run against a model of the AXI DMA."""
 

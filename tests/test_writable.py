@@ -96,3 +96,43 @@ def test_changed_weights_of_a_fixed_layer_are_refused(retrained, capsys):
     run_cli(capsys, "hw", root / "build", "--target-cycles", "32")
     assert_refused(run_cli(capsys, "weights", root / "build", root / "second.onnx"), "no writable weights")
     assert_refused(run_cli(capsys, "hw", root / "build", "--writable-weights", "nope"), "no layer named nope")
+
+
+def test_pynq_driver_loads_the_weights_and_the_wrapper_carries_the_port(retrained, capsys):
+    """With a Zynq board the vendor project connects the AXI4-Lite port to the processor; the PYNQ driver's
+    load_weights() checks the ID registers and writes every pair of `xnorkit weights`' file in order; the Verilog
+    wrapper with the port is lint-clean around the shell."""
+    import subprocess
+    import sys
+    import types
+
+    from xnorkit import tools
+
+    kind, root, _ = retrained
+    if kind != "mlp":
+        pytest.skip("one architecture is enough for the driver")
+    code, out, _ = run_cli(capsys, "hw", root / "build", "--board", "pynq-z2", "--writable-weights", "all",
+                           "--vendor-project")
+    assert code == 0, out
+    project = root / "build" / "synth" / "pynq-z2" / "vivado"
+    assert "[get_bd_intf_pins xnorkit/s_axil]" in (project / "create_project.tcl").read_text()
+    run_cli(capsys, "weights", root / "build", root / "second.onnx", "-o", root / "second.bin")
+    design = emit_sv.load_design(root / "build" / "rtl")
+    written: list[tuple[int, int]] = []
+    port = types.SimpleNamespace(read=lambda a: {0: design["writable"]["id"], 4: len(design["writable"]["layers"])}[a],
+                                 write=lambda a, v: written.append((a, v)))
+    sys.modules["pynq"] = types.SimpleNamespace(Overlay=lambda bitfile: types.SimpleNamespace(dma=None, xnorkit=port),
+                                                allocate=None)
+    try:
+        driver: dict = {}
+        exec((project / "xnorkit_pynq.py").read_text(), driver)
+        count = driver["XnorkitAccelerator"]().load_weights(str(root / "second.bin"))
+    finally:
+        sys.modules.pop("pynq")
+    expected = np.fromfile(root / "second.bin", dtype="<u4").reshape(-1, 2)
+    assert count == len(expected) > 0 and written == [tuple(r) for r in expected.tolist()]
+    require_tool("verilator")
+    wrapper = f"{design['name']}_axis"  # the design is named after the model file
+    proc = subprocess.run([tools.require("verilator"), "--lint-only", "-Wall", "--top-module", wrapper,
+                           *design["shell"]["sources"], f"{wrapper}.v"], cwd=project, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
