@@ -282,11 +282,23 @@ def finn_cnv(w_bits: int | str, a_bits: int, classes: int = 10, input_bits: int 
     return with_random_statistics(FinnCNV((3, 32, 32), classes, w_bits, a_bits, input_bits), (3, 32, 32), seed)
 
 
+def finn_mlp(name: str, seed: int = 0) -> nn.Module:
+    """FINN's SFC or LFC W1A1 (BNN-PYNQ): 784 -> 3 x 256 (SFC) or 3 x 1024 (LFC) -> 10, binary weights and
+    activations, and binarized input pixels (-1 / +1, as BNN-PYNQ feeds them), untrained: seeded weights and
+    batch-norm statistics from random inputs (with_random_statistics)."""
+    if name not in ("sfc", "lfc"):
+        raise XnorkitError(f"FINN's MLPs are sfc and lfc, not '{name}'")
+    torch.manual_seed(seed)
+    model = MLP(784, MLPS[name], 10, 1, 1, 8)
+    model.net[0] = QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)
+    return with_random_statistics(model, (784,), seed, centered=True)
+
+
 def with_random_statistics(model: nn.Module, input_shape: tuple[int, ...], seed: int = 0,
-                           batches: int = 3) -> nn.Module:
-    """`model` with its batch-norm running statistics measured on seeded uniform random inputs, in eval mode: an
-    untrained network whose thresholds fall within its accumulators' range, as a trained one's do (for hardware
-    figures where no dataset is at hand)."""
+                           batches: int = 3, centered: bool = False) -> nn.Module:
+    """`model` with its batch-norm running statistics measured on seeded uniform random inputs (in [0, 1), or
+    [-1, 1) when `centered`), in eval mode: an untrained network whose thresholds fall within its accumulators'
+    range, as a trained one's do (for hardware figures where no dataset is at hand)."""
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
@@ -295,7 +307,8 @@ def with_random_statistics(model: nn.Module, input_shape: tuple[int, ...], seed:
     model.train()
     with torch.no_grad():
         for _ in range(batches):
-            model(torch.rand((64, *input_shape), generator=generator))
+            x = torch.rand((64, *input_shape), generator=generator)
+            model(2 * x - 1 if centered else x)
     return model.eval()
 
 

@@ -99,6 +99,11 @@ def headline(bench: str, r: dict) -> str:
                                 f"{pct(r['alone_mean'])}, {r['seeds_improved']} of {len(r['seeds'])} seeds ahead"),
         "explore": lambda: (f"2 workers {r['speedup']}x the trials/hour of 1; Ray {r['ray_overhead_share']:.1%} a "
                             f"trial; sharded RTL predict {r['predict_speedup']}x"),
+        "cnv": lambda: (f"{sum(d['rtl_equal'] == d['hls_equal'] == d['inputs'] for d in r['designs'])} of "
+                        f"{len(r['designs'])} CNV designs bit-exact in RTL and HLS, "
+                        f"{sum(d['fits'] for d in r['designs'])} fit"),
+        "finn_anchors": lambda: ", ".join(f"{d['network'].split()[0]} {d['vs_finn']}x" for d in r["designs"])
+        + " FINN's frames/s per LUT",
         "firmware_kernels": lambda: (f"Cortex-M4 LFC {num(r['m4_instructions_per_inference'])} instructions; "
                                      f"host {r['host_percent_of_popcnt_peak']}% of the measured POPCNT peak"),
         "firmware_mnist": lambda: (f"{sum(n['host_bit_exact'] and n['m4_bit_exact'] for n in r['networks'])} of "
@@ -346,6 +351,25 @@ def hls_cpp(res: Results) -> list[str]:
     return table(["network", "folding", "outputs equal to golden", "g++ run"], rows)
 
 
+def finn_anchors(res: Results) -> list[str]:
+    """docs/synthesis.md: frames/s per LUT of SFC, LFC and CNV W1A1 against FINN's published -max designs."""
+    rows = [[d["network"], f"{d['cycles']:,}", num(d["fps"]), f"{d['lut']:,}", f"{d['bram18']}",
+             num(d["fps_per_klut"]), f"{num(d['finn_fps'])} / {d['finn_lut']:,}", num(d["finn_fps_per_klut"]),
+             f"**{d['vs_finn']}x**", f"HLS {d['hls_equal']}/{d['inputs']}, RTL {d['rtl_equal']}/{d['rtl_inputs']}"]
+            for d in res["finn_anchors"]["designs"]]
+    return table(["network", "cycles/frame", "frames/s (200 MHz)", "LUT (Yosys)", "BRAM18", "frames/s per kLUT",
+                  "FINN frames/s / LUT", "FINN per kLUT", "vs FINN", "equal to golden"], rows)
+
+
+def cnv(res: Results) -> list[str]:
+    """docs/synthesis.md: FINN's CNV W1A1 and W2A2 on the PYNQ-Z2 and the ZCU104, end to end."""
+    rows = [[d["network"], d["board"], f"{d['interval']:,}", num(d["fps"]), f"{d['lut']:,}", f"{d['ff']:,}",
+             f"{d['bram18']}", f"{d['estimate_lut']:,} / {d['estimate_bram18']}", "yes" if d["fits"] else "**no**",
+             f"{d['rtl_equal']}/{d['inputs']}", f"{d['hls_equal']}/{d['inputs']}"] for d in res["cnv"]["designs"]]
+    return table(["network", "board", "cycles/frame", "frames/s", "LUT", "FF", "BRAM18", "estimate LUT / BRAM18",
+                  "fits", "RTL = golden", "HLS = golden"], rows)
+
+
 def explore(res: Results) -> list[str]:
     """docs/explore.md: the 16-trial study with 1 and 2 Ray workers, Ray's overhead, sharded predict."""
     r = res["explore"]
@@ -374,7 +398,7 @@ TABLES: dict[str, Callable[[Results], list[str]]] = {
     "sparse-exit": sparse_exit, "firmware-kernels": firmware_kernels, "firmware-mnist": firmware_mnist,
     "mcu-vs-cmsis-nn": mcu_vs_cmsis_nn,
     "popcount-luts": popcount_luts, "mvtu-estimate": mvtu_estimate, "synth-boards": synth_boards,
-    "hls-cpp": hls_cpp, "explore": explore,
+    "hls-cpp": hls_cpp, "explore": explore, "finn-anchors": finn_anchors, "cnv": cnv,
 }
 
 
