@@ -10,8 +10,10 @@ not change the LUT count of a design whose weights sit in memories), at FINN's r
 
 - SFC at 16 cycles per frame (12.5 M frames/s at 200 MHz), LFC at 128 (1.56 M), CNV at the solver's fastest
   folding whose first layer streams one pixel's channels per beat (8,100 cycles: 24,691 frames/s);
-- weights in block RAM where the part has room for them (FINN's designs keep theirs in block RAM too), else in
-  logic; checked on seeded inputs against golden in the HLS C++ (g++) and, for SFC and CNV, the RTL (Verilator);
+- weights in block RAM where the part has room for them, else in logic; SFC also with every weight in logic
+  (no block RAM at all: at 16 cycles per frame its weight memories are 16 words deep, where a block RAM holds
+  mostly nothing), and the comparison counts its lower ratio; checked on seeded inputs against golden in the
+  HLS C++ (g++) and the RTL (Verilator);
 - Yosys synth_xilinx for the ZC706's Zynq-7000 XC7Z045, per instance (each stage, FIFO and width converter alone,
   summed: the WebAssembly Yosys does not hold LFC in one run), the XNOR-popcounts as LUT6_2 / CARRY4 compressor
   trees (hw/popcount_x7.py).
@@ -55,8 +57,11 @@ def model_of(name: str, path: Path) -> tuple[int, ...]:
     return (784,)
 
 
-def block_where_it_fits(graph, folding: fold_mod.Folding, board: boards.FpgaBoard) -> fold_mod.Folding:
-    """Every unit's weights in block RAM when they fit the part together, else the fitter's choice per layer."""
+def placed(graph, folding: fold_mod.Folding, board: boards.FpgaBoard, weights: str) -> fold_mod.Folding:
+    """Every unit's weights in `weights` ("logic"), or in block RAM when they fit the part together, else the
+    fitter's choice per layer."""
+    if weights == "logic":
+        return {n: replace(f, weights="logic") for n, f in folding.items()}
     block = {n: replace(f, weights="block") for n, f in folding.items()}
     return block if fit.fits(fit.estimate(graph, block, board), board) else fit.place_weights(graph, folding, board)
 
@@ -76,11 +81,11 @@ def check(name: str, folder: Path, graph, folding, shape: tuple[int, ...]) -> tu
     return len(x_int), hls_equal, rtl_equal
 
 
-def anchor(name: str, tmp: Path, board: boards.FpgaBoard) -> dict:
-    folder = tmp / name.lower()
+def anchor(name: str, tmp: Path, board: boards.FpgaBoard, weights: str) -> dict:
+    folder = tmp / f"{name.lower()}_{weights}"
     shape = model_of(name, tmp / f"{name.lower()}.onnx")
     graph = build.compile_model(tmp / f"{name.lower()}.onnx", folder)
-    folding = block_where_it_fits(graph, fold_mod.solve(graph, TARGETS[name]), board)
+    folding = placed(graph, fold_mod.solve(graph, TARGETS[name]), board, weights)
     write_tree(folder / "rtl", emit_sv.emit(graph, folding))
     inputs, hls_equal, rtl_equal = check(name, folder, graph, folding, shape)
     t = time.perf_counter()
@@ -102,8 +107,8 @@ def main(names: list[str]) -> int:
     board = boards.load(BOARD)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            row = anchor(name, Path(tmp), board)
+        for name, weights in [(n, w) for n in names for w in (("block", "logic") if n == "SFC" else ("block",))]:
+            row = anchor(name, Path(tmp), board, weights)
             rows.append(row)
             print(f"{row['network']}: {row['cycles']:,} cycles per frame -> {row['fps']:,} frames/s at "
                   f"{board.clock_mhz:g} MHz; Yosys ({board.part}, per instance) {row['lut']:,} LUT, {row['ff']:,} FF, "
@@ -113,7 +118,10 @@ def main(names: list[str]) -> int:
                   f"{row['rtl_equal']}/{row['rtl_inputs']} equal to golden", flush=True)
     exact = all(r["hls_equal"] == r["inputs"] and r["rtl_equal"] == r["rtl_inputs"] for r in rows)
     ok = exact and all(r["vs_finn"] >= GOAL for r in rows)
-    summary = {f"{r['network'].split()[0].lower()}_vs_finn": r["vs_finn"] for r in rows}
+    summary: dict[str, float] = {}
+    for r in rows:  # per network its lowest ratio
+        key = f"{r['network'].split()[0].lower()}_vs_finn"
+        summary[key] = min(summary.get(key, r["vs_finn"]), r["vs_finn"])
     print(json.dumps({"bench": "finn_anchors", **summary, "designs": rows, "board": BOARD,
                       "seconds": round(time.perf_counter() - t0, 1), "ok": ok}))
     return 0 if ok else 1

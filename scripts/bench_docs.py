@@ -102,8 +102,8 @@ def headline(bench: str, r: dict) -> str:
         "cnv": lambda: (f"{sum(d['rtl_equal'] == d['hls_equal'] == d['inputs'] for d in r['designs'])} of "
                         f"{len(r['designs'])} CNV designs bit-exact in RTL and HLS, "
                         f"{sum(d['fits'] for d in r['designs'])} fit"),
-        "finn_anchors": lambda: ", ".join(f"{d['network'].split()[0]} {d['vs_finn']}x" for d in r["designs"])
-        + " FINN's frames/s per LUT",
+        "finn_anchors": lambda: ", ".join(f"{k.split('_')[0].upper()} {v}x" for k, v in r.items()
+                                          if k.endswith("_vs_finn")) + " FINN's frames/s per LUT",
         "firmware_kernels": lambda: (f"Cortex-M4 LFC {num(r['m4_instructions_per_inference'])} instructions; "
                                      f"host {r['host_percent_of_popcnt_peak']}% of the measured POPCNT peak"),
         "firmware_mnist": lambda: (f"{sum(n['host_bit_exact'] and n['m4_bit_exact'] for n in r['networks'])} of "
@@ -353,11 +353,13 @@ def hls_cpp(res: Results) -> list[str]:
 
 def finn_anchors(res: Results) -> list[str]:
     """docs/synthesis.md: frames/s per LUT of SFC, LFC and CNV W1A1 against FINN's published -max designs."""
-    rows = [[d["network"], f"{d['cycles']:,}", num(d["fps"]), f"{d['lut']:,}", f"{d['bram18']}",
+    rows = [[d["network"], "/".join(d["weights"]), f"{d['cycles']:,}", num(d["fps"]), f"{d['lut']:,}",
+             f"{d['bram18']}",
              num(d["fps_per_klut"]), f"{num(d['finn_fps'])} / {d['finn_lut']:,}", num(d["finn_fps_per_klut"]),
              f"**{d['vs_finn']}x**", f"HLS {d['hls_equal']}/{d['inputs']}, RTL {d['rtl_equal']}/{d['rtl_inputs']}"]
             for d in res["finn_anchors"]["designs"]]
-    return table(["network", "cycles/frame", "frames/s (200 MHz)", "LUT (Yosys)", "BRAM18", "frames/s per kLUT",
+    return table(["network", "weights in", "cycles/frame", "frames/s (200 MHz)", "LUT (Yosys)", "BRAM18",
+                  "frames/s per kLUT",
                   "FINN frames/s / LUT", "FINN per kLUT", "vs FINN", "equal to golden"], rows)
 
 

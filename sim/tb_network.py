@@ -39,12 +39,8 @@ class _Ports:
                 setattr(self, f"{side}_{signal}", getattr(dut, f"{prefix}{side}_axis_{signal}"))
 
 
-@cocotb.test()
-async def stream_network(dut) -> None:
-    """Each stream of the settings (one design, or several in one top, each by its port prefix) driven at once."""
-    settings = json.loads(open(os.environ["XNORKIT_SIM_SETTINGS"]).read())
-    streams = settings.get("streams") or [{"prefix": "", **settings}]
-    ports = [_Ports(dut, stream["prefix"]) for stream in streams]
+async def start_and_reset(dut, ports: list[_Ports]) -> None:
+    """The clock started, the streams idle, rst_n held low for 4 cycles and released."""
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst_n.value = 0
     for p in ports:
@@ -54,6 +50,15 @@ async def stream_network(dut) -> None:
     for _ in range(4):
         await RisingEdge(dut.clk)
     dut.rst_n.value = 1
+
+
+@cocotb.test()
+async def stream_network(dut) -> None:
+    """Each stream of the settings (one design, or several in one top, each by its port prefix) driven at once."""
+    settings = json.loads(open(os.environ["XNORKIT_SIM_SETTINGS"]).read())
+    streams = settings.get("streams") or [{"prefix": "", **settings}]
+    ports = [_Ports(dut, stream["prefix"]) for stream in streams]
+    await start_and_reset(dut, ports)
     runs = [cocotb.start_soon(_stream(dut, p, stream)) for p, stream in zip(ports, streams, strict=True)]
     reports = [await run for run in runs]
     failed = [report for report in reports if report]

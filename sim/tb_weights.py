@@ -10,26 +10,17 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
-from xnorkit.sim.tb_network import _Ports, _stream
+from xnorkit.sim.tb_network import _Ports, _stream, start_and_reset
 
 
 @cocotb.test()
 async def load_weights_then_stream(dut) -> None:
     settings = json.loads(open(os.environ["XNORKIT_SIM_SETTINGS"]).read())
     ports = _Ports(dut, "")
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst_n, reset_active_level=False)
-    dut.rst_n.value = 0
-    ports.s_tvalid.value = 0
-    ports.s_tdata.value = 0
-    ports.m_tready.value = 0
-    for _ in range(4):
-        await RisingEdge(dut.clk)
-    dut.rst_n.value = 1
+    await start_and_reset(dut, [ports])
     writable = settings["design"]["writable"]
     identity = [await master.read_dword(0), await master.read_dword(4)]
     if identity != [writable["id"], len(writable["layers"])]:
