@@ -68,6 +68,7 @@ class _Plan:
     calls: list[dict] = field(default_factory=list)
     copies: dict[int, list[str]] = field(default_factory=dict)  # per source, one buffer per reader, in order
     n_out: int = 0  # the output's elements
+    partitions: list[dict] = field(default_factory=list)  # buffers a unit reads several elements of per cycle
 
     def buffer(self, name: str, c_type: str, size: int) -> str:
         self.buffers.append({"name": name, "type": c_type, "size": size})
@@ -245,6 +246,8 @@ def _plan(graph: Graph, low: Lowered) -> tuple[_Plan, list[dict]]:
         layers.append(layer)
         out_type, size = _out_type(stage), _frame_elems(stage)
         inputs = [plan.read(_read_through(low, i)) for i in low.inputs[stage.index]]
+        if stage.kind == "mvtu" and stage.params["simd"] > 1:  # SIMD elements of the frame read per cycle
+            plan.partitions.append({"name": inputs[0], "factor": stage.params["simd"]})
         plan.calls.append({"fn": f"{layer['fn']}<{name}>",
                            "args": [*inputs, plan.buffer(f"{name}_out", out_type, size), *layer["extra"]]})
         _fork(plan, stage.index, f"{name}_out", out_type, size, readers.get(stage.index, 1))
@@ -270,6 +273,7 @@ def emit(graph: Graph, folding: Folding, part: str = "xc7z020clg400-1", clock_mh
     plan, layers = _plan(graph, low)
     in_frame = plan.buffers[0]
     context = {"top": TOP, "layers": layers, "buffers": plan.buffers, "calls": plan.calls,
+               "partitions": plan.partitions,
                "in_type": in_frame["type"], "n_in": in_frame["size"], "n_out": plan.n_out,
                "interval": max(s.cycles for s in low.stages), "part": part, "clock_mhz": clock_mhz}
     files = {name: _render(f"{name}.j2", context) for name in FILES}
