@@ -109,8 +109,6 @@ def test_pynq_driver_loads_the_weights_and_the_wrapper_carries_the_port(retraine
     from xnorkit import tools
 
     kind, root, _ = retrained
-    if kind != "mlp":
-        pytest.skip("one architecture is enough for the driver")
     code, out, _ = run_cli(capsys, "hw", root / "build", "--board", "pynq-z2", "--writable-weights", "all",
                            "--vendor-project")
     assert code == 0, out
