@@ -113,9 +113,7 @@ def _source_type(low: Lowered, index: int) -> str:
         return "xk::Vector"
     w = low.stages[index]
     p = w.params
-    pad = p["pad_value"]
-    if w.out_signed and not p["bipolar_to_int"] and pad >= 1 << (w.in_bits - 1):
-        pad -= 1 << w.in_bits  # the field's two's complement pattern as the value it stands for
+    pad = p["pad_level"]  # the value padding stands for (lowering's rule; pad_value is its streamed field)
     args = [p["c"], p["h"], p["w"], p["kh"], p["kw"], p["sh"], p["sw"], p["pad_t"], p["pad_l"], p["wo"], p["groups"],
             "true" if p["bipolar_to_int"] else "false", pad]
     return f"xk::Window<{', '.join(map(str, args))}>"

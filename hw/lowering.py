@@ -103,11 +103,14 @@ def _sv_pool(lw: _Lowering, node: MaxPool | SumPool) -> None:
     bits, kind = lw.fmt[node.input]
     kh, kw = node.kernel
     pads = node.pads if isinstance(node, MaxPool) else (0, 0, 0, 0)
-    pad_value = 1 << (bits - 1) if kind == "signed" else 0  # the minimum: padding never wins
+    # the type's least value, so padding never wins: its value (pad_level), and its field as the RTL streams it
+    pad_level = -(1 << (bits - 1)) if kind == "signed" else 0
+    pad_value = pad_level & ((1 << bits) - 1)
     lw.add(Stage(n, "window", f"{node.name}_window", c, bits, c, bits, kind == "signed",
                  max(h * w, ho * wo * kh * kw), kh * kw,
                  dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1], pad_t=pads[0],
-                      pad_l=pads[1], ho=ho, wo=wo, groups=1, bipolar_to_int=0, pad_value=pad_value)),
+                      pad_l=pads[1], ho=ho, wo=wo, groups=1, bipolar_to_int=0, pad_value=pad_value,
+                      pad_level=pad_level)),
            [node.input], f"{node.name}:window", (bits, kind))
     if isinstance(node, MaxPool):
         out_fmt = (bits, kind)
@@ -294,7 +297,7 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
                   max(h * w, ho * wo * beats), beats,
                   dict(c=c, h=h, w=w, kh=kh, kw=kw, sh=node.stride[0], sw=node.stride[1], pad_t=node.pads[0],
                        pad_l=node.pads[1], ho=ho, wo=wo, groups=node.groups, bipolar_to_int=int(to_int),
-                       pad_value=0)),
+                       pad_value=0, pad_level=0)),
             [node.input], f"{node.name}:window", (window_bits, "signed" if to_int else in_kind))
         stream, in_bits, in_kind = f"{node.name}:window", window_bits, "signed" if to_int else in_kind
         # window order (ky, kx, c); a grouped layer's rows hold their own group's columns only
