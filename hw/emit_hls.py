@@ -264,9 +264,19 @@ def _streams(graph: Graph, low: Lowered) -> dict:
             "output": {"shape": out_shape, "layout": layout.stream_layout(tuple(out_shape))}}
 
 
+def check_constant_weights(folding: Folding) -> None:
+    """The HLS design compiles its weights in as constants: refuse a folding with writable layers."""
+    writable = [name for name, fold in folding.items() if fold.weights == "writable"]
+    if writable:
+        raise XnorkitError(f"the folding makes {', '.join(writable)} writable, but the HLS backend compiles weights in "
+                           f"as constants: writable weights are for the RTL backend alone (generate it without "
+                           f"--backend hls)")
+
+
 def emit(graph: Graph, folding: Folding, part: str = "xc7z020clg400-1", clock_mhz: float = 100.0) -> dict[str, str]:
     """The HLS project (hw/hls/*.j2): the network as one dataflow function, its layers' traits and weights, the
     testbench and the Vitis HLS script."""
+    check_constant_weights(folding)
     low = lower(graph, folding)
     plan, layers = _plan(graph, low)
     in_frame = plan.buffers[0]

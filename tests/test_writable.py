@@ -6,6 +6,8 @@ on every input, bit-exact, with no new synthesis. An MLP and a CNN; the structur
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -96,6 +98,26 @@ def test_changed_weights_of_a_fixed_layer_are_refused(retrained, capsys):
     run_cli(capsys, "hw", root / "build", "--target-cycles", "32")
     assert_refused(run_cli(capsys, "weights", root / "build", root / "second.onnx"), "no writable weights")
     assert_refused(run_cli(capsys, "hw", root / "build", "--writable-weights", "nope"), "no layer named nope")
+
+
+def test_bad_requests_are_refused_before_anything_is_written(retrained, capsys, tmp_path):
+    kind, root, _ = retrained
+    run_cli(capsys, "hw", root / "build", "--writable-weights", "all", "--target-cycles", "32")
+    rtl_before = (root / "build" / "rtl" / "design.json").read_text()
+    assert_refused(run_cli(capsys, "weights", root / "build", root / "second.onnx", "-o", tmp_path / "no" / "w.bin"),
+                   "does not exist")
+    assert_refused(run_cli(capsys, "weights", root / "build", root / "second.onnx", "-o", tmp_path), "is a folder")
+    assert_refused(run_cli(capsys, "weights", tmp_path / "no_build", root / "second.onnx"), "no generated design")
+    assert_refused(run_cli(capsys, "hw", root / "build", "--writable-weights", ""), "no layer named ''")
+    assert_refused(run_cli(capsys, "hw", root / "build", "--writable-weights", "all", "--backend", "hls"),
+                   "for the RTL backend")
+    layers = [m["name"] for m in emit_sv.load_design(root / "build" / "rtl")["layers"] if m["kind"] == "mvtu"]
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({n: {"pe": 1, "simd": 1, "weights": "writable"} for n in layers}))
+    assert_refused(run_cli(capsys, "hw", root / "build", "--fold", fold, "--backend", "hls"),
+                   f"makes {layers[0]}", "compiles weights in as constants")
+    assert (root / "build" / "rtl" / "design.json").read_text() == rtl_before
+    assert not (root / "build" / "hls").exists() and not list(tmp_path.glob("**/*.bin"))
 
 
 def test_pynq_driver_loads_the_weights_and_the_wrapper_carries_the_port(retrained, capsys):

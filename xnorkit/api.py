@@ -96,6 +96,8 @@ def generate_hw(build: str | Path, *, board: str | None = None, board_file: str 
             n for n in boards.names("fpga") if boards.load(n).toolchain == "vivado") + "); give one with --board, "
             "or run `xnorkit synth` for an open-flow board")
     fold = fold_mod.from_json(folding) if folding is not None else None
+    if hls:  # refused before anything is written
+        _check_hls_weights(fold, writable_weights)
     if name is not None:
         naming.check(name)
     design = build_mod.generate_hw(Path(build), fold, target_cycles, target, exit_rate, name, writable_weights)
@@ -115,6 +117,16 @@ def generate_hw(build: str | Path, *, board: str | None = None, board_file: str 
         work.mkdir(parents=True, exist_ok=True)
         vendor = vivado.write_project(rtl, work, emit_sv.load_design(rtl), target)
     return Hardware(Path(build), design, target.name if target else None, estimate, clock, hls_dir, checked, vendor)
+
+
+def _check_hls_weights(fold, writable_weights: str | None) -> None:
+    from xnorkit.hw import emit_hls
+
+    if writable_weights is not None:
+        raise XnorkitError("--writable-weights is for the RTL backend: the HLS backend compiles the weights in as "
+                           "constants (generate the RTL alone, without --backend hls)")
+    if fold is not None:
+        emit_hls.check_constant_weights(fold)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import onnx
 from xnorkit import compare, golden, ir, naming, numerics
 from xnorkit.errors import XnorkitError
 from xnorkit.ir import Graph, MatMul
-from xnorkit.outputs import replacing, write_tree
+from xnorkit.outputs import check_file, replacing, write_file, write_tree
 
 if TYPE_CHECKING:  # a board is loaded by the backends that need one
     from xnorkit.boards import Board
@@ -129,7 +129,7 @@ def generate_hw(build: Path, folding=None, target_cycles: int = 128, board: str 
 
         folding, _ = fit.solve(graph, boards.load_kind(board, "fpga"))
     folding = folding or fold_mod.solve(graph, target_cycles, exit_rate)
-    if writable:
+    if writable is not None:
         folding = fold_mod.with_writable(graph, folding, writable)
     files = emit_sv.emit(graph, folding, name)
     write_tree(Path(build) / "rtl", files, "rtl")
@@ -146,6 +146,8 @@ def weight_writes(build: Path, model: Path, out: Path | None = None,
     from xnorkit.hw import emit_sv, reload
 
     design = emit_sv.load_design(Path(build) / "rtl")
+    out = Path(out) if out is not None else Path(build) / "weights.bin"
+    check_file(out)  # before compiling the new model
     proto = read_onnx(model)
     if input_quant:
         proto = insert_input_quant(proto, input_quant)
@@ -156,10 +158,7 @@ def weight_writes(build: Path, model: Path, out: Path | None = None,
     if new.outputs == built.outputs:  # the build's early exits and their margins, on the new weights
         new = replace(new, exits=built.exits)
     rows = reload.writes(backend_graph(build), design, passes.pipeline(replace(new, name=built.name)))
-    out = Path(out) if out is not None else Path(build) / "weights.bin"
-    partial = out.with_name(out.name + ".partial")
-    rows.astype("<u4").tofile(partial)
-    partial.replace(out)
+    write_file(out, rows.astype("<u4").tobytes())
     return out, len(rows)
 
 
