@@ -80,6 +80,12 @@ def address_bits(low: Lowered) -> int:
     return region_log2(low) + 2 + _log2_ceil(len(writable_stages(low)) + 1)
 
 
+def describe(low: Lowered) -> dict:
+    """The register map as design.json records it ("writable"), JSON types only."""
+    return {"id": ID, "addr_bits": address_bits(low), "region_log2": region_log2(low),
+            "layers": [r.as_dict() for r in regions(low)]}
+
+
 def _chunks(word: int, bits: int) -> list[int]:
     return [(word >> (32 * c)) & 0xFFFFFFFF for c in range(-(-bits // 32))]
 

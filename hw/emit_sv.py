@@ -93,18 +93,12 @@ def design_info(graph: Graph, folding: Folding, low: Lowered | None = None, name
         "ideal_interval": (initiation_interval(graph, folding) if mac_layers(graph)
                            else max(s.cycles for s in stages)),
         "folding": to_json(folding),
-        **({"writable": _writable(low)} if config_map.writable_stages(low) else {}),
+        **({"writable": config_map.describe(low)} if config_map.writable_stages(low) else {}),
         "sources": sources,
         "shell": {"top": named(SHELL, name), "sources": [*sources, named(f"{SHELL}.sv", name)],
                   "parameters": {"IN_W": source.out_width, "OUT_W": last.out_width,
                                  "OUT_BEATS": out_features // last.out_elems}},
     }
-
-
-def _writable(low: Lowered) -> dict:
-    """design.json's register map of the writable layers (hw.config_map)."""
-    return {"id": config_map.ID, "addr_bits": config_map.address_bits(low), "region_log2": config_map.region_log2(low),
-            "layers": [r.as_dict() for r in config_map.regions(low)]}
 
 
 def _config(low: Lowered) -> dict:

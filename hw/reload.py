@@ -5,6 +5,7 @@ but the writable layers' weights and thresholds, which must fit the built memori
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -79,6 +80,10 @@ def writes(graph: Graph, design: dict, new: Graph) -> np.ndarray:
                                f"there and {mh} x {mw} here (the backends drop neurons whose output is constant: "
                                "`xnorkit inspect` lists them)")
     built = lower(graph, folding)
+    if json.loads(json.dumps(config_map.describe(built))) != design["writable"]:
+        raise XnorkitError("design.json's register map does not match its folding and the compiled model (edited, or "
+                           "the model recompiled since); regenerate the accelerator with `xnorkit hw BUILD "
+                           "--writable-weights ...`")
     try:
         fresh = lower(new, folding)
     except XnorkitError as e:

@@ -118,6 +118,15 @@ def test_bad_requests_are_refused_before_anything_is_written(retrained, capsys, 
                    f"makes {layers[0]}", "compiles weights in as constants")
     assert (root / "build" / "rtl" / "design.json").read_text() == rtl_before
     assert not (root / "build" / "hls").exists() and not list(tmp_path.glob("**/*.bin"))
+    edited = json.loads(rtl_before)  # a design.json whose folding no longer matches its register map
+    first = next(iter(edited["folding"]))
+    edited["folding"][first]["simd"] = 1
+    (root / "build" / "rtl" / "design.json").write_text(json.dumps(edited))
+    try:
+        assert_refused(run_cli(capsys, "weights", root / "build", root / "second.onnx", "-o", tmp_path / "w.bin"),
+                       "does not match its folding")
+    finally:
+        (root / "build" / "rtl" / "design.json").write_text(rtl_before)
 
 
 def test_pynq_driver_loads_the_weights_and_the_wrapper_carries_the_port(retrained, capsys):
