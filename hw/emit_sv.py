@@ -139,9 +139,10 @@ def emit(graph: Graph, folding: Folding, name: str | None = None) -> dict[str, s
         p = s.params
         if s.kind == "mvtu":
             schedule = low.schedules.get(s.index)
-            files[p["weight_file"]] = packing.mem_file(
-                packing.mvtu_weight_words(low.matrices[s.index], p["pe"], p["simd"], p["w_bits"], schedule),
-                p["pe"] * p["simd"] * p["w_bits"])
+            words = packing.mvtu_weight_words(low.matrices[s.index], p["pe"], p["simd"], p["w_bits"], schedule)
+            # a unit whose tiles are all zero stores none; its memory still has a word (MvtuMemory.depth)
+            words += [0] * (s.memory().depth - len(words))
+            files[p["weight_file"]] = packing.mem_file(words, p["pe"] * p["simd"] * p["w_bits"])
             if schedule is not None:
                 sf_count = p["mw"] // p["simd"]
                 files[p["tile_file"]] = packing.mem_file(packing.tile_words(schedule, sf_count),

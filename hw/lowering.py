@@ -318,7 +318,8 @@ def _mvtu_stages(graph: Graph, folding: Folding, node: MatMul | Conv, threshold:
     ternary = in_kind == "bipolar" and signs_or_zeros
     if schedule is not None:
         low.schedules[index] = schedule
-        if signs_or_zeros and _zeros_skipped(matrix, fold.pe, fold.simd, schedule):
+        computes = any(step.compute for step in schedule)  # none when every tile is zero
+        if signs_or_zeros and computes and _zeros_skipped(matrix, fold.pe, fold.simd, schedule):
             w_bits, ternary = 1, False  # block-pruned binary: the zeros are in skipped tiles, the rest is +-1
     low.thresholds[index] = None if threshold is None else threshold.thresholds
     out_fmt = (node.acc_dtype.bits, "signed") if threshold is None else (out_bits, _kind(threshold.out_dtype))

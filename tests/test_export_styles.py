@@ -1,6 +1,6 @@
 """QONNX as the ecosystem exports it (tests/export_styles.py): each style compiles; every quantized tensor
 equals qonnx's executor exactly, dequantized outputs agree with qonnx and with the PyTorch model within
-1e-5 relative, argmax equal; the C library and the RTL equal golden exactly."""
+1e-5 relative, argmax equal; the C library, the RTL and the HLS C++ equal golden exactly."""
 
 from __future__ import annotations
 
@@ -164,6 +164,17 @@ def test_style_rtl_equals_golden(corpus, style):
     assert np.array_equal(build.predict(build_dir, "rtl", x), golden.predict_int(graph, x))
 
 
+@pytest.mark.parametrize("style", list(STYLES))
+def test_style_hls_equals_golden(corpus, style):
+    """The HLS C++ (g++, at the RTL's default folding) on every style, the channels-last input included."""
+    from tests.conftest import require_tool
+
+    require_tool("g++")
+    _, x, build_dir = corpus[style]
+    graph = build.load(build_dir)
+    assert np.array_equal(build.predict(build_dir, "hls", x), golden.predict_int(graph, x))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("style", [s for s in STYLES if s not in RTL_DEFAULT])
 def test_every_style_rtl_equals_golden(corpus, style):
@@ -209,6 +220,7 @@ def test_helper_written_styles_compile_exact_in_golden_and_c(tmp_path, style, in
     diffs, compared = analysis.diff_against_qonnx(graph, analysis.qonnx_tensors(tmp_path / "b", x), x)
     assert diffs == [] and compared >= 4
     assert np.array_equal(build.predict(tmp_path / "b", "c", x), golden.predict_int(graph, x))
+    assert np.array_equal(build.predict(tmp_path / "b", "hls", x), golden.predict_int(graph, x))
     if input_quant:
         saved = onnx.load(str(tmp_path / "b" / "model.onnx"))
         assert saved.graph.node[0].op_type == "Quant" and saved.graph.node[0].input[0] == "input_1"

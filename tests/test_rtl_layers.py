@@ -40,7 +40,9 @@ TERNARY = IntType(2, True)  # weights -1, 0, +1 only (the masked XNOR datapath)
 TYPES = {"t": TERNARY, "bipolar": BIPOLAR, "u2": U2, "u3": U3, "s3": S3, "s4": S4, "s5": S5, "i2": IntType(2, True),
          "i3": S3, "i4": IntType(4, True),
          # whole PE x SIMD tiles pruned: of ternary weights, of binary ones (kept weights +-1), of int4 ones
-         "t_tiles": TERNARY, "b_tiles": TERNARY, "i4_tiles": IntType(4, True)}
+         "t_tiles": TERNARY, "b_tiles": TERNARY, "i4_tiles": IntType(4, True),
+         # every tile pruned: the unit stores none (an untrained narrow 2-bit export rounds all weights to 0)
+         "zero_tiles": TERNARY}
 
 
 class _Net:
@@ -87,7 +89,7 @@ class _Net:
 
 # the default suite runs these; the other cases are marked slow (make test-all)
 DEFAULT = {"xnor_sign_folded", "xnor_sign_parallel", "int4_ternary_2bit", "bipolar_pruned_binary_sign",
-           "bipolar_tile_pruned_skipping", "xnor_conv_tile_pruned_skipping",
+           "bipolar_tile_pruned_skipping", "xnor_conv_tile_pruned_skipping", "all_tile_pruned_skipping",
            "bipolar_int4_signed_out",
            "xnor_padded_int2_window", "xnor_unpadded_whole_window",
            "depthwise_serial", "grouped_2_three_per_group", "max_int4_padding_never_wins", "sum_int3_3x3",
@@ -188,6 +190,7 @@ MVTU_CASES = {
     "bipolar_ternary_tile_pruned_skipping": ("bipolar", "t_tiles", 0, 0, 2, 8),
     "int3_int4_tile_pruned_skipping": ("s3", "i4_tiles", 0, 0, 2, 6),
     "uint3_binary_tile_pruned_skipping": ("u3", "b_tiles", 3, 0, 2, 6),
+    "all_tile_pruned_skipping": ("bipolar", "zero_tiles", 1, 0, 3, 4),
 }
 
 
@@ -205,7 +208,7 @@ def mvtu_net(case: str) -> tuple[Graph, dict[str, Fold]]:
     net = _Net(in_dtype, (24,), seed=len(case))
     w = net.weights(w_dtype, (12, 24), w_kind)
     if w_kind.endswith("_tiles"):
-        w = prune_tiles(net.rng, w, pe, simd)
+        w = prune_tiles(net.rng, w, pe, simd) * (w_kind != "zero_tiles")
     acc = net.add(MatMul("fc", "q", "acc", w, in_dtype, w_dtype, numerics.accumulator_type(w, in_dtype)),
                   numerics.accumulator_type(w, in_dtype), (12,))
     out = net.threshold(acc, w, in_dtype, levels, base) if levels else acc
