@@ -119,7 +119,8 @@ def generate_hw(build: str | Path, *, board: str | None = None, board_file: str 
     return Hardware(Path(build), design, target.name if target else None, estimate, clock, hls_dir, checked, vendor)
 
 
-def _check_hls_weights(fold, writable_weights: str | None) -> None:
+def _check_hls_weights(fold: dict | None, writable_weights: str | None) -> None:
+    """The HLS design compiles its weights in: refuse writable layers, asked for by name or in a folding."""
     from xnorkit.hw import emit_hls
 
     if writable_weights is not None:
