@@ -5,7 +5,7 @@ folded by the solver for the PYNQ-Z2 (Zynq-7020, 100 MHz) and the ZCU104 (Zynq U
 - the RTL under Verilator and the HLS C++ under g++, each on 100 seeded inputs against golden;
 - Yosys synth_xilinx per instance (each stage, FIFO and width converter alone, summed: `xnorkit synth
   --per-instance`; the WebAssembly Yosys' 4 GB do not hold the whole design in one run);
-- cycles per frame and frames/s at the board's clock; all four builds in one report (out/cnv/report.html).
+- cycles per frame and frames/s at the board's clock; all four builds in one report (out/cnv/report/report.html; the builds beside it).
 
 The weights are untrained: CIFAR-10 is not among the datasets here, so batch-norm statistics come from random
 images (zoo.with_random_statistics). Goal: both backends bit-exact on every input, every design fits its board.
@@ -75,7 +75,7 @@ def main() -> int:
                       f"golden; Yosys per instance {row['lut']:,} LUT, {row['ff']:,} FF, {row['bram18']} BRAM18 "
                       f"(estimate {row['estimate_lut']:,} LUT, {row['estimate_bram18']} BRAM18); fits: {row['fits']}",
                       flush=True)
-    md, page = api.write_report(builds, ROOT / "out" / "cnv")
+    md, page = api.write_report(builds, ROOT / "out" / "cnv" / "report")  # a report folder of its own
     print(f"report: {page}")
     ok = all(r["rtl_equal"] == r["hls_equal"] == r["inputs"] and r["fits"] for r in rows)
     print(json.dumps({"bench": "cnv", "designs": rows, "report": str(page.relative_to(ROOT)),
