@@ -5,7 +5,8 @@ folded by the solver for the PYNQ-Z2 (Zynq-7020, 100 MHz) and the ZCU104 (Zynq U
 - the RTL under Verilator and the HLS C++ under g++, each on 100 seeded inputs against golden;
 - Yosys synth_xilinx per instance (each stage, FIFO and width converter alone, summed: `xnorkit synth
   --per-instance`; the WebAssembly Yosys' 4 GB do not hold the whole design in one run);
-- cycles per frame and frames/s at the board's clock; all four builds in one report (out/cnv/report/report.html; the builds beside it).
+- cycles per frame and frames/s at the board's clock; all four builds in one report (out/cnv/report/report.html,
+  the builds beside it).
 
 The weights are untrained: CIFAR-10 is not among the datasets here, so batch-norm statistics come from random
 images (zoo.with_random_statistics). Goal: both backends bit-exact on every input, every design fits its board.

@@ -422,8 +422,9 @@ def dense_kernel(node: MatMul, matrix: np.ndarray, packed_input: bool, pixels: i
         return "bin_bin"
     if packed_input and binary_kernels and node.w_dtype.bits == 2 and packing.signs_or_zeros(matrix):
         stored = int((_bit_planes(matrix, pixels, channels)[0] != 0).sum())
-        return "bin_sparse" if stored * 80 + (len(matrix) + 1) * 32 < len(matrix) * pixels * _words(channels) * 64 \
-            else "bin_masked"
+        # bin_sparse when smaller, and when something is stored (C has no empty arrays: all-zero weights stay dense)
+        return "bin_sparse" if 0 < stored and stored * 80 + (len(matrix) + 1) * 32 < len(matrix) * pixels \
+            * _words(channels) * 64 else "bin_masked"
     if binary_kernels and lut_bits and _lut_fits(node) and (node.w_dtype.bipolar or packing.signs_or_zeros(matrix)):
         return "int_lut"
     if node.w_dtype.bipolar and binary_kernels:
