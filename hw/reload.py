@@ -81,8 +81,8 @@ def writes(graph: Graph, design: dict, new: Graph) -> np.ndarray:
                                "`xnorkit inspect` lists them)")
     built = lower(graph, folding)
     if json.loads(json.dumps(config_map.describe(built))) != design["writable"]:
-        raise XnorkitError("design.json's register map does not match its folding and the compiled model (edited, or "
-                           "the model recompiled since); regenerate the accelerator with `xnorkit hw BUILD "
+        raise XnorkitError("design.json's register map does not match its folding and the build's model (edited, or "
+                           "copied from another build); regenerate the accelerator with `xnorkit hw BUILD "
                            "--writable-weights ...`")
     try:
         fresh = lower(new, folding)

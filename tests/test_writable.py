@@ -119,7 +119,7 @@ def test_bad_requests_are_refused_before_anything_is_written(retrained, capsys, 
     assert (root / "build" / "rtl" / "design.json").read_text() == rtl_before
     assert not (root / "build" / "hls").exists() and not list(tmp_path.glob("**/*.bin"))
     edited = json.loads(rtl_before)  # a design.json whose folding no longer matches its register map
-    first = next(iter(edited["folding"]))
+    first = next(n for n, f in edited["folding"].items() if f["simd"] > 1)  # one whose edit changes the map
     edited["folding"][first]["simd"] = 1
     (root / "build" / "rtl" / "design.json").write_text(json.dumps(edited))
     try:
